@@ -1,0 +1,59 @@
+//! The `ipn` command.
+//!
+//! - `send` (send.rs, with sample.rs building the event): an IPN simulator.
+//! - `verify` (verify.rs): checks a captured message's signature.
+//!
+//! Exit codes are part of the interface: 0 success, 1 the thing checked or
+//! attempted failed (invalid signature, receiver refused), 2 bad usage or an
+//! error before anything was checked.
+
+mod sample;
+mod send;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ipn",
+    version,
+    about = "Instant Payment Notifications: send, sign and verify IPNs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send one realistic, signed test IPN to a URL and print the answer
+    Send(Box<send::Args>),
+    /// Check a captured message's Standard Webhooks signature
+    Verify(verify::Args),
+}
+
+/// What a command reports when it cannot do its job at all (exit code 2).
+type Fatal = anyhow::Error;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(*args))),
+        Command::Verify(args) => verify::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
