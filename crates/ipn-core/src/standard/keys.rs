@@ -26,6 +26,12 @@ pub(crate) fn b64_decode(text: &str) -> Option<Vec<u8>> {
     B64.decode(text).ok()
 }
 
+/// Signatures are compared in their canonical padded form only, as every
+/// Standard Webhooks library writes them.
+pub(crate) fn b64_decode_strict(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
 /// Why a key string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {

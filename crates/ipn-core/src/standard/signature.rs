@@ -4,7 +4,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::keys::{PublicKey, SigningKey, WebhookSecret, b64_decode, b64_encode};
+use super::keys::{PublicKey, SigningKey, WebhookSecret, b64_decode_strict, b64_encode};
 
 /// Seconds a `webhook-timestamp` may differ from the receiver's clock, either way.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 5 * 60;
@@ -213,7 +213,7 @@ impl Verifier {
                     _ => return None, // versions from a future spec are skipped, not errors
                 };
                 // An undecodable entry cannot match; other entries still may.
-                Some((scheme, b64_decode(encoded).unwrap_or_default()))
+                Some((scheme, b64_decode_strict(encoded).unwrap_or_default()))
             })
             .collect();
         if candidates.is_empty() {
