@@ -90,7 +90,7 @@ impl Sample {
             T::PaymentDenied => (PaymentStatus::Denied, None),
             T::PaymentRefunded => (PaymentStatus::Refunded, None),
             T::PaymentReversed => (PaymentStatus::Reversed, None),
-            T::PaymentReversalCanceled => (PaymentStatus::CanceledReversal, None),
+            T::PaymentReversalCanceled => (PaymentStatus::ReversalCanceled, None),
             _ => (PaymentStatus::Completed, None),
         };
         // Refunds and reversals are payments of their own, pointing back at

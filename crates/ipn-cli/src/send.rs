@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use clap::ValueEnum;
+use ipn_core::Dialect;
 use ipn_core::event::EventType;
 use ipn_core::id::{MerchantId, PaymentId, SubscriptionId};
 use ipn_core::money::Currency;
@@ -17,24 +17,6 @@ use time::OffsetDateTime;
 use crate::Fatal;
 use crate::sample::Sample;
 
-/// The wire format of the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Dialect {
-    /// Standard Webhooks: JSON body, signed headers
-    Standard,
-    /// Classic PayPal IPN: form body (and the same signed headers)
-    Paypal,
-}
-
-impl Dialect {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Standard => "standard",
-            Self::Paypal => "paypal",
-        }
-    }
-}
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Receiver URL (http or https)
@@ -43,31 +25,32 @@ pub struct Args {
     /// Event type, e.g. payment.completed, payment.refunded, subscription.payment
     #[arg(long = "type", value_name = "TYPE", default_value = "payment.completed", value_parser = parse_event_type)]
     event_type: EventType,
-    #[arg(long, value_enum, default_value_t = Dialect::Standard)]
+    /// Wire format: standard (Standard Webhooks JSON) or paypal (classic IPN form, with the same signed headers)
+    #[arg(long, default_value = "standard")]
     dialect: Dialect,
     /// Shared secret (whsec_…); a new one is made and printed when absent
-    #[arg(long, env = "IPN_WEBHOOK_SECRET", value_name = "whsec_…", value_parser = parse_secret)]
+    #[arg(long, env = "IPN_WEBHOOK_SECRET", value_name = "whsec_…")]
     secret: Option<WebhookSecret>,
     /// Also sign with this ed25519 key (whsk_…), as a v1a signature
-    #[arg(long, value_name = "whsk_…", value_parser = parse_signing_key)]
+    #[arg(long, value_name = "whsk_…")]
     signing_key: Option<SigningKey>,
     /// Amount in minor units (1999 is 19.99 USD); refunds and reversals are sent negative
     #[arg(long, default_value_t = 1999, value_parser = clap::value_parser!(i64).range(1..))]
     amount: i64,
     /// ISO 4217 currency code
-    #[arg(long, default_value = "USD", value_parser = parse_currency)]
+    #[arg(long, default_value = "USD")]
     currency: Currency,
     /// The merchant's order reference (a fresh one when absent)
     #[arg(long)]
     invoice: Option<String>,
     /// Opaque pass-through value, at most 255 characters
-    #[arg(long, value_parser = parse_custom)]
+    #[arg(long)]
     custom: Option<Custom>,
     /// The merchant's account email (PayPal's receiver_email)
     #[arg(long, default_value = "merchant@example.com")]
     receiver_email: String,
     /// The merchant id the event belongs to (a fresh one when absent)
-    #[arg(long, value_parser = parse_merchant_id)]
+    #[arg(long)]
     merchant_id: Option<MerchantId>,
     /// The customer's email
     #[arg(long, default_value = "buyer@example.com")]
@@ -76,10 +59,10 @@ pub struct Args {
     #[arg(long, default_value = "Ada Lovelace")]
     payer_name: String,
     /// The payment the event is about; for a refund or reversal, the original payment
-    #[arg(long, value_parser = parse_payment_id)]
+    #[arg(long)]
     payment_id: Option<PaymentId>,
     /// The subscription the event is about (a fresh one when absent)
-    #[arg(long, value_parser = parse_subscription_id)]
+    #[arg(long)]
     subscription_id: Option<SubscriptionId>,
     /// The event's sequence within its payment or subscription
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
@@ -95,44 +78,22 @@ pub struct Args {
     timeout: u64,
 }
 
+/// Any valid type, as long as it exists in both dialects (the sample is sent
+/// in either).
 fn parse_event_type(s: &str) -> Result<EventType, String> {
     let t = EventType::parse(s).map_err(|e| e.to_string())?;
-    if t.object().is_none() {
-        let known: Vec<&str> = EventType::KNOWN.iter().map(EventType::as_str).collect();
+    if !t.has_paypal_form() {
+        let known: Vec<&str> = EventType::KNOWN
+            .iter()
+            .filter(|t| t.has_paypal_form())
+            .map(EventType::as_str)
+            .collect();
         return Err(format!(
             "ipn send makes sample data only for: {}",
             known.join(", ")
         ));
     }
     Ok(t)
-}
-
-fn parse_secret(s: &str) -> Result<WebhookSecret, String> {
-    WebhookSecret::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_signing_key(s: &str) -> Result<SigningKey, String> {
-    SigningKey::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_currency(s: &str) -> Result<Currency, String> {
-    Currency::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_custom(s: &str) -> Result<Custom, String> {
-    Custom::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_merchant_id(s: &str) -> Result<MerchantId, String> {
-    MerchantId::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_payment_id(s: &str) -> Result<PaymentId, String> {
-    PaymentId::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_subscription_id(s: &str) -> Result<SubscriptionId, String> {
-    SubscriptionId::parse(s).map_err(|e| e.to_string())
 }
 
 pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
@@ -167,12 +128,9 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         now,
     };
     let event = sample.event();
-    let (body, content_type) = match args.dialect {
-        Dialect::Standard => (serde_json::to_vec(&event)?, "application/json"),
-        Dialect::Paypal => (
-            encode_event(&event, Sending::First)?,
-            "application/x-www-form-urlencoded",
-        ),
+    let body = match args.dialect {
+        Dialect::Standard => serde_json::to_vec(&event)?,
+        Dialect::Paypal => encode_event(&event, Sending::First)?,
     };
 
     let secret = match args.secret {
@@ -191,8 +149,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
 
     eprintln!(
         "sending:   {} ({} dialect) to {url}",
-        event.event_type,
-        args.dialect.name()
+        event.event_type, args.dialect
     );
     eprintln!("{}: {id}", WebhookHeaders::ID);
     eprintln!("{}: {timestamp}", WebhookHeaders::TIMESTAMP);
@@ -207,7 +164,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
     let started = Instant::now();
     let response = client
         .post(url)
-        .header("content-type", content_type)
+        .header("content-type", args.dialect.content_type())
         .header(WebhookHeaders::ID, &id)
         .header(WebhookHeaders::TIMESTAMP, timestamp.to_string())
         .header(WebhookHeaders::SIGNATURE, &signature)

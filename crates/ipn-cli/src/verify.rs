@@ -15,10 +15,10 @@ use crate::Fatal;
 #[command(group(clap::ArgGroup::new("key").required(true).multiple(true).args(["secret", "public_key"])))]
 pub struct Args {
     /// Shared secret (whsec_…); repeat it to accept any of several (rotation)
-    #[arg(long, value_name = "whsec_…", value_parser = parse_secret)]
+    #[arg(long, value_name = "whsec_…")]
     secret: Vec<WebhookSecret>,
     /// ed25519 public key (whpk_…); repeatable
-    #[arg(long, value_name = "whpk_…", value_parser = parse_public_key)]
+    #[arg(long, value_name = "whpk_…")]
     public_key: Vec<PublicKey>,
     /// The webhook-id header
     #[arg(long)]
@@ -36,14 +36,6 @@ pub struct Args {
     /// of now (for messages captured earlier)
     #[arg(long)]
     ignore_timestamp: bool,
-}
-
-fn parse_secret(s: &str) -> Result<WebhookSecret, String> {
-    WebhookSecret::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_public_key(s: &str) -> Result<PublicKey, String> {
-    PublicKey::parse(s).map_err(|e| e.to_string())
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Fatal> {

@@ -1,59 +1,112 @@
 //! Events: immutable records of a state change (DESIGN §2).
 //!
 //! An event's `data` is the object after the change, tagged with `object`
-//! (`"payment"` or `"subscription"`). Platforms using the gateway only as a
-//! delivery engine may ingest their own types (`namespace.name`): their data
-//! is kept as the JSON it was given, so it survives a round trip untouched.
+//! (`"payment"`, `"subscription"` or `"endpoint"`). Platforms using the
+//! gateway only as a delivery engine may ingest their own types
+//! (`namespace.name`): their data is kept as the JSON text it was given, so it
+//! is sent on byte for byte (big numbers, `1e2`, key order and all).
+//!
+//! Ingest is strict and reading is lenient: [`EventType::parse`] refuses an
+//! unknown name in the gateway's own namespaces (a typo), while reading an
+//! [`Event`] accepts one as [`EventType::Other`] with its data kept raw, so a
+//! receiver built on this crate keeps working when a newer gateway adds a type.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
-use crate::id::EventId;
+use crate::id::{EndpointId, EventId};
 use crate::payment::Payment;
 use crate::subscription::Subscription;
 
 /// One event, exactly as it is delivered in the `standard` dialect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
+    /// `evt_…`; also the `webhook-id` header, the same on every retry.
     pub id: EventId,
+    /// What happened.
     #[serde(rename = "type")]
     pub event_type: EventType,
-    #[serde(with = "time::serde::rfc3339")]
+    /// When the change happened; written in UTC.
+    #[serde(with = "crate::rfc3339_utc")]
     pub created_at: OffsetDateTime,
+    /// False for test-mode events.
     pub livemode: bool,
     /// Position among the events of the same root object (payment with its
     /// refunds, subscription with its period payments), from 1.
     pub sequence: u64,
+    /// The object after the change.
     pub data: EventData,
 }
 
 /// The object an event carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Two `Other` values are equal when their JSON text is identical.
+#[derive(Debug, Clone)]
 pub enum EventData {
+    /// The payment after the change (`payment.*`, `subscription.payment`).
     Payment(Box<Payment>),
+    /// The subscription after the change (the other `subscription.*`).
     Subscription(Box<Subscription>),
-    /// Data of a platform-defined type, as ingested.
-    Other(Value),
+    /// An endpoint notice from the gateway itself (`endpoint.disabled`).
+    Endpoint(Box<EndpointNotice>),
+    /// Data of a platform-defined type (or of a gateway type this version
+    /// does not know), exactly as received: it is written back byte for byte.
+    Other(Box<RawValue>),
 }
+
+impl PartialEq for EventData {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Payment(a), Self::Payment(b)) => a == b,
+            (Self::Subscription(a), Self::Subscription(b)) => a == b,
+            (Self::Endpoint(a), Self::Endpoint(b)) => a == b,
+            (Self::Other(a), Self::Other(b)) => a.get() == b.get(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for EventData {}
 
 /// Which object a known event type carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
+    /// A [`Payment`].
     Payment,
+    /// A [`Subscription`].
     Subscription,
+    /// An [`EndpointNotice`].
+    Endpoint,
 }
 
 impl ObjectKind {
+    /// The `object` tag of its JSON (`"payment"`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Payment => "payment",
             Self::Subscription => "subscription",
+            Self::Endpoint => "endpoint",
         }
     }
+}
+
+/// What `endpoint.disabled` says about the endpoint it concerns (sent to the
+/// merchant's other endpoints).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointNotice {
+    /// The endpoint that was disabled.
+    pub id: EndpointId,
+    /// Its URL, so a person can tell which one it was.
+    pub url: String,
+    /// `gone` (it answered 410), `failing` (every attempt failed for days), `manual`.
+    pub disabled_reason: String,
+    /// When it was disabled; written in UTC.
+    #[serde(with = "crate::rfc3339_utc")]
+    pub disabled_at: OffsetDateTime,
 }
 
 macro_rules! event_types {
@@ -62,7 +115,9 @@ macro_rules! event_types {
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum EventType {
             $($variant,)*
-            /// A platform-defined `namespace.name` type.
+            /// A platform-defined `namespace.name` type; when read with
+            /// [`EventType::parse_lenient`], also a gateway type this version
+            /// does not know (`payment.partially_refunded`).
             Other(String),
         }
 
@@ -70,6 +125,7 @@ macro_rules! event_types {
             /// Every type the gateway itself emits.
             pub const KNOWN: &'static [EventType] = &[$(EventType::$variant,)*];
 
+            /// The type's name, as on the wire.
             pub fn as_str(&self) -> &str {
                 match self {
                     $(Self::$variant => $name,)*
@@ -108,6 +164,17 @@ event_types! {
     SubscriptionPaymentFailed => "subscription.payment_failed", Subscription;
     SubscriptionCanceled => "subscription.canceled", Subscription;
     SubscriptionExpired => "subscription.expired", Subscription;
+    EndpointDisabled => "endpoint.disabled", Endpoint;
+}
+
+impl EventType {
+    /// Whether the type exists in PayPal's IPN vocabulary (DESIGN §2's table).
+    pub fn has_paypal_form(&self) -> bool {
+        matches!(
+            self.object(),
+            Some(ObjectKind::Payment | ObjectKind::Subscription)
+        )
+    }
 }
 
 /// Namespaces whose types only the gateway defines: an unknown name there is
@@ -133,7 +200,27 @@ pub enum EventTypeError {
 }
 
 impl EventType {
+    /// Reads a type given to the gateway (ingest, `ipn send --type`): a known
+    /// type, or a well-formed name outside the reserved namespaces (`payment`,
+    /// `subscription`, `endpoint`, `ipn`), where an unknown name is a typo.
     pub fn parse(name: &str) -> Result<Self, EventTypeError> {
+        let parsed = Self::parse_lenient(name)?;
+        if let Self::Other(name) = &parsed {
+            let namespace = name.split('.').next().unwrap_or_default();
+            if RESERVED_NAMESPACES.contains(&namespace) {
+                return Err(EventTypeError::Reserved {
+                    name: name.clone(),
+                    namespace: namespace.to_owned(),
+                });
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// For reading events a gateway sent: like [`EventType::parse`], but an
+    /// unknown well-formed name in a reserved namespace is accepted as
+    /// [`EventType::Other`], because a newer gateway may have added it.
+    pub fn parse_lenient(name: &str) -> Result<Self, EventTypeError> {
         if let Some(known) = Self::known(name) {
             return Ok(known);
         }
@@ -149,13 +236,6 @@ impl EventType {
         if !name.contains('.') || !name.split('.').all(word_ok) {
             return Err(EventTypeError::Malformed(name.to_owned()));
         }
-        let namespace = name.split('.').next().unwrap_or_default();
-        if RESERVED_NAMESPACES.contains(&namespace) {
-            return Err(EventTypeError::Reserved {
-                name: name.to_owned(),
-                namespace: namespace.to_owned(),
-            });
-        }
         Ok(Self::Other(name.to_owned()))
     }
 }
@@ -166,6 +246,7 @@ impl fmt::Display for EventType {
     }
 }
 
+/// Strict, as [`EventType::parse`].
 impl FromStr for EventType {
     type Err = EventTypeError;
     fn from_str(s: &str) -> Result<Self, EventTypeError> {
@@ -179,27 +260,45 @@ impl Serialize for EventType {
     }
 }
 
+/// Lenient, as [`EventType::parse_lenient`]: what is read was written by a
+/// gateway, possibly a newer one.
 impl<'de> Deserialize<'de> for EventType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        Self::parse_lenient(&s).map_err(serde::de::Error::custom)
     }
+}
+
+/// Why an event's `data` does not fit its type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DataError {
+    /// Not the JSON of the object the type carries (`message` is serde's).
+    #[error("data of a {event_type} event: {message}")]
+    Invalid { event_type: String, message: String },
+    /// A well-formed object of another kind.
+    #[error("data of a {event_type} event must be a {expected} object")]
+    WrongObject {
+        event_type: String,
+        expected: &'static str,
+    },
 }
 
 /// The wire shape of known objects: the object's fields plus `"object"`.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "object", rename_all = "snake_case")]
-enum Tagged<P, S> {
+enum Tagged<P, S, E> {
     Payment(P),
     Subscription(S),
+    Endpoint(E),
 }
 
 impl Serialize for EventData {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Self::Payment(p) => Tagged::<_, ()>::Payment(p).serialize(serializer),
-            Self::Subscription(s) => Tagged::<(), _>::Subscription(s).serialize(serializer),
-            Self::Other(value) => value.serialize(serializer),
+            Self::Payment(p) => Tagged::<_, (), ()>::Payment(p).serialize(serializer),
+            Self::Subscription(s) => Tagged::<(), _, ()>::Subscription(s).serialize(serializer),
+            Self::Endpoint(e) => Tagged::<(), (), _>::Endpoint(e).serialize(serializer),
+            Self::Other(raw) => raw.serialize(serializer),
         }
     }
 }
@@ -211,15 +310,15 @@ impl<'de> Deserialize<'de> for Event {
             id: EventId,
             #[serde(rename = "type")]
             event_type: EventType,
-            #[serde(with = "time::serde::rfc3339")]
+            #[serde(with = "crate::rfc3339_utc")]
             created_at: OffsetDateTime,
             livemode: bool,
             sequence: u64,
-            data: Value,
+            data: Box<RawValue>,
         }
         let raw = Raw::deserialize(deserializer)?;
         let data =
-            EventData::from_value(&raw.event_type, raw.data).map_err(serde::de::Error::custom)?;
+            EventData::from_raw(&raw.event_type, raw.data).map_err(serde::de::Error::custom)?;
         Ok(Event {
             id: raw.id,
             event_type: raw.event_type,
@@ -233,34 +332,42 @@ impl<'de> Deserialize<'de> for Event {
 
 impl EventData {
     /// Reads the data of an event of the given type: a known type must carry
-    /// its object, a platform type carries any JSON.
-    pub fn from_value(event_type: &EventType, value: Value) -> Result<Self, String> {
+    /// its object; any other type (a platform's, or a gateway type this
+    /// version does not know) carries any JSON, kept as its exact text.
+    pub fn from_raw(event_type: &EventType, raw: Box<RawValue>) -> Result<Self, DataError> {
         let Some(expected) = event_type.object() else {
-            return Ok(Self::Other(value));
+            return Ok(Self::Other(raw));
         };
-        let tagged: Tagged<Payment, Subscription> = serde_json::from_value(value)
-            .map_err(|e| format!("data of a {event_type} event: {e}"))?;
+        let tagged: Tagged<Payment, Subscription, EndpointNotice> = serde_json::from_str(raw.get())
+            .map_err(|e| DataError::Invalid {
+                event_type: event_type.to_string(),
+                message: e.to_string(),
+            })?;
         let data = match tagged {
             Tagged::Payment(p) => Self::Payment(Box::new(p)),
             Tagged::Subscription(s) => Self::Subscription(Box::new(s)),
+            Tagged::Endpoint(e) => Self::Endpoint(Box::new(e)),
         };
         if data.object() != Some(expected) {
-            return Err(format!(
-                "data of a {event_type} event must be a {} object",
-                expected.as_str()
-            ));
+            return Err(DataError::WrongObject {
+                event_type: event_type.to_string(),
+                expected: expected.as_str(),
+            });
         }
         Ok(data)
     }
 
+    /// The kind of object carried; `None` for [`EventData::Other`].
     pub fn object(&self) -> Option<ObjectKind> {
         match self {
             Self::Payment(_) => Some(ObjectKind::Payment),
             Self::Subscription(_) => Some(ObjectKind::Subscription),
+            Self::Endpoint(_) => Some(ObjectKind::Endpoint),
             Self::Other(_) => None,
         }
     }
 
+    /// The payment, if that is what the event carries.
     pub fn as_payment(&self) -> Option<&Payment> {
         match self {
             Self::Payment(p) => Some(p),
@@ -268,6 +375,7 @@ impl EventData {
         }
     }
 
+    /// The subscription, if that is what the event carries.
     pub fn as_subscription(&self) -> Option<&Subscription> {
         match self {
             Self::Subscription(s) => Some(s),
@@ -286,7 +394,12 @@ mod tests {
             assert_eq!(EventType::parse(t.as_str()).as_ref(), Ok(t));
             assert!(t.object().is_some());
         }
-        assert_eq!(EventType::KNOWN.len(), 12);
+        assert_eq!(EventType::KNOWN.len(), 13);
+        let paypal = EventType::KNOWN
+            .iter()
+            .filter(|t| t.has_paypal_form())
+            .count();
+        assert_eq!(paypal, 12, "DESIGN §2's table");
     }
 
     #[test]
@@ -321,6 +434,34 @@ mod tests {
         ));
         assert!(matches!(
             EventType::parse("payment.complete"),
+            Err(EventTypeError::Reserved { .. })
+        ));
+    }
+
+    #[test]
+    fn lenient_parsing_accepts_new_gateway_types_but_not_malformed_ones() {
+        for name in ["payment.partially_refunded", "ipn.x", "invoice.paid"] {
+            assert_eq!(
+                EventType::parse_lenient(name),
+                Ok(EventType::Other(name.into()))
+            );
+        }
+        for t in EventType::KNOWN {
+            assert_eq!(EventType::parse_lenient(t.as_str()).as_ref(), Ok(t));
+        }
+        assert!(matches!(
+            EventType::parse_lenient("Payment.x"),
+            Err(EventTypeError::Malformed(_))
+        ));
+        assert!(matches!(
+            EventType::parse_lenient(&format!("payment.{}", "b".repeat(100))),
+            Err(EventTypeError::TooLong(_))
+        ));
+        let read: EventType = serde_json::from_str("\"payment.partially_refunded\"").unwrap();
+        assert_eq!(read, EventType::Other("payment.partially_refunded".into()));
+        assert!(serde_json::from_str::<EventType>("\"payment\"").is_err());
+        assert!(matches!(
+            "payment.complete".parse::<EventType>(),
             Err(EventTypeError::Reserved { .. })
         ));
     }

@@ -40,14 +40,17 @@ macro_rules! prefixed_id {
                 Self(new_ulid(now))
             }
 
+            /// Wraps a ULID made elsewhere (a monotonic generator, storage).
             pub const fn from_ulid(ulid: Ulid) -> Self {
                 Self(ulid)
             }
 
+            /// The ULID without its prefix, for storage.
             pub const fn ulid(self) -> Ulid {
                 self.0
             }
 
+            /// Reads the textual form: the prefix, then a ULID.
             pub fn parse(input: &str) -> Result<Self, IdError> {
                 parse_ulid(input, $prefix).map(Self)
             }

@@ -5,6 +5,8 @@
 //! - [`id`]: prefixed typed ids (`evt_…`, `pay_…`, `mer_…`, …).
 //! - [`event`], [`payment`], [`subscription`]: the event model of DESIGN §2,
 //!   serialized in the documented JSON shape.
+//! - [`dialect`]: which of the two wire formats an endpoint speaks.
+//! - [`rfc3339_utc`]: serde helpers that write timestamps in UTC (`…Z`).
 //! - [`standard`]: the `standard` dialect (Standard Webhooks 1.0): secrets and
 //!   keys, signing, verification with the reason a message was refused.
 //! - [`paypal`]: the `paypal` dialect (classic IPN): an order- and
@@ -14,10 +16,14 @@
 //! Any Rust program can use this crate alone to verify and read IPNs.
 #![deny(clippy::float_arithmetic)]
 
+pub use dialect::Dialect;
+
+pub mod dialect;
 pub mod event;
 pub mod id;
 pub mod money;
 pub mod payment;
 pub mod paypal;
+pub mod rfc3339_utc;
 pub mod standard;
 pub mod subscription;

@@ -250,33 +250,62 @@ pub struct Currency(&'static CurrencyInfo);
 impl Currency {
     // The currencies PayPal accepts, plus the unusual exponents (KRW 0,
     // BHD and KWD 3, CLF 4) that tests and examples need.
+
+    /// Australian dollar (2 decimals).
     pub const AUD: Currency = Currency::known("AUD");
+    /// Bahraini dinar (3 decimals).
     pub const BHD: Currency = Currency::known("BHD");
+    /// Brazilian real (2 decimals).
     pub const BRL: Currency = Currency::known("BRL");
+    /// Canadian dollar (2 decimals).
     pub const CAD: Currency = Currency::known("CAD");
+    /// Swiss franc (2 decimals).
     pub const CHF: Currency = Currency::known("CHF");
+    /// Unidad de fomento (4 decimals).
     pub const CLF: Currency = Currency::known("CLF");
+    /// Yuan renminbi (2 decimals).
     pub const CNY: Currency = Currency::known("CNY");
+    /// Czech koruna (2 decimals).
     pub const CZK: Currency = Currency::known("CZK");
+    /// Danish krone (2 decimals).
     pub const DKK: Currency = Currency::known("DKK");
+    /// Euro (2 decimals).
     pub const EUR: Currency = Currency::known("EUR");
+    /// Pound sterling (2 decimals).
     pub const GBP: Currency = Currency::known("GBP");
+    /// Hong Kong dollar (2 decimals).
     pub const HKD: Currency = Currency::known("HKD");
+    /// Forint (2 decimals).
     pub const HUF: Currency = Currency::known("HUF");
+    /// New Israeli sheqel (2 decimals).
     pub const ILS: Currency = Currency::known("ILS");
+    /// Yen (no decimals).
     pub const JPY: Currency = Currency::known("JPY");
+    /// Won (no decimals).
     pub const KRW: Currency = Currency::known("KRW");
+    /// Kuwaiti dinar (3 decimals).
     pub const KWD: Currency = Currency::known("KWD");
+    /// Mexican peso (2 decimals).
     pub const MXN: Currency = Currency::known("MXN");
+    /// Malaysian ringgit (2 decimals).
     pub const MYR: Currency = Currency::known("MYR");
+    /// Norwegian krone (2 decimals).
     pub const NOK: Currency = Currency::known("NOK");
+    /// New Zealand dollar (2 decimals).
     pub const NZD: Currency = Currency::known("NZD");
+    /// Philippine peso (2 decimals).
     pub const PHP: Currency = Currency::known("PHP");
+    /// Zloty (2 decimals).
     pub const PLN: Currency = Currency::known("PLN");
+    /// Swedish krona (2 decimals).
     pub const SEK: Currency = Currency::known("SEK");
+    /// Singapore dollar (2 decimals).
     pub const SGD: Currency = Currency::known("SGD");
+    /// Baht (2 decimals).
     pub const THB: Currency = Currency::known("THB");
+    /// New Taiwan dollar (2 decimals).
     pub const TWD: Currency = Currency::known("TWD");
+    /// US dollar (2 decimals).
     pub const USD: Currency = Currency::known("USD");
 
     /// Looks a code up at compile time, so a constant above can never
@@ -383,6 +412,7 @@ pub struct Money {
 }
 
 impl Money {
+    /// An amount of `minor` units (cents for USD) of `currency`.
     pub const fn new(minor: i64, currency: Currency) -> Money {
         Money { minor, currency }
     }
@@ -392,6 +422,7 @@ impl Money {
         self.minor
     }
 
+    /// The currency the amount is in.
     pub const fn currency(self) -> Currency {
         self.currency
     }
@@ -483,6 +514,8 @@ impl Money {
         format!("{sign}{whole}.{fraction}")
     }
 
+    /// The sum of two amounts in the same currency; an error on a currency
+    /// mismatch or overflow.
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
         self.minor
@@ -494,6 +527,8 @@ impl Money {
             })
     }
 
+    /// The difference of two amounts in the same currency; an error on a
+    /// currency mismatch or overflow.
     pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
         self.minor
@@ -524,14 +559,17 @@ impl Money {
             .ok_or(MoneyError::NegOverflow { amount: self })
     }
 
+    /// More than zero.
     pub const fn is_positive(self) -> bool {
         self.minor > 0
     }
 
+    /// Less than zero, as a refund is.
     pub const fn is_negative(self) -> bool {
         self.minor < 0
     }
 
+    /// Exactly zero.
     pub const fn is_zero(self) -> bool {
         self.minor == 0
     }

@@ -7,6 +7,8 @@
 //! Unknown fields are ignored when reading, so a receiver built on this crate
 //! keeps working when a newer gateway adds fields (they are only ever added).
 
+use std::str::FromStr;
+
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 
@@ -16,30 +18,42 @@ use crate::money::{Currency, Money};
 /// A payment as it stands after a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
+    /// `pay_…`, the transaction id (PayPal's `txn_id`).
     pub id: PaymentId,
     /// The original payment, for refunds and reversals.
     #[serde(default)]
     pub parent_id: Option<PaymentId>,
+    /// Where it stands after the change.
     pub status: PaymentStatus,
+    /// The status before the change, when the payment had one.
     #[serde(default)]
     pub previous_status: Option<PaymentStatus>,
+    /// In minor units of `currency`; negative for refunds and reversals.
     pub amount: i64,
+    /// The processing fee, in minor units (negative when returned).
     #[serde(default)]
     pub fee: i64,
+    /// The currency of every amount of the payment.
     pub currency: Currency,
     /// How much of the original payment has been refunded so far.
     #[serde(default)]
     pub refunded_amount: i64,
+    /// The merchant paid.
     pub merchant_id: MerchantId,
+    /// The merchant's account email (PayPal's `receiver_email`).
     pub receiver_email: String,
+    /// Who paid.
     pub payer: Payer,
     /// The merchant's order reference.
     #[serde(default)]
     pub invoice: Option<String>,
+    /// The merchant's pass-through value, from the checkout.
     #[serde(default)]
     pub custom: Option<Custom>,
+    /// The order's lines.
     #[serde(default)]
     pub items: Vec<Item>,
+    /// The subscription a period payment belongs to.
     #[serde(default)]
     pub subscription_id: Option<SubscriptionId>,
     /// Why a pending payment has not cleared (PayPal's values: `echeck`,
@@ -49,19 +63,23 @@ pub struct Payment {
     /// Why money went back: `refund`, `chargeback`, …
     #[serde(default)]
     pub reason_code: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
+    /// When the payment was made; written in UTC.
+    #[serde(with = "crate::rfc3339_utc")]
     pub created_at: OffsetDateTime,
 }
 
 impl Payment {
+    /// `amount` as [`Money`].
     pub fn amount(&self) -> Money {
         Money::new(self.amount, self.currency)
     }
 
+    /// `fee` as [`Money`].
     pub fn fee(&self) -> Money {
         Money::new(self.fee, self.currency)
     }
 
+    /// `refunded_amount` as [`Money`].
     pub fn refunded(&self) -> Money {
         Money::new(self.refunded_amount, self.currency)
     }
@@ -83,14 +101,16 @@ pub enum PaymentStatus {
     Refunded,
     /// A chargeback (the reversal's own status).
     Reversed,
-    /// A chargeback the merchant won.
-    CanceledReversal,
+    /// A chargeback the merchant won (`payment.reversal_canceled`).
+    ReversalCanceled,
 }
 
 /// Who paid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payer {
+    /// Where receipts go (PayPal's `payer_email`).
     pub email: String,
+    /// Full name, as one string.
     #[serde(default)]
     pub name: Option<String>,
     /// The gateway's id for the payer (PayPal's `payer_id`).
@@ -113,11 +133,15 @@ impl Payer {
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
+    /// The merchant's product code (PayPal's `item_number`).
     pub sku: String,
+    /// What the buyer saw (PayPal's `item_name`).
     pub name: String,
+    /// Units bought, at least 1.
     pub quantity: u32,
     /// Price of one unit, in minor units of the payment's currency.
     pub unit_amount: i64,
+    /// Whether it ships or is downloaded.
     pub kind: ItemKind,
 }
 
@@ -125,7 +149,9 @@ pub struct Item {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
+    /// Shipped.
     Physical,
+    /// Downloaded.
     Digital,
 }
 
@@ -139,12 +165,15 @@ pub struct Custom(String);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("custom is {len} characters long, at most {max} are allowed", max = Custom::MAX_CHARS)]
 pub struct CustomTooLong {
+    /// The refused value's length in characters.
     pub len: usize,
 }
 
 impl Custom {
+    /// PayPal's limit, in characters (not bytes).
     pub const MAX_CHARS: usize = 255;
 
+    /// Takes a value of at most [`Custom::MAX_CHARS`] characters.
     pub fn parse(value: impl Into<String>) -> Result<Self, CustomTooLong> {
         let value = value.into();
         let len = value.chars().count();
@@ -154,8 +183,16 @@ impl Custom {
         Ok(Self(value))
     }
 
+    /// The value as given.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl FromStr for Custom {
+    type Err = CustomTooLong;
+    fn from_str(s: &str) -> Result<Self, CustomTooLong> {
+        Self::parse(s)
     }
 }
 
@@ -178,6 +215,18 @@ mod tests {
         );
         let json = format!("\"{}\"", "x".repeat(256));
         assert!(serde_json::from_str::<Custom>(&json).is_err());
+        assert_eq!("a=1".parse::<Custom>().unwrap().as_str(), "a=1");
+        assert!("x".repeat(256).parse::<Custom>().is_err());
+    }
+
+    #[test]
+    fn a_won_chargeback_is_named_like_its_event_type() {
+        let json = serde_json::to_string(&PaymentStatus::ReversalCanceled).unwrap();
+        assert_eq!(json, "\"reversal_canceled\"");
+        assert_eq!(
+            serde_json::from_str::<PaymentStatus>(&json).unwrap(),
+            PaymentStatus::ReversalCanceled
+        );
     }
 
     #[test]

@@ -11,19 +11,28 @@ use crate::payment::{Custom, Payer};
 /// A subscription as it stands after a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
+    /// `sub_…` (PayPal's `subscr_id`).
     pub id: SubscriptionId,
+    /// Where it stands after the change.
     pub status: SubscriptionStatus,
+    /// The status before the change, when the subscription had one.
     #[serde(default)]
     pub previous_status: Option<SubscriptionStatus>,
+    /// The merchant paid.
     pub merchant_id: MerchantId,
+    /// The merchant's account email (PayPal's `receiver_email`).
     pub receiver_email: String,
+    /// Who subscribed.
     pub payer: Payer,
     /// Charged each period, in minor units.
     pub amount: i64,
+    /// The currency of `amount`.
     pub currency: Currency,
+    /// The unit of a billing period.
     pub interval: Interval,
     /// Periods are `interval_count` intervals long ("every 3 months").
     pub interval_count: u32,
+    /// Free days before the first charge.
     #[serde(default)]
     pub trial_days: u32,
     /// Periods to bill in all; `None` bills until canceled.
@@ -32,20 +41,26 @@ pub struct Subscription {
     /// Periods paid so far.
     #[serde(default)]
     pub cycles_paid: u32,
-    /// End of the period paid for (or of the trial): access lasts until then.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    /// End of the period paid for (or of the trial): access lasts until
+    /// then. Written in UTC.
+    #[serde(default, with = "crate::rfc3339_utc::option")]
     pub paid_through: Option<OffsetDateTime>,
+    /// Canceled, with access kept until `paid_through`.
     #[serde(default)]
     pub cancel_at_period_end: bool,
+    /// The merchant's order reference.
     #[serde(default)]
     pub invoice: Option<String>,
+    /// The merchant's pass-through value, from the signup.
     #[serde(default)]
     pub custom: Option<Custom>,
-    #[serde(with = "time::serde::rfc3339")]
+    /// When the subscriber signed up; written in UTC.
+    #[serde(with = "crate::rfc3339_utc")]
     pub created_at: OffsetDateTime,
 }
 
 impl Subscription {
+    /// `amount` (charged each period) as [`Money`].
     pub fn amount(&self) -> Money {
         Money::new(self.amount, self.currency)
     }
@@ -57,6 +72,7 @@ impl Subscription {
 pub enum SubscriptionStatus {
     /// In its free trial.
     Trialing,
+    /// Paid up.
     Active,
     /// The last charge failed; it is being retried.
     PastDue,

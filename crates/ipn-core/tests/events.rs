@@ -1,15 +1,21 @@
 //! The event model in JSON, and the same events written as PayPal IPNs.
 
-use ipn_core::event::{Event, EventData, EventType};
+use ipn_core::event::{DataError, Event, EventData, EventType, EventTypeError};
 use ipn_core::id::{EventId, MerchantId, PaymentId, SubscriptionId};
 use ipn_core::money::{Currency, Money};
 use ipn_core::payment::{Custom, Item, ItemKind, Payer, Payment, PaymentStatus};
 use ipn_core::paypal::{
-    Form, IpnMessage, Mismatch, Sending, TxnType, check_postback, encode_event, request_body,
+    EncodeError, Form, IpnMessage, Mismatch, Sending, TxnType, check_postback, encode_event,
+    request_body,
 };
 use ipn_core::subscription::{Interval, Subscription, SubscriptionStatus};
 use serde_json::json;
+use serde_json::value::RawValue;
 use time::macros::datetime;
+
+fn raw(text: &str) -> Box<RawValue> {
+    RawValue::from_string(text.to_owned()).unwrap()
+}
 
 fn item(sku: &str, quantity: u32, unit_amount: i64, kind: ItemKind) -> Item {
     Item {
@@ -126,7 +132,7 @@ fn every_event() -> Vec<Event> {
         event(
             T::PaymentReversalCanceled,
             5,
-            P(child(PaymentStatus::CanceledReversal, 1999, None)),
+            P(child(PaymentStatus::ReversalCanceled, 1999, None)),
         ),
         event(
             T::SubscriptionCreated,
@@ -155,7 +161,8 @@ fn every_event() -> Vec<Event> {
 #[test]
 fn every_event_round_trips_through_json_in_the_documented_shape() {
     let events = every_event();
-    assert_eq!(events.len(), EventType::KNOWN.len());
+    let payment_and_subscription_types = EventType::KNOWN.iter().filter(|t| t.has_paypal_form());
+    assert_eq!(events.len(), payment_and_subscription_types.count());
     for event in events {
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["type"], event.event_type.as_str());
@@ -202,6 +209,78 @@ fn platform_event_types_survive_a_round_trip_untouched() {
     assert_eq!(event.event_type, EventType::Other("invoice.paid".into()));
     assert!(matches!(event.data, EventData::Other(_)));
     assert_eq!(serde_json::to_string(&event).unwrap(), text);
+
+    // JSON that a trip through a parsed value would change: numbers beyond
+    // i64/f64, exponents, trailing zeros, duplicate keys, spacing, escapes.
+    let nasty =
+        r#"{"big":12345678901234567890123, "e":1e2,"f":0.1000,"dup":1,"dup":2,"neg":-0,"s":"é\/"}"#;
+    let text = format!(
+        r#"{{"id":"evt_01ARZ3NDEKTSV4RRFFQ69G5FAV","type":"acme.order.shipped","created_at":"2026-11-25T10:00:00Z","livemode":false,"sequence":1,"data":{nasty}}}"#
+    );
+    let event: Event = serde_json::from_str(&text).unwrap();
+    match &event.data {
+        EventData::Other(data) => assert_eq!(data.get(), nasty),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(serde_json::to_string(&event).unwrap(), text);
+    let again: Event = serde_json::from_slice(&serde_json::to_vec(&event).unwrap()).unwrap();
+    assert_eq!(again, event);
+}
+
+#[test]
+fn gateway_types_this_version_does_not_know_are_read_with_their_data_raw() {
+    let text = r#"{"id":"evt_01ARZ3NDEKTSV4RRFFQ69G5FAV","type":"payment.partially_refunded","created_at":"2026-11-25T10:00:00Z","livemode":false,"sequence":3,"data":{"object":"payment","id":"pay_01ARZ3NDEKTSV4RRFFQ69G5FAV","amount":-500,"new_field":1.50}}"#;
+    let event: Event = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        event.event_type,
+        EventType::Other("payment.partially_refunded".into())
+    );
+    assert!(matches!(event.data, EventData::Other(_)));
+    assert_eq!(serde_json::to_string(&event).unwrap(), text);
+    // Ingest stays strict: an unknown name there is a typo.
+    assert!(matches!(
+        EventType::parse("payment.complete"),
+        Err(EventTypeError::Reserved { .. })
+    ));
+    assert!(matches!(
+        EventType::parse("payment.partially_refunded"),
+        Err(EventTypeError::Reserved { .. })
+    ));
+    // A malformed type is still refused.
+    let bad = text.replace("payment.partially_refunded", "Payment.Partial");
+    assert!(serde_json::from_str::<Event>(&bad).is_err());
+}
+
+#[test]
+fn timestamps_are_written_in_utc_whatever_offset_they_hold() {
+    let plus_two = datetime!(2026-07-04 20:30:05 +02:00);
+    let mut p = payment(PaymentStatus::Completed, 1999, Currency::USD, vec![]);
+    p.created_at = plus_two;
+    let mut e = event(
+        EventType::PaymentCompleted,
+        1,
+        EventData::Payment(Box::new(p)),
+    );
+    e.created_at = plus_two;
+    let json = serde_json::to_value(&e).unwrap();
+    assert_eq!(json["created_at"], "2026-07-04T18:30:05Z");
+    assert_eq!(json["data"]["created_at"], "2026-07-04T18:30:05Z");
+
+    let mut s = subscription(SubscriptionStatus::Active);
+    s.created_at = plus_two;
+    s.paid_through = Some(datetime!(2026-08-01 01:00 +02:00));
+    let json = serde_json::to_value(EventData::Subscription(Box::new(s))).unwrap();
+    assert_eq!(json["created_at"], "2026-07-04T18:30:05Z");
+    assert_eq!(json["paid_through"], "2026-07-31T23:00:00Z");
+
+    let notice = ipn_core::event::EndpointNotice {
+        id: ipn_core::id::EndpointId::generate(plus_two),
+        url: "https://shop.example/ipn".into(),
+        disabled_reason: "gone".into(),
+        disabled_at: plus_two,
+    };
+    let json = serde_json::to_value(&notice).unwrap();
+    assert_eq!(json["disabled_at"], "2026-07-04T18:30:05Z");
 }
 
 #[test]
@@ -216,12 +295,33 @@ fn known_types_must_carry_their_object() {
         serde_json::from_value::<Event>(v)
     };
     assert!(with(json!({"anything": 1})).is_err());
-    let sub = serde_json::to_value(EventData::Subscription(Box::new(subscription(
+    let sub = serde_json::to_string(&EventData::Subscription(Box::new(subscription(
         SubscriptionStatus::Active,
     ))))
     .unwrap();
-    let err = with(sub).unwrap_err().to_string();
+    let err = with(serde_json::from_str(&sub).unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("must be a payment object"), "{err}");
+    assert_eq!(
+        EventData::from_raw(&EventType::PaymentCompleted, raw(&sub)),
+        Err(DataError::WrongObject {
+            event_type: "payment.completed".into(),
+            expected: "payment",
+        })
+    );
+    let err =
+        EventData::from_raw(&EventType::PaymentCompleted, raw(r#"{"anything":1}"#)).unwrap_err();
+    assert!(matches!(err, DataError::Invalid { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("data of a payment.completed event: "),
+        "{err}"
+    );
+    assert!(matches!(
+        EventData::from_raw(&EventType::Other("invoice.paid".into()), raw("[1e2]")),
+        Ok(EventData::Other(data)) if data.get() == "[1e2]"
+    ));
     let mut bad_amount = serde_json::to_value(EventData::Payment(Box::new(payment(
         PaymentStatus::Completed,
         1999,
@@ -248,7 +348,12 @@ fn every_event_encodes_as_a_paypal_ipn_that_reads_back_as_the_same_type() {
             EventData::Payment(p) => {
                 assert_eq!(msg.txn_id(), Some(p.id.to_string().as_str()));
                 assert_eq!(msg.gross(), Ok(Some(p.amount())));
-                assert_eq!(msg.fee(), Ok(Some(p.fee())));
+                let no_money_moved = matches!(
+                    p.status,
+                    PaymentStatus::Pending | PaymentStatus::Failed | PaymentStatus::Denied
+                );
+                let fee = (!no_money_moved).then(|| p.fee());
+                assert_eq!(msg.fee(), Ok(fee), "{}", event.event_type);
                 assert_eq!(msg.payment_date(), Ok(Some(p.created_at)));
                 assert_eq!(
                     msg.parent_txn_id(),
@@ -265,7 +370,9 @@ fn every_event_encodes_as_a_paypal_ipn_that_reads_back_as_the_same_type() {
                 assert_eq!(msg.get("period1"), Some("14 D"));
                 assert_eq!(msg.get("recur_times"), Some("4"));
             }
-            EventData::Other(_) => unreachable!("every_event has known types only"),
+            EventData::Endpoint(_) | EventData::Other(_) => {
+                unreachable!("every_event has payment and subscription types only")
+            }
         }
         let resent = encode_event(&event, Sending::Resend).unwrap();
         assert_eq!(
@@ -330,10 +437,104 @@ fn platform_types_have_no_paypal_form() {
     let e = event(
         EventType::Other("invoice.paid".into()),
         1,
-        EventData::Other(json!({})),
+        EventData::Other(raw("{}")),
     );
     let err = encode_event(&e, Sending::First).unwrap_err();
     assert!(err.to_string().contains("invoice.paid"), "{err}");
+}
+
+fn encode_payment(event_type: EventType, p: Payment) -> Result<IpnMessage, EncodeError> {
+    let e = event(event_type, 1, EventData::Payment(Box::new(p)));
+    encode_event(&e, Sending::First).map(|body| IpnMessage::parse(&body).unwrap())
+}
+
+#[test]
+fn money_going_back_must_be_negative_and_name_its_parent() {
+    let parent = PaymentId::generate(datetime!(2026-07-01 00:00 UTC));
+    let back = |status, amount, parent_id| {
+        let mut p = payment(status, amount, Currency::USD, vec![]);
+        p.parent_id = parent_id;
+        p
+    };
+    for (t, status) in [
+        (EventType::PaymentRefunded, PaymentStatus::Refunded),
+        (EventType::PaymentReversed, PaymentStatus::Reversed),
+    ] {
+        assert!(encode_payment(t.clone(), back(status, -500, Some(parent))).is_ok());
+        for amount in [0, 500] {
+            let err = encode_payment(t.clone(), back(status, amount, Some(parent))).unwrap_err();
+            assert!(matches!(err, EncodeError::Inconsistent(_)), "{t}: {err}");
+            assert!(err.to_string().contains("negative amount"), "{err}");
+        }
+        let err = encode_payment(t.clone(), back(status, -500, None)).unwrap_err();
+        assert!(matches!(err, EncodeError::Inconsistent(_)), "{t}: {err}");
+        assert!(err.to_string().contains("parent_id"), "{err}");
+    }
+    let t = EventType::PaymentReversalCanceled;
+    let status = PaymentStatus::ReversalCanceled;
+    assert!(encode_payment(t.clone(), back(status, 500, Some(parent))).is_ok());
+    assert!(matches!(
+        encode_payment(t, back(status, 500, None)),
+        Err(EncodeError::Inconsistent(_))
+    ));
+}
+
+#[test]
+fn a_cart_line_that_overflows_is_refused_not_dropped() {
+    let cart = payment(
+        PaymentStatus::Completed,
+        1999,
+        Currency::USD,
+        vec![
+            item("MUG", 1, 1999, ItemKind::Physical),
+            item("HUGE", 2, i64::MAX, ItemKind::Physical),
+        ],
+    );
+    let err = encode_payment(EventType::PaymentCompleted, cart).unwrap_err();
+    assert!(matches!(err, EncodeError::Inconsistent(_)), "{err}");
+    assert!(err.to_string().contains("cart line 2"), "{err}");
+
+    let lines = (0..501)
+        .map(|n| item(&format!("S{n}"), 1, 1, ItemKind::Digital))
+        .collect();
+    let too_long = payment(PaymentStatus::Completed, 501, Currency::USD, lines);
+    assert!(matches!(
+        encode_payment(EventType::PaymentCompleted, too_long),
+        Err(EncodeError::Inconsistent(_))
+    ));
+}
+
+#[test]
+fn a_pending_payment_always_says_why() {
+    let p = payment(PaymentStatus::Pending, 1999, Currency::USD, vec![]);
+    let msg = encode_payment(EventType::PaymentPending, p.clone()).unwrap();
+    assert_eq!(msg.get("pending_reason"), Some("other"));
+    let mut echeck = p;
+    echeck.pending_reason = Some("echeck".into());
+    let msg = encode_payment(EventType::PaymentPending, echeck).unwrap();
+    assert_eq!(msg.get("pending_reason"), Some("echeck"));
+    assert_eq!(msg.get("payment_type"), Some("echeck"));
+    let done = payment(PaymentStatus::Completed, 1999, Currency::USD, vec![]);
+    let msg = encode_payment(EventType::PaymentCompleted, done).unwrap();
+    assert_eq!(msg.get("pending_reason"), None);
+}
+
+#[test]
+fn no_fee_is_sent_when_no_money_moved() {
+    for (t, status) in [
+        (EventType::PaymentPending, PaymentStatus::Pending),
+        (EventType::PaymentFailed, PaymentStatus::Failed),
+        (EventType::PaymentDenied, PaymentStatus::Denied),
+    ] {
+        let p = payment(status, 1999, Currency::USD, vec![]);
+        assert_ne!(p.fee, 0);
+        let msg = encode_payment(t.clone(), p).unwrap();
+        assert_eq!(msg.get("mc_fee"), None, "{t}");
+        assert_eq!(msg.fee(), Ok(None), "{t}");
+    }
+    let p = payment(PaymentStatus::Completed, 1999, Currency::USD, vec![]);
+    let msg = encode_payment(EventType::PaymentCompleted, p).unwrap();
+    assert_eq!(msg.get("mc_fee"), Some("0.59"));
 }
 
 /// What `paypal-ipn`-style listener libraries post back: fields re-encoded

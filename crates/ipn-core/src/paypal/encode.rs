@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::date::format_payment_date;
 use super::form::{FormError, encode};
+use super::message::MAX_CART_ITEMS;
 use crate::event::{Event, EventData, EventType, ObjectKind};
 use crate::money::Money;
 use crate::payment::{Payer, Payment};
@@ -21,7 +22,9 @@ pub const NOTIFY_VERSION: &str = "3.9";
 /// Whether a message is the first send or a resend from history (`resend=true`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sending {
+    /// The first delivery, or a retry of it.
     First,
+    /// Sent again on request, marked `resend=true` as PayPal does.
     Resend,
 }
 
@@ -35,6 +38,11 @@ pub enum EncodeError {
         event_type: String,
         expected: &'static str,
     },
+    /// The object contradicts its event type (a refund with a positive
+    /// amount, a reversal without its parent) or cannot be written (a cart
+    /// line total that overflows); PayPal would never send such a message.
+    #[error("{0}")]
+    Inconsistent(String),
     #[error(transparent)]
     Form(#[from] FormError),
 }
@@ -43,9 +51,11 @@ pub enum EncodeError {
 pub fn encode_event(event: &Event, sending: Sending) -> Result<Vec<u8>, EncodeError> {
     let mut fields = Fields::default();
     match (&event.event_type, &event.data) {
-        (EventType::Other(name), _) => return Err(EncodeError::UnsupportedType(name.clone())),
+        (t, _) if !t.has_paypal_form() => {
+            return Err(EncodeError::UnsupportedType(t.to_string()));
+        }
         (t, EventData::Payment(payment)) if t.object() == Some(ObjectKind::Payment) => {
-            payment_fields(&mut fields, t, payment)
+            payment_fields(&mut fields, t, payment)?
         }
         (t, EventData::Subscription(sub)) if t.object() == Some(ObjectKind::Subscription) => {
             subscription_fields(&mut fields, t, sub)
@@ -89,7 +99,8 @@ impl Fields {
     }
 }
 
-fn payment_fields(f: &mut Fields, event_type: &EventType, p: &Payment) {
+fn payment_fields(f: &mut Fields, event_type: &EventType, p: &Payment) -> Result<(), EncodeError> {
+    check_payment(event_type, p)?;
     let (txn_type, status) = match event_type {
         EventType::PaymentPending => (single_or_cart(p), "Pending"),
         EventType::PaymentCompleted => (single_or_cart(p), "Completed"),
@@ -107,10 +118,12 @@ fn payment_fields(f: &mut Fields, event_type: &EventType, p: &Payment) {
         p.parent_id.map(|id| id.to_string()).unwrap_or_default(),
     );
     f.add("payment_status", status);
-    f.add(
-        "pending_reason",
-        p.pending_reason.clone().unwrap_or_default(),
-    );
+    // PayPal always says why a payment is pending.
+    let pending_reason = match (event_type, p.pending_reason.as_deref()) {
+        (EventType::PaymentPending, None | Some("")) => "other",
+        (_, reason) => reason.unwrap_or_default(),
+    };
+    f.add("pending_reason", pending_reason);
     let default_reason = match event_type {
         EventType::PaymentRefunded => "refund",
         EventType::PaymentReversed => "chargeback",
@@ -123,7 +136,14 @@ fn payment_fields(f: &mut Fields, event_type: &EventType, p: &Payment) {
     f.add("payment_type", payment_type(p));
     f.add("payment_date", format_payment_date(p.created_at));
     f.add("mc_gross", p.amount().to_decimal_string());
-    f.add("mc_fee", p.fee().to_decimal_string());
+    let no_money_moved = matches!(
+        event_type,
+        EventType::PaymentPending | EventType::PaymentFailed | EventType::PaymentDenied
+    );
+    // PayPal sends no fee then.
+    if !no_money_moved {
+        f.add("mc_fee", p.fee().to_decimal_string());
+    }
     f.add("mc_currency", p.currency.code());
     f.add(
         "subscr_id",
@@ -137,8 +157,8 @@ fn payment_fields(f: &mut Fields, event_type: &EventType, p: &Payment) {
             let n = n + 1;
             let line = Money::new(item.unit_amount, p.currency)
                 .checked_mul(item.quantity)
-                .map(Money::to_decimal_string)
-                .unwrap_or_default();
+                .map_err(|e| EncodeError::Inconsistent(format!("cart line {n}: {e}")))?
+                .to_decimal_string();
             f.add(format!("item_name{n}"), item.name.clone());
             f.add(format!("item_number{n}"), item.sku.clone());
             f.add(format!("quantity{n}"), item.quantity.to_string());
@@ -155,6 +175,35 @@ fn payment_fields(f: &mut Fields, event_type: &EventType, p: &Payment) {
         "custom",
         p.custom.as_ref().map(|c| c.as_str()).unwrap_or_default(),
     );
+    Ok(())
+}
+
+/// What PayPal's own messages always satisfy: money going back is negative
+/// and points at the payment it comes from, and a cart fits a reader.
+fn check_payment(event_type: &EventType, p: &Payment) -> Result<(), EncodeError> {
+    let inconsistent = |what: String| Err(EncodeError::Inconsistent(what));
+    let is_return = matches!(
+        event_type,
+        EventType::PaymentRefunded | EventType::PaymentReversed
+    );
+    if is_return && p.amount >= 0 {
+        return inconsistent(format!(
+            "a {event_type} event's payment must have a negative amount, not {}",
+            p.amount
+        ));
+    }
+    if (is_return || *event_type == EventType::PaymentReversalCanceled) && p.parent_id.is_none() {
+        return inconsistent(format!(
+            "a {event_type} event's payment must have a parent_id"
+        ));
+    }
+    if p.items.len() > MAX_CART_ITEMS as usize {
+        return inconsistent(format!(
+            "a cart of {} lines is more than the {MAX_CART_ITEMS} a reader accepts",
+            p.items.len()
+        ));
+    }
+    Ok(())
 }
 
 fn subscription_fields(f: &mut Fields, event_type: &EventType, s: &Subscription) {

@@ -10,7 +10,7 @@
 //! the way PayPal does, so `encode(form.pairs(), form.charset())` gives back a
 //! PayPal-made body byte for byte.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 
@@ -71,6 +71,9 @@ struct RawPair {
 pub struct Form {
     raw: Vec<u8>,
     pairs: Vec<RawPair>,
+    /// Decoded name to its position in `pairs`, so [`Form::get`] costs the
+    /// same on a 20 000-field body as on a short one.
+    index: HashMap<String, usize>,
     charset: &'static Encoding,
 }
 
@@ -134,9 +137,8 @@ impl Form {
         };
         check_supported(charset)?;
 
-        // Pass 2: decode the text.
         let mut pairs = Vec::with_capacity(segments.len());
-        let mut seen = HashSet::with_capacity(segments.len());
+        let mut index = HashMap::with_capacity(segments.len());
         for (key, value, key_bytes, value_bytes) in segments {
             let name = decode(charset, &key_bytes).ok_or_else(|| FormError::InvalidText {
                 field: charset
@@ -155,7 +157,7 @@ impl Form {
                 offset: value.start,
                 charset: charset.name(),
             })?;
-            if !seen.insert(name.clone()) {
+            if index.insert(name.clone(), pairs.len()).is_some() {
                 return Err(FormError::DuplicateField { name });
             }
             pairs.push(RawPair {
@@ -169,6 +171,7 @@ impl Form {
         Ok(Form {
             raw: body.to_vec(),
             pairs,
+            index,
             charset,
         })
     }
@@ -183,7 +186,8 @@ impl Form {
         self.charset
     }
 
-    /// The number of fields.
+    /// How many `name=value` segments the body has (a segment without '='
+    /// counts).
     pub fn len(&self) -> usize {
         self.pairs.len()
     }
@@ -207,12 +211,10 @@ impl Form {
             .map(|p| (&self.raw[p.key.clone()], &self.raw[p.value.clone()]))
     }
 
-    /// The decoded value of a field; names are unique (parse refuses duplicates).
+    /// The decoded value of a field, found in constant time; names are
+    /// unique (parse refuses duplicates).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.text.as_str())
+        self.index.get(name).map(|&i| self.pairs[i].text.as_str())
     }
 }
 
@@ -464,6 +466,17 @@ mod tests {
         );
         // Only the first '=' separates; a raw '=' in a value is kept.
         assert_eq!(parse(b"a=b=c").unwrap().get("a"), Some("b=c"));
+    }
+
+    #[test]
+    fn every_field_of_a_large_body_is_found() {
+        let body: Vec<String> = (0..20_000).map(|n| format!("f{n}={n}")).collect();
+        let form = parse(body.join("&").as_bytes()).unwrap();
+        assert_eq!(form.len(), 20_000);
+        for n in [0, 1, 9_999, 19_999] {
+            assert_eq!(form.get(&format!("f{n}")), Some(n.to_string().as_str()));
+        }
+        assert_eq!(form.get("f20000"), None);
     }
 
     #[test]

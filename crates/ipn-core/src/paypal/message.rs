@@ -12,6 +12,10 @@ use super::form::{Form, FormError};
 use crate::event::EventType;
 use crate::money::{Currency, Money, MoneyError};
 
+/// The most cart lines [`IpnMessage::items`] reads: far more than a real
+/// order has, few enough that a forged `num_cart_items` costs little.
+pub const MAX_CART_ITEMS: u32 = 500;
+
 macro_rules! open_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal,)* }) => {
         $(#[$doc])*
@@ -23,6 +27,7 @@ macro_rules! open_enum {
         }
 
         impl $name {
+            /// Reads PayPal's text; an unknown value is kept as `Other`.
             pub fn parse(text: &str) -> Self {
                 match text {
                     $($text => Self::$variant,)*
@@ -30,6 +35,7 @@ macro_rules! open_enum {
                 }
             }
 
+            /// PayPal's text for the value.
             pub fn as_str(&self) -> &str {
                 match self {
                     $(Self::$variant => $text,)*
@@ -95,15 +101,20 @@ pub enum FieldError {
     },
     #[error("{field} {value:?} is not a whole number")]
     Number { field: String, value: String },
-    #[error("num_cart_items is {count} but the message has only {fields} fields")]
-    CartTooLong { count: u32, fields: usize },
+    /// `num_cart_items` over [`MAX_CART_ITEMS`], or over the message's
+    /// number of fields (every line needs one).
+    #[error("num_cart_items is {count}, more than the {max} lines this message can hold")]
+    CartTooLong { count: u32, max: u32 },
 }
 
 /// One line of a cart (`item_name1`, `item_number1`, `quantity1`, `mc_gross_1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CartItem {
+    /// `item_name`: what the buyer saw.
     pub name: String,
+    /// `item_number`: the merchant's product code (our `sku`).
     pub number: String,
+    /// `quantity`, 1 when absent.
     pub quantity: u32,
     /// The line's total (PayPal's `mc_gross_N`), when sent.
     pub gross: Option<Money>,
@@ -116,10 +127,12 @@ pub struct IpnMessage {
 }
 
 impl IpnMessage {
+    /// Parses a body as [`Form::parse`] does; fields are read on demand.
     pub fn parse(body: &[u8]) -> Result<Self, FormError> {
         Form::parse(body).map(Self::from)
     }
 
+    /// The form as received.
     pub fn form(&self) -> &Form {
         &self.form
     }
@@ -135,42 +148,52 @@ impl IpnMessage {
         self.form.get(name).filter(|v| !v.is_empty())
     }
 
+    /// The transaction id: with `payment_status`, what makes an IPN unique.
     pub fn txn_id(&self) -> Option<&str> {
         self.get("txn_id")
     }
 
+    /// The original transaction of a refund, reversal or canceled reversal.
     pub fn parent_txn_id(&self) -> Option<&str> {
         self.get("parent_txn_id")
     }
 
+    /// What kind of transaction this is; refunds and reversals have none.
     pub fn txn_type(&self) -> Option<TxnType> {
         self.get("txn_type").map(TxnType::parse)
     }
 
+    /// Where the payment stands.
     pub fn payment_status(&self) -> Option<PaymentStatus> {
         self.get("payment_status").map(PaymentStatus::parse)
     }
 
+    /// The merchant account paid: a listener checks it is its own.
     pub fn receiver_email(&self) -> Option<&str> {
         self.get("receiver_email")
     }
 
+    /// The buyer's email.
     pub fn payer_email(&self) -> Option<&str> {
         self.get("payer_email")
     }
 
+    /// The merchant's order reference.
     pub fn invoice(&self) -> Option<&str> {
         self.get("invoice")
     }
 
+    /// The merchant's pass-through value.
     pub fn custom(&self) -> Option<&str> {
         self.get("custom")
     }
 
+    /// The subscription a `subscr_*` message is about.
     pub fn subscr_id(&self) -> Option<&str> {
         self.get("subscr_id")
     }
 
+    /// PayPal's id of this notification (ours: the event id).
     pub fn ipn_track_id(&self) -> Option<&str> {
         self.get("ipn_track_id")
     }
@@ -180,6 +203,7 @@ impl IpnMessage {
         self.get("test_ipn") == Some("1")
     }
 
+    /// `mc_currency`, the currency of every `mc_…` amount.
     pub fn currency(&self) -> Result<Option<Currency>, FieldError> {
         self.get("mc_currency")
             .map(|code| Currency::parse(code).map_err(FieldError::Currency))
@@ -225,29 +249,28 @@ impl IpnMessage {
             .transpose()
     }
 
-    /// The cart lines (`num_cart_items` of them), or the single `item_name`
-    /// of a one-item payment; empty when the message names no item.
+    /// The cart lines (`num_cart_items` of them, at most [`MAX_CART_ITEMS`]),
+    /// or the single `item_name` of a one-item payment; empty when the
+    /// message names no item. A malformed `quantity` is an error either way.
     pub fn items(&self) -> Result<Vec<CartItem>, FieldError> {
         let Some(count) = self.get("num_cart_items") else {
-            return Ok(self
-                .get("item_name")
-                .map(|name| CartItem {
-                    name: name.to_owned(),
-                    number: self.get("item_number").unwrap_or_default().to_owned(),
-                    quantity: self.number("quantity").ok().flatten().unwrap_or(1),
-                    gross: None,
-                })
-                .into_iter()
-                .collect());
+            let Some(name) = self.get("item_name") else {
+                return Ok(Vec::new());
+            };
+            return Ok(vec![CartItem {
+                name: name.to_owned(),
+                number: self.get("item_number").unwrap_or_default().to_owned(),
+                quantity: self.number("quantity")?.unwrap_or(1),
+                gross: None,
+            }]);
         };
         let count = parse_number("num_cart_items", count)?;
         // Each item needs at least one field; a larger count is a forgery or a
-        // typo, and must not make us loop billions of times.
-        if usize::try_from(count).map_or(true, |c| c > self.form.len()) {
-            return Err(FieldError::CartTooLong {
-                count,
-                fields: self.form.len(),
-            });
+        // typo, and must not make us build a huge list.
+        let fields = u32::try_from(self.form.len()).unwrap_or(u32::MAX);
+        let max = MAX_CART_ITEMS.min(fields);
+        if count > max {
+            return Err(FieldError::CartTooLong { count, max });
         }
         (1..=count)
             .map(|n| {
@@ -381,5 +404,61 @@ mod tests {
             msg("num_cart_items=1&quantity1=x").items(),
             Err(FieldError::Number { .. })
         ));
+    }
+
+    fn cart_body(lines: u32) -> String {
+        let mut body = format!("num_cart_items={lines}&mc_currency=USD");
+        for n in 1..=lines {
+            body.push_str(&format!("&item_name{n}=Item+{n}&quantity{n}=1"));
+        }
+        body
+    }
+
+    #[test]
+    fn carts_are_read_up_to_the_limit_and_no_further() {
+        let items = msg(&cart_body(MAX_CART_ITEMS)).items().unwrap();
+        assert_eq!(items.len(), 500);
+        assert_eq!(items[499].name, "Item 500");
+        assert_eq!(
+            msg(&cart_body(MAX_CART_ITEMS + 1)).items(),
+            Err(FieldError::CartTooLong {
+                count: 501,
+                max: 500
+            })
+        );
+        // As many fields as the count claims, so only the limit refuses it.
+        let mut huge = String::from("num_cart_items=20000");
+        for n in 1..=20_000 {
+            huge.push_str(&format!("&item_name{n}=x"));
+        }
+        assert_eq!(
+            msg(&huge).items(),
+            Err(FieldError::CartTooLong {
+                count: 20_000,
+                max: 500
+            })
+        );
+        // Fewer fields than lines claimed.
+        assert_eq!(
+            msg("num_cart_items=3&item_name1=x").items(),
+            Err(FieldError::CartTooLong { count: 3, max: 2 })
+        );
+    }
+
+    #[test]
+    fn a_single_item_with_a_bad_quantity_is_an_error() {
+        let m = msg("item_name=Mug&item_number=M1&quantity=two");
+        assert_eq!(
+            m.items(),
+            Err(FieldError::Number {
+                field: "quantity".into(),
+                value: "two".into()
+            })
+        );
+        let m = msg("item_name=Mug&item_number=M1");
+        assert_eq!(m.items().unwrap()[0].quantity, 1);
+        let m = msg("item_name=Mug&quantity=3");
+        assert_eq!(m.items().unwrap()[0].quantity, 3);
+        assert_eq!(msg("quantity=3").items(), Ok(vec![]));
     }
 }

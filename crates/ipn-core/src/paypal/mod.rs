@@ -14,5 +14,5 @@ pub mod postback;
 
 pub use encode::{EncodeError, Sending, encode_event};
 pub use form::{Form, FormError};
-pub use message::{CartItem, FieldError, IpnMessage, PaymentStatus, TxnType};
+pub use message::{CartItem, FieldError, IpnMessage, MAX_CART_ITEMS, PaymentStatus, TxnType};
 pub use postback::{Answer, Mismatch, check_postback, parse_answer, request_body};

@@ -20,11 +20,14 @@ pub fn request_body(received: &[u8]) -> Vec<u8> {
 /// The gateway's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
+    /// The message is one the gateway sent, unchanged.
     Verified,
+    /// It is not.
     Invalid,
 }
 
 impl Answer {
+    /// The answer's body: exactly `VERIFIED` or `INVALID`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Verified => "VERIFIED",

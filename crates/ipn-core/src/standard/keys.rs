@@ -6,6 +6,7 @@
 //! explicit call (`reveal`).
 
 use std::fmt;
+use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -78,14 +79,19 @@ fn exact_32(bytes: Vec<u8>, prefix: &'static str) -> Result<[u8; 32], KeyError> 
 pub struct WebhookSecret(Vec<u8>);
 
 impl WebhookSecret {
+    /// What the textual form starts with.
     pub const PREFIX: &'static str = "whsec_";
+    /// The shortest secret accepted, in bytes.
     pub const MIN_BYTES: usize = 24;
+    /// The longest secret accepted, in bytes.
     pub const MAX_BYTES: usize = 64;
 
+    /// Reads a secret in its `whsec_…` form (padding optional).
     pub fn parse(text: &str) -> Result<Self, KeyError> {
         Self::from_bytes(decode_prefixed(text, Self::PREFIX)?)
     }
 
+    /// Takes raw secret bytes, as stored, checking only their length.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, KeyError> {
         if (Self::MIN_BYTES..=Self::MAX_BYTES).contains(&bytes.len()) {
             Ok(Self(bytes))
@@ -113,6 +119,13 @@ impl WebhookSecret {
     }
 }
 
+impl FromStr for WebhookSecret {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        Self::parse(s)
+    }
+}
+
 impl fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("whsec_***")
@@ -124,17 +137,21 @@ impl fmt::Debug for WebhookSecret {
 pub struct SigningKey(ed25519_dalek::SigningKey);
 
 impl SigningKey {
+    /// What the textual form starts with.
     pub const PREFIX: &'static str = "whsk_";
 
+    /// Reads a key in its `whsk_…` form.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
         let seed = exact_32(decode_prefixed(text, Self::PREFIX)?, Self::PREFIX)?;
         Ok(Self(ed25519_dalek::SigningKey::from_bytes(&seed)))
     }
 
+    /// A fresh random key (from `rand`'s cryptographically secure generator).
     pub fn generate() -> Self {
         Self(ed25519_dalek::SigningKey::from_bytes(&rand::random()))
     }
 
+    /// The key receivers verify with, safe to publish.
     pub fn public_key(&self) -> PublicKey {
         PublicKey(self.0.verifying_key())
     }
@@ -149,6 +166,13 @@ impl SigningKey {
     }
 }
 
+impl FromStr for SigningKey {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        Self::parse(s)
+    }
+}
+
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("whsk_***")
@@ -160,8 +184,10 @@ impl fmt::Debug for SigningKey {
 pub struct PublicKey(ed25519_dalek::VerifyingKey);
 
 impl PublicKey {
+    /// What the textual form starts with.
     pub const PREFIX: &'static str = "whpk_";
 
+    /// Reads a key in its `whpk_…` form (what `Display` writes).
     pub fn parse(text: &str) -> Result<Self, KeyError> {
         let bytes = exact_32(decode_prefixed(text, Self::PREFIX)?, Self::PREFIX)?;
         ed25519_dalek::VerifyingKey::from_bytes(&bytes)
@@ -181,6 +207,13 @@ impl PublicKey {
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", Self::PREFIX, b64_encode(self.0.as_bytes()))
+    }
+}
+
+impl FromStr for PublicKey {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        Self::parse(s)
     }
 }
 
@@ -256,6 +289,31 @@ mod tests {
         assert!(matches!(
             SigningKey::parse("whsec_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="),
             Err(KeyError::MissingPrefix { expected: "whsk_" })
+        ));
+    }
+
+    #[test]
+    fn keys_parse_with_from_str_as_with_parse() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        assert_eq!(
+            secret.parse::<WebhookSecret>(),
+            WebhookSecret::parse(secret)
+        );
+        assert_eq!("whsec_".parse::<WebhookSecret>(), Err(KeyError::Empty));
+        let key: SigningKey = "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="
+            .parse()
+            .unwrap();
+        let public: PublicKey = "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+            .parse()
+            .unwrap();
+        assert_eq!(key.public_key(), public);
+        assert!(matches!(
+            "whpk_AAAA".parse::<PublicKey>(),
+            Err(KeyError::WrongLength { .. })
+        ));
+        assert!(matches!(
+            "nope".parse::<SigningKey>(),
+            Err(KeyError::MissingPrefix { .. })
         ));
     }
 }

@@ -9,6 +9,12 @@ use super::keys::{PublicKey, SigningKey, WebhookSecret, b64_decode_strict, b64_e
 /// Seconds a `webhook-timestamp` may differ from the receiver's clock, either way.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 5 * 60;
 
+/// Entries of a `webhook-signature` header that are looked at; the rest are
+/// ignored. A sender has one per key (two during a rotation, plus an ed25519
+/// one), so this is plenty, and a huge header cannot cost unbounded ed25519
+/// work.
+const MAX_SIGNATURE_ENTRIES: usize = 16;
+
 /// The bytes every signature covers: `{id}.{timestamp}.{body}`.
 pub fn signed_content(id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
     [
@@ -61,21 +67,29 @@ pub fn signature_header(signers: &[Signer], id: &str, timestamp: i64, body: &[u8
 /// A key that checks incoming messages.
 #[derive(Debug, Clone)]
 pub enum VerifyKey {
+    /// Checks `v1,…` (HMAC) signatures.
     Secret(WebhookSecret),
+    /// Checks `v1a,…` (ed25519) signatures.
     Ed25519(PublicKey),
 }
 
 /// The three Standard Webhooks header values of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WebhookHeaders<'a> {
+    /// `webhook-id`: the message id, the same on every retry.
     pub id: &'a str,
+    /// `webhook-timestamp`: unix seconds, as sent.
     pub timestamp: &'a str,
+    /// `webhook-signature`: space-separated `version,base64` entries.
     pub signature: &'a str,
 }
 
 impl<'a> WebhookHeaders<'a> {
+    /// The message id header's name.
     pub const ID: &'static str = "webhook-id";
+    /// The timestamp header's name.
     pub const TIMESTAMP: &'static str = "webhook-timestamp";
+    /// The signature header's name.
     pub const SIGNATURE: &'static str = "webhook-signature";
 
     /// Takes the three headers from any header map, given a lookup by
@@ -150,6 +164,8 @@ pub struct Verifier {
 }
 
 impl Verifier {
+    /// A verifier accepting a signature by any of `keys`, with the default
+    /// tolerance of [`DEFAULT_TOLERANCE_SECS`].
     pub fn new(keys: Vec<VerifyKey>) -> Self {
         Self {
             keys,
@@ -162,6 +178,7 @@ impl Verifier {
         Self::new(vec![VerifyKey::Secret(secret)])
     }
 
+    /// Sets how many seconds the timestamp may differ from `now`, either way.
     pub fn tolerance(mut self, seconds: i64) -> Self {
         self.tolerance = seconds;
         self
@@ -183,10 +200,11 @@ impl Verifier {
                 tolerance: self.tolerance,
             });
         }
-        if -age > self.tolerance {
+        let ahead = timestamp.saturating_sub(now);
+        if ahead > self.tolerance {
             return Err(VerifyError::TimestampTooNew {
                 timestamp,
-                ahead: -age,
+                ahead,
                 tolerance: self.tolerance,
             });
         }
@@ -195,7 +213,8 @@ impl Verifier {
 
     /// Verifies the signatures only, for a message captured long ago
     /// (`ipn verify --ignore-timestamp`). A receiver must use [`Self::verify`],
-    /// or replays are accepted.
+    /// or replays are accepted. Only the header's first 16 entries are
+    /// considered.
     pub fn verify_signature(
         &self,
         headers: &WebhookHeaders<'_>,
@@ -205,6 +224,7 @@ impl Verifier {
         let candidates: Vec<(Scheme, Vec<u8>)> = headers
             .signature
             .split_ascii_whitespace()
+            .take(MAX_SIGNATURE_ENTRIES)
             .filter_map(|entry| {
                 let (version, encoded) = entry.split_once(',')?;
                 let scheme = match version {
@@ -244,8 +264,14 @@ impl Verifier {
 }
 
 fn parse_timestamp(text: &str) -> Result<i64, VerifyError> {
-    // Digits only: `i64::from_str` would also take "+5".
-    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+    // Digits only: `i64::from_str` would also take "+5". No leading zeros:
+    // the signed content holds the number written plainly, so "0017…" would
+    // pass as a second spelling of "17…".
+    let canonical = !text.is_empty()
+        && text.len() <= 18
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    if !canonical {
         return Err(VerifyError::InvalidTimestamp(text.to_owned()));
     }
     text.parse()
@@ -298,6 +324,9 @@ mod tests {
             "1e9",
             " 1",
             "99999999999999999999",
+            "0001700000000",
+            "01",
+            "00",
         ] {
             let h = WebhookHeaders {
                 id: "msg_1",
@@ -312,6 +341,62 @@ mod tests {
                 "{ts:?}"
             );
         }
+    }
+
+    #[test]
+    fn zero_alone_is_a_timestamp() {
+        let sig = signed(b"", 0);
+        let h = WebhookHeaders {
+            id: "msg_1",
+            timestamp: "0",
+            signature: &sig,
+        };
+        assert_eq!(verifier().verify(&h, b"", 0), Ok(Scheme::V1));
+    }
+
+    #[test]
+    fn extreme_clocks_are_refused_without_overflow() {
+        let sig = signed(b"", 5);
+        let h = WebhookHeaders {
+            id: "msg_1",
+            timestamp: "5",
+            signature: &sig,
+        };
+        assert!(matches!(
+            verifier().verify(&h, b"", i64::MIN),
+            Err(VerifyError::TimestampTooNew { .. })
+        ));
+        assert!(matches!(
+            verifier().verify(&h, b"", i64::MAX),
+            Err(VerifyError::TimestampTooOld { .. })
+        ));
+        let lax = verifier().tolerance(i64::MAX);
+        assert_eq!(lax.verify(&h, b"", i64::MIN), Ok(Scheme::V1));
+    }
+
+    #[test]
+    fn only_the_first_16_signature_entries_count() {
+        let good = signed(b"x", 5);
+        let with_junk_before = |junk: usize| {
+            let mut entries = vec!["v1,AAAA"; junk];
+            entries.push(&good);
+            entries.join(" ")
+        };
+        let check = |header: &str| {
+            let h = WebhookHeaders {
+                id: "msg_1",
+                timestamp: "5",
+                signature: header,
+            };
+            verifier().verify_signature(&h, b"x")
+        };
+        assert_eq!(check(&with_junk_before(15)), Ok(Scheme::V1));
+        assert_eq!(
+            check(&with_junk_before(16)),
+            Err(VerifyError::NoMatchingSignature)
+        );
+        let unknown_versions = ["v9,AAAA"; 16].join(" ") + " " + &good;
+        assert_eq!(check(&unknown_versions), Err(VerifyError::NoSignature));
     }
 
     #[test]
