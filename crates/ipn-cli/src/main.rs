@@ -2,11 +2,13 @@
 //!
 //! - `send` (send.rs, with sample.rs building the event): an IPN simulator.
 //! - `verify` (verify.rs): checks a captured message's signature.
+//! - `gateway`, `migrate` (gateway.rs): the gateway as a service.
 //!
 //! Exit codes are part of the interface: 0 success, 1 the thing checked or
 //! attempted failed (invalid signature, receiver refused), 2 bad usage or an
 //! error before anything was checked.
 
+mod gateway;
 mod sample;
 mod send;
 mod verify;
@@ -28,6 +30,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway: API, delivery engine, PayPal postback
+    Gateway(Box<gateway::Args>),
+    /// Apply the gateway's database schema
+    Migrate(gateway::MigrateArgs),
     /// Send one realistic, signed test IPN to a URL and print the answer
     Send(Box<send::Args>),
     /// Check a captured message's Standard Webhooks signature
@@ -39,7 +45,10 @@ type Fatal = anyhow::Error;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let outcome = match cli.command {
+        Command::Gateway(args) => runtime_multi().and_then(|rt| rt.block_on(gateway::run(*args))),
+        Command::Migrate(args) => gateway::migrate(args),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(*args))),
         Command::Verify(args) => verify::run(args),
     };
@@ -50,6 +59,23 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Logs to standard error; `IPN_LOG` (e.g. `debug`, `ipn_gateway=trace`) sets the level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IPN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The services use every core.
+fn runtime_multi() -> Result<tokio::runtime::Runtime, Fatal> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Fatal> {

@@ -1,6 +1,25 @@
 //! `ipn-gateway`: the payment gateway and its durable, signed delivery engine.
 //!
-//! Nothing is built here yet: the gateway arrives with issue 3 (delivery
-//! engine) and issue 4 (test-mode payments). Until then this crate only fixes
-//! its place in the workspace and its dependency on `ipn-core`, which already
-//! holds the event model and both wire formats it will send.
+//! - `app`: starts and stops the whole gateway ([`Gateway`], [`Config`]).
+//! - `api/`: the HTTP API, the PayPal postback, health and metrics.
+//! - `publish`: an event and its deliveries, committed together, then scheduled.
+//! - `writer`: the one thread that writes, committing queued writes together.
+//! - `storage/`: the [`storage::Store`] trait and its SQLite implementation.
+//! - `delivery/`: the schedule, per-endpoint lanes, attempts, retries, the SSRF guard.
+//! - `directory`: merchants and endpoints in memory, for auth and fan-out.
+//! - `clock`: real time, or a test clock that `advance` moves forward.
+//! - `model`: merchants, endpoints, filters, deliveries, attempts.
+//! - `metrics`: counters rendered for Prometheus.
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod delivery;
+pub mod directory;
+pub mod metrics;
+pub mod model;
+pub mod publish;
+pub mod storage;
+pub mod writer;
+
+pub use app::{Config, Database, Gateway, migrate};

@@ -1,0 +1,153 @@
+//! `ipn gateway` and `ipn migrate`: the gateway as a service.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ipn_gateway::delivery::ssrf::NetworkPolicy;
+use ipn_gateway::{Config, Database, Gateway};
+
+use crate::Fatal;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on
+    #[arg(long, env = "IPN_LISTEN", default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// Where to keep the data: sqlite://FILE
+    #[arg(long, env = "IPN_DATABASE_URL", default_value = "sqlite://gateway.db")]
+    database_url: String,
+    /// The key that manages merchants (at least 16 characters)
+    #[arg(long, env = "IPN_ADMIN_KEY", hide_env_values = true)]
+    admin_key: String,
+    /// Allow deliveries to private, loopback and link-local addresses (development only)
+    #[arg(long, env = "IPN_ALLOW_PRIVATE_NETWORKS")]
+    allow_private_networks: bool,
+    /// Allow these networks only, besides public addresses (CIDR, repeatable)
+    #[arg(
+        long = "allow-network",
+        env = "IPN_ALLOW_NETWORKS",
+        value_delimiter = ','
+    )]
+    allow_networks: Vec<String>,
+    /// Run on a test clock that POST /v1/test/clock/advance moves forward
+    #[arg(long, env = "IPN_TEST_CLOCK")]
+    test_clock: bool,
+    /// Delays between attempts, e.g. 5s,5m,30m,2h (default: Standard Webhooks' three days)
+    #[arg(long, env = "IPN_RETRY_SCHEDULE", value_delimiter = ',', value_parser = parse_duration)]
+    retry_schedule: Vec<Duration>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// The database to migrate: sqlite://FILE
+    #[arg(long, env = "IPN_DATABASE_URL", default_value = "sqlite://gateway.db")]
+    database_url: String,
+}
+
+/// `90`, `90s`, `5m`, `2h`, `1d`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 5s, 5m, 2h or 1d"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "ms" => return Ok(Duration::from_millis(number)),
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
+}
+
+pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
+    let database = Database::parse(&args.database_url)?;
+    let mut config = Config::new(database, args.admin_key);
+    config.test_clock = args.test_clock;
+    config.network = if args.allow_private_networks {
+        NetworkPolicy::allow_private()
+    } else {
+        let nets: Vec<&str> = args.allow_networks.iter().map(String::as_str).collect();
+        NetworkPolicy::with_allow_list(&nets).context("--allow-network")?
+    };
+    if !args.retry_schedule.is_empty() {
+        config.delivery.retry.delays = args.retry_schedule;
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let gateway = Gateway::start(config, listener).await?;
+    eprintln!("ipn gateway listening on {}", gateway.url());
+    shutdown_signal().await;
+    eprintln!("stopping: finishing attempts in flight");
+    gateway.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn migrate(args: MigrateArgs) -> Result<ExitCode, Fatal> {
+    let database = Database::parse(&args.database_url)?;
+    let applied = ipn_gateway::migrate(&database)?;
+    println!("{applied} migration(s) applied to {}", args.database_url);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_written() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "s", "5x", "-5s", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bad_database_urls_are_refused() {
+        assert!(Database::parse("sqlite://x.db").is_ok());
+        for bad in ["", "sqlite://", "mysql://x", "x.db"] {
+            assert!(Database::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! `/v1/endpoints` (merchant key): where a merchant's IPNs go.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use ipn_core::Dialect;
+use ipn_core::id::{EndpointId, MerchantId};
+use ipn_core::standard::WebhookSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::merchants::rfc3339;
+use super::{ApiError, AppState, Caller, Idempotency, json_response, parse_json};
+use crate::clock::{Millis, from_millis, to_millis};
+use crate::delivery::{Job, ssrf};
+use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, ROTATION_OVERLAP_MS};
+use crate::storage::{Write, WriteRequest, Written};
+
+const MAX_URL: usize = 2048;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEndpoint {
+    url: String,
+    #[serde(default)]
+    dialect: Dialect,
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    ordered: bool,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointChange {
+    url: Option<String>,
+    dialect: Option<Dialect>,
+    events: Option<Vec<String>>,
+    ordered: Option<bool>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Recover {
+    #[serde(with = "time::serde::rfc3339")]
+    since: time::OffsetDateTime,
+}
+
+fn view(e: &Endpoint, secret: bool) -> Value {
+    let mut view = json!({
+        "id": e.id,
+        "object": "endpoint",
+        "url": e.url,
+        "dialect": e.dialect,
+        "events": e.filter.entries(),
+        "ordered": e.ordered,
+        "description": e.description,
+        "status": if e.is_enabled() { "enabled" } else { "disabled" },
+        "disabled_reason": e.disabled.as_ref().map(|d| d.reason.as_str()),
+        "failing_since": e.failing_since.map(rfc3339),
+        "created_at": rfc3339(e.created_at),
+    });
+    if secret {
+        view["secret"] = json!(e.secret.reveal());
+    }
+    view
+}
+
+/// Checks a URL the way a delivery will, so a bad one fails now, clearly.
+async fn check_url(state: &AppState, text: &str) -> Result<String, ApiError> {
+    if text.len() > MAX_URL {
+        return Err(ApiError::invalid(format!(
+            "url is longer than {MAX_URL} characters"
+        )));
+    }
+    let url = url::Url::parse(text)
+        .map_err(|e| ApiError::invalid(format!("url {text:?} is not a URL: {e}")))?;
+    let engine = &state.engine;
+    ssrf::check_url(&engine.policy, engine.resolver.as_ref(), &url)
+        .await
+        .map_err(|refused| {
+            ApiError::new(StatusCode::BAD_REQUEST, "url_refused", refused.to_string())
+        })?;
+    Ok(url.to_string())
+}
+
+fn filter(entries: &[String], dialect: Dialect) -> Result<EventFilter, ApiError> {
+    EventFilter::parse(entries, dialect).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+/// The caller's endpoint, or 404 (also for another merchant's).
+fn owned(state: &AppState, merchant: MerchantId, id: &str) -> Result<Arc<Endpoint>, ApiError> {
+    EndpointId::parse(id)
+        .ok()
+        .and_then(|id| state.engine.directory.endpoint(id))
+        .filter(|e| e.merchant_id == merchant)
+        .ok_or_else(|| ApiError::not_found("endpoint"))
+}
+
+/// Commits a changed endpoint and updates the directory; answers with its view.
+async fn save(
+    state: &AppState,
+    endpoint: Endpoint,
+    status: StatusCode,
+    show_secret: bool,
+    idempotency: Option<(&Idempotency, Millis)>,
+) -> Result<Response, ApiError> {
+    let answer = serde_json::to_vec(&view(&endpoint, show_secret)).map_err(ApiError::internal)?;
+    let request = WriteRequest {
+        write: Write::SaveEndpoint(endpoint.clone()),
+        idempotency: idempotency.map(|(idem, now)| idem.key(now, Some((status, answer.clone())))),
+    };
+    match state.engine.writer.write(request).await? {
+        Written::Replay(first) => match idempotency {
+            Some((idem, _)) => idem.replay(first),
+            None => Err(ApiError::internal("replay without an idempotency key")),
+        },
+        _ => {
+            state.engine.directory.put_endpoint(endpoint);
+            Ok(json_response(status, answer))
+        }
+    }
+}
+
+/// Reads the Idempotency-Key and answers a retry; `Ok(Err(response))` means
+/// "answer this, it is a replay".
+async fn idempotency(
+    state: &AppState,
+    caller: Caller,
+    headers: &HeaderMap,
+    route: &str,
+    body: &Bytes,
+) -> Result<Result<Option<Idempotency>, Response>, ApiError> {
+    let idem = Idempotency::from_request(headers, caller, route, body)?;
+    if let Some(idem) = &idem
+        && let Some(first) = idem.earlier(state).await?
+    {
+        return Ok(Err(first));
+    }
+    Ok(Ok(idem))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let merchant = caller.merchant()?;
+    let idem = match idempotency(&state, caller, &headers, "POST /v1/endpoints", &body).await? {
+        Ok(idem) => idem,
+        Err(replay) => return Ok(replay),
+    };
+    let request: NewEndpoint = parse_json(&body)?;
+    let url = check_url(&state, &request.url).await?;
+    let filter = filter(&request.events, request.dialect)?;
+    let now = state.engine.clock.now_ms();
+    let endpoint = Endpoint {
+        id: EndpointId::generate(from_millis(now)),
+        merchant_id: merchant,
+        url,
+        dialect: request.dialect,
+        filter,
+        ordered: request.ordered,
+        description: request.description,
+        secret: WebhookSecret::generate(),
+        previous_secret: None,
+        disabled: None,
+        failing_since: None,
+        created_at: now,
+    };
+    save(
+        &state,
+        endpoint,
+        StatusCode::CREATED,
+        true,
+        idem.as_ref().map(|i| (i, now)),
+    )
+    .await
+}
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let merchant = caller.merchant()?;
+    let data: Vec<Value> = state
+        .engine
+        .directory
+        .endpoints_of(merchant)
+        .iter()
+        .map(|e| view(e, false))
+        .collect();
+    let body = serde_json::to_vec(&json!({"data": data, "has_more": false}))
+        .map_err(ApiError::internal)?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let endpoint = owned(&state, caller.merchant()?, &id)?;
+    let body = serde_json::to_vec(&view(&endpoint, false)).map_err(ApiError::internal)?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut endpoint = (*owned(&state, caller.merchant()?, &id)?).clone();
+    let change: EndpointChange = parse_json(&body)?;
+    if let Some(url) = change.url {
+        endpoint.url = check_url(&state, &url).await?;
+    }
+    if let Some(dialect) = change.dialect {
+        endpoint.dialect = dialect;
+    }
+    let entries = change.events.unwrap_or_else(|| endpoint.filter.entries());
+    endpoint.filter = filter(&entries, endpoint.dialect)?;
+    if let Some(ordered) = change.ordered {
+        endpoint.ordered = ordered;
+    }
+    if let Some(description) = change.description {
+        endpoint.description = description;
+    }
+    save(&state, endpoint, StatusCode::OK, false, None).await
+}
+
+pub async fn disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let endpoint = owned(&state, caller.merchant()?, &id)?;
+    let engine = &state.engine;
+    if endpoint.is_enabled() {
+        let now = engine.clock.now_ms();
+        let request = WriteRequest {
+            write: Write::DisableEndpoint {
+                endpoint_id: endpoint.id,
+                reason: DisabledReason::Manual,
+                now,
+            },
+            idempotency: None,
+        };
+        engine.writer.write(request).await?;
+        engine.directory.update_endpoint(endpoint.id, |e| {
+            e.disabled = Some(Disabled {
+                reason: DisabledReason::Manual,
+                at: now,
+            });
+        });
+    }
+    get_one(State(state), caller, Path(id)).await
+}
+
+pub async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut endpoint = (*owned(&state, caller.merchant()?, &id)?).clone();
+    endpoint.disabled = None;
+    endpoint.failing_since = None;
+    save(&state, endpoint, StatusCode::OK, false, None).await
+}
+
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let idem = match idempotency(
+        &state,
+        caller,
+        &headers,
+        &format!("POST rotate {id}"),
+        &body,
+    )
+    .await?
+    {
+        Ok(idem) => idem,
+        Err(replay) => return Ok(replay),
+    };
+    let mut endpoint = (*owned(&state, caller.merchant()?, &id)?).clone();
+    let now = state.engine.clock.now_ms();
+    let old = std::mem::replace(&mut endpoint.secret, WebhookSecret::generate());
+    endpoint.previous_secret = Some((old, now + ROTATION_OVERLAP_MS));
+    save(
+        &state,
+        endpoint,
+        StatusCode::OK,
+        true,
+        idem.as_ref().map(|i| (i, now)),
+    )
+    .await
+}
+
+pub async fn recover(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let endpoint = owned(&state, caller.merchant()?, &id)?;
+    if !endpoint.is_enabled() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "endpoint_disabled",
+            "enable the endpoint before recovering its deliveries",
+        ));
+    }
+    let request: Recover = parse_json(&body)?;
+    let engine = &state.engine;
+    let now = engine.clock.now_ms();
+    let write = Write::Recover {
+        endpoint_id: endpoint.id,
+        since: to_millis(request.since),
+        now,
+    };
+    let scheduled = match engine
+        .writer
+        .write(WriteRequest {
+            write,
+            idempotency: None,
+        })
+        .await?
+    {
+        Written::Scheduled(scheduled) => scheduled,
+        other => return Err(ApiError::internal(format!("recover wrote {other:?}"))),
+    };
+    let count = scheduled.len();
+    engine.schedule(scheduled.into_iter().map(|delivery| Job {
+        delivery,
+        body: None,
+    }));
+    let body = serde_json::to_vec(&json!({"recovered": count})).map_err(ApiError::internal)?;
+    Ok(json_response(StatusCode::ACCEPTED, body))
+}

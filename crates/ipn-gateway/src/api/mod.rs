@@ -1,0 +1,182 @@
+//! The HTTP API (`/v1`, JSON), the PayPal postback, and operations routes.
+//!
+//! Handlers are thin: parse the request into domain values, call one
+//! function, map its outcome to a response. Every POST honours an
+//! `Idempotency-Key`: the same key with the same body replays the first
+//! answer; with a different body it is a 409.
+
+mod auth;
+mod endpoints;
+mod error;
+mod events;
+mod merchants;
+mod postback;
+mod system;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::delivery::Engine;
+use crate::storage::{IdempotencyKey, IdempotentResponse};
+pub use auth::{Caller, hash_key};
+pub use error::ApiError;
+
+/// Largest request body: the 256 KiB payload limit plus room for the envelope.
+const MAX_BODY: usize = 256 * 1024 + 4096;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    /// SHA-256 of the admin key, compared in constant time.
+    pub admin_key_hash: Arc<str>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/v1/merchants",
+            post(merchants::create).get(merchants::list),
+        )
+        .route(
+            "/v1/endpoints",
+            post(endpoints::create).get(endpoints::list),
+        )
+        .route(
+            "/v1/endpoints/{id}",
+            get(endpoints::get_one).patch(endpoints::update),
+        )
+        .route("/v1/endpoints/{id}/disable", post(endpoints::disable))
+        .route("/v1/endpoints/{id}/enable", post(endpoints::enable))
+        .route(
+            "/v1/endpoints/{id}/rotate-secret",
+            post(endpoints::rotate_secret),
+        )
+        .route("/v1/endpoints/{id}/recover", post(endpoints::recover))
+        .route("/v1/events", post(events::create).get(events::list))
+        .route("/v1/events/{id}", get(events::get_one))
+        .route("/v1/events/{id}/attempts", get(events::attempts))
+        .route("/v1/events/{id}/resend", post(events::resend))
+        .route("/v1/test/clock/advance", post(system::advance_clock))
+        .route("/cgi-bin/webscr", post(postback::verify))
+        .route("/ipn/verify", post(postback::verify))
+        .route("/healthz", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .fallback(system::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Parses a JSON request body, with serde's message (it names the field
+/// and position) in the 400.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::invalid("request body is empty; expected JSON"));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("request body: {e}")))
+}
+
+/// A JSON response with a status.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The request's `Idempotency-Key`, ready to store with a write.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    scope: String,
+    key: String,
+    request_hash: String,
+}
+
+impl Idempotency {
+    const MAX_KEY: usize = 255;
+
+    /// Reads the header; `None` when the request has none.
+    pub fn from_request(
+        headers: &HeaderMap,
+        caller: Caller,
+        route: &str,
+        body: &Bytes,
+    ) -> Result<Option<Self>, ApiError> {
+        let Some(value) = headers.get("idempotency-key") else {
+            return Ok(None);
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.len() <= Self::MAX_KEY)
+            .ok_or_else(|| {
+                ApiError::invalid("Idempotency-Key must be 1 to 255 printable ASCII characters")
+            })?;
+        let mut hash = Sha256::new();
+        hash.update(route.as_bytes());
+        hash.update([0]);
+        hash.update(body);
+        let request_hash = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Some(Self {
+            scope: caller.scope(),
+            key: key.to_owned(),
+            request_hash,
+        }))
+    }
+
+    /// The first answer, if this key was used before (read before doing work).
+    pub async fn earlier(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
+        let store = Arc::clone(&state.engine.store);
+        let (scope, key) = (self.scope.clone(), self.key.clone());
+        let found = tokio::task::spawn_blocking(move || store.idempotent_response(&scope, &key))
+            .await
+            .map_err(ApiError::internal)??;
+        found.map(|first| self.replay(first)).transpose()
+    }
+
+    /// Answers a retry with the first answer, or 409 if the body differs.
+    pub fn replay(&self, first: IdempotentResponse) -> Result<Response, ApiError> {
+        if first.request_hash != self.request_hash {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request",
+            ));
+        }
+        let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
+        let mut response = json_response(status, first.body);
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        Ok(response)
+    }
+
+    /// The key to store with the write; `response` is the answer to replay
+    /// (`None` when the write produces it: an ingested event's body).
+    pub fn key(
+        &self,
+        now: crate::clock::Millis,
+        response: Option<(StatusCode, Vec<u8>)>,
+    ) -> IdempotencyKey {
+        IdempotencyKey {
+            scope: self.scope.clone(),
+            key: self.key.clone(),
+            request_hash: self.request_hash.clone(),
+            response: response.map(|(status, body)| IdempotentResponse {
+                request_hash: self.request_hash.clone(),
+                status: status.as_u16(),
+                body,
+            }),
+            now,
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Wiring: open the store, load the directory and the schedule, start the
+//! writer, the delivery engine and the HTTP server; stop them in order.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState, hash_key};
+use crate::clock::Clock;
+use crate::delivery::ssrf::{HostResolver, NetworkPolicy, SystemResolver};
+use crate::delivery::{DeliveryConfig, Engine, Job, Parts};
+use crate::directory::Directory;
+use crate::metrics::Metrics;
+use crate::storage::Store;
+use crate::storage::sqlite::{Durability, Sqlite};
+use crate::writer::Writer;
+
+/// Everything the gateway needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: Database,
+    pub admin_key: String,
+    pub network: NetworkPolicy,
+    pub test_clock: bool,
+    pub delivery: DeliveryConfig,
+    pub durability: Durability,
+    /// How endpoint host names are resolved (tests substitute their own).
+    pub resolver: Arc<dyn HostResolver>,
+}
+
+impl Config {
+    /// A gateway on `database` with the defaults of DESIGN §4.
+    pub fn new(database: Database, admin_key: impl Into<String>) -> Self {
+        Self {
+            database,
+            admin_key: admin_key.into(),
+            network: NetworkPolicy::public_only(),
+            test_clock: false,
+            delivery: DeliveryConfig::default(),
+            durability: Durability::Full,
+            resolver: Arc::new(SystemResolver),
+        }
+    }
+}
+
+/// Where the gateway keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+}
+
+impl Database {
+    /// Reads `sqlite://FILE` (or `sqlite:FILE`).
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                bail!("database URL {url:?} names no file: use sqlite://FILE");
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            bail!("database URL {url:?}: this build stores to SQLite only; use sqlite://FILE");
+        }
+        bail!("database URL {url:?} is not sqlite://FILE");
+    }
+
+    fn open(&self, durability: Durability) -> anyhow::Result<Arc<dyn Store>> {
+        match self {
+            Self::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                Ok(Arc::new(Sqlite::open(path, durability)?))
+            }
+        }
+    }
+}
+
+/// Applies the schema to a database and says how many migrations ran.
+pub fn migrate(database: &Database) -> anyhow::Result<usize> {
+    match database {
+        Database::Sqlite(path) => {
+            let mut conn = rusqlite::Connection::open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            crate::storage::sqlite::migrate(&mut conn)
+        }
+    }
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    addr: SocketAddr,
+    engine: Arc<Engine>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    delivery: JoinHandle<()>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Starts the gateway on an already bound listener (port 0 in tests).
+    pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        if config.admin_key.trim().len() < 16 {
+            bail!("the admin key must be at least 16 characters");
+        }
+        let addr = listener.local_addr()?;
+        let database = config.database.clone();
+        let durability = config.durability;
+        let (store, merchants, endpoints, pending) = tokio::task::spawn_blocking(move || {
+            let store = database.open(durability)?;
+            let merchants = store.merchants()?;
+            let endpoints = store.endpoints()?;
+            let pending = store.pending_deliveries()?;
+            Ok::<_, anyhow::Error>((store, merchants, endpoints, pending))
+        })
+        .await??;
+        let clock = Arc::new(if config.test_clock {
+            Clock::test()
+        } else {
+            Clock::system()
+        });
+        let (writer, writer_thread) = Writer::start(Arc::clone(&store));
+        let engine = Engine::new(
+            Parts {
+                clock,
+                store,
+                writer,
+                directory: Arc::new(Directory::load(merchants, endpoints)),
+                metrics: Arc::new(Metrics::default()),
+                policy: Arc::new(config.network.clone()),
+                resolver: config.resolver.clone(),
+            },
+            config.delivery.clone(),
+        )?;
+        let recovered = pending.len();
+        engine.schedule(pending.into_iter().map(|delivery| Job {
+            delivery,
+            body: None,
+        }));
+        tracing::info!(%addr, scheduled = recovered, "gateway started");
+
+        let (shutdown, stop) = watch::channel(false);
+        let delivery = tokio::spawn(Arc::clone(&engine).run(stop.clone()));
+        let state = AppState {
+            engine: Arc::clone(&engine),
+            admin_key_hash: hash_key(config.admin_key.trim()).into(),
+        };
+        let mut stop_http = stop;
+        let server = tokio::spawn(async move {
+            axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = stop_http.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        Ok(Self {
+            addr,
+            engine,
+            shutdown,
+            server,
+            delivery,
+            writer: writer_thread,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Stops accepting requests, lets attempts in flight finish, commits
+    /// what is queued, and returns when everything has stopped.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.server.await??;
+        self.delivery.await?;
+        drop(self.engine);
+        let writer = self.writer;
+        tokio::task::spawn_blocking(move || writer.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        Ok(())
+    }
+}

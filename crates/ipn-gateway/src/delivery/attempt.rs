@@ -1,0 +1,353 @@
+//! One attempt: sign, POST, classify the answer, record it, decide what next.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipn_core::Dialect;
+use ipn_core::event::Event;
+use ipn_core::paypal::{Sending, encode_event};
+use ipn_core::standard::{WebhookHeaders, signature_header};
+
+use super::retry::parse_retry_after;
+use super::{Engine, Job, ssrf};
+use crate::clock::{Millis, from_millis};
+use crate::model::{Attempt, AttemptStatus, DisabledReason, Endpoint};
+use crate::storage::{AttemptDone, DeliveryNext, EndpointHealth, Write, WriteRequest};
+
+/// How much of a response body is kept with the attempt.
+const KEPT_RESPONSE_BYTES: usize = 1024;
+
+/// What an endpoint did with one POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx answer.
+    Delivered { status: u16, body: String },
+    /// Any other answer.
+    Rejected {
+        status: u16,
+        body: String,
+        retry_after: Option<Duration>,
+    },
+    /// No answer: connection refused or reset, timeout, TLS, refused address.
+    NoAnswer { error: String },
+}
+
+pub(super) async fn run(engine: &Engine, job: Job) {
+    let delivery = &job.delivery;
+    let Some(endpoint) = engine.directory.endpoint(delivery.endpoint_id) else {
+        return;
+    };
+    if !endpoint.is_enabled() {
+        // Disabling failed its pending deliveries in the store already.
+        return;
+    }
+    let body = match job.body.clone() {
+        Some(body) => Some(body),
+        None => load_body(engine, &job).await,
+    };
+    let Some(body) = body else {
+        tracing::error!(event.id = %delivery.event_id, "event of a scheduled delivery not found");
+        return;
+    };
+
+    let now = engine.clock.now_ms();
+    let started = Instant::now();
+    let outcome = match payload(
+        &endpoint,
+        &body,
+        delivery.attempts > delivery.round_attempts,
+    ) {
+        Ok(payload) => post(engine, &endpoint, &job, &payload, now).await,
+        Err(error) => Outcome::NoAnswer { error },
+    };
+    let duration = started.elapsed();
+    engine.metrics.record_attempt(&outcome, duration);
+    settle(engine, &endpoint, &job, outcome, now, duration).await;
+}
+
+async fn load_body(engine: &Engine, job: &Job) -> Option<Arc<[u8]>> {
+    let store = Arc::clone(&engine.store);
+    let id = job.delivery.event_id;
+    match tokio::task::spawn_blocking(move || store.event(id)).await {
+        Ok(Ok(event)) => event.map(|e| e.body),
+        Ok(Err(error)) => {
+            tracing::error!(event.id = %id, error = format!("{error:#}"), "loading an event to deliver");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// The bytes to send in the endpoint's dialect.
+fn payload(endpoint: &Endpoint, body: &Arc<[u8]>, resend: bool) -> Result<Arc<[u8]>, String> {
+    match endpoint.dialect {
+        Dialect::Standard => Ok(Arc::clone(body)),
+        Dialect::Paypal => {
+            let event: Event = serde_json::from_slice(body)
+                .map_err(|e| format!("stored event unreadable: {e}"))?;
+            let sending = if resend {
+                Sending::Resend
+            } else {
+                Sending::First
+            };
+            encode_event(&event, sending)
+                .map(Into::into)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+async fn post(
+    engine: &Engine,
+    endpoint: &Endpoint,
+    job: &Job,
+    payload: &Arc<[u8]>,
+    now: Millis,
+) -> Outcome {
+    let url = match url::Url::parse(&endpoint.url) {
+        Ok(url) => url,
+        Err(e) => {
+            return Outcome::NoAnswer {
+                error: format!("endpoint URL is invalid: {e}"),
+            };
+        }
+    };
+    // A custom resolver never sees IP literals: check those here.
+    if let Some(Err(refused)) = ssrf::check_literal(&engine.policy, &url) {
+        return Outcome::NoAnswer {
+            error: refused.to_string(),
+        };
+    }
+    let id = job.delivery.event_id.to_string();
+    let timestamp = now.div_euclid(1000);
+    let signature = signature_header(&endpoint.signers(now), &id, timestamp, payload);
+    let request = engine
+        .client
+        .post(url)
+        .header("content-type", endpoint.dialect.content_type())
+        .header(WebhookHeaders::ID, &id)
+        .header(WebhookHeaders::TIMESTAMP, timestamp.to_string())
+        .header(WebhookHeaders::SIGNATURE, signature)
+        .body(reqwest::Body::from(bytes_of(payload)));
+    match request.send().await {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            let retry_after = if status == 429 || status == 503 {
+                response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after)
+            } else {
+                None
+            };
+            let body = read_start(&mut response).await;
+            if response.status().is_success() {
+                Outcome::Delivered { status, body }
+            } else {
+                Outcome::Rejected {
+                    status,
+                    body,
+                    retry_after,
+                }
+            }
+        }
+        Err(error) => Outcome::NoAnswer {
+            error: describe(&error),
+        },
+    }
+}
+
+fn bytes_of(payload: &Arc<[u8]>) -> Vec<u8> {
+    payload.to_vec()
+}
+
+/// The first KiB of the body; the rest is never read, however large.
+async fn read_start(response: &mut reqwest::Response) -> String {
+    let mut kept = Vec::new();
+    while kept.len() < KEPT_RESPONSE_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    kept.truncate(KEPT_RESPONSE_BYTES);
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// The error and its causes in one line: reqwest's own message alone
+/// ("error sending request") does not say what failed.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Records the attempt and moves the delivery on.
+async fn settle(
+    engine: &Engine,
+    endpoint: &Endpoint,
+    job: &Job,
+    outcome: Outcome,
+    now: Millis,
+    duration: Duration,
+) {
+    let delivery = &job.delivery;
+    let failed_in_round = delivery.round_attempts + 1;
+    let (status, response_status, error, response_body, retry_after) = match &outcome {
+        Outcome::Delivered { status, body } => (
+            AttemptStatus::Succeeded,
+            Some(*status),
+            None,
+            Some(body.clone()),
+            None,
+        ),
+        Outcome::Rejected {
+            status,
+            body,
+            retry_after,
+        } => (
+            AttemptStatus::Failed,
+            Some(*status),
+            Some(format!("endpoint answered {status}")),
+            Some(body.clone()),
+            *retry_after,
+        ),
+        Outcome::NoAnswer { error } => {
+            (AttemptStatus::Failed, None, Some(error.clone()), None, None)
+        }
+    };
+    let gone = response_status == Some(410);
+    let (next, health) = match status {
+        AttemptStatus::Succeeded => (
+            DeliveryNext::Delivered,
+            if endpoint.failing_since.is_some() {
+                EndpointHealth::Healthy
+            } else {
+                EndpointHealth::Unchanged
+            },
+        ),
+        AttemptStatus::Failed => {
+            let next = match engine
+                .config
+                .retry
+                .next_attempt(now, failed_in_round, retry_after)
+            {
+                Some(at) if !gone => DeliveryNext::RetryAt(at),
+                _ => DeliveryNext::Failed,
+            };
+            let health = match endpoint.failing_since {
+                Some(_) => EndpointHealth::Unchanged,
+                None => EndpointHealth::FailingSince(now),
+            };
+            (next, health)
+        }
+    };
+    let attempt = Attempt {
+        event_id: delivery.event_id,
+        endpoint_id: delivery.endpoint_id,
+        number: delivery.attempts + 1,
+        status,
+        response_status,
+        duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        error,
+        response_body,
+        attempted_at: from_millis(now),
+    };
+    tracing::debug!(
+        event.id = %delivery.event_id,
+        endpoint.id = %delivery.endpoint_id,
+        attempt = attempt.number,
+        duration_ms = attempt.duration_ms,
+        status = ?attempt.response_status,
+        error = attempt.error.as_deref(),
+        "attempt"
+    );
+    let done = Write::AttemptDone(AttemptDone {
+        delivery_id: delivery.delivery_id,
+        attempt,
+        next,
+        health,
+    });
+    if engine
+        .writer
+        .write_detached(WriteRequest {
+            write: done,
+            idempotency: None,
+        })
+        .await
+        .is_err()
+    {
+        return; // shutting down: the delivery stays pending in the store
+    }
+    match health {
+        EndpointHealth::Unchanged => {}
+        EndpointHealth::Healthy => engine
+            .directory
+            .update_endpoint(endpoint.id, |e| e.failing_since = None),
+        EndpointHealth::FailingSince(at) => engine
+            .directory
+            .update_endpoint(endpoint.id, |e| e.failing_since = Some(at)),
+    }
+    match next {
+        DeliveryNext::Delivered => engine.metrics.delivered(),
+        DeliveryNext::Failed => engine.metrics.dead_lettered(),
+        DeliveryNext::RetryAt(at) => {
+            let mut retry = delivery.clone();
+            retry.due = at;
+            retry.round_attempts += 1;
+            retry.attempts += 1;
+            // The body is reloaded when due: a million pending retries must
+            // not hold a million bodies in memory.
+            engine.schedule([Job {
+                delivery: retry,
+                body: None,
+            }]);
+        }
+    }
+    let failing_for = endpoint.failing_since.map(|since| now - since).unwrap_or(0);
+    let limit = i64::try_from(engine.config.disable_failing_after.as_millis()).unwrap_or(i64::MAX);
+    if gone {
+        disable(engine, endpoint, DisabledReason::Gone, now).await;
+    } else if status == AttemptStatus::Failed && failing_for >= limit {
+        disable(engine, endpoint, DisabledReason::Failing, now).await;
+    }
+}
+
+async fn disable(engine: &Engine, endpoint: &Endpoint, reason: DisabledReason, now: Millis) {
+    if engine
+        .directory
+        .endpoint(endpoint.id)
+        .is_some_and(|e| !e.is_enabled())
+    {
+        return;
+    }
+    tracing::warn!(endpoint.id = %endpoint.id, reason = reason.as_str(), "disabling endpoint");
+    let write = Write::DisableEndpoint {
+        endpoint_id: endpoint.id,
+        reason,
+        now,
+    };
+    let request = WriteRequest {
+        write,
+        idempotency: None,
+    };
+    if engine.writer.write(request).await.is_ok() {
+        engine.directory.update_endpoint(endpoint.id, |e| {
+            e.disabled = Some(crate::model::Disabled { reason, at: now });
+        });
+        crate::publish::endpoint_disabled(engine, endpoint, reason, now).await;
+    }
+}

@@ -1,0 +1,287 @@
+//! The delivery engine: takes due deliveries from an in-memory schedule and
+//! POSTs them, signed, to their endpoints; records each attempt and decides
+//! what follows (delivered, retry at, dead letter).
+//!
+//! - The schedule is a heap keyed by due time, rebuilt from the store's index
+//!   of pending deliveries at start, so no tick ever scans the table.
+//! - Each endpoint has a lane: at most `per_endpoint_concurrency` attempts in
+//!   flight, the rest waiting in the lane, so a slow or dead endpoint holds
+//!   only its own lane and never delays the others.
+//! - Attempt results go to the writer without waiting for their commit; the
+//!   store keeps each delivery pending until its result is committed, so a
+//!   crash in between means one more attempt, never a lost delivery.
+
+mod attempt;
+pub mod retry;
+pub mod ssrf;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ipn_core::id::EndpointId;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::clock::{Clock, Millis};
+use crate::directory::Directory;
+use crate::metrics::Metrics;
+use crate::storage::{Scheduled, Store};
+use crate::writer::Writer;
+
+pub use attempt::Outcome;
+use retry::RetryPolicy;
+use ssrf::{HostResolver, NetworkPolicy};
+
+/// How deliveries are made.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub retry: RetryPolicy,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub per_endpoint_concurrency: usize,
+    pub max_in_flight: usize,
+    /// An endpoint whose attempts have all failed for this long is disabled.
+    pub disable_failing_after: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(15),
+            per_endpoint_concurrency: 32,
+            max_in_flight: 2048,
+            disable_failing_after: Duration::from_secs(5 * 24 * 3600),
+        }
+    }
+}
+
+/// A delivery to run, with its body when the caller already has it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub delivery: Scheduled,
+    pub body: Option<Arc<[u8]>>,
+}
+
+#[derive(Debug)]
+struct Due(Job);
+
+impl Due {
+    fn key(&self) -> (Millis, i64) {
+        (self.0.delivery.due, self.0.delivery.delivery_id)
+    }
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// Attempts in flight and waiting for one endpoint.
+#[derive(Debug, Default)]
+struct Lane {
+    in_flight: usize,
+    waiting: VecDeque<Job>,
+}
+
+pub struct Engine {
+    pub(crate) clock: Arc<Clock>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) writer: Writer,
+    pub(crate) directory: Arc<Directory>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) config: DeliveryConfig,
+    pub(crate) client: reqwest::Client,
+    pub(crate) policy: Arc<NetworkPolicy>,
+    pub(crate) resolver: Arc<dyn HostResolver>,
+    schedule: Mutex<BinaryHeap<Reverse<Due>>>,
+    wake: Notify,
+    lanes: Mutex<HashMap<EndpointId, Lane>>,
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("scheduled", &self.scheduled())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the engine needs from the rest of the gateway.
+pub struct Parts {
+    pub clock: Arc<Clock>,
+    pub store: Arc<dyn Store>,
+    pub writer: Writer,
+    pub directory: Arc<Directory>,
+    pub metrics: Arc<Metrics>,
+    pub policy: Arc<NetworkPolicy>,
+    pub resolver: Arc<dyn HostResolver>,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(parts: Parts, config: DeliveryConfig) -> anyhow::Result<Arc<Self>> {
+        let guarded =
+            ssrf::GuardedResolver::new(Arc::clone(&parts.policy), Arc::clone(&parts.resolver));
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(guarded))
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(config.per_endpoint_concurrency)
+            .tcp_nodelay(true)
+            .user_agent(concat!("ipn-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Arc::new(Self {
+            clock: parts.clock,
+            store: parts.store,
+            writer: parts.writer,
+            directory: parts.directory,
+            metrics: parts.metrics,
+            policy: parts.policy,
+            resolver: parts.resolver,
+            permits: Arc::new(Semaphore::new(config.max_in_flight)),
+            config,
+            client,
+            schedule: Mutex::new(BinaryHeap::new()),
+            wake: Notify::new(),
+            lanes: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Deliveries waiting in the schedule (not yet due or not yet taken).
+    pub fn scheduled(&self) -> usize {
+        lock(&self.schedule).len()
+    }
+
+    /// Due time of the earliest scheduled delivery.
+    pub fn oldest_due(&self) -> Option<Millis> {
+        lock(&self.schedule)
+            .peek()
+            .map(|Reverse(d)| d.0.delivery.due)
+    }
+
+    /// Adds deliveries to the schedule.
+    pub fn schedule(&self, jobs: impl IntoIterator<Item = Job>) {
+        let mut heap = lock(&self.schedule);
+        for job in jobs {
+            heap.push(Reverse(Due(job)));
+        }
+        drop(heap);
+        self.wake.notify_one();
+    }
+
+    /// Runs until `shutdown` turns true, then waits for attempts in flight
+    /// (up to the delivery timeout) before returning.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut advanced = self.clock.on_advance();
+        let mut tasks = JoinSet::new();
+        loop {
+            let now = self.clock.now_ms();
+            for job in self.take_due(now) {
+                self.dispatch(job, &mut tasks);
+            }
+            while tasks.try_join_next().is_some() {}
+            // Sleep until the next due time, a new delivery, a clock
+            // advance, or shutdown. Real time is capped so that a long sleep
+            // notices a clock set forward by the system.
+            let sleep = match self.oldest_due() {
+                Some(due) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0)),
+                None => Duration::from_secs(60),
+            }
+            .min(Duration::from_secs(60));
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.notified() => {}
+                _ = advanced.changed() => {}
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        let grace = self.config.timeout + Duration::from_secs(1);
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    }
+
+    fn take_due(&self, now: Millis) -> Vec<Job> {
+        let mut heap = lock(&self.schedule);
+        let mut due = Vec::new();
+        while heap
+            .peek()
+            .is_some_and(|Reverse(d)| d.0.delivery.due <= now)
+        {
+            if let Some(Reverse(Due(job))) = heap.pop() {
+                due.push(job);
+            }
+        }
+        due
+    }
+
+    /// Starts the job now if its endpoint's lane has room, else queues it there.
+    fn dispatch(self: &Arc<Self>, job: Job, tasks: &mut JoinSet<()>) {
+        let endpoint_id = job.delivery.endpoint_id;
+        {
+            let mut lanes = lock(&self.lanes);
+            let lane = lanes.entry(endpoint_id).or_default();
+            if lane.in_flight >= self.config.per_endpoint_concurrency {
+                lane.waiting.push_back(job);
+                return;
+            }
+            lane.in_flight += 1;
+        }
+        let engine = Arc::clone(self);
+        tasks.spawn(async move { engine.run_lane(job).await });
+    }
+
+    /// Runs a job, then the jobs that queued behind it in its lane.
+    async fn run_lane(self: Arc<Self>, mut job: Job) {
+        loop {
+            let endpoint_id = job.delivery.endpoint_id;
+            match Arc::clone(&self.permits).acquire_owned().await {
+                Ok(_permit) => attempt::run(&self, job).await,
+                Err(_) => return, // the semaphore is never closed
+            }
+            let mut lanes = lock(&self.lanes);
+            let Some(lane) = lanes.get_mut(&endpoint_id) else {
+                return;
+            };
+            match lane.waiting.pop_front() {
+                Some(next) => job = next,
+                None => {
+                    lane.in_flight -= 1;
+                    if lane.in_flight == 0 {
+                        lanes.remove(&endpoint_id);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}

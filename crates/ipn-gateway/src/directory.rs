@@ -1,0 +1,98 @@
+//! The in-memory directory of merchants and endpoints.
+//!
+//! Loaded from the store at start and updated after each committed change,
+//! so authenticating a request and choosing an event's endpoints never touch
+//! the database. The store stays the source of truth.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use ipn_core::id::{EndpointId, MerchantId};
+
+use crate::model::{Endpoint, Merchant};
+
+#[derive(Debug, Default)]
+pub struct Directory {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    merchants: HashMap<MerchantId, Arc<Merchant>>,
+    by_key_hash: HashMap<String, MerchantId>,
+    endpoints: HashMap<EndpointId, Arc<Endpoint>>,
+}
+
+impl Directory {
+    pub fn load(merchants: Vec<Merchant>, endpoints: Vec<Endpoint>) -> Self {
+        let directory = Self::default();
+        for merchant in merchants {
+            directory.put_merchant(merchant);
+        }
+        for endpoint in endpoints {
+            directory.put_endpoint(endpoint);
+        }
+        directory
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn put_merchant(&self, merchant: Merchant) {
+        let mut inner = self.write();
+        inner
+            .by_key_hash
+            .insert(merchant.api_key_hash.clone(), merchant.id);
+        inner.merchants.insert(merchant.id, Arc::new(merchant));
+    }
+
+    pub fn merchant(&self, id: MerchantId) -> Option<Arc<Merchant>> {
+        self.read().merchants.get(&id).cloned()
+    }
+
+    pub fn merchant_by_key_hash(&self, hash: &str) -> Option<MerchantId> {
+        self.read().by_key_hash.get(hash).copied()
+    }
+
+    pub fn merchants(&self) -> Vec<Arc<Merchant>> {
+        let mut all: Vec<_> = self.read().merchants.values().cloned().collect();
+        all.sort_by_key(|m| (m.created_at, m.id));
+        all
+    }
+
+    pub fn put_endpoint(&self, endpoint: Endpoint) {
+        self.write()
+            .endpoints
+            .insert(endpoint.id, Arc::new(endpoint));
+    }
+
+    pub fn endpoint(&self, id: EndpointId) -> Option<Arc<Endpoint>> {
+        self.read().endpoints.get(&id).cloned()
+    }
+
+    /// A merchant's endpoints, oldest first.
+    pub fn endpoints_of(&self, merchant: MerchantId) -> Vec<Arc<Endpoint>> {
+        let mut mine: Vec<_> = self
+            .read()
+            .endpoints
+            .values()
+            .filter(|e| e.merchant_id == merchant)
+            .cloned()
+            .collect();
+        mine.sort_by_key(|e| (e.created_at, e.id));
+        mine
+    }
+
+    /// Applies `change` to the cached endpoint, if present.
+    pub fn update_endpoint(&self, id: EndpointId, change: impl FnOnce(&mut Endpoint)) {
+        let mut inner = self.write();
+        if let Some(current) = inner.endpoints.get_mut(&id) {
+            change(Arc::make_mut(current));
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Publishing an event: choose the endpoints that want it, commit the event
+//! with one delivery per endpoint (one transaction), then schedule them.
+
+use std::sync::Arc;
+
+use ipn_core::event::{EndpointNotice, Event, EventData, EventType};
+use ipn_core::id::{EventId, MerchantId};
+
+use crate::clock::{Millis, from_millis};
+use crate::delivery::{Engine, Job};
+use crate::model::{DisabledReason, Endpoint};
+use crate::storage::{
+    IdempotencyKey, IdempotentResponse, Ingested, NewEvent, Write, WriteRequest, Written,
+};
+use crate::writer::WriteError;
+
+/// What publishing did.
+#[derive(Debug)]
+pub enum Published {
+    New(Ingested),
+    /// The Idempotency-Key was used before: the first answer.
+    Replay(IdempotentResponse),
+}
+
+/// Commits `event` for `merchant` and schedules its deliveries.
+pub async fn publish(
+    engine: &Engine,
+    merchant: MerchantId,
+    event: Event,
+    idempotency: Option<IdempotencyKey>,
+) -> Result<Published, WriteError> {
+    let endpoint_ids = engine
+        .directory
+        .endpoints_of(merchant)
+        .iter()
+        .filter(|e| e.is_enabled() && e.wants(&event.event_type))
+        .map(|e| e.id)
+        .collect();
+    let object_id = root_object(&event.data);
+    let request = WriteRequest {
+        write: Write::Ingest(NewEvent {
+            merchant_id: merchant,
+            event,
+            object_id,
+            endpoint_ids,
+        }),
+        idempotency,
+    };
+    match engine.writer.write(request).await? {
+        Written::Ingested(ingested) => {
+            engine.metrics.ingested(1);
+            engine.schedule(ingested.deliveries.iter().map(|d| Job {
+                delivery: d.clone(),
+                body: Some(Arc::clone(&ingested.body)),
+            }));
+            Ok(Published::New(ingested))
+        }
+        Written::Replay(first) => Ok(Published::Replay(first)),
+        other => Err(WriteError::Store(format!(
+            "unexpected result of an ingest: {other:?}"
+        ))),
+    }
+}
+
+/// The object whose `sequence` an event takes: a payment with its refunds
+/// and reversals, a subscription with its period payments.
+fn root_object(data: &EventData) -> Option<String> {
+    match data {
+        EventData::Payment(p) => Some(match (p.subscription_id, p.parent_id) {
+            (Some(subscription), _) => subscription.to_string(),
+            (None, Some(parent)) => parent.to_string(),
+            (None, None) => p.id.to_string(),
+        }),
+        EventData::Subscription(s) => Some(s.id.to_string()),
+        EventData::Endpoint(e) => Some(e.id.to_string()),
+        EventData::Other(raw) => {
+            // A platform object's `id`, when it has a string one.
+            #[derive(serde::Deserialize)]
+            struct WithId {
+                id: Option<String>,
+            }
+            serde_json::from_str::<WithId>(raw.get())
+                .ok()
+                .and_then(|o| o.id)
+        }
+    }
+}
+
+/// Tells the merchant's other endpoints that `endpoint` was disabled.
+pub async fn endpoint_disabled(
+    engine: &Engine,
+    endpoint: &Endpoint,
+    reason: DisabledReason,
+    now: Millis,
+) {
+    let at = from_millis(now);
+    let event = Event {
+        id: EventId::generate(at),
+        event_type: EventType::EndpointDisabled,
+        created_at: at,
+        livemode: false,
+        sequence: 0,
+        data: EventData::Endpoint(Box::new(EndpointNotice {
+            id: endpoint.id,
+            url: endpoint.url.clone(),
+            disabled_reason: reason.as_str().to_owned(),
+            disabled_at: at,
+        })),
+    };
+    if let Err(error) = publish(engine, endpoint.merchant_id, event, None).await {
+        tracing::error!(endpoint.id = %endpoint.id, %error, "publishing endpoint.disabled");
+    }
+}

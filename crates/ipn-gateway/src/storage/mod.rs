@@ -1,0 +1,194 @@
+//! Storage: what the gateway keeps, behind the [`Store`] trait that each
+//! database fills (SQLite today; PostgreSQL later, with the same tests).
+//!
+//! Writes come as batches of [`Write`]s, applied in ONE transaction by the
+//! single writer task (see `writer.rs`): an event and its deliveries commit
+//! together or not at all (the transactional outbox), and many API calls
+//! share one commit. Reads go through their own connections.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use ipn_core::event::Event;
+use ipn_core::id::{EndpointId, EventId, MerchantId};
+
+use crate::clock::Millis;
+use crate::model::{Attempt, DeliveryStatus, DisabledReason, Endpoint, Merchant};
+
+/// A storage failure: the database is unreachable, full, or corrupt. Never
+/// an expected outcome of a request, so it carries context, not structure.
+pub type StoreError = anyhow::Error;
+
+/// One change, applied inside the writer's batch transaction.
+#[derive(Debug)]
+pub enum Write {
+    CreateMerchant(Merchant),
+    /// Inserts or replaces an endpoint.
+    SaveEndpoint(Endpoint),
+    /// Records an event and one pending delivery per endpoint.
+    Ingest(NewEvent),
+    /// Records an attempt's outcome and moves its delivery on.
+    AttemptDone(AttemptDone),
+    /// Puts deliveries of an event back to pending, due now; creates the
+    /// delivery for an endpoint that never had one.
+    Resend {
+        event_id: EventId,
+        endpoint_ids: Vec<EndpointId>,
+        now: Millis,
+    },
+    /// Puts an endpoint's failed deliveries of events created at or after
+    /// `since` back to pending, due now.
+    Recover {
+        endpoint_id: EndpointId,
+        since: Millis,
+        now: Millis,
+    },
+    /// Disables an endpoint and fails its pending deliveries.
+    DisableEndpoint {
+        endpoint_id: EndpointId,
+        reason: DisabledReason,
+        now: Millis,
+    },
+}
+
+/// A write with its Idempotency-Key, when the API request had one.
+#[derive(Debug)]
+pub struct WriteRequest {
+    pub write: Write,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// What a batch did for one write.
+#[derive(Debug)]
+pub enum Written {
+    Done,
+    Ingested(Ingested),
+    /// Deliveries (re)scheduled by a resend or recover.
+    Scheduled(Vec<Scheduled>),
+    /// The Idempotency-Key was used before: the first answer, not re-applied.
+    Replay(IdempotentResponse),
+}
+
+/// An event to record. Its `sequence` is assigned by the store.
+#[derive(Debug)]
+pub struct NewEvent {
+    pub merchant_id: MerchantId,
+    pub event: Event,
+    /// The root object whose sequence the event takes (payment, subscription).
+    pub object_id: Option<String>,
+    pub endpoint_ids: Vec<EndpointId>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub event_id: EventId,
+    /// The exact JSON to deliver (and to answer the API call with).
+    pub body: Arc<[u8]>,
+    pub deliveries: Vec<Scheduled>,
+}
+
+/// A delivery that is due: what the scheduler needs to run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    pub delivery_id: i64,
+    pub event_id: EventId,
+    pub endpoint_id: EndpointId,
+    pub due: Millis,
+    /// Attempts already made since the last (re)send.
+    pub round_attempts: u32,
+    /// Attempts already made in all.
+    pub attempts: u32,
+}
+
+#[derive(Debug)]
+pub struct AttemptDone {
+    pub delivery_id: i64,
+    pub attempt: Attempt,
+    pub next: DeliveryNext,
+    pub health: EndpointHealth,
+}
+
+/// How an attempt changes its endpoint's run of failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointHealth {
+    Unchanged,
+    /// It succeeded after failures.
+    Healthy,
+    /// It failed after a success (or for the first time), at this time.
+    FailingSince(Millis),
+}
+
+/// What follows an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryNext {
+    Delivered,
+    RetryAt(Millis),
+    /// Dead letter: no attempts left, or the endpoint is gone.
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    /// `admin` or the merchant id: keys are per caller.
+    pub scope: String,
+    pub key: String,
+    pub request_hash: String,
+    /// The answer to store; `None` to store the write's own body (ingest).
+    pub response: Option<IdempotentResponse>,
+    pub now: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentResponse {
+    pub request_hash: String,
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Position in the store, for cursors.
+    pub seq: i64,
+    pub id: EventId,
+    pub merchant_id: MerchantId,
+    pub body: Arc<[u8]>,
+}
+
+/// `GET /v1/events` filters.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub merchant_id: Option<MerchantId>,
+    /// Only events stored after this position.
+    pub after_seq: i64,
+    pub limit: u32,
+    pub event_type: Option<String>,
+    /// Only events with a delivery in this state.
+    pub delivery: Option<DeliveryStatus>,
+}
+
+/// What a database must do for the gateway.
+pub trait Store: Send + Sync + 'static {
+    /// Applies the batch in one transaction, one result per request, in
+    /// order. A failing request rolls back alone (its result is the error);
+    /// a failing commit fails the whole batch.
+    fn apply(&self, batch: &[WriteRequest])
+    -> Result<Vec<Result<Written, StoreError>>, StoreError>;
+
+    fn merchants(&self) -> Result<Vec<Merchant>, StoreError>;
+    fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
+    /// Every pending delivery, to rebuild the schedule at start.
+    fn pending_deliveries(&self) -> Result<Vec<Scheduled>, StoreError>;
+    fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
+    /// Events in order after the cursor; `true` when more follow.
+    fn list_events(&self, query: &EventQuery) -> Result<(Vec<StoredEvent>, bool), StoreError>;
+    fn attempts(&self, event_id: EventId) -> Result<Vec<Attempt>, StoreError>;
+    fn idempotent_response(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotentResponse>, StoreError>;
+    /// Whether an event was ever sent (at least one attempt) to a paypal endpoint.
+    fn sent_as_paypal(&self, event_id: EventId) -> Result<bool, StoreError>;
+}

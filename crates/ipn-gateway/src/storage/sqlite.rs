@@ -1,0 +1,614 @@
+//! The SQLite store: one file in WAL mode. One connection writes (the writer
+//! task's); readers take connections from a small pool and never block it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context as _, anyhow};
+use ipn_core::Dialect;
+use ipn_core::id::{EndpointId, EventId, MerchantId};
+use ipn_core::standard::WebhookSecret;
+use rusqlite::{Connection, OptionalExtension as _, Row, params};
+
+use super::{
+    AttemptDone, DeliveryNext, EndpointHealth, EventQuery, IdempotencyKey, IdempotentResponse,
+    Ingested, NewEvent, Scheduled, Store, StoreError, StoredEvent, Write, WriteRequest, Written,
+};
+use crate::clock::{Millis, from_millis};
+use crate::model::{
+    Attempt, AttemptStatus, DeliveryStatus, Disabled, DisabledReason, Endpoint, EventFilter,
+    Merchant,
+};
+
+/// Migrations in order; each runs once, in its own transaction.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("schema.sql"))];
+
+/// How hard a commit insists on reaching the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync at every commit: a power cut loses nothing acknowledged.
+    Full,
+    /// fsync at checkpoints: a killed process loses nothing, a power cut
+    /// may lose the last commits.
+    Normal,
+}
+
+#[derive(Debug)]
+pub struct Sqlite {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Connections stay usable after a panic elsewhere: SQLite rolls back an
+    // interrupted transaction itself.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let writer = open_connection(path)?;
+        let synchronous = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        writer.pragma_update(None, "synchronous", synchronous)?;
+        let mut writer = writer;
+        migrate(&mut writer)?;
+        Ok(Self {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Runs `f` on a reader connection from the pool.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let pooled = lock(&self.readers).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&conn);
+        lock(&self.readers).push(conn);
+        result.map_err(|e| anyhow!(e).context("reading the gateway database"))
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// Applies the migrations not yet applied; returns how many ran.
+pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    let mut applied = 0;
+    for (name, sql) in MIGRATIONS {
+        let tx = conn.transaction()?;
+        let done: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = ?1)",
+            [name],
+            |row| row.get(0),
+        )?;
+        if !done {
+            tx.execute_batch(sql)
+                .with_context(|| format!("applying migration {name}"))?;
+            tx.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, unixepoch() * 1000)",
+                [name],
+            )?;
+            applied += 1;
+        }
+        tx.commit()?;
+    }
+    Ok(applied)
+}
+
+impl Store for Sqlite {
+    fn apply(
+        &self,
+        batch: &[WriteRequest],
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let mut conn = lock(&self.writer);
+        let mut tx = conn.transaction()?;
+        let mut results = Vec::with_capacity(batch.len());
+        for request in batch {
+            // A savepoint per request, so one bad request rolls back alone.
+            let mut sp = tx.savepoint()?;
+            let result = apply_one(&sp, request);
+            match result {
+                Ok(written) => {
+                    sp.commit()?;
+                    results.push(Ok(written));
+                }
+                Err(error) => {
+                    sp.rollback()?;
+                    results.push(Err(error));
+                }
+            }
+        }
+        tx.commit().context("committing a batch")?;
+        Ok(results)
+    }
+
+    fn merchants(&self) -> Result<Vec<Merchant>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, name, receiver_email, api_key_hash, created_at FROM merchants ORDER BY created_at, id",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok(Merchant {
+                    id: parse_id(row, 0, MerchantId::parse)?,
+                    name: row.get(1)?,
+                    receiver_email: row.get(2)?,
+                    api_key_hash: row.get(3)?,
+                    created_at: row.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, merchant_id, url, dialect, events, ordered, description, secret,
+                        previous_secret, previous_secret_expires, disabled_reason, disabled_at,
+                        failing_since, created_at
+                 FROM endpoints ORDER BY created_at, id",
+            )?;
+            let rows = stmt.query_map([], endpoint_from_row)?;
+            rows.collect()
+        })
+    }
+
+    fn pending_deliveries(&self) -> Result<Vec<Scheduled>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, event_id, endpoint_id, next_attempt_at, round_attempts, attempts
+                 FROM deliveries WHERE status = 'pending' ORDER BY next_attempt_at",
+            )?;
+            let rows = stmt.query_map([], scheduled_from_row)?;
+            rows.collect()
+        })
+    }
+
+    fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT seq, id, merchant_id, body FROM events WHERE id = ?1")?
+                .query_row([id.to_string()], event_from_row)
+                .optional()
+        })
+    }
+
+    fn list_events(&self, query: &EventQuery) -> Result<(Vec<StoredEvent>, bool), StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT e.seq, e.id, e.merchant_id, e.body FROM events e
+                 WHERE (?1 IS NULL OR e.merchant_id = ?1)
+                   AND e.seq > ?2
+                   AND (?3 IS NULL OR e.type = ?3)
+                   AND (?4 IS NULL OR EXISTS (
+                        SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = ?4))
+                 ORDER BY e.seq LIMIT ?5",
+            )?;
+            let mut events: Vec<StoredEvent> = stmt
+                .query_map(
+                    params![
+                        query.merchant_id.map(|id| id.to_string()),
+                        query.after_seq,
+                        query.event_type,
+                        query.delivery.map(DeliveryStatus::as_str),
+                        i64::from(query.limit) + 1,
+                    ],
+                    event_from_row,
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let has_more = events.len() > query.limit as usize;
+            events.truncate(query.limit as usize);
+            Ok((events, has_more))
+        })
+    }
+
+    fn attempts(&self, event_id: EventId) -> Result<Vec<Attempt>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.event_id, d.endpoint_id, a.number, a.status, a.response_status,
+                        a.duration_ms, a.error, a.response_body, a.attempted_at
+                 FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE d.event_id = ?1 ORDER BY a.attempted_at, a.id",
+            )?;
+            let rows = stmt.query_map([event_id.to_string()], |row| {
+                Ok(Attempt {
+                    event_id: parse_id(row, 0, EventId::parse)?,
+                    endpoint_id: parse_id(row, 1, EndpointId::parse)?,
+                    number: row.get(2)?,
+                    status: match row.get_ref(3)?.as_str()? {
+                        "succeeded" => AttemptStatus::Succeeded,
+                        _ => AttemptStatus::Failed,
+                    },
+                    response_status: row.get(4)?,
+                    duration_ms: row.get(5)?,
+                    error: row.get(6)?,
+                    response_body: row.get(7)?,
+                    attempted_at: from_millis(row.get(8)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn idempotent_response(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotentResponse>, StoreError> {
+        self.read(|conn| find_idempotent(conn, scope, key))
+    }
+
+    fn sent_as_paypal(&self, event_id: EventId) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
+                                WHERE d.event_id = ?1 AND p.dialect = 'paypal' AND d.attempts > 0)",
+            )?
+            .query_row([event_id.to_string()], |row| row.get(0))
+        })
+    }
+}
+
+fn find_idempotent(
+    conn: &Connection,
+    scope: &str,
+    key: &str,
+) -> rusqlite::Result<Option<IdempotentResponse>> {
+    conn.prepare_cached(
+        "SELECT request_hash, status, body FROM idempotency_keys WHERE scope = ?1 AND key = ?2",
+    )?
+    .query_row([scope, key], |row| {
+        Ok(IdempotentResponse {
+            request_hash: row.get(0)?,
+            status: row.get(1)?,
+            body: row.get(2)?,
+        })
+    })
+    .optional()
+}
+
+fn apply_one(tx: &Connection, request: &WriteRequest) -> Result<Written, StoreError> {
+    if let Some(key) = &request.idempotency
+        && let Some(first) = find_idempotent(tx, &key.scope, &key.key)?
+    {
+        return Ok(Written::Replay(first));
+    }
+    let written = apply_write(tx, &request.write)?;
+    if let Some(key) = &request.idempotency {
+        save_idempotent(tx, key, &written)?;
+    }
+    Ok(written)
+}
+
+fn save_idempotent(
+    tx: &Connection,
+    key: &IdempotencyKey,
+    written: &Written,
+) -> Result<(), StoreError> {
+    let (status, body): (u16, &[u8]) = match (&key.response, written) {
+        (Some(response), _) => (response.status, &response.body),
+        (None, Written::Ingested(ingested)) => (201, &ingested.body),
+        (None, _) => return Err(anyhow!("no response to store for idempotency key")),
+    };
+    tx.prepare_cached(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        key.scope,
+        key.key,
+        key.request_hash,
+        status,
+        body,
+        key.now
+    ])?;
+    Ok(())
+}
+
+fn apply_write(tx: &Connection, write: &Write) -> Result<Written, StoreError> {
+    match write {
+        Write::CreateMerchant(m) => {
+            tx.prepare_cached(
+                "INSERT INTO merchants (id, name, receiver_email, api_key_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                m.id.to_string(),
+                m.name,
+                m.receiver_email,
+                m.api_key_hash,
+                m.created_at
+            ])?;
+            Ok(Written::Done)
+        }
+        Write::SaveEndpoint(e) => {
+            save_endpoint(tx, e)?;
+            Ok(Written::Done)
+        }
+        Write::Ingest(new) => ingest(tx, new).map(Written::Ingested),
+        Write::AttemptDone(done) => {
+            attempt_done(tx, done)?;
+            Ok(Written::Done)
+        }
+        Write::Resend {
+            event_id,
+            endpoint_ids,
+            now,
+        } => {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, round_attempts, next_attempt_at)
+                 VALUES (?1, ?2, 'pending', 0, 0, ?3)
+                 ON CONFLICT (event_id, endpoint_id) DO UPDATE
+                   SET status = 'pending', round_attempts = 0, next_attempt_at = excluded.next_attempt_at
+                 RETURNING id, event_id, endpoint_id, next_attempt_at, round_attempts, attempts",
+            )?;
+            let mut scheduled = Vec::with_capacity(endpoint_ids.len());
+            for endpoint_id in endpoint_ids {
+                scheduled.push(stmt.query_row(
+                    params![event_id.to_string(), endpoint_id.to_string(), now],
+                    scheduled_from_row,
+                )?);
+            }
+            Ok(Written::Scheduled(scheduled))
+        }
+        Write::Recover {
+            endpoint_id,
+            since,
+            now,
+        } => {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE deliveries SET status = 'pending', round_attempts = 0, next_attempt_at = ?3
+                 WHERE endpoint_id = ?1 AND status = 'failed'
+                   AND event_id IN (SELECT id FROM events WHERE created_at >= ?2)
+                 RETURNING id, event_id, endpoint_id, next_attempt_at, round_attempts, attempts",
+            )?;
+            let scheduled = stmt
+                .query_map(
+                    params![endpoint_id.to_string(), since, now],
+                    scheduled_from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Written::Scheduled(scheduled))
+        }
+        Write::DisableEndpoint {
+            endpoint_id,
+            reason,
+            now,
+        } => {
+            tx.prepare_cached(
+                "UPDATE endpoints SET disabled_reason = ?2, disabled_at = ?3 WHERE id = ?1",
+            )?
+            .execute(params![endpoint_id.to_string(), reason.as_str(), now])?;
+            tx.prepare_cached(
+                "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL
+                 WHERE endpoint_id = ?1 AND status = 'pending'",
+            )?
+            .execute([endpoint_id.to_string()])?;
+            Ok(Written::Done)
+        }
+    }
+}
+
+fn save_endpoint(tx: &Connection, e: &Endpoint) -> Result<(), StoreError> {
+    let events = serde_json::to_string(&e.filter.entries())?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO endpoints
+           (id, merchant_id, url, dialect, events, ordered, description, secret,
+            previous_secret, previous_secret_expires, disabled_reason, disabled_at,
+            failing_since, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        e.id.to_string(),
+        e.merchant_id.to_string(),
+        e.url,
+        e.dialect.as_str(),
+        events,
+        e.ordered,
+        e.description,
+        e.secret.reveal(),
+        e.previous_secret.as_ref().map(|(s, _)| s.reveal()),
+        e.previous_secret.as_ref().map(|(_, at)| *at),
+        e.disabled.as_ref().map(|d| d.reason.as_str()),
+        e.disabled.as_ref().map(|d| d.at),
+        e.failing_since,
+        e.created_at,
+    ])?;
+    Ok(())
+}
+
+fn ingest(tx: &Connection, new: &NewEvent) -> Result<Ingested, StoreError> {
+    let merchant = new.merchant_id.to_string();
+    let sequence: i64 = match &new.object_id {
+        Some(object) => tx
+            .prepare_cached(
+                "SELECT COALESCE(MAX(sequence), 0) + 1 FROM events WHERE merchant_id = ?1 AND object_id = ?2",
+            )?
+            .query_row([&merchant, object], |row| row.get(0))?,
+        None => 1,
+    };
+    let mut event = new.event.clone();
+    event.sequence = u64::try_from(sequence)?;
+    let body: Arc<[u8]> = serde_json::to_vec(&event)?.into();
+    let created_at = crate::clock::to_millis(event.created_at);
+    let event_id = event.id.to_string();
+    tx.prepare_cached(
+        "INSERT INTO events (id, merchant_id, type, object_id, sequence, created_at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        event_id,
+        merchant,
+        event.event_type.as_str(),
+        new.object_id,
+        sequence,
+        created_at,
+        &body[..],
+    ])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, round_attempts, next_attempt_at)
+         VALUES (?1, ?2, 'pending', 0, 0, ?3)",
+    )?;
+    let mut deliveries = Vec::with_capacity(new.endpoint_ids.len());
+    for endpoint_id in &new.endpoint_ids {
+        insert.execute(params![event_id, endpoint_id.to_string(), created_at])?;
+        deliveries.push(Scheduled {
+            delivery_id: tx.last_insert_rowid(),
+            event_id: event.id,
+            endpoint_id: *endpoint_id,
+            due: created_at,
+            round_attempts: 0,
+            attempts: 0,
+        });
+    }
+    Ok(Ingested {
+        event_id: event.id,
+        body,
+        deliveries,
+    })
+}
+
+fn attempt_done(tx: &Connection, done: &AttemptDone) -> Result<(), StoreError> {
+    let a = &done.attempt;
+    let attempted_at = crate::clock::to_millis(a.attempted_at);
+    tx.prepare_cached(
+        "INSERT INTO attempts (delivery_id, number, status, response_status, duration_ms, error,
+                               response_body, attempted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        done.delivery_id,
+        a.number,
+        match a.status {
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Failed => "failed",
+        },
+        a.response_status,
+        a.duration_ms,
+        a.error,
+        a.response_body,
+        attempted_at,
+    ])?;
+    let (status, next_at) = match done.next {
+        DeliveryNext::Delivered => (DeliveryStatus::Delivered, None),
+        DeliveryNext::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
+        DeliveryNext::Failed => (DeliveryStatus::Failed, None),
+    };
+    // A delivery resent while this attempt was in flight stays pending: the
+    // resend's own attempt is already scheduled.
+    tx.prepare_cached(
+        "UPDATE deliveries SET status = ?2, next_attempt_at = ?3, attempts = attempts + 1,
+                round_attempts = round_attempts + 1, last_attempt_at = ?4
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        done.delivery_id,
+        status.as_str(),
+        next_at,
+        attempted_at
+    ])?;
+    let failing_since = match done.health {
+        EndpointHealth::Unchanged => return Ok(()),
+        EndpointHealth::Healthy => None,
+        EndpointHealth::FailingSince(at) => Some(at),
+    };
+    tx.prepare_cached("UPDATE endpoints SET failing_since = ?2 WHERE id = ?1")?
+        .execute(params![a.endpoint_id.to_string(), failing_since])?;
+    Ok(())
+}
+
+fn parse_id<T, E: std::error::Error + Send + Sync + 'static>(
+    row: &Row<'_>,
+    index: usize,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> rusqlite::Result<T> {
+    let text = row.get_ref(index)?.as_str()?;
+    parse(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn conversion(index: usize, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, message.into())
+}
+
+fn endpoint_from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
+    let dialect: Dialect = row
+        .get_ref(3)?
+        .as_str()?
+        .parse()
+        .map_err(|e: ipn_core::dialect::UnknownDialect| conversion(3, e.to_string()))?;
+    let entries: Vec<String> = serde_json::from_str(row.get_ref(4)?.as_str()?)
+        .map_err(|e| conversion(4, e.to_string()))?;
+    let filter = EventFilter::parse(&entries, dialect).map_err(|e| conversion(4, e.to_string()))?;
+    let secret = parse_id(row, 7, WebhookSecret::parse)?;
+    let previous_secret = match row.get_ref(8)?.as_str_or_null()? {
+        Some(text) => Some((
+            WebhookSecret::parse(text).map_err(|e| conversion(8, e.to_string()))?,
+            row.get::<_, Option<Millis>>(9)?.unwrap_or(0),
+        )),
+        None => None,
+    };
+    let disabled = match row.get_ref(10)?.as_str_or_null()? {
+        Some(text) => Some(Disabled {
+            reason: DisabledReason::parse(text)
+                .ok_or_else(|| conversion(10, format!("unknown disabled reason {text:?}")))?,
+            at: row.get::<_, Option<Millis>>(11)?.unwrap_or(0),
+        }),
+        None => None,
+    };
+    Ok(Endpoint {
+        id: parse_id(row, 0, EndpointId::parse)?,
+        merchant_id: parse_id(row, 1, MerchantId::parse)?,
+        url: row.get(2)?,
+        dialect,
+        filter,
+        ordered: row.get(5)?,
+        description: row.get(6)?,
+        secret,
+        previous_secret,
+        disabled,
+        failing_since: row.get(12)?,
+        created_at: row.get(13)?,
+    })
+}
+
+fn scheduled_from_row(row: &Row<'_>) -> rusqlite::Result<Scheduled> {
+    Ok(Scheduled {
+        delivery_id: row.get(0)?,
+        event_id: parse_id(row, 1, EventId::parse)?,
+        endpoint_id: parse_id(row, 2, EndpointId::parse)?,
+        due: row.get::<_, Option<Millis>>(3)?.unwrap_or(0),
+        round_attempts: row.get(4)?,
+        attempts: row.get(5)?,
+    })
+}
+
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        seq: row.get(0)?,
+        id: parse_id(row, 1, EventId::parse)?,
+        merchant_id: parse_id(row, 2, MerchantId::parse)?,
+        body: row.get::<_, Vec<u8>>(3)?.into(),
+    })
+}

@@ -1,0 +1,187 @@
+//! A real gateway for each test: port 0, a fresh SQLite file, the test clock.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipn_core::standard::{Verifier, WebhookHeaders, WebhookSecret};
+use ipn_gateway::delivery::ssrf::{NetworkPolicy, StaticResolver};
+use ipn_gateway::{Config, Database, Gateway};
+use ipn_testkit::Recorded;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub const ADMIN_KEY: &str = "admin-key-for-tests-0123456789";
+
+pub struct TestGateway {
+    pub gateway: Gateway,
+    pub url: String,
+    pub resolver: Arc<StaticResolver>,
+    pub dir: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+pub struct TestMerchant {
+    pub id: String,
+    pub key: String,
+}
+
+pub struct TestEndpoint {
+    pub id: String,
+    pub secret: String,
+}
+
+impl TestGateway {
+    /// A gateway with the test clock, loopback allowed, default retry schedule.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, adjust).await
+    }
+
+    /// Starts on an existing data directory (to restart a gateway).
+    pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
+        let resolver = Arc::new(StaticResolver::default());
+        let mut config = Config::new(Database::Sqlite(dir.path().join("gateway.db")), ADMIN_KEY);
+        config.test_clock = true;
+        config.network = NetworkPolicy::allow_private();
+        config.resolver = resolver.clone();
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = Gateway::start(config, listener).await.unwrap();
+        let url = gateway.url();
+        Self {
+            gateway,
+            url,
+            resolver,
+            dir,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        key: &str,
+        path: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(k) = idempotency_key {
+            request = request.header("idempotency-key", k);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        self.request(reqwest::Method::POST, key, path, Some(body), None)
+            .await
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (StatusCode, Value) {
+        self.request(reqwest::Method::GET, key, path, None, None)
+            .await
+    }
+
+    pub async fn merchant(&self, name: &str) -> TestMerchant {
+        let (status, body) = self
+            .post(
+                ADMIN_KEY,
+                "/v1/merchants",
+                json!({"name": name, "receiver_email": format!("{name}@example.com")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        TestMerchant {
+            id: body["id"].as_str().unwrap().to_owned(),
+            key: body["api_key"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn endpoint(&self, merchant: &TestMerchant, body: Value) -> TestEndpoint {
+        let (status, body) = self.post(&merchant.key, "/v1/endpoints", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        TestEndpoint {
+            id: body["id"].as_str().unwrap().to_owned(),
+            secret: body["secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Ingests a platform event; returns the event as the API answered.
+    pub async fn ingest(&self, merchant: &TestMerchant, event_type: &str, data: Value) -> Value {
+        let (status, body) = self
+            .post(
+                &merchant.key,
+                "/v1/events",
+                json!({"type": event_type, "data": data}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn advance(&self, seconds: u64) {
+        let (status, body) = self
+            .post(
+                ADMIN_KEY,
+                "/v1/test/clock/advance",
+                json!({"seconds": seconds}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    pub async fn attempts(&self, merchant: &TestMerchant, event_id: &str) -> Vec<Value> {
+        let (status, body) = self
+            .get(&merchant.key, &format!("/v1/events/{event_id}/attempts"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].as_array().unwrap().clone()
+    }
+
+    /// Waits until `check` holds for the event's attempts (or fails the test).
+    pub async fn wait_attempts(
+        &self,
+        merchant: &TestMerchant,
+        event_id: &str,
+        what: &str,
+        check: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let attempts = self.attempts(merchant, event_id).await;
+            if check(&attempts) {
+                return attempts;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}; attempts: {attempts:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Verifies a received request's Standard Webhooks signature with `secret`.
+pub fn verify_signed(request: &Recorded, secret: &str) {
+    let headers =
+        WebhookHeaders::from_lookup(|name| request.headers.get(name).map(|v| v.as_bytes()))
+            .expect("signed headers present");
+    let verifier = Verifier::with_secret(WebhookSecret::parse(secret).unwrap());
+    verifier
+        .verify_signature(&headers, &request.body)
+        .expect("signature verifies");
+}
