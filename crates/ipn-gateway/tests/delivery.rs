@@ -416,3 +416,66 @@ async fn merchants_see_only_their_own_events_and_endpoints() {
     let (status, _) = gw.get("not-a-key", "/v1/events").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn ordered_endpoints_get_each_objects_events_one_at_a_time_in_order() {
+    let gw = TestGateway::start().await;
+    let shop = gw.merchant("shop").await;
+    let receiver = Receiver::start().await.unwrap();
+    receiver.respond_next([Reply::status(500)]);
+    gw.endpoint(&shop, json!({"url": receiver.url("/o"), "ordered": true}))
+        .await;
+    let pay = "pay_01KAZ3NDEKTSV4RRFFQ69G5FAV";
+    let first = gw
+        .ingest(
+            &shop,
+            "payment.completed",
+            payment_data(&shop.id, pay, 1999),
+        )
+        .await;
+    gw.wait_attempts(&shop, first["id"].as_str().unwrap(), "first fails", |a| {
+        a.len() == 1
+    })
+    .await;
+    let mut refund = payment_data(&shop.id, "pay_01KAZ3NDEKTSV4RRFFQ69G5FAW", -500);
+    refund["parent_id"] = json!(pay);
+    refund["status"] = json!("refunded");
+    let second = gw.ingest(&shop, "payment.refunded", refund).await;
+    let mut reversal = payment_data(&shop.id, "pay_01KAZ3NDEKTSV4RRFFQ69G5FAX", -1499);
+    reversal["parent_id"] = json!(pay);
+    reversal["status"] = json!("reversed");
+    let third = gw.ingest(&shop, "payment.reversed", reversal).await;
+    assert_eq!(
+        [&first["sequence"], &second["sequence"], &third["sequence"]],
+        [1, 2, 3]
+    );
+    // Another object is not held up by the first one's retry.
+    let other = gw
+        .ingest(
+            &shop,
+            "payment.completed",
+            payment_data(&shop.id, "pay_01KAZ3NDEKTSV4RRFFQ69G5FAY", 100),
+        )
+        .await;
+    let got = receiver.wait_for(2, WAIT).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].header("webhook-id"), other["id"].as_str());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        2,
+        "the refund waits behind the payment"
+    );
+
+    gw.advance(7).await;
+    let got = receiver.wait_for(5, WAIT).await;
+    let ids: Vec<Option<&str>> = got.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(
+        ids[2..],
+        [
+            first["id"].as_str(),
+            second["id"].as_str(),
+            third["id"].as_str()
+        ]
+    );
+}

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::merchants::rfc3339;
-use super::{ApiError, AppState, Caller, Idempotency, json_response, parse_json};
+use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
 use crate::clock::{Millis, from_millis, to_millis};
 use crate::delivery::{Job, ssrf};
 use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, ROTATION_OVERLAP_MS};
@@ -128,24 +128,6 @@ async fn save(
     }
 }
 
-/// Reads the Idempotency-Key and answers a retry; `Ok(Err(response))` means
-/// "answer this, it is a replay".
-async fn idempotency(
-    state: &AppState,
-    caller: Caller,
-    headers: &HeaderMap,
-    route: &str,
-    body: &Bytes,
-) -> Result<Result<Option<Idempotency>, Response>, ApiError> {
-    let idem = Idempotency::from_request(headers, caller, route, body)?;
-    if let Some(idem) = &idem
-        && let Some(first) = idem.earlier(state).await?
-    {
-        return Ok(Err(first));
-    }
-    Ok(Ok(idem))
-}
-
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -153,10 +135,11 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let merchant = caller.merchant()?;
-    let idem = match idempotency(&state, caller, &headers, "POST /v1/endpoints", &body).await? {
-        Ok(idem) => idem,
-        Err(replay) => return Ok(replay),
-    };
+    let idem =
+        match Idempotency::start(&state, &headers, caller, "POST /v1/endpoints", &body).await? {
+            Start::Replay(first) => return Ok(first),
+            Start::Proceed(idem) => idem,
+        };
     let request: NewEndpoint = parse_json(&body)?;
     let url = check_url(&state, &request.url).await?;
     let filter = filter(&request.events, request.dialect)?;
@@ -237,9 +220,16 @@ pub async fn update(
 pub async fn disable(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     let endpoint = owned(&state, caller.merchant()?, &id)?;
+    let route = format!("POST /v1/endpoints/{id}/disable");
+    let idem = match Idempotency::start(&state, &headers, caller, &route, &body).await? {
+        Start::Replay(first) => return Ok(first),
+        Start::Proceed(idem) => idem,
+    };
     let engine = &state.engine;
     if endpoint.is_enabled() {
         let now = engine.clock.now_ms();
@@ -259,18 +249,35 @@ pub async fn disable(
             });
         });
     }
-    get_one(State(state), caller, Path(id)).await
+    let endpoint = owned(&state, endpoint.merchant_id, &id)?;
+    let answer = serde_json::to_vec(&view(&endpoint, false)).map_err(ApiError::internal)?;
+    Idempotency::remember(&state, idem.as_ref(), StatusCode::OK, answer).await
 }
 
 pub async fn enable(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     let mut endpoint = (*owned(&state, caller.merchant()?, &id)?).clone();
+    let route = format!("POST /v1/endpoints/{id}/enable");
+    let idem = match Idempotency::start(&state, &headers, caller, &route, &body).await? {
+        Start::Replay(first) => return Ok(first),
+        Start::Proceed(idem) => idem,
+    };
     endpoint.disabled = None;
     endpoint.failing_since = None;
-    save(&state, endpoint, StatusCode::OK, false, None).await
+    let now = state.engine.clock.now_ms();
+    save(
+        &state,
+        endpoint,
+        StatusCode::OK,
+        false,
+        idem.as_ref().map(|i| (i, now)),
+    )
+    .await
 }
 
 pub async fn rotate_secret(
@@ -280,17 +287,10 @@ pub async fn rotate_secret(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let idem = match idempotency(
-        &state,
-        caller,
-        &headers,
-        &format!("POST rotate {id}"),
-        &body,
-    )
-    .await?
-    {
-        Ok(idem) => idem,
-        Err(replay) => return Ok(replay),
+    let route = format!("POST /v1/endpoints/{id}/rotate-secret");
+    let idem = match Idempotency::start(&state, &headers, caller, &route, &body).await? {
+        Start::Replay(first) => return Ok(first),
+        Start::Proceed(idem) => idem,
     };
     let mut endpoint = (*owned(&state, caller.merchant()?, &id)?).clone();
     let now = state.engine.clock.now_ms();
@@ -309,10 +309,16 @@ pub async fn rotate_secret(
 pub async fn recover(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let endpoint = owned(&state, caller.merchant()?, &id)?;
+    let route = format!("POST /v1/endpoints/{id}/recover");
+    let idem = match Idempotency::start(&state, &headers, caller, &route, &body).await? {
+        Start::Replay(first) => return Ok(first),
+        Start::Proceed(idem) => idem,
+    };
     if !endpoint.is_enabled() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -345,5 +351,5 @@ pub async fn recover(
         body: None,
     }));
     let body = serde_json::to_vec(&json!({"recovered": count})).map_err(ApiError::internal)?;
-    Ok(json_response(StatusCode::ACCEPTED, body))
+    Idempotency::remember(&state, idem.as_ref(), StatusCode::ACCEPTED, body).await
 }

@@ -12,7 +12,7 @@ use ipn_core::id::{EndpointId, EventId, MerchantId};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, AppState, Caller, Idempotency, json_response, parse_json};
+use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
 use crate::delivery::Job;
 use crate::model::DeliveryStatus;
 use crate::publish::{Published, publish};
@@ -76,12 +76,10 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let merchant = caller.merchant()?;
-    let idem = Idempotency::from_request(&headers, caller, "POST /v1/events", &body)?;
-    if let Some(idem) = &idem
-        && let Some(first) = idem.earlier(&state).await?
-    {
-        return Ok(first);
-    }
+    let idem = match Idempotency::start(&state, &headers, caller, "POST /v1/events", &body).await? {
+        Start::Replay(first) => return Ok(first),
+        Start::Proceed(idem) => idem,
+    };
     if body.len() > MAX_PAYLOAD {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -210,11 +208,17 @@ pub async fn attempts(
 pub async fn resend(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let merchant = caller.merchant()?;
     let stored = owned(&state, merchant, &id).await?;
+    let route = format!("POST /v1/events/{id}/resend");
+    let idem = match Idempotency::start(&state, &headers, caller, &route, &body).await? {
+        Start::Replay(first) => return Ok(first),
+        Start::Proceed(idem) => idem,
+    };
     let request: Resend = if body.is_empty() {
         Resend::default()
     } else {
@@ -274,5 +278,5 @@ pub async fn resend(
         body: Some(Arc::clone(&stored.body)),
     }));
     let body = serde_json::to_vec(&json!({"scheduled": count})).map_err(ApiError::internal)?;
-    Ok(json_response(StatusCode::ACCEPTED, body))
+    Idempotency::remember(&state, idem.as_ref(), StatusCode::ACCEPTED, body).await
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{hash_key, new_api_key};
-use super::{ApiError, AppState, Caller, Idempotency, json_response, parse_json};
+use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
 use crate::clock::from_millis;
 use crate::model::Merchant;
 use crate::storage::{Write, WriteRequest, Written};
@@ -65,12 +65,11 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.admin()?;
-    let idempotency = Idempotency::from_request(&headers, caller, "POST /v1/merchants", &body)?;
-    if let Some(idem) = &idempotency
-        && let Some(first) = idem.earlier(&state).await?
-    {
-        return Ok(first);
-    }
+    let idempotency =
+        match Idempotency::start(&state, &headers, caller, "POST /v1/merchants", &body).await? {
+            Start::Replay(first) => return Ok(first),
+            Start::Proceed(idem) => idem,
+        };
     let request: NewMerchant = parse_json(&body)?;
     let name = request.name.trim();
     if name.is_empty() || name.len() > 200 {

@@ -92,6 +92,13 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     response
 }
 
+/// Whether a POST goes ahead, or answers a retry with the first answer.
+#[derive(Debug)]
+pub enum Start {
+    Replay(Response),
+    Proceed(Option<Idempotency>),
+}
+
 /// The request's `Idempotency-Key`, ready to store with a write.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
@@ -133,6 +140,23 @@ impl Idempotency {
         }))
     }
 
+    /// Reads the key and, if it was used before, the first answer.
+    pub async fn start(
+        state: &AppState,
+        headers: &HeaderMap,
+        caller: Caller,
+        route: &str,
+        body: &Bytes,
+    ) -> Result<Start, ApiError> {
+        let Some(idem) = Self::from_request(headers, caller, route, body)? else {
+            return Ok(Start::Proceed(None));
+        };
+        match idem.earlier(state).await? {
+            Some(first) => Ok(Start::Replay(first)),
+            None => Ok(Start::Proceed(Some(idem))),
+        }
+    }
+
     /// The first answer, if this key was used before (read before doing work).
     pub async fn earlier(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
         let store = Arc::clone(&state.engine.store);
@@ -158,6 +182,28 @@ impl Idempotency {
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
         Ok(response)
+    }
+
+    /// Stores the answer of a request whose effect was committed on its own
+    /// (resend, recover, disable …); a concurrent twin that stored first wins.
+    pub async fn remember(
+        state: &AppState,
+        idem: Option<&Self>,
+        status: StatusCode,
+        body: Vec<u8>,
+    ) -> Result<Response, ApiError> {
+        let Some(idem) = idem else {
+            return Ok(json_response(status, body));
+        };
+        let now = state.engine.clock.now_ms();
+        let request = crate::storage::WriteRequest {
+            write: crate::storage::Write::Remember,
+            idempotency: Some(idem.key(now, Some((status, body.clone())))),
+        };
+        match state.engine.writer.write(request).await? {
+            crate::storage::Written::Replay(first) => idem.replay(first),
+            _ => Ok(json_response(status, body)),
+        }
     }
 
     /// The key to store with the write; `response` is the answer to replay

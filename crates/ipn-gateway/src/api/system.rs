@@ -2,13 +2,13 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::merchants::rfc3339;
-use super::{ApiError, AppState, Caller, json_response, parse_json};
+use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
 use crate::metrics::Gauges;
 
 pub async fn health() -> Response {
@@ -41,16 +41,28 @@ struct Advance {
 pub async fn advance_clock(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.admin()?;
+    let route = "POST /v1/test/clock/advance";
+    let idem = match Idempotency::start(&state, &headers, caller, route, &body).await? {
+        Start::Replay(first) => return Ok(first),
+        Start::Proceed(idem) => idem,
+    };
     let request: Advance = parse_json(&body)?;
     let clock = &state.engine.clock;
     clock
         .advance(request.seconds)
         .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "test_clock_off", e.to_string()))?;
     let body = json!({"now": rfc3339(clock.now_ms())});
-    Ok(json_response(StatusCode::OK, body.to_string().into_bytes()))
+    Idempotency::remember(
+        &state,
+        idem.as_ref(),
+        StatusCode::OK,
+        body.to_string().into_bytes(),
+    )
+    .await
 }
 
 pub async fn not_found() -> ApiError {

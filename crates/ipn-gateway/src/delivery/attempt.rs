@@ -32,14 +32,13 @@ pub enum Outcome {
     NoAnswer { error: String },
 }
 
-pub(super) async fn run(engine: &Engine, job: Job) {
+/// Runs one attempt; returns the retry to schedule, if one follows.
+pub(super) async fn run(engine: &Engine, job: Job) -> Option<Job> {
     let delivery = &job.delivery;
-    let Some(endpoint) = engine.directory.endpoint(delivery.endpoint_id) else {
-        return;
-    };
+    let endpoint = engine.directory.endpoint(delivery.endpoint_id)?;
     if !endpoint.is_enabled() {
         // Disabling failed its pending deliveries in the store already.
-        return;
+        return None;
     }
     let body = match job.body.clone() {
         Some(body) => Some(body),
@@ -47,7 +46,7 @@ pub(super) async fn run(engine: &Engine, job: Job) {
     };
     let Some(body) = body else {
         tracing::error!(event.id = %delivery.event_id, "event of a scheduled delivery not found");
-        return;
+        return None;
     };
 
     let now = engine.clock.now_ms();
@@ -62,7 +61,7 @@ pub(super) async fn run(engine: &Engine, job: Job) {
     };
     let duration = started.elapsed();
     engine.metrics.record_attempt(&outcome, duration);
-    settle(engine, &endpoint, &job, outcome, now, duration).await;
+    settle(engine, &endpoint, &job, outcome, now, duration).await
 }
 
 async fn load_body(engine: &Engine, job: &Job) -> Option<Arc<[u8]>> {
@@ -195,7 +194,7 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// Records the attempt and moves the delivery on.
+/// Records the attempt and moves the delivery on; returns its retry.
 async fn settle(
     engine: &Engine,
     endpoint: &Endpoint,
@@ -203,7 +202,7 @@ async fn settle(
     outcome: Outcome,
     now: Millis,
     duration: Duration,
-) {
+) -> Option<Job> {
     let delivery = &job.delivery;
     let failed_in_round = delivery.round_attempts + 1;
     let (status, response_status, error, response_body, retry_after) = match &outcome {
@@ -290,7 +289,7 @@ async fn settle(
         .await
         .is_err()
     {
-        return; // shutting down: the delivery stays pending in the store
+        return None; // shutting down: the delivery stays pending in the store
     }
     match health {
         EndpointHealth::Unchanged => {}
@@ -301,9 +300,15 @@ async fn settle(
             .directory
             .update_endpoint(endpoint.id, |e| e.failing_since = Some(at)),
     }
-    match next {
-        DeliveryNext::Delivered => engine.metrics.delivered(),
-        DeliveryNext::Failed => engine.metrics.dead_lettered(),
+    let retry = match next {
+        DeliveryNext::Delivered => {
+            engine.metrics.delivered();
+            None
+        }
+        DeliveryNext::Failed => {
+            engine.metrics.dead_lettered();
+            None
+        }
         DeliveryNext::RetryAt(at) => {
             let mut retry = delivery.clone();
             retry.due = at;
@@ -311,19 +316,23 @@ async fn settle(
             retry.attempts += 1;
             // The body is reloaded when due: a million pending retries must
             // not hold a million bodies in memory.
-            engine.schedule([Job {
+            Some(Job {
                 delivery: retry,
                 body: None,
-            }]);
+            })
         }
-    }
+    };
     let failing_for = endpoint.failing_since.map(|since| now - since).unwrap_or(0);
     let limit = i64::try_from(engine.config.disable_failing_after.as_millis()).unwrap_or(i64::MAX);
     if gone {
         disable(engine, endpoint, DisabledReason::Gone, now).await;
-    } else if status == AttemptStatus::Failed && failing_for >= limit {
-        disable(engine, endpoint, DisabledReason::Failing, now).await;
+        return None;
     }
+    if status == AttemptStatus::Failed && failing_for >= limit {
+        disable(engine, endpoint, DisabledReason::Failing, now).await;
+        return None;
+    }
+    retry
 }
 
 async fn disable(engine: &Engine, endpoint: &Endpoint, reason: DisabledReason, now: Millis) {

@@ -7,6 +7,9 @@
 //! - Each endpoint has a lane: at most `per_endpoint_concurrency` attempts in
 //!   flight, the rest waiting in the lane, so a slow or dead endpoint holds
 //!   only its own lane and never delays the others.
+//! - Endpoints that ask for `ordered` delivery get one event per object
+//!   (payment, subscription) at a time, in order: later events of the object
+//!   wait behind the one being delivered until it is delivered or dead.
 //! - Attempt results go to the writer without waiting for their commit; the
 //!   store keeps each delivery pending until its result is committed, so a
 //!   crash in between means one more attempt, never a lost delivery.
@@ -112,8 +115,13 @@ pub struct Engine {
     schedule: Mutex<BinaryHeap<Reverse<Due>>>,
     wake: Notify,
     lanes: Mutex<HashMap<EndpointId, Lane>>,
+    /// Ordered streams with a delivery under way, and what waits behind it.
+    streams: Mutex<HashMap<StreamKey, VecDeque<Job>>>,
     permits: Arc<Semaphore>,
 }
+
+/// One object's deliveries to one ordered endpoint.
+type StreamKey = (EndpointId, Arc<str>);
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -173,6 +181,7 @@ impl Engine {
             schedule: Mutex::new(BinaryHeap::new()),
             wake: Notify::new(),
             lanes: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -188,14 +197,65 @@ impl Engine {
             .map(|Reverse(d)| d.0.delivery.due)
     }
 
-    /// Adds deliveries to the schedule.
+    /// Adds deliveries to the schedule. On an ordered endpoint, a delivery
+    /// whose object already has one under way waits behind it instead.
     pub fn schedule(&self, jobs: impl IntoIterator<Item = Job>) {
+        let mut ready = Vec::new();
+        {
+            let mut streams = lock(&self.streams);
+            for job in jobs {
+                match self.stream_of(&job) {
+                    Some(key) => match streams.entry(key) {
+                        std::collections::hash_map::Entry::Occupied(mut waiting) => {
+                            waiting.get_mut().push_back(job);
+                        }
+                        std::collections::hash_map::Entry::Vacant(head) => {
+                            head.insert(VecDeque::new());
+                            ready.push(job);
+                        }
+                    },
+                    None => ready.push(job),
+                }
+            }
+        }
+        self.enqueue(ready);
+    }
+
+    /// Puts jobs in the heap, as they are (retries keep their stream's place).
+    fn enqueue(&self, jobs: impl IntoIterator<Item = Job>) {
         let mut heap = lock(&self.schedule);
         for job in jobs {
             heap.push(Reverse(Due(job)));
         }
         drop(heap);
         self.wake.notify_one();
+    }
+
+    fn stream_of(&self, job: &Job) -> Option<StreamKey> {
+        let object = job.delivery.object_id.as_ref()?;
+        let endpoint = self.directory.endpoint(job.delivery.endpoint_id)?;
+        endpoint.ordered.then(|| (endpoint.id, Arc::clone(object)))
+    }
+
+    /// A delivery is done (delivered, dead, or dropped): the next one of its
+    /// ordered stream, if any, is due now.
+    fn finished(&self, job: &Job) {
+        let Some(object) = job.delivery.object_id.as_ref() else {
+            return;
+        };
+        let key = (job.delivery.endpoint_id, Arc::clone(object));
+        let next = {
+            let mut streams = lock(&self.streams);
+            let next = streams.get_mut(&key).and_then(VecDeque::pop_front);
+            if next.is_none() {
+                streams.remove(&key);
+            }
+            next
+        };
+        if let Some(mut next) = next {
+            next.delivery.due = next.delivery.due.min(self.clock.now_ms());
+            self.enqueue([next]);
+        }
     }
 
     /// Runs until `shutdown` turns true, then waits for attempts in flight
@@ -264,10 +324,14 @@ impl Engine {
     async fn run_lane(self: Arc<Self>, mut job: Job) {
         loop {
             let endpoint_id = job.delivery.endpoint_id;
-            match Arc::clone(&self.permits).acquire_owned().await {
-                Ok(_permit) => attempt::run(&self, job).await,
-                Err(_) => return, // the semaphore is never closed
+            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                return; // the semaphore is never closed
+            };
+            match attempt::run(&self, job.clone()).await {
+                Some(retry) => self.enqueue([retry]),
+                None => self.finished(&job),
             }
+            drop(permit);
             let mut lanes = lock(&self.lanes);
             let Some(lane) = lanes.get_mut(&endpoint_id) else {
                 return;

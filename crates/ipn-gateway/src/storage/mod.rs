@@ -44,6 +44,9 @@ pub enum Write {
         since: Millis,
         now: Millis,
     },
+    /// Changes nothing but the request's Idempotency-Key (for requests whose
+    /// effect is already committed, or has nothing to commit).
+    Remember,
     /// Disables an endpoint and fails its pending deliveries.
     DisableEndpoint {
         endpoint_id: EndpointId,
@@ -99,6 +102,9 @@ pub struct Scheduled {
     pub round_attempts: u32,
     /// Attempts already made in all.
     pub attempts: u32,
+    /// The event's root object (payment, subscription): ordered endpoints
+    /// deliver one event per object at a time, in order.
+    pub object_id: Option<Arc<str>>,
 }
 
 #[derive(Debug)]

@@ -176,9 +176,13 @@ impl Store for Sqlite {
 
     fn pending_deliveries(&self) -> Result<Vec<Scheduled>, StoreError> {
         self.read(|conn| {
+            // In event order, so ordered endpoints queue each object's
+            // deliveries as they were created.
             let mut stmt = conn.prepare_cached(
-                "SELECT id, event_id, endpoint_id, next_attempt_at, round_attempts, attempts
-                 FROM deliveries WHERE status = 'pending' ORDER BY next_attempt_at",
+                "SELECT d.id, d.event_id, d.endpoint_id, d.next_attempt_at, d.round_attempts,
+                        d.attempts, e.object_id
+                 FROM deliveries d JOIN events e ON e.id = d.event_id
+                 WHERE d.status = 'pending' ORDER BY e.seq",
             )?;
             let rows = stmt.query_map([], scheduled_from_row)?;
             rows.collect()
@@ -360,7 +364,8 @@ fn apply_write(tx: &Connection, write: &Write) -> Result<Written, StoreError> {
                  VALUES (?1, ?2, 'pending', 0, 0, ?3)
                  ON CONFLICT (event_id, endpoint_id) DO UPDATE
                    SET status = 'pending', round_attempts = 0, next_attempt_at = excluded.next_attempt_at
-                 RETURNING id, event_id, endpoint_id, next_attempt_at, round_attempts, attempts",
+                 RETURNING id, event_id, endpoint_id, next_attempt_at, round_attempts, attempts,
+                           (SELECT object_id FROM events WHERE id = ?1)",
             )?;
             let mut scheduled = Vec::with_capacity(endpoint_ids.len());
             for endpoint_id in endpoint_ids {
@@ -376,20 +381,29 @@ fn apply_write(tx: &Connection, write: &Write) -> Result<Written, StoreError> {
             since,
             now,
         } => {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE deliveries SET status = 'pending', round_attempts = 0, next_attempt_at = ?3
-                 WHERE endpoint_id = ?1 AND status = 'failed'
-                   AND event_id IN (SELECT id FROM events WHERE created_at >= ?2)
-                 RETURNING id, event_id, endpoint_id, next_attempt_at, round_attempts, attempts",
-            )?;
-            let scheduled = stmt
+            // In event order, so ordered endpoints queue them as created.
+            let scheduled = tx
+                .prepare_cached(
+                    "SELECT d.id, d.event_id, d.endpoint_id, ?3, 0, d.attempts, e.object_id
+                     FROM deliveries d JOIN events e ON e.id = d.event_id
+                     WHERE d.endpoint_id = ?1 AND d.status = 'failed' AND e.created_at >= ?2
+                     ORDER BY e.seq",
+                )?
                 .query_map(
                     params![endpoint_id.to_string(), since, now],
                     scheduled_from_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut update = tx.prepare_cached(
+                "UPDATE deliveries SET status = 'pending', round_attempts = 0, next_attempt_at = ?2
+                 WHERE id = ?1",
+            )?;
+            for delivery in &scheduled {
+                update.execute(params![delivery.delivery_id, now])?;
+            }
             Ok(Written::Scheduled(scheduled))
         }
+        Write::Remember => Ok(Written::Done),
         Write::DisableEndpoint {
             endpoint_id,
             reason,
@@ -479,6 +493,7 @@ fn ingest(tx: &Connection, new: &NewEvent) -> Result<Ingested, StoreError> {
             due: created_at,
             round_attempts: 0,
             attempts: 0,
+            object_id: new.object_id.as_deref().map(Arc::from),
         });
     }
     Ok(Ingested {
@@ -601,6 +616,7 @@ fn scheduled_from_row(row: &Row<'_>) -> rusqlite::Result<Scheduled> {
         due: row.get::<_, Option<Millis>>(3)?.unwrap_or(0),
         round_attempts: row.get(4)?,
         attempts: row.get(5)?,
+        object_id: row.get::<_, Option<String>>(6)?.map(Arc::from),
     })
 }
 
