@@ -479,3 +479,61 @@ async fn ordered_endpoints_get_each_objects_events_one_at_a_time_in_order() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_dead_endpoints_breaker_opens_and_its_events_still_arrive_after_recovery() {
+    let gw = TestGateway::start_with(|c| c.delivery.per_endpoint_concurrency = 1).await;
+    let shop = gw.merchant("shop").await;
+    let receiver = Receiver::start().await.unwrap();
+    receiver.respond_with(Reply::status(500));
+    gw.endpoint(&shop, json!({"url": receiver.url("/dead")}))
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let event = gw
+            .ingest(&shop, "invoice.paid", json!({"id": format!("d{i}")}))
+            .await;
+        ids.push(event["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        gw.wait_attempts(&shop, id, "first attempt", |a| !a.is_empty())
+            .await;
+    }
+    // Five real attempts open the breaker; the other fifteen fail at once.
+    assert_eq!(receiver.requests().len(), 5);
+    let mut skipped = 0;
+    for id in &ids {
+        let attempts = gw.attempts(&shop, id).await;
+        if attempts[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("circuit breaker open")
+        {
+            assert!(attempts[0]["response_status"].is_null());
+            skipped += 1;
+        }
+    }
+    assert_eq!(skipped, 15);
+
+    // The endpoint comes back: a probe after the cool-down closes the
+    // breaker, and every event arrives on its retry schedule.
+    receiver.respond_with(Reply::ok());
+    gw.advance(40).await;
+    gw.advance(400).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, pending) = gw.get(&shop.key, "/v1/events?delivery=pending").await;
+        let (_, failed) = gw.get(&shop.key, "/v1/events?delivery=failed").await;
+        let (_, delivered) = gw.get(&shop.key, "/v1/events?delivery=delivered").await;
+        if delivered["data"].as_array().unwrap().len() == ids.len() {
+            assert!(pending["data"].as_array().unwrap().is_empty());
+            assert!(failed["data"].as_array().unwrap().is_empty());
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all delivered: {pending}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -28,6 +28,7 @@ use crate::delivery::Engine;
 use crate::storage::{IdempotencyKey, IdempotentResponse};
 pub use auth::{Caller, hash_key};
 pub use error::ApiError;
+pub use merchants::rfc3339;
 
 /// Largest request body: the 256 KiB payload limit plus room for the envelope.
 const MAX_BODY: usize = 256 * 1024 + 4096;

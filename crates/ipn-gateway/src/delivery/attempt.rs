@@ -8,6 +8,7 @@ use ipn_core::event::Event;
 use ipn_core::paypal::{Sending, encode_event};
 use ipn_core::standard::{WebhookHeaders, signature_header};
 
+use super::breaker::Verdict;
 use super::retry::parse_retry_after;
 use super::{Engine, Job, ssrf};
 use crate::clock::{Millis, from_millis};
@@ -40,6 +41,19 @@ pub(super) async fn run(engine: &Engine, job: Job) -> Option<Job> {
         // Disabling failed its pending deliveries in the store already.
         return None;
     }
+    let now = engine.clock.now_ms();
+    let last_try = delivery.round_attempts + 1 >= engine.config.retry.max_attempts();
+    if let Verdict::Skip { failures, until } = engine.breakers.check(endpoint.id, now)
+        && !last_try
+    {
+        let error = format!(
+            "not attempted: circuit breaker open after {failures} failed attempts in a row, \
+             until {}",
+            crate::api::rfc3339(until)
+        );
+        let outcome = Outcome::NoAnswer { error };
+        return settle(engine, &endpoint, &job, outcome, now, Duration::ZERO).await;
+    }
     let body = match job.body.clone() {
         Some(body) => Some(body),
         None => load_body(engine, &job).await,
@@ -49,18 +63,16 @@ pub(super) async fn run(engine: &Engine, job: Job) -> Option<Job> {
         return None;
     };
 
-    let now = engine.clock.now_ms();
     let started = Instant::now();
-    let outcome = match payload(
-        &endpoint,
-        &body,
-        delivery.attempts > delivery.round_attempts,
-    ) {
+    let resend = delivery.attempts > delivery.round_attempts;
+    let outcome = match payload(&endpoint, &body, resend) {
         Ok(payload) => post(engine, &endpoint, &job, &payload, now).await,
         Err(error) => Outcome::NoAnswer { error },
     };
     let duration = started.elapsed();
     engine.metrics.record_attempt(&outcome, duration);
+    let delivered = matches!(outcome, Outcome::Delivered { .. });
+    engine.breakers.record(endpoint.id, delivered, now);
     settle(engine, &endpoint, &job, outcome, now, duration).await
 }
 

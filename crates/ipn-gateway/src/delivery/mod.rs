@@ -15,6 +15,7 @@
 //!   crash in between means one more attempt, never a lost delivery.
 
 mod attempt;
+pub mod breaker;
 pub mod retry;
 pub mod ssrf;
 
@@ -47,6 +48,10 @@ pub struct DeliveryConfig {
     pub max_in_flight: usize,
     /// An endpoint whose attempts have all failed for this long is disabled.
     pub disable_failing_after: Duration,
+    /// Failed attempts in a row that open an endpoint's circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker waits before one probe.
+    pub breaker_cooldown: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -58,6 +63,8 @@ impl Default for DeliveryConfig {
             per_endpoint_concurrency: 32,
             max_in_flight: 2048,
             disable_failing_after: Duration::from_secs(5 * 24 * 3600),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
         }
     }
 }
@@ -112,6 +119,7 @@ pub struct Engine {
     pub(crate) client: reqwest::Client,
     pub(crate) policy: Arc<NetworkPolicy>,
     pub(crate) resolver: Arc<dyn HostResolver>,
+    pub(crate) breakers: breaker::Breakers,
     schedule: Mutex<BinaryHeap<Reverse<Due>>>,
     wake: Notify,
     lanes: Mutex<HashMap<EndpointId, Lane>>,
@@ -175,6 +183,7 @@ impl Engine {
             metrics: parts.metrics,
             policy: parts.policy,
             resolver: parts.resolver,
+            breakers: breaker::Breakers::new(config.breaker_threshold, config.breaker_cooldown),
             permits: Arc::new(Semaphore::new(config.max_in_flight)),
             config,
             client,
