@@ -537,3 +537,73 @@ async fn a_dead_endpoints_breaker_opens_and_its_events_still_arrive_after_recove
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_for_five_days_is_disabled_and_the_merchant_told() {
+    let gw = TestGateway::start().await;
+    let shop = gw.merchant("shop").await;
+    let dead = Receiver::start().await.unwrap();
+    dead.respond_with(Reply::status(500));
+    let watcher = Receiver::start().await.unwrap();
+    let ep = gw
+        .endpoint(
+            &shop,
+            json!({"url": dead.url("/dead"), "events": ["invoice.*"]}),
+        )
+        .await;
+    gw.endpoint(
+        &shop,
+        json!({"url": watcher.url("/w"), "events": ["endpoint.*"]}),
+    )
+    .await;
+    // One event a day keeps attempts coming while the endpoint stays down.
+    for day in 0..5 {
+        let event = gw
+            .ingest(&shop, "invoice.paid", json!({"id": format!("day{day}")}))
+            .await;
+        gw.wait_attempts(&shop, event["id"].as_str().unwrap(), "attempt", |a| {
+            !a.is_empty()
+        })
+        .await;
+        let (_, endpoint) = gw.get(&shop.key, &format!("/v1/endpoints/{}", ep.id)).await;
+        assert_eq!(endpoint["status"], "enabled", "day {day}");
+        gw.advance(24 * 3600).await;
+    }
+    // Past five days, the next failed attempt disables it.
+    let mut endpoint = serde_json::Value::Null;
+    for _ in 0..48 {
+        gw.advance(3600).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        endpoint = gw
+            .get(&shop.key, &format!("/v1/endpoints/{}", ep.id))
+            .await
+            .1;
+        if endpoint["status"] == "disabled" {
+            break;
+        }
+    }
+    assert_eq!(endpoint["status"], "disabled", "{endpoint}");
+    assert_eq!(endpoint["disabled_reason"], "failing");
+    let notices = watcher.wait_for(1, WAIT).await;
+    let notice: serde_json::Value = serde_json::from_slice(&notices[0].body).unwrap();
+    assert_eq!(notice["type"], "endpoint.disabled");
+    assert_eq!(notice["data"]["disabled_reason"], "failing");
+
+    // Disabled: new events are not delivered to it; enabling starts afresh.
+    let before = dead.requests().len();
+    gw.ingest(&shop, "invoice.paid", json!({"id": "after"}))
+        .await;
+    gw.advance(3600).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(dead.requests().len(), before);
+    let (status, enabled) = gw
+        .post(
+            &shop.key,
+            &format!("/v1/endpoints/{}/enable", ep.id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{enabled}");
+    assert_eq!(enabled["status"], "enabled");
+    assert!(enabled["failing_since"].is_null());
+}
