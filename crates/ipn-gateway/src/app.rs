@@ -116,16 +116,18 @@ impl Gateway {
         let addr = listener.local_addr()?;
         let database = config.database.clone();
         let durability = config.durability;
-        let (store, merchants, endpoints, pending) = tokio::task::spawn_blocking(move || {
-            let store = database.open(durability)?;
-            let merchants = store.merchants()?;
-            let endpoints = store.endpoints()?;
-            let pending = store.pending_deliveries()?;
-            Ok::<_, anyhow::Error>((store, merchants, endpoints, pending))
-        })
-        .await??;
+        let (store, merchants, endpoints, pending, offset) =
+            tokio::task::spawn_blocking(move || {
+                let store = database.open(durability)?;
+                let merchants = store.merchants()?;
+                let endpoints = store.endpoints()?;
+                let pending = store.pending_deliveries()?;
+                let offset = store.clock_offset()?;
+                Ok::<_, anyhow::Error>((store, merchants, endpoints, pending, offset))
+            })
+            .await??;
         let clock = Arc::new(if config.test_clock {
-            Clock::test()
+            Clock::test(offset)
         } else {
             Clock::system()
         });

@@ -33,9 +33,17 @@ impl Clock {
         Self::new(false)
     }
 
-    /// Real time plus an offset that `advance` increases.
-    pub fn test() -> Self {
-        Self::new(true)
+    /// Real time plus an offset that `advance` increases, starting from
+    /// `offset_ms` (the offset saved before a restart).
+    pub fn test(offset_ms: Millis) -> Self {
+        let clock = Self::new(true);
+        clock.offset_ms.store(offset_ms.max(0), Ordering::Release);
+        clock
+    }
+
+    /// How far a test clock is ahead of real time.
+    pub fn offset_ms(&self) -> Millis {
+        self.offset_ms.load(Ordering::Acquire)
     }
 
     fn new(test_mode: bool) -> Self {
@@ -93,7 +101,7 @@ mod tests {
 
     #[test]
     fn a_test_clock_moves_forward_by_whole_advances() {
-        let clock = Clock::test();
+        let clock = Clock::test(0);
         let before = clock.now_ms();
         let woken = clock.on_advance();
         clock.advance(3 * 24 * 3600).unwrap();

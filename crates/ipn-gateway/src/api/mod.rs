@@ -71,8 +71,43 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(system::health))
         .route("/metrics", get(system::metrics))
         .fallback(system::not_found)
+        .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Gives the answers axum makes itself (a body over the limit, a method a
+/// route does not take) the API's JSON error shape.
+async fn json_errors(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {MAX_BODY} bytes"),
+        )
+        .into_response(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = response.headers().get("allow").cloned();
+            let mut answer = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+            .into_response();
+            if let Some(allow) = allow {
+                answer.headers_mut().insert("allow", allow);
+            }
+            answer
+        }
+        _ => response,
+    }
 }
 
 /// Parses a JSON request body, with serde's message (it names the field

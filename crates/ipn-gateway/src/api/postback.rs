@@ -4,8 +4,9 @@
 //!
 //! `VERIFIED` only for the fields of a message this gateway really sent to a
 //! paypal endpoint: found by its `ipn_track_id` (our event id), re-encoded
-//! from the stored event (encoding is deterministic), and compared field by
-//! field after decoding (see `ipn_core::paypal::check_postback`).
+//! from the stored event (encoding is deterministic; the `resend=true` form
+//! only if the event was resent), and compared field by field after decoding
+//! (see `ipn_core::paypal::check_postback`).
 
 use std::sync::Arc;
 
@@ -40,18 +41,21 @@ async fn check(state: &AppState, body: &[u8]) -> Result<(), String> {
     let id = EventId::parse(id).map_err(|e| e.to_string())?;
     let store = Arc::clone(&state.engine.store);
     let (stored, sent) = tokio::task::spawn_blocking(move || {
-        Ok::<_, anyhow::Error>((store.event(id)?, store.sent_as_paypal(id)?))
+        Ok::<_, anyhow::Error>((store.event(id)?, store.paypal_sending(id)?))
     })
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("{e:#}"))?;
     let stored = stored.ok_or("no such event")?;
-    if !sent {
-        return Err("event never sent to a paypal endpoint".into());
-    }
+    let resent = sent.ok_or("event never sent to a paypal endpoint")?;
     let event: Event = serde_json::from_slice(&stored.body).map_err(|e| e.to_string())?;
+    let forms: &[Sending] = if resent {
+        &[Sending::First, Sending::Resend]
+    } else {
+        &[Sending::First]
+    };
     let mut last = String::new();
-    for sending in [Sending::First, Sending::Resend] {
+    for &sending in forms {
         let encoded = encode_event(&event, sending).map_err(|e| e.to_string())?;
         let sent = Form::parse(&encoded).map_err(|e| e.to_string())?;
         match check_postback(&posted, &sent) {

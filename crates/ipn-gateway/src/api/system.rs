@@ -55,6 +55,11 @@ pub async fn advance_clock(
     clock
         .advance(request.seconds)
         .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "test_clock_off", e.to_string()))?;
+    let save = crate::storage::WriteRequest {
+        write: crate::storage::Write::SaveClockOffset(clock.offset_ms()),
+        idempotency: None,
+    };
+    state.engine.writer.write(save).await?;
     let body = json!({"now": rfc3339(clock.now_ms())});
     Idempotency::remember(
         &state,

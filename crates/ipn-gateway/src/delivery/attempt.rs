@@ -123,8 +123,16 @@ async fn post(
             };
         }
     };
-    // A custom resolver never sees IP literals: check those here.
-    if let Some(Err(refused)) = ssrf::check_literal(&engine.policy, &url) {
+    // Checked at every attempt: a custom resolver never sees IP literals,
+    // and runs only when a new connection opens, while DNS may have changed
+    // under a kept-alive one.
+    let checked = match ssrf::check_literal(&engine.policy, &url) {
+        Some(result) => result.map(drop),
+        None => ssrf::check_url(&engine.policy, engine.resolver.as_ref(), &url)
+            .await
+            .map(drop),
+    };
+    if let Err(refused) = checked {
         return Outcome::NoAnswer {
             error: refused.to_string(),
         };

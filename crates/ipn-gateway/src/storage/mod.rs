@@ -47,6 +47,8 @@ pub enum Write {
     /// Changes nothing but the request's Idempotency-Key (for requests whose
     /// effect is already committed, or has nothing to commit).
     Remember,
+    /// Records the test clock's offset (it only ever grows).
+    SaveClockOffset(Millis),
     /// Disables an endpoint and fails its pending deliveries.
     DisableEndpoint {
         endpoint_id: EndpointId,
@@ -195,6 +197,10 @@ pub trait Store: Send + Sync + 'static {
         scope: &str,
         key: &str,
     ) -> Result<Option<IdempotentResponse>, StoreError>;
-    /// Whether an event was ever sent (at least one attempt) to a paypal endpoint.
-    fn sent_as_paypal(&self, event_id: EventId) -> Result<bool, StoreError>;
+    /// The test clock's saved offset (0 if never advanced).
+    fn clock_offset(&self) -> Result<Millis, StoreError>;
+    /// How an event went to paypal endpoints: `None` if it never did,
+    /// `Some(resent)` if it did, `resent` when a delivery was resent or
+    /// recovered (its messages then carry `resend=true`).
+    fn paypal_sending(&self, event_id: EventId) -> Result<Option<bool>, StoreError>;
 }

@@ -21,7 +21,14 @@ use crate::model::{
 };
 
 /// Migrations in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("schema.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial", include_str!("schema.sql")),
+    (
+        "0002_test_clock",
+        // The test clock's offset, so time never goes back across a restart.
+        "CREATE TABLE clock (id INTEGER PRIMARY KEY CHECK (id = 1), offset_ms INTEGER NOT NULL);",
+    ),
+];
 
 /// How hard a commit insists on reaching the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,13 +269,25 @@ impl Store for Sqlite {
         self.read(|conn| find_idempotent(conn, scope, key))
     }
 
-    fn sent_as_paypal(&self, event_id: EventId) -> Result<bool, StoreError> {
+    fn clock_offset(&self) -> Result<Millis, StoreError> {
         self.read(|conn| {
+            conn.prepare_cached("SELECT offset_ms FROM clock WHERE id = 1")?
+                .query_row([], |row| row.get(0))
+                .optional()
+                .map(Option::unwrap_or_default)
+        })
+    }
+
+    fn paypal_sending(&self, event_id: EventId) -> Result<Option<bool>, StoreError> {
+        self.read(|conn| {
+            // A delivery row exists from the moment the message goes out, so
+            // a listener verifying before it answers is already covered.
             conn.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM deliveries d JOIN endpoints p ON p.id = d.endpoint_id
-                                WHERE d.event_id = ?1 AND p.dialect = 'paypal' AND d.attempts > 0)",
+                "SELECT MAX(d.attempts > d.round_attempts) FROM deliveries d
+                 JOIN endpoints p ON p.id = d.endpoint_id
+                 WHERE d.event_id = ?1 AND p.dialect = 'paypal'",
             )?
-            .query_row([event_id.to_string()], |row| row.get(0))
+            .query_row([event_id.to_string()], |row| row.get::<_, Option<bool>>(0))
         })
     }
 }
@@ -404,6 +423,14 @@ fn apply_write(tx: &Connection, write: &Write) -> Result<Written, StoreError> {
             Ok(Written::Scheduled(scheduled))
         }
         Write::Remember => Ok(Written::Done),
+        Write::SaveClockOffset(offset) => {
+            tx.prepare_cached(
+                "INSERT INTO clock (id, offset_ms) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET offset_ms = MAX(offset_ms, excluded.offset_ms)",
+            )?
+            .execute([offset])?;
+            Ok(Written::Done)
+        }
         Write::DisableEndpoint {
             endpoint_id,
             reason,

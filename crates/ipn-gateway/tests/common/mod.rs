@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipn_core::standard::{Verifier, WebhookHeaders, WebhookSecret};
+use ipn_core::standard::{Signer, Verifier, WebhookHeaders, WebhookSecret};
 use ipn_gateway::delivery::ssrf::{NetworkPolicy, StaticResolver};
 use ipn_gateway::{Config, Database, Gateway};
 use ipn_testkit::Recorded;
@@ -60,6 +60,40 @@ impl TestGateway {
             dir,
             client: reqwest::Client::new(),
         }
+    }
+
+    /// Shuts this gateway down cleanly and starts a new one on the same data
+    /// directory (a fresh resolver; `adjust` as for [`TestGateway::start_with`]).
+    pub async fn restart(self, adjust: impl FnOnce(&mut Config)) -> Self {
+        let Self { gateway, dir, .. } = self;
+        gateway.shutdown().await.expect("clean shutdown");
+        Self::start_in(dir, adjust).await
+    }
+
+    /// A request without any Authorization header, for the caller to finish.
+    pub fn unauthenticated(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.url))
+    }
+
+    /// POSTs a raw body to a postback route; returns the status and the
+    /// answer's text.
+    pub async fn postback(&self, path: &str, body: impl Into<Vec<u8>>) -> (StatusCode, String) {
+        let response = self
+            .unauthenticated(reqwest::Method::POST, path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
+
+    /// The merchant's events for a list query such as `?limit=10`.
+    pub async fn list_events(&self, merchant: &TestMerchant, query: &str) -> Value {
+        let (status, body) = self.get(&merchant.key, &format!("/v1/events{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
     }
 
     pub async fn request(
@@ -184,4 +218,26 @@ pub fn verify_signed(request: &Recorded, secret: &str) {
     verifier
         .verify_signature(&headers, &request.body)
         .expect("signature verifies");
+}
+
+/// The `v1,…` entries of a received request's `webhook-signature` header.
+pub fn v1_signatures(request: &Recorded) -> Vec<String> {
+    request
+        .header("webhook-signature")
+        .expect("webhook-signature header")
+        .split_ascii_whitespace()
+        .filter(|entry| entry.starts_with("v1,"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `v1,…` signature that `secret` makes for a received request.
+pub fn expected_v1(request: &Recorded, secret: &str) -> String {
+    let id = request.header("webhook-id").expect("webhook-id header");
+    let timestamp: i64 = request
+        .header("webhook-timestamp")
+        .expect("webhook-timestamp header")
+        .parse()
+        .expect("numeric webhook-timestamp");
+    Signer::Secret(WebhookSecret::parse(secret).unwrap()).sign(id, timestamp, &request.body)
 }
