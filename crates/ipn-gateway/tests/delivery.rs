@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::{TestGateway, verify_signed};
 use ipn_core::event::Event;
 use ipn_core::paypal::IpnMessage;
-use ipn_testkit::{Receiver, Reply};
+use ipn_testkit::{Receiver, Reply, ResettingServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -606,4 +606,23 @@ async fn an_endpoint_failing_for_five_days_is_disabled_and_the_merchant_told() {
     assert_eq!(status, StatusCode::OK, "{enabled}");
     assert_eq!(enabled["status"], "enabled");
     assert!(enabled["failing_since"].is_null());
+}
+
+#[tokio::test]
+async fn a_connection_reset_is_a_failed_attempt_that_is_retried() {
+    let gw = TestGateway::start().await;
+    let shop = gw.merchant("shop").await;
+    let resetting = ResettingServer::start().await.unwrap();
+    gw.endpoint(&shop, json!({"url": resetting.url("/reset")}))
+        .await;
+    let event = gw.ingest(&shop, "invoice.paid", json!({"id": "r"})).await;
+    let id = event["id"].as_str().unwrap();
+    let attempts = gw.wait_attempts(&shop, id, "reset", |a| a.len() == 1).await;
+    assert_eq!(attempts[0]["status"], "failed");
+    assert!(attempts[0]["response_status"].is_null());
+    let error = attempts[0]["error"].as_str().unwrap();
+    assert!(!error.is_empty(), "{attempts:#?}");
+    gw.advance(7).await;
+    gw.wait_attempts(&shop, id, "retry", |a| a.len() == 2).await;
+    assert!(resetting.accepted() >= 2);
 }

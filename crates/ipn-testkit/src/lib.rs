@@ -4,6 +4,7 @@
 //! request it gets and answers as the test tells it: `200` by default, or a
 //! scripted sequence of replies (fail twice, then succeed; answer slowly), so a
 //! test can make an endpoint start failing in the middle of a run.
+//! [`ResettingServer`] accepts connections and resets them mid-request.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -222,4 +223,56 @@ async fn record(State(shared): State<Arc<Shared>>, request: Request) -> Response
     *response.status_mut() = reply.status;
     response.headers_mut().extend(reply.headers);
     response
+}
+
+/// A server that accepts each connection, reads the start of the request,
+/// and resets the connection (TCP RST) instead of answering. It stops when
+/// dropped.
+#[derive(Debug)]
+pub struct ResettingServer {
+    addr: SocketAddr,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    server: JoinHandle<()>,
+}
+
+impl ResettingServer {
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 64];
+                    let _ = stream.readable().await;
+                    let _ = stream.try_read(&mut buffer);
+                    // Linger 0 makes the close a reset rather than a FIN.
+                    let _ = stream.set_linger(Some(Duration::ZERO));
+                    drop(stream);
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            accepted,
+            server,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Connections accepted (and reset) so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for ResettingServer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
