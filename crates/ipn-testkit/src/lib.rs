@@ -249,7 +249,7 @@ impl ResettingServer {
                     let _ = stream.readable().await;
                     let _ = stream.try_read(&mut buffer);
                     // Linger 0 makes the close a reset rather than a FIN.
-                    let _ = stream.set_linger(Some(Duration::ZERO));
+                    let _ = stream.set_zero_linger();
                     drop(stream);
                 });
             }
