@@ -21,6 +21,8 @@ struct Inner {
     merchants: HashMap<MerchantId, Arc<Merchant>>,
     by_key_hash: HashMap<String, MerchantId>,
     endpoints: HashMap<EndpointId, Arc<Endpoint>>,
+    /// Each merchant's endpoints, oldest first: fan-out reads this per event.
+    by_merchant: HashMap<MerchantId, Vec<EndpointId>>,
 }
 
 impl Directory {
@@ -66,9 +68,12 @@ impl Directory {
     }
 
     pub fn put_endpoint(&self, endpoint: Endpoint) {
-        self.write()
-            .endpoints
-            .insert(endpoint.id, Arc::new(endpoint));
+        let mut inner = self.write();
+        let ids = inner.by_merchant.entry(endpoint.merchant_id).or_default();
+        if !ids.contains(&endpoint.id) {
+            ids.push(endpoint.id);
+        }
+        inner.endpoints.insert(endpoint.id, Arc::new(endpoint));
     }
 
     pub fn endpoint(&self, id: EndpointId) -> Option<Arc<Endpoint>> {
@@ -77,15 +82,14 @@ impl Directory {
 
     /// A merchant's endpoints, oldest first.
     pub fn endpoints_of(&self, merchant: MerchantId) -> Vec<Arc<Endpoint>> {
-        let mut mine: Vec<_> = self
-            .read()
-            .endpoints
-            .values()
-            .filter(|e| e.merchant_id == merchant)
-            .cloned()
-            .collect();
-        mine.sort_by_key(|e| (e.created_at, e.id));
-        mine
+        let inner = self.read();
+        inner
+            .by_merchant
+            .get(&merchant)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| inner.endpoints.get(id).cloned())
+            .collect()
     }
 
     /// Applies `change` to the cached endpoint, if present.
