@@ -10,6 +10,7 @@ mod endpoints;
 mod error;
 mod events;
 mod merchants;
+mod openapi;
 mod postback;
 mod system;
 
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ipn/verify", post(postback::verify))
         .route("/healthz", get(system::health))
         .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(openapi::spec))
         .fallback(system::not_found)
         .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
