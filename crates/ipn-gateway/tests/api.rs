@@ -509,6 +509,18 @@ async fn health_metrics_and_unknown_routes() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    let spec: Value = gw
+        .unauthenticated(Method::GET, "/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        spec["paths"]["/v1/events"]["post"].is_object(),
+        "the API describes itself"
+    );
 
     let mut events = Vec::new();
     for i in 0..3 {
