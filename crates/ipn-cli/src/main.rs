@@ -3,11 +3,13 @@
 //! - `send` (send.rs, with sample.rs building the event): an IPN simulator.
 //! - `verify` (verify.rs): checks a captured message's signature.
 //! - `gateway`, `migrate` (gateway.rs): the gateway as a service.
+//! - `bench` (bench.rs, bench/): the load generator behind the benchmark suite.
 //!
 //! Exit codes are part of the interface: 0 success, 1 the thing checked or
 //! attempted failed (invalid signature, receiver refused), 2 bad usage or an
 //! error before anything was checked.
 
+mod bench;
 mod gateway;
 mod sample;
 mod send;
@@ -38,6 +40,8 @@ enum Command {
     Send(Box<send::Args>),
     /// Check a captured message's Standard Webhooks signature
     Verify(verify::Args),
+    /// Measure a scenario (delivery); the last line printed is JSON figures
+    Bench(Box<bench::Args>),
 }
 
 /// What a command reports when it cannot do its job at all (exit code 2).
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => gateway::migrate(args),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(*args))),
         Command::Verify(args) => verify::run(args),
+        Command::Bench(args) => runtime_multi().and_then(|rt| rt.block_on(bench::run(*args))),
     };
     match outcome {
         Ok(code) => code,
@@ -68,6 +73,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -1,0 +1,567 @@
+//! `ipn bench delivery`: how fast and how soon events get from the ingest API
+//! to a merchant's server, against what the same machine does in one hop.
+//!
+//! 1. One hop: the load generator POSTs straight to the local receiver.
+//! 2. A gateway starts in this process on a fresh SQLite file (loopback
+//!    deliveries allowed), with one merchant and one endpoint at the receiver.
+//! 3. Throughput: N events through `POST /v1/events` over C connections, as
+//!    fast as the API answers; each event's latency runs from its 201
+//!    ("accepted") to its arrival at the receiver ("received").
+//! 4. Latency: the same at a fixed rate, where queues should be empty.
+//!
+//! All instants come from one monotonic clock, in one process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::{Request, StatusCode};
+use ipn_gateway::delivery::ssrf::NetworkPolicy;
+use ipn_gateway::storage::sqlite::Durability;
+use ipn_gateway::{Config, Database, Gateway};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::load::{self, Connection, Plan, Timing, Work};
+use super::meter::Meter;
+use super::receiver::Receiver;
+use super::stats::Sorted;
+
+/// Characters of padding in each event's data, for a body of about 600 bytes.
+const PAD: usize = 520;
+/// Longest wait for the gateway to stop at the end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// What to run, from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub events: u64,
+    pub concurrency: usize,
+    pub rate: u64,
+    pub latency_run: Duration,
+    pub baseline: Duration,
+    pub timeout: Duration,
+    pub durability: Durability,
+    pub show_progress: bool,
+}
+
+/// What was measured. `None` where there was nothing to measure (no event
+/// arrived); rendered as JSON `null`.
+#[derive(Debug)]
+pub struct Figures {
+    pub events: u64,
+    pub concurrency: usize,
+    pub events_per_s: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub latency_rate: u64,
+    pub latency_events: u64,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub one_hop_per_s: f64,
+    pub lost: u64,
+    pub duplicates: u64,
+    /// Requests the gateway refused or never answered: the run is not valid.
+    pub errors: u64,
+}
+
+impl Figures {
+    /// The last line printed: the names of DESIGN §9, new ones only added.
+    pub fn json(&self, elapsed: Duration) -> Value {
+        let ratio = match self.events_per_s {
+            Some(rate) if self.one_hop_per_s > 0.0 => Some(round(rate / self.one_hop_per_s, 4)),
+            _ => None,
+        };
+        json!({
+            "scenario": "delivery",
+            "events": self.events,
+            "events_per_s": self.events_per_s.map(|r| round(r, 1)),
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "latency_rate": self.latency_rate,
+            "latency_p50_ms": self.latency_p50_ms,
+            "latency_p99_ms": self.latency_p99_ms,
+            "one_hop_per_s": round(self.one_hop_per_s, 1),
+            "ratio_to_one_hop": ratio,
+            "lost": self.lost,
+            "duplicates": self.duplicates,
+            "elapsed_s": round(elapsed.as_secs_f64(), 3),
+            "concurrency": self.concurrency,
+            "latency_events": self.latency_events,
+            "errors": self.errors,
+        })
+    }
+}
+
+fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
+}
+
+pub async fn run(settings: &Settings) -> anyhow::Result<Figures> {
+    let receiver = Arc::new(Receiver::start().await?);
+    let one_hop_per_s = one_hop(settings, &receiver).await?;
+    receiver.forget();
+
+    let dir = tempfile::tempdir().context("creating a temporary directory for the database")?;
+    let (gateway, admin_key) = start_gateway(settings, dir.path()).await?;
+    let api = Api::new(gateway.addr(), &admin_key)?;
+    let result = through_gateway(settings, &api, &receiver, one_hop_per_s).await;
+    match tokio::time::timeout(SHUTDOWN_GRACE, gateway.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), "stopping the gateway"),
+        Err(_) => tracing::warn!("the gateway did not stop within {SHUTDOWN_GRACE:?}"),
+    }
+    result
+}
+
+async fn through_gateway(
+    settings: &Settings,
+    api: &Api,
+    receiver: &Arc<Receiver>,
+    one_hop_per_s: f64,
+) -> anyhow::Result<Figures> {
+    let merchant_key = api.setup(receiver.addr()).await?;
+    let ingest = |first| Ingest::new(api.addr, &merchant_key, first);
+
+    let throughput = phase(
+        settings,
+        receiver,
+        ingest(0)?,
+        Plan::Count(settings.events),
+        settings.events,
+        "ingest",
+    )
+    .await?;
+    // Events delivered per second of the whole road: from the first request
+    // sent to the last delivery received (N / time when nothing was lost).
+    let events_per_s = throughput
+        .last_arrival
+        .map(|last| throughput.latencies.len() as f64 / (last - throughput.started).as_secs_f64());
+    println!(
+        "throughput: {} events over {} connections, {}; {}",
+        settings.events,
+        settings.concurrency,
+        match events_per_s {
+            Some(rate) => format!(
+                "{rate:.0} events/s ({:.1} % of one hop)",
+                100.0 * rate / one_hop_per_s
+            ),
+            None => "none arrived".to_owned(),
+        },
+        throughput.describe(),
+    );
+
+    // Attempt results are committed after their delivery: let the writer
+    // drain, so that the latency run starts on a quiet gateway.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    api.barrier().await?;
+
+    let count = (settings.rate as f64 * settings.latency_run.as_secs_f64()).round() as u64;
+    let latency = phase(
+        settings,
+        receiver,
+        ingest(settings.events)?,
+        Plan::Paced {
+            rate: settings.rate as f64,
+            count,
+        },
+        count,
+        "latency",
+    )
+    .await?;
+    println!(
+        "latency at {}/s: {count} events; {}",
+        settings.rate,
+        latency.describe()
+    );
+    let figures = Figures {
+        events: settings.events,
+        concurrency: settings.concurrency,
+        events_per_s,
+        p50_ms: throughput.latencies.percentile_ms(50.0),
+        p99_ms: throughput.latencies.percentile_ms(99.0),
+        latency_rate: settings.rate,
+        latency_events: count,
+        latency_p50_ms: latency.latencies.percentile_ms(50.0),
+        latency_p99_ms: latency.latencies.percentile_ms(99.0),
+        one_hop_per_s,
+        lost: throughput.lost + latency.lost,
+        duplicates: receiver.duplicates(),
+        errors: throughput.errors + latency.errors,
+    };
+    println!(
+        "lost {}, duplicates {}, refused or unanswered {}",
+        figures.lost, figures.duplicates, figures.errors
+    );
+    if receiver.unnamed() > 0 {
+        println!(
+            "warning: {} deliveries came without a webhook-id",
+            receiver.unnamed()
+        );
+    }
+    Ok(figures)
+}
+
+/// The baseline: requests per second straight to the receiver.
+async fn one_hop(settings: &Settings, receiver: &Arc<Receiver>) -> anyhow::Result<f64> {
+    let answered = Arc::new(AtomicU64::new(0));
+    let length = settings.baseline;
+    let meter = {
+        let answered = Arc::clone(&answered);
+        let started = Instant::now();
+        Meter::start(
+            settings.show_progress,
+            "one hop",
+            length.as_millis() as u64,
+            move || {
+                let elapsed = started.elapsed().min(length).as_millis() as u64;
+                let requests = answered.load(Ordering::Relaxed);
+                (elapsed, format!("ms, {requests} requests"))
+            },
+        )
+    };
+    let work = Arc::new(OneHop {
+        host: host(receiver.addr())?,
+        body: Bytes::from(event_body(0)),
+    });
+    let run = load::run(
+        receiver.addr(),
+        settings.concurrency,
+        Plan::For(length),
+        work,
+        answered,
+    )
+    .await;
+    meter.finish();
+    let run = run?;
+    if run.errors > 0 {
+        bail!(
+            "the one-hop baseline failed {} request(s): {}",
+            run.errors,
+            run.first_error.unwrap_or_default()
+        );
+    }
+    let seconds = (run.finished - run.started).as_secs_f64();
+    let rate = run.answered() as f64 / seconds;
+    println!(
+        "one hop: {rate:.0} requests/s straight to the receiver ({} over {} connections in {seconds:.2} s)",
+        run.answered(),
+        settings.concurrency
+    );
+    Ok(rate)
+}
+
+struct OneHop {
+    host: HeaderValue,
+    body: Bytes,
+}
+
+impl Work for OneHop {
+    type Output = ();
+
+    fn request(&self, n: u64) -> anyhow::Result<Request<Full<Bytes>>> {
+        Ok(Request::post("/hooks")
+            .header(HOST, &self.host)
+            .header(CONTENT_TYPE, "application/json")
+            .header("webhook-id", format!("one_hop_{n}"))
+            .body(Full::new(self.body.clone()))?)
+    }
+
+    fn answer(&self, status: StatusCode, _: &[u8], _: Timing) -> anyhow::Result<()> {
+        if status != StatusCode::OK {
+            bail!("the receiver answered {status}");
+        }
+        Ok(())
+    }
+}
+
+/// An ingest body: a platform event with about 500 bytes of padding.
+fn event_body(n: u64) -> String {
+    const FILL: &str = "0123456789abcdefghijklmnopqrstuvwxyz";
+    let pad: String = FILL.chars().cycle().take(PAD).collect();
+    format!(r#"{{"type":"bench.tick","data":{{"id":"t_{n}","n":{n},"pad":"{pad}"}}}}"#)
+}
+
+fn host(addr: SocketAddr) -> anyhow::Result<HeaderValue> {
+    Ok(HeaderValue::from_str(&addr.to_string())?)
+}
+
+/// A gateway on a fresh database in `dir`, and its admin key.
+async fn start_gateway(settings: &Settings, dir: &Path) -> anyhow::Result<(Gateway, String)> {
+    let admin_key = format!("bench-admin-{:032x}", rand::random::<u128>());
+    let mut config = Config::new(Database::Sqlite(dir.join("gateway.db")), admin_key.clone());
+    config.network = NetworkPolicy::allow_private();
+    config.durability = settings.durability;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let gateway = Gateway::start(config, listener)
+        .await
+        .context("starting the gateway")?;
+    println!(
+        "gateway: {} on SQLite in {} (synchronous={:?})",
+        gateway.url(),
+        dir.display(),
+        settings.durability
+    );
+    Ok((gateway, admin_key))
+}
+
+/// The few API calls that set a run up.
+struct Api {
+    addr: SocketAddr,
+    host: HeaderValue,
+    admin: HeaderValue,
+}
+
+impl Api {
+    fn new(addr: SocketAddr, admin_key: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            addr,
+            host: host(addr)?,
+            admin: bearer(admin_key)?,
+        })
+    }
+
+    /// A merchant with one endpoint at the receiver; returns the merchant's key.
+    async fn setup(&self, receiver: SocketAddr) -> anyhow::Result<String> {
+        let merchant = self.merchant("bench").await?;
+        let key = merchant["api_key"]
+            .as_str()
+            .context("POST /v1/merchants: no api_key in the answer")?
+            .to_owned();
+        let endpoint =
+            json!({"url": format!("http://{receiver}/hooks"), "description": "ipn bench"});
+        self.post(&bearer(&key)?, "/v1/endpoints", &endpoint)
+            .await?;
+        Ok(key)
+    }
+
+    /// Returns once every write queued before it has committed: the writer
+    /// takes writes in order, and a new merchant is answered after its commit.
+    async fn barrier(&self) -> anyhow::Result<()> {
+        self.merchant("bench barrier").await.map(drop)
+    }
+
+    async fn merchant(&self, name: &str) -> anyhow::Result<Value> {
+        let body = json!({"name": name, "receiver_email": "bench@example.com"});
+        self.post(&self.admin, "/v1/merchants", &body).await
+    }
+
+    /// POSTs JSON and expects a 201.
+    async fn post(&self, key: &HeaderValue, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let request = Request::post(path)
+            .header(HOST, &self.host)
+            .header(AUTHORIZATION, key)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(serde_json::to_vec(body)?)))?;
+        let (status, answer) = Connection::open(self.addr).await?.send(request).await?;
+        if status != StatusCode::CREATED {
+            bail!(
+                "POST {path} answered {status}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+        serde_json::from_slice(&answer)
+            .with_context(|| format!("reading the answer to POST {path}"))
+    }
+}
+
+fn bearer(key: &str) -> anyhow::Result<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {key}"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// What publishing one event keeps: its id, when it was sent, and when the
+/// API accepted it (its 201 was in).
+struct Accepted {
+    id: Box<str>,
+    at: Timing,
+}
+
+struct Ingest {
+    addr: SocketAddr,
+    host: HeaderValue,
+    key: HeaderValue,
+    /// Added to request numbers, so that each run's `data.id`s are new.
+    first: u64,
+}
+
+impl Ingest {
+    fn new(addr: SocketAddr, merchant_key: &str, first: u64) -> anyhow::Result<Self> {
+        Ok(Self {
+            addr,
+            host: host(addr)?,
+            key: bearer(merchant_key)?,
+            first,
+        })
+    }
+}
+
+impl Work for Ingest {
+    type Output = Accepted;
+
+    fn request(&self, n: u64) -> anyhow::Result<Request<Full<Bytes>>> {
+        Ok(Request::post("/v1/events")
+            .header(HOST, &self.host)
+            .header(AUTHORIZATION, &self.key)
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(event_body(self.first + n))))?)
+    }
+
+    fn answer(&self, status: StatusCode, body: &[u8], at: Timing) -> anyhow::Result<Accepted> {
+        #[derive(Deserialize)]
+        struct Created<'a> {
+            #[serde(borrow)]
+            id: &'a str,
+        }
+        if status != StatusCode::CREATED {
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
+            bail!("POST /v1/events answered {status}: {text}");
+        }
+        let created: Created =
+            serde_json::from_slice(body).context("reading a 201 from POST /v1/events")?;
+        Ok(Accepted {
+            id: created.id.into(),
+            at,
+        })
+    }
+}
+
+/// One run of events through the gateway, measured.
+struct Phase {
+    started: Instant,
+    /// Accepted → received, one per event received.
+    latencies: Sorted,
+    /// Sent → received: includes the wait for the commit before the 201.
+    from_send: Sorted,
+    last_arrival: Option<Instant>,
+    lost: u64,
+    /// Deliveries that reached the receiver before their 201 reached the client.
+    early: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Phase {
+    fn describe(&self) -> String {
+        let mut text = match (
+            self.latencies.percentile_ms(50.0),
+            self.latencies.percentile_ms(99.0),
+        ) {
+            (Some(p50), Some(p99)) => format!(
+                "accepted → received p50 {p50:.3} ms, p99 {p99:.3} ms ({:.0} % arrived before their 201)",
+                100.0 * self.early as f64 / self.latencies.len() as f64
+            ),
+            _ => "nothing received".to_owned(),
+        };
+        if let (Some(p50), Some(p99)) = (
+            self.from_send.percentile_ms(50.0),
+            self.from_send.percentile_ms(99.0),
+        ) {
+            text.push_str(&format!(
+                "; sent → received p50 {p50:.3} ms, p99 {p99:.3} ms"
+            ));
+        }
+        if self.lost > 0 {
+            text.push_str(&format!("; {} LOST", self.lost));
+        }
+        if let Some(error) = &self.first_error {
+            text.push_str(&format!("; {} refused, first: {error}", self.errors));
+        }
+        text
+    }
+}
+
+async fn phase(
+    settings: &Settings,
+    receiver: &Arc<Receiver>,
+    work: Ingest,
+    plan: Plan,
+    count: u64,
+    name: &'static str,
+) -> anyhow::Result<Phase> {
+    let base = receiver.received();
+    let answered = Arc::new(AtomicU64::new(0));
+    let meter = {
+        let answered = Arc::clone(&answered);
+        let receiver = Arc::clone(receiver);
+        Meter::start(settings.show_progress, name, count, move || {
+            let received = receiver.received().saturating_sub(base);
+            let accepted = answered.load(Ordering::Relaxed);
+            (received, format!("received, {accepted} accepted"))
+        })
+    };
+    let run = load::run(
+        work.addr,
+        settings.concurrency,
+        plan,
+        Arc::new(work),
+        answered,
+    )
+    .await;
+    let run = match run {
+        Ok(run) => run,
+        Err(error) => {
+            meter.finish();
+            return Err(error);
+        }
+    };
+    let ids: Vec<Box<str>> = run.outputs.iter().map(|a| a.id.clone()).collect();
+    wait_for(receiver, ids, base, settings.timeout).await;
+    meter.finish();
+
+    let arrivals = receiver.arrivals(run.outputs.iter().map(|a| &*a.id));
+    let mut latencies = Vec::with_capacity(arrivals.len());
+    let mut from_send = Vec::with_capacity(arrivals.len());
+    let mut last_arrival = None;
+    let mut lost = 0;
+    let mut early = 0;
+    for (accepted, arrived) in run.outputs.iter().zip(arrivals) {
+        match arrived {
+            Some(at) => {
+                // A delivery can beat its own 201 back to the client: zero.
+                early += u64::from(at < accepted.at.answered);
+                latencies.push(at.saturating_duration_since(accepted.at.answered));
+                from_send.push(at.saturating_duration_since(accepted.at.sent));
+                last_arrival = last_arrival.max(Some(at));
+            }
+            None => lost += 1,
+        }
+    }
+    Ok(Phase {
+        started: run.started,
+        latencies: Sorted::new(latencies),
+        from_send: Sorted::new(from_send),
+        last_arrival,
+        lost,
+        early,
+        errors: run.errors,
+        first_error: run.first_error,
+    })
+}
+
+/// Waits until every id in `ids` has arrived, or `timeout` passes. The
+/// count of distinct arrivals gates the lookups, which take the receiver's lock.
+async fn wait_for(receiver: &Receiver, mut pending: Vec<Box<str>>, base: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let target = base + pending.len() as u64;
+    loop {
+        if receiver.received() >= target {
+            receiver.strike_arrived(&mut pending);
+            if pending.is_empty() {
+                return;
+            }
+        }
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
