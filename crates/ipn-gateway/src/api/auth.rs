@@ -49,10 +49,18 @@ impl Caller {
 /// Hex SHA-256 of an API key. Keys are 256-bit random, so a fast hash is
 /// enough: there is nothing to brute-force.
 pub fn hash_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// Lowercase hex of bytes (on every request: no `format!` per byte).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// A new merchant API key: `sk_test_` and 32 random bytes.
@@ -86,5 +94,20 @@ impl FromRequestParts<AppState> for Caller {
             .merchant_by_key_hash(&hash)
             .map(Self::Merchant)
             .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_hash_to_the_sha256_hex_digest() {
+        // SHA-256("abc"), from FIPS 180-2.
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(hex(&[0x00, 0x0f, 0xf0, 0xff]), "000ff0ff");
     }
 }

@@ -170,7 +170,7 @@ impl Idempotency {
         hash.update(route.as_bytes());
         hash.update([0]);
         hash.update(body);
-        let request_hash = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let request_hash = auth::hex(&hash.finalize());
         Ok(Some(Self {
             scope: caller.scope(),
             key: key.to_owned(),

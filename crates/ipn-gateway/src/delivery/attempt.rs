@@ -147,7 +147,9 @@ async fn post(
         .header(WebhookHeaders::ID, &id)
         .header(WebhookHeaders::TIMESTAMP, timestamp.to_string())
         .header(WebhookHeaders::SIGNATURE, signature)
-        .body(reqwest::Body::from(bytes_of(payload)));
+        .body(reqwest::Body::from(bytes::Bytes::from_owner(Arc::clone(
+            payload,
+        ))));
     match request.send().await {
         Ok(mut response) => {
             let status = response.status().as_u16();
@@ -175,10 +177,6 @@ async fn post(
             error: describe(&error),
         },
     }
-}
-
-fn bytes_of(payload: &Arc<[u8]>) -> Vec<u8> {
-    payload.to_vec()
 }
 
 /// The first KiB of the body; the rest is never read, however large.
