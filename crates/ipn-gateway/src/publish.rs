@@ -62,6 +62,32 @@ pub async fn publish(
     }
 }
 
+/// Commits a resend or recover, then schedules the deliveries it put back
+/// to pending; returns how many.
+pub async fn redeliver(
+    engine: &Engine,
+    write: Write,
+    body: Option<Arc<[u8]>>,
+) -> Result<usize, WriteError> {
+    let request = WriteRequest {
+        write,
+        idempotency: None,
+    };
+    match engine.writer.write(request).await? {
+        Written::Scheduled(scheduled) => {
+            let count = scheduled.len();
+            engine.schedule(scheduled.into_iter().map(|delivery| Job {
+                delivery,
+                body: body.clone(),
+            }));
+            Ok(count)
+        }
+        other => Err(WriteError::Store(format!(
+            "unexpected result of a redelivery: {other:?}"
+        ))),
+    }
+}
+
 /// The object whose `sequence` an event takes: a payment with its refunds
 /// and reversals, a subscription with its period payments.
 fn root_object(data: &EventData) -> Option<String> {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::merchants::rfc3339;
 use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
 use crate::clock::{Millis, from_millis, to_millis};
-use crate::delivery::{Job, ssrf};
+use crate::delivery::ssrf;
 use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, ROTATION_OVERLAP_MS};
 use crate::storage::{Write, WriteRequest, Written};
 
@@ -334,22 +334,7 @@ pub async fn recover(
         since: to_millis(request.since),
         now,
     };
-    let scheduled = match engine
-        .writer
-        .write(WriteRequest {
-            write,
-            idempotency: None,
-        })
-        .await?
-    {
-        Written::Scheduled(scheduled) => scheduled,
-        other => return Err(ApiError::internal(format!("recover wrote {other:?}"))),
-    };
-    let count = scheduled.len();
-    engine.schedule(scheduled.into_iter().map(|delivery| Job {
-        delivery,
-        body: None,
-    }));
+    let count = crate::publish::redeliver(engine, write, None).await?;
     let body = serde_json::to_vec(&json!({"recovered": count})).map_err(ApiError::internal)?;
     Idempotency::remember(&state, idem.as_ref(), StatusCode::ACCEPTED, body).await
 }

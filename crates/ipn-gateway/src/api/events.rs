@@ -13,10 +13,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
-use crate::delivery::Job;
 use crate::model::DeliveryStatus;
 use crate::publish::{Published, publish};
-use crate::storage::{EventQuery, StoredEvent, Write, WriteRequest, Written};
+use crate::storage::{EventQuery, StoredEvent, Write};
 
 /// Largest event body accepted (DESIGN §4's payload limit).
 pub const MAX_PAYLOAD: usize = 256 * 1024;
@@ -261,22 +260,7 @@ pub async fn resend(
         endpoint_ids: endpoints,
         now: engine.clock.now_ms(),
     };
-    let scheduled = match engine
-        .writer
-        .write(WriteRequest {
-            write,
-            idempotency: None,
-        })
-        .await?
-    {
-        Written::Scheduled(scheduled) => scheduled,
-        other => return Err(ApiError::internal(format!("resend wrote {other:?}"))),
-    };
-    let count = scheduled.len();
-    engine.schedule(scheduled.into_iter().map(|delivery| Job {
-        delivery,
-        body: Some(Arc::clone(&stored.body)),
-    }));
+    let count = crate::publish::redeliver(engine, write, Some(Arc::clone(&stored.body))).await?;
     let body = serde_json::to_vec(&json!({"scheduled": count})).map_err(ApiError::internal)?;
     Idempotency::remember(&state, idem.as_ref(), StatusCode::ACCEPTED, body).await
 }
