@@ -2,7 +2,7 @@
 //! task's); readers take connections from a small pool and never block it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::{Context as _, anyhow};
 use ipn_core::Dialect;
@@ -44,7 +44,18 @@ pub enum Durability {
 pub struct Sqlite {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    reader_free: Condvar,
+}
+
+/// At most this many reader connections: each holds its own page cache, and
+/// a burst of retries loading bodies must not open hundreds.
+const MAX_READERS: usize = 16;
+
+#[derive(Debug, Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -71,20 +82,41 @@ impl Sqlite {
         Ok(Self {
             path: path.to_owned(),
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(Readers::default()),
+            reader_free: Condvar::new(),
         })
     }
 
     /// Runs `f` on a reader connection from the pool.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let pooled = lock(&self.readers).pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => open_connection(&self.path)?,
-        };
+        let conn = self.take_reader()?;
         let result = f(&conn);
-        lock(&self.readers).push(conn);
+        lock(&self.readers).idle.push(conn);
+        self.reader_free.notify_one();
         result.map_err(|e| anyhow!(e).context("reading the gateway database"))
+    }
+
+    /// An idle reader, a new one while under the cap, or else the next one
+    /// given back.
+    fn take_reader(&self) -> Result<Connection, StoreError> {
+        let mut readers = lock(&self.readers);
+        loop {
+            if let Some(conn) = readers.idle.pop() {
+                return Ok(conn);
+            }
+            if readers.open < MAX_READERS {
+                readers.open += 1;
+                drop(readers);
+                return open_connection(&self.path).inspect_err(|_| {
+                    lock(&self.readers).open -= 1;
+                    self.reader_free.notify_one(); // a waiter may open one
+                });
+            }
+            readers = self
+                .reader_free
+                .wait(readers)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
