@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::merchants::rfc3339;
-use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
+use super::{
+    ApiError, AppState, Caller, Idempotency, Start, json_response, list_response, parse_json,
+};
 use crate::clock::{Millis, from_millis, to_millis};
 use crate::delivery::ssrf;
 use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, ROTATION_OVERLAP_MS};
@@ -177,9 +179,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Respo
         .iter()
         .map(|e| view(e, false))
         .collect();
-    let body = serde_json::to_vec(&json!({"data": data, "has_more": false}))
-        .map_err(ApiError::internal)?;
-    Ok(json_response(StatusCode::OK, body))
+    list_response(data)
 }
 
 pub async fn get_one(

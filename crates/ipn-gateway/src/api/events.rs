@@ -12,7 +12,9 @@ use ipn_core::id::{EndpointId, EventId, MerchantId};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
+use super::{
+    ApiError, AppState, Caller, Idempotency, Start, json_response, list_response, parse_json,
+};
 use crate::model::DeliveryStatus;
 use crate::publish::{Published, publish};
 use crate::storage::{EventQuery, StoredEvent, Write};
@@ -199,9 +201,7 @@ pub async fn attempts(
     let event = owned(&state, caller.merchant()?, &id).await?;
     let store = Arc::clone(&state.engine.store);
     let attempts = blocking(move || store.attempts(event.id)).await?;
-    let body = serde_json::to_vec(&json!({"data": attempts, "has_more": false}))
-        .map_err(ApiError::internal)?;
-    Ok(json_response(StatusCode::OK, body))
+    list_response(attempts)
 }
 
 pub async fn resend(

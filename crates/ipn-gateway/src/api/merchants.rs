@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::{hash_key, new_api_key};
-use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
+use super::{
+    ApiError, AppState, Caller, Idempotency, Start, json_response, list_response, parse_json,
+};
 use crate::clock::from_millis;
 use crate::model::Merchant;
 use crate::storage::{Write, WriteRequest, Written};
@@ -117,7 +119,5 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Respo
         .iter()
         .map(|m| view(m, None))
         .collect();
-    let body = serde_json::to_vec(&json!({"data": data, "has_more": false}))
-        .map_err(ApiError::internal)?;
-    Ok(json_response(StatusCode::OK, body))
+    list_response(data)
 }

@@ -121,6 +121,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("request body: {e}")))
 }
 
+/// A page of a list: `{"data": […], "has_more": false}` (these lists are
+/// short and returned whole).
+pub fn list_response(data: impl serde::Serialize) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(&serde_json::json!({"data": data, "has_more": false}))
+        .map_err(ApiError::internal)?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
 /// A JSON response with a status.
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
