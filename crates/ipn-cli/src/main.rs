@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "ipn",
     version,
-    about = "Instant Payment Notifications: send, sign and verify IPNs"
+    about = "Instant Payment Notifications: a gateway that delivers them signed, and tools to send and verify them"
 )]
 struct Cli {
     #[command(subcommand)]
