@@ -226,3 +226,40 @@ async fn a_host_that_later_resolves_to_a_refused_address_gets_nothing_more() {
         "the receiver got nothing more"
     );
 }
+
+/// A DNS server that never answers.
+#[derive(Debug)]
+struct Silent;
+
+impl ipn_gateway::delivery::ssrf::HostResolver for Silent {
+    fn resolve(&self, _host: &str, _port: u16) -> ipn_gateway::delivery::ssrf::ResolveFuture<'_> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_host_that_never_resolves_is_refused_in_time_not_hung_on() {
+    let gw = TestGateway::start_with(|c| {
+        c.resolver = std::sync::Arc::new(Silent);
+        c.delivery.connect_timeout = Duration::from_millis(200);
+    })
+    .await;
+    let shop = gw.merchant("shop").await;
+    let started = std::time::Instant::now();
+    let (status, body) = gw
+        .post(
+            &shop.key,
+            "/v1/endpoints",
+            json!({"url": "https://hooks.example.test/x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "url_refused");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not resolve in time")
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -84,8 +84,16 @@ async fn check_url(state: &AppState, text: &str) -> Result<String, ApiError> {
     let url = url::Url::parse(text)
         .map_err(|e| ApiError::invalid(format!("url {text:?} is not a URL: {e}")))?;
     let engine = &state.engine;
-    ssrf::check_url(&engine.policy, engine.resolver.as_ref(), &url)
+    let check = ssrf::check_url(&engine.policy, engine.resolver.as_ref(), &url);
+    tokio::time::timeout(engine.config.connect_timeout, check)
         .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "url_refused",
+                format!("{text:?}: its host did not resolve in time"),
+            )
+        })?
         .map_err(|refused| {
             ApiError::new(StatusCode::BAD_REQUEST, "url_refused", refused.to_string())
         })?;

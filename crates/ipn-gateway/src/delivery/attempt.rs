@@ -128,9 +128,17 @@ async fn post(
     // under a kept-alive one.
     let checked = match ssrf::check_literal(&engine.policy, &url) {
         Some(result) => result.map(drop),
-        None => ssrf::check_url(&engine.policy, engine.resolver.as_ref(), &url)
-            .await
-            .map(drop),
+        None => {
+            let check = ssrf::check_url(&engine.policy, engine.resolver.as_ref(), &url);
+            match tokio::time::timeout(engine.config.connect_timeout, check).await {
+                Ok(result) => result.map(drop),
+                Err(_) => {
+                    return Outcome::NoAnswer {
+                        error: "the endpoint's host did not resolve in time".to_owned(),
+                    };
+                }
+            }
+        }
     };
     if let Err(refused) = checked {
         return Outcome::NoAnswer {
