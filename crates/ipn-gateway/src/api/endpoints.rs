@@ -16,7 +16,7 @@ use super::merchants::rfc3339;
 use super::{
     ApiError, AppState, Caller, Idempotency, Start, json_response, list_response, parse_json,
 };
-use crate::clock::{Millis, from_millis, to_millis};
+use crate::clock::{from_millis, to_millis};
 use crate::delivery::ssrf;
 use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, ROTATION_OVERLAP_MS};
 use crate::storage::{Write, WriteRequest, Written};
@@ -119,18 +119,16 @@ async fn save(
     endpoint: Endpoint,
     status: StatusCode,
     show_secret: bool,
-    idempotency: Option<(&Idempotency, Millis)>,
+    idempotency: Option<&Idempotency>,
 ) -> Result<Response, ApiError> {
     let answer = serde_json::to_vec(&view(&endpoint, show_secret)).map_err(ApiError::internal)?;
+    let now = state.engine.clock.now_ms();
     let request = WriteRequest {
         write: Write::SaveEndpoint(endpoint.clone()),
-        idempotency: idempotency.map(|(idem, now)| idem.key(now, Some((status, answer.clone())))),
+        idempotency: idempotency.map(|idem| idem.key(now, Some((status, answer.clone())))),
     };
     match state.engine.writer.write(request).await? {
-        Written::Replay(first) => match idempotency {
-            Some((idem, _)) => idem.replay(first),
-            None => Err(ApiError::internal("replay without an idempotency key")),
-        },
+        Written::Replay(first) => Idempotency::replay_of(idempotency, first),
         _ => {
             state.engine.directory.put_endpoint(endpoint);
             Ok(json_response(status, answer))
@@ -168,14 +166,7 @@ pub async fn create(
         failing_since: None,
         created_at: now,
     };
-    save(
-        &state,
-        endpoint,
-        StatusCode::CREATED,
-        true,
-        idem.as_ref().map(|i| (i, now)),
-    )
-    .await
+    save(&state, endpoint, StatusCode::CREATED, true, idem.as_ref()).await
 }
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
@@ -277,15 +268,7 @@ pub async fn enable(
     };
     endpoint.disabled = None;
     endpoint.failing_since = None;
-    let now = state.engine.clock.now_ms();
-    save(
-        &state,
-        endpoint,
-        StatusCode::OK,
-        false,
-        idem.as_ref().map(|i| (i, now)),
-    )
-    .await
+    save(&state, endpoint, StatusCode::OK, false, idem.as_ref()).await
 }
 
 pub async fn rotate_secret(
@@ -304,14 +287,7 @@ pub async fn rotate_secret(
     let now = state.engine.clock.now_ms();
     let old = std::mem::replace(&mut endpoint.secret, WebhookSecret::generate());
     endpoint.previous_secret = Some((old, now + ROTATION_OVERLAP_MS));
-    save(
-        &state,
-        endpoint,
-        StatusCode::OK,
-        true,
-        idem.as_ref().map(|i| (i, now)),
-    )
-    .await
+    save(&state, endpoint, StatusCode::OK, true, idem.as_ref()).await
 }
 
 pub async fn recover(

@@ -109,10 +109,7 @@ pub async fn create(
         .map(|i| i.key(crate::clock::to_millis(now), None));
     match publish(engine, merchant, event, key).await? {
         Published::New(ingested) => Ok(json_response(StatusCode::CREATED, ingested.body.to_vec())),
-        Published::Replay(first) => match &idem {
-            Some(idem) => idem.replay(first),
-            None => Err(ApiError::internal("replay without an idempotency key")),
-        },
+        Published::Replay(first) => Idempotency::replay_of(idem.as_ref(), first),
     }
 }
 

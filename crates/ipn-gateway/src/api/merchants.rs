@@ -99,10 +99,7 @@ pub async fn create(
             .map(|i| i.key(now, Some((StatusCode::CREATED, replayed)))),
     };
     match engine.writer.write(request).await? {
-        Written::Replay(first) => match &idempotency {
-            Some(idem) => idem.replay(first),
-            None => Err(ApiError::internal("replay without an idempotency key")),
-        },
+        Written::Replay(first) => Idempotency::replay_of(idempotency.as_ref(), first),
         _ => {
             engine.directory.put_merchant(merchant);
             Ok(json_response(StatusCode::CREATED, answer))

@@ -230,6 +230,17 @@ impl Idempotency {
         Ok(response)
     }
 
+    /// Answers with the first answer the writer found for this request's key
+    /// (a concurrent twin committed first).
+    pub fn replay_of(idem: Option<&Self>, first: IdempotentResponse) -> Result<Response, ApiError> {
+        match idem {
+            Some(idem) => idem.replay(first),
+            None => Err(ApiError::internal(
+                "a replay for a request without an Idempotency-Key",
+            )),
+        }
+    }
+
     /// Stores the answer of a request whose effect was committed on its own
     /// (resend, recover, disable …); a concurrent twin that stored first wins.
     pub async fn remember(
