@@ -522,13 +522,7 @@ async fn health_metrics_and_unknown_routes() {
         "the API describes itself"
     );
 
-    let mut events = Vec::new();
-    for i in 0..3 {
-        let event = gw
-            .ingest(&shop, "invoice.paid", json!({"id": format!("inv_{i}")}))
-            .await;
-        events.push(event["id"].as_str().unwrap().to_owned());
-    }
+    let events = gw.ingest_invoices(&shop, "inv_", 3).await;
     for id in &events {
         gw.wait_attempts(&shop, id, "both attempts", |a| a.len() == 2)
             .await;

@@ -69,13 +69,7 @@ async fn an_event_accepted_before_shutdown_is_delivered_after_it() {
     receiver.respond_next([Reply::status(503)]);
     gw.endpoint(&shop, json!({"url": receiver.url("/hook")}))
         .await;
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        let event = gw
-            .ingest(&shop, "invoice.paid", json!({"id": format!("inv_{i}")}))
-            .await;
-        ids.push(event["id"].as_str().unwrap().to_owned());
-    }
+    let ids = gw.ingest_invoices(&shop, "inv_", 5).await;
     let gw = gw.restart(|_| {}).await;
     gw.advance(7).await;
     for id in &ids {
@@ -119,18 +113,9 @@ async fn a_rotated_secret_signs_alongside_the_old_one_for_24_hours() {
     let got = receiver.wait_for(1, WAIT).await;
     assert_eq!(v1_signatures(&got[0]), vec![expected_v1(&got[0], &old)]);
 
-    let (status, body) = gw
-        .post(
-            &shop.key,
-            &format!("/v1/endpoints/{}/rotate-secret", ep.id),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let new = body["secret"].as_str().unwrap().to_owned();
+    let new = gw.rotate_secret(&shop, &ep).await;
     assert!(new.starts_with("whsec_"), "{new}");
     assert_ne!(new, old);
-    assert_eq!(body["id"], ep.id.as_str());
 
     // During the overlap: one v1 signature per secret.
     gw.ingest(&shop, "invoice.paid", json!({"id": "during"}))
@@ -164,15 +149,7 @@ async fn a_rotation_overlap_survives_a_restart() {
     let ep = gw
         .endpoint(&shop, json!({"url": receiver.url("/hook")}))
         .await;
-    let (status, body) = gw
-        .post(
-            &shop.key,
-            &format!("/v1/endpoints/{}/rotate-secret", ep.id),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let new = body["secret"].as_str().unwrap().to_owned();
+    let new = gw.rotate_secret(&shop, &ep).await;
 
     let gw = gw.restart(|_| {}).await;
     gw.ingest(&shop, "invoice.paid", json!({"id": "x"})).await;

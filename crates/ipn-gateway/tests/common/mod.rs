@@ -168,6 +168,37 @@ impl TestGateway {
         body
     }
 
+    /// Ingests `count` `invoice.paid` events with data ids `{prefix}{n}`;
+    /// returns their event ids in order.
+    pub async fn ingest_invoices(
+        &self,
+        merchant: &TestMerchant,
+        prefix: &str,
+        count: usize,
+    ) -> Vec<String> {
+        let mut ids = Vec::with_capacity(count);
+        for n in 0..count {
+            let event = self
+                .ingest(
+                    merchant,
+                    "invoice.paid",
+                    json!({"id": format!("{prefix}{n}")}),
+                )
+                .await;
+            ids.push(event["id"].as_str().unwrap().to_owned());
+        }
+        ids
+    }
+
+    /// Rotates an endpoint's secret; returns the new one.
+    pub async fn rotate_secret(&self, merchant: &TestMerchant, endpoint: &TestEndpoint) -> String {
+        let path = format!("/v1/endpoints/{}/rotate-secret", endpoint.id);
+        let (status, body) = self.post(&merchant.key, &path, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["id"], endpoint.id.as_str());
+        body["secret"].as_str().unwrap().to_owned()
+    }
+
     pub async fn advance(&self, seconds: u64) {
         let (status, body) = self
             .post(
