@@ -14,16 +14,31 @@
 //!   encoder from events, postback verification, PayPal's date format.
 //!
 //! Any Rust program can use this crate alone to verify and read IPNs.
+//!
+//! The test gateway's rules, as pure functions of their inputs (time is an
+//! argument, never read from a clock):
+//! - [`card`]: card numbers as typed at checkout (never shown in full) and
+//!   the table of test cards whose number chooses the outcome.
+//! - [`pricing`]: positive amounts, cart totals, the test fee.
+//! - [`payment_flow`]: the payment state machine: complete, fail, deny,
+//!   refund (partial, repeated), reverse (chargeback), cancel the reversal;
+//!   each change with the event it emits.
+//! - [`billing`]: the subscription calendar (calendar months, month ends,
+//!   leap years) and the retry schedule of failed charges.
 #![deny(clippy::float_arithmetic)]
 
 pub use dialect::Dialect;
 
+pub mod billing;
+pub mod card;
 pub mod dialect;
 pub mod event;
 pub mod id;
 pub mod money;
 pub mod payment;
+pub mod payment_flow;
 pub mod paypal;
+pub mod pricing;
 pub mod rfc3339_utc;
 pub mod standard;
 pub mod subscription;

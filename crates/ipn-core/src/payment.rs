@@ -7,6 +7,7 @@
 //! Unknown fields are ignored when reading, so a receiver built on this crate
 //! keeps working when a newer gateway adds fields (they are only ever added).
 
+use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -103,6 +104,27 @@ pub enum PaymentStatus {
     Reversed,
     /// A chargeback the merchant won (`payment.reversal_canceled`).
     ReversalCanceled,
+}
+
+impl PaymentStatus {
+    /// The name on the wire (`pending`, `reversal_canceled`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Denied => "denied",
+            Self::Refunded => "refunded",
+            Self::Reversed => "reversed",
+            Self::ReversalCanceled => "reversal_canceled",
+        }
+    }
+}
+
+impl fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Who paid.
@@ -227,6 +249,24 @@ mod tests {
             serde_json::from_str::<PaymentStatus>(&json).unwrap(),
             PaymentStatus::ReversalCanceled
         );
+    }
+
+    #[test]
+    fn statuses_print_as_their_wire_names() {
+        use PaymentStatus as S;
+        for status in [
+            S::Pending,
+            S::Completed,
+            S::Failed,
+            S::Denied,
+            S::Refunded,
+            S::Reversed,
+            S::ReversalCanceled,
+        ] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{status}\""));
+            assert_eq!(status.as_str(), status.to_string());
+        }
     }
 
     #[test]

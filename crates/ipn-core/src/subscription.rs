@@ -93,6 +93,16 @@ pub enum Interval {
 }
 
 impl Interval {
+    /// The name on the wire (`day`, `week`, `month`, `year`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+            Self::Year => "year",
+        }
+    }
+
     /// PayPal's unit letter for `period3` (`D`, `W`, `M`, `Y`).
     pub fn paypal_unit(self) -> char {
         match self {
@@ -101,5 +111,11 @@ impl Interval {
             Self::Month => 'M',
             Self::Year => 'Y',
         }
+    }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
