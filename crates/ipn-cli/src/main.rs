@@ -45,7 +45,7 @@ enum Command {
     Send(Box<send::Args>),
     /// Check a captured message's Standard Webhooks signature
     Verify(verify::Args),
-    /// Measure a scenario (delivery); the last line printed is JSON figures
+    /// Measure a scenario (delivery, retries, isolation); the last line printed is JSON figures
     Bench(Box<bench::Args>),
 }
 

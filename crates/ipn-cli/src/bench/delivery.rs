@@ -11,8 +11,6 @@
 //!
 //! All instants come from one monotonic clock, in one process.
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,23 +18,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Request, StatusCode};
-use ipn_gateway::delivery::ssrf::NetworkPolicy;
 use ipn_gateway::storage::sqlite::Durability;
-use ipn_gateway::{Config, Database, Gateway};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::load::{self, Connection, Plan, Timing, Work};
+use super::api::{Api, Ingest, event_body, host};
+use super::in_process;
+use super::load::{self, Plan, Timing, Work};
 use super::meter::Meter;
 use super::receiver::Receiver;
-use super::stats::Sorted;
-
-/// Characters of padding in each event's data, for a body of about 600 bytes.
-const PAD: usize = 520;
-/// Longest wait for the gateway to stop at the end.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+use super::stats::{Sorted, round};
 
 /// What to run, from the command line.
 #[derive(Debug, Clone)]
@@ -99,25 +91,16 @@ impl Figures {
     }
 }
 
-fn round(value: f64, decimals: i32) -> f64 {
-    let scale = 10f64.powi(decimals);
-    (value * scale).round() / scale
-}
-
 pub async fn run(settings: &Settings) -> anyhow::Result<Figures> {
     let receiver = Arc::new(Receiver::start().await?);
     let one_hop_per_s = one_hop(settings, &receiver).await?;
     receiver.forget();
 
     let dir = tempfile::tempdir().context("creating a temporary directory for the database")?;
-    let (gateway, admin_key) = start_gateway(settings, dir.path()).await?;
+    let (gateway, admin_key) = in_process::start(settings.durability, dir.path()).await?;
     let api = Api::new(gateway.addr(), &admin_key)?;
     let result = through_gateway(settings, &api, &receiver, one_hop_per_s).await;
-    match tokio::time::timeout(SHUTDOWN_GRACE, gateway.shutdown()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), "stopping the gateway"),
-        Err(_) => tracing::warn!("the gateway did not stop within {SHUTDOWN_GRACE:?}"),
-    }
+    in_process::stop(gateway).await;
     result
 }
 
@@ -282,158 +265,6 @@ impl Work for OneHop {
     }
 }
 
-/// An ingest body: a platform event with about 500 bytes of padding.
-fn event_body(n: u64) -> String {
-    const FILL: &str = "0123456789abcdefghijklmnopqrstuvwxyz";
-    let pad: String = FILL.chars().cycle().take(PAD).collect();
-    format!(r#"{{"type":"bench.tick","data":{{"id":"t_{n}","n":{n},"pad":"{pad}"}}}}"#)
-}
-
-fn host(addr: SocketAddr) -> anyhow::Result<HeaderValue> {
-    Ok(HeaderValue::from_str(&addr.to_string())?)
-}
-
-/// A gateway on a fresh database in `dir`, and its admin key.
-async fn start_gateway(settings: &Settings, dir: &Path) -> anyhow::Result<(Gateway, String)> {
-    let admin_key = format!("bench-admin-{:032x}", rand::random::<u128>());
-    let mut config = Config::new(Database::Sqlite(dir.join("gateway.db")), admin_key.clone());
-    config.network = NetworkPolicy::allow_private();
-    config.durability = settings.durability;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let gateway = Gateway::start(config, listener)
-        .await
-        .context("starting the gateway")?;
-    println!(
-        "gateway: {} on SQLite in {} (synchronous={:?})",
-        gateway.url(),
-        dir.display(),
-        settings.durability
-    );
-    Ok((gateway, admin_key))
-}
-
-/// The few API calls that set a run up.
-struct Api {
-    addr: SocketAddr,
-    host: HeaderValue,
-    admin: HeaderValue,
-}
-
-impl Api {
-    fn new(addr: SocketAddr, admin_key: &str) -> anyhow::Result<Self> {
-        Ok(Self {
-            addr,
-            host: host(addr)?,
-            admin: bearer(admin_key)?,
-        })
-    }
-
-    /// A merchant with one endpoint at the receiver; returns the merchant's key.
-    async fn setup(&self, receiver: SocketAddr) -> anyhow::Result<String> {
-        let merchant = self.merchant("bench").await?;
-        let key = merchant["api_key"]
-            .as_str()
-            .context("POST /v1/merchants: no api_key in the answer")?
-            .to_owned();
-        let endpoint =
-            json!({"url": format!("http://{receiver}/hooks"), "description": "ipn bench"});
-        self.post(&bearer(&key)?, "/v1/endpoints", &endpoint)
-            .await?;
-        Ok(key)
-    }
-
-    /// Returns once every write queued before it has committed: the writer
-    /// takes writes in order, and a new merchant is answered after its commit.
-    async fn barrier(&self) -> anyhow::Result<()> {
-        self.merchant("bench barrier").await.map(drop)
-    }
-
-    async fn merchant(&self, name: &str) -> anyhow::Result<Value> {
-        let body = json!({"name": name, "receiver_email": "bench@example.com"});
-        self.post(&self.admin, "/v1/merchants", &body).await
-    }
-
-    /// POSTs JSON and expects a 201.
-    async fn post(&self, key: &HeaderValue, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let request = Request::post(path)
-            .header(HOST, &self.host)
-            .header(AUTHORIZATION, key)
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(serde_json::to_vec(body)?)))?;
-        let (status, answer) = Connection::open(self.addr).await?.send(request).await?;
-        if status != StatusCode::CREATED {
-            bail!(
-                "POST {path} answered {status}: {}",
-                String::from_utf8_lossy(&answer)
-            );
-        }
-        serde_json::from_slice(&answer)
-            .with_context(|| format!("reading the answer to POST {path}"))
-    }
-}
-
-fn bearer(key: &str) -> anyhow::Result<HeaderValue> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {key}"))?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-/// What publishing one event keeps: its id, when it was sent, and when the
-/// API accepted it (its 201 was in).
-struct Accepted {
-    id: Box<str>,
-    at: Timing,
-}
-
-struct Ingest {
-    addr: SocketAddr,
-    host: HeaderValue,
-    key: HeaderValue,
-    /// Added to request numbers, so that each run's `data.id`s are new.
-    first: u64,
-}
-
-impl Ingest {
-    fn new(addr: SocketAddr, merchant_key: &str, first: u64) -> anyhow::Result<Self> {
-        Ok(Self {
-            addr,
-            host: host(addr)?,
-            key: bearer(merchant_key)?,
-            first,
-        })
-    }
-}
-
-impl Work for Ingest {
-    type Output = Accepted;
-
-    fn request(&self, n: u64) -> anyhow::Result<Request<Full<Bytes>>> {
-        Ok(Request::post("/v1/events")
-            .header(HOST, &self.host)
-            .header(AUTHORIZATION, &self.key)
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(event_body(self.first + n))))?)
-    }
-
-    fn answer(&self, status: StatusCode, body: &[u8], at: Timing) -> anyhow::Result<Accepted> {
-        #[derive(Deserialize)]
-        struct Created<'a> {
-            #[serde(borrow)]
-            id: &'a str,
-        }
-        if status != StatusCode::CREATED {
-            let text = String::from_utf8_lossy(&body[..body.len().min(300)]);
-            bail!("POST /v1/events answered {status}: {text}");
-        }
-        let created: Created =
-            serde_json::from_slice(body).context("reading a 201 from POST /v1/events")?;
-        Ok(Accepted {
-            id: created.id.into(),
-            at,
-        })
-    }
-}
-
 /// One run of events through the gateway, measured.
 struct Phase {
     started: Instant,
@@ -514,7 +345,7 @@ async fn phase(
         }
     };
     let ids: Vec<Box<str>> = run.outputs.iter().map(|a| a.id.clone()).collect();
-    wait_for(receiver, ids, base, settings.timeout).await;
+    receiver.wait_for(ids, base, settings.timeout).await;
     meter.finish();
 
     let arrivals = receiver.arrivals(run.outputs.iter().map(|a| &*a.id));
@@ -545,23 +376,4 @@ async fn phase(
         errors: run.errors,
         first_error: run.first_error,
     })
-}
-
-/// Waits until every id in `ids` has arrived, or `timeout` passes. The
-/// count of distinct arrivals gates the lookups, which take the receiver's lock.
-async fn wait_for(receiver: &Receiver, mut pending: Vec<Box<str>>, base: u64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    let target = base + pending.len() as u64;
-    loop {
-        if receiver.received() >= target {
-            receiver.strike_arrived(&mut pending);
-            if pending.is_empty() {
-                return;
-            }
-        }
-        if Instant::now() >= deadline {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }

@@ -49,6 +49,14 @@ impl Meter {
 
     /// Removes the bar, leaving the terminal as it was.
     pub fn finish(self) {
+        drop(self);
+    }
+}
+
+/// Also when a phase is cut short (an error, a deadline): no ticker outlives
+/// its bar.
+impl Drop for Meter {
+    fn drop(&mut self) {
         self.ticker.abort();
         self.bar.finish_and_clear();
     }

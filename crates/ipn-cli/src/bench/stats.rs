@@ -1,4 +1,4 @@
-//! Percentiles of measured durations.
+//! Percentiles of measured durations, and the rounding of printed figures.
 
 use std::time::Duration;
 
@@ -36,6 +36,12 @@ impl Sorted {
 /// Milliseconds, rounded to the microsecond.
 pub fn ms(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// `value` to `decimals` places, for figures meant to be read.
+pub fn round(value: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (value * scale).round() / scale
 }
 
 #[cfg(test)]
