@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use ipn_core::Dialect;
 use ipn_core::event::Event;
 use ipn_core::paypal::{Sending, encode_event};
@@ -14,9 +15,6 @@ use super::{Engine, Job, ssrf};
 use crate::clock::{Millis, from_millis};
 use crate::model::{Attempt, AttemptStatus, DisabledReason, Endpoint};
 use crate::storage::{AttemptDone, DeliveryNext, EndpointHealth, Write, WriteRequest};
-
-/// How much of a response body is kept with the attempt.
-const KEPT_RESPONSE_BYTES: usize = 1024;
 
 /// What an endpoint did with one POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,15 +121,14 @@ async fn post(
             };
         }
     };
-    // Checked at every attempt: a custom resolver never sees IP literals,
-    // and runs only when a new connection opens, while DNS may have changed
-    // under a kept-alive one.
+    // Checked at every attempt, since DNS may have changed; the client then
+    // connects only to an address checked here.
     let checked = match ssrf::check_literal(&engine.policy, &url) {
-        Some(result) => result.map(drop),
+        Some(result) => result.map(|addr| vec![addr]),
         None => {
             let check = ssrf::check_url(&engine.policy, engine.resolver.as_ref(), &url);
             match tokio::time::timeout(engine.config.connect_timeout, check).await {
-                Ok(result) => result.map(drop),
+                Ok(result) => result,
                 Err(_) => {
                     return Outcome::NoAnswer {
                         error: "the endpoint's host did not resolve in time".to_owned(),
@@ -140,84 +137,79 @@ async fn post(
             }
         }
     };
-    if let Err(refused) = checked {
-        return Outcome::NoAnswer {
-            error: refused.to_string(),
-        };
-    }
+    let addrs = match checked {
+        Ok(addrs) => addrs,
+        Err(refused) => {
+            return Outcome::NoAnswer {
+                error: refused.to_string(),
+            };
+        }
+    };
     let id = job.delivery.event_id.to_string();
     let timestamp = now.div_euclid(1000);
     let signature = signature_header(&endpoint.signers(now), &id, timestamp, payload);
-    let request = engine
-        .client
-        .post(url)
-        .header("content-type", endpoint.dialect.content_type())
-        .header(WebhookHeaders::ID, &id)
-        .header(WebhookHeaders::TIMESTAMP, timestamp.to_string())
-        .header(WebhookHeaders::SIGNATURE, signature)
-        .body(reqwest::Body::from(bytes::Bytes::from_owner(Arc::clone(
-            payload,
-        ))));
-    match request.send().await {
-        Ok(mut response) => {
-            let status = response.status().as_u16();
-            let retry_after = if status == 429 || status == 503 {
-                response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after)
+    let headers = match webhook_headers(endpoint, &id, timestamp, &signature) {
+        Ok(headers) => headers,
+        Err(error) => return Outcome::NoAnswer { error },
+    };
+    let body = bytes::Bytes::from_owner(Arc::clone(payload));
+    let sent = engine.client.post(&url, &addrs, headers, body);
+    match tokio::time::timeout(engine.config.timeout, sent).await {
+        Err(_) => Outcome::NoAnswer {
+            error: format!("timed out after {:?}", engine.config.timeout),
+        },
+        Ok(Err(error)) => Outcome::NoAnswer {
+            error: error.to_string(),
+        },
+        Ok(Ok(answer)) => {
+            let body = String::from_utf8_lossy(&answer.body_start).into_owned();
+            if (200..300).contains(&answer.status) {
+                Outcome::Delivered {
+                    status: answer.status,
+                    body,
+                }
             } else {
-                None
-            };
-            let body = read_start(&mut response).await;
-            if response.status().is_success() {
-                Outcome::Delivered { status, body }
-            } else {
+                let retry_after = if answer.status == 429 || answer.status == 503 {
+                    answer.retry_after.as_deref().and_then(parse_retry_after)
+                } else {
+                    None
+                };
                 Outcome::Rejected {
-                    status,
+                    status: answer.status,
                     body,
                     retry_after,
                 }
             }
         }
-        Err(error) => Outcome::NoAnswer {
-            error: describe(&error),
-        },
     }
 }
 
-/// The first KiB of the body; the rest is never read, however large.
-async fn read_start(response: &mut reqwest::Response) -> String {
-    let mut kept = Vec::new();
-    while kept.len() < KEPT_RESPONSE_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    kept.truncate(KEPT_RESPONSE_BYTES);
-    String::from_utf8_lossy(&kept).into_owned()
-}
-
-/// The error and its causes in one line: reqwest's own message alone
-/// ("error sending request") does not say what failed.
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        error.to_string()
+/// The headers of DESIGN §3, beside those the client adds (`Host`,
+/// `User-Agent`, `Content-Length`).
+fn webhook_headers(
+    endpoint: &Endpoint,
+    id: &str,
+    timestamp: i64,
+    signature: &str,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    let value = |text: &str| {
+        HeaderValue::from_str(text).map_err(|_| format!("header value {text:?} is not valid"))
     };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+    Ok(vec![
+        (
+            CONTENT_TYPE,
+            HeaderValue::from_static(endpoint.dialect.content_type()),
+        ),
+        (HeaderName::from_static(WebhookHeaders::ID), value(id)?),
+        (
+            HeaderName::from_static(WebhookHeaders::TIMESTAMP),
+            HeaderValue::from(timestamp),
+        ),
+        (
+            HeaderName::from_static(WebhookHeaders::SIGNATURE),
+            value(signature)?,
+        ),
+    ])
 }
 
 /// Records the attempt and moves the delivery on; returns its retry.

@@ -16,6 +16,7 @@
 
 mod attempt;
 pub mod breaker;
+pub mod client;
 pub mod retry;
 pub mod ssrf;
 
@@ -52,6 +53,8 @@ pub struct DeliveryConfig {
     pub breaker_threshold: u32,
     /// How long an open breaker waits before one probe.
     pub breaker_cooldown: Duration,
+    /// TLS roots trusted besides the Mozilla ones (a private CA, tests).
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Default for DeliveryConfig {
@@ -65,6 +68,7 @@ impl Default for DeliveryConfig {
             disable_failing_after: Duration::from_secs(5 * 24 * 3600),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(30),
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -116,7 +120,7 @@ pub struct Engine {
     pub(crate) directory: Arc<Directory>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) config: DeliveryConfig,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: client::Client,
     pub(crate) policy: Arc<NetworkPolicy>,
     pub(crate) resolver: Arc<dyn HostResolver>,
     pub(crate) breakers: breaker::Breakers,
@@ -162,19 +166,12 @@ impl std::fmt::Debug for Parts {
 
 impl Engine {
     pub fn new(parts: Parts, config: DeliveryConfig) -> anyhow::Result<Arc<Self>> {
-        let guarded =
-            ssrf::GuardedResolver::new(Arc::clone(&parts.policy), Arc::clone(&parts.resolver));
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(guarded))
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(config.per_endpoint_concurrency)
-            .tcp_nodelay(true)
-            .user_agent(concat!("ipn-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = client::Client::new(client::ClientConfig {
+            connect_timeout: config.connect_timeout,
+            max_idle: config.per_endpoint_concurrency,
+            idle_timeout: Duration::from_secs(60),
+            extra_roots: config.extra_roots.clone(),
+        })?;
         Ok(Arc::new(Self {
             clock: parts.clock,
             store: parts.store,

@@ -6,17 +6,16 @@
 //! - [`NetworkPolicy`] says which classes or networks are nevertheless allowed;
 //! - [`check_url`] checks an endpoint URL the way a delivery will (used when an endpoint
 //!   is created or updated), [`check_literal`] does the synchronous part of it;
-//! - [`GuardedResolver`] is the delivery client's DNS resolver: it resolves, checks and
-//!   returns only checked addresses, so the connection goes to exactly what was checked.
+//!   and at every delivery attempt; the delivery client (`client.rs`) then connects only
+//!   to the addresses it returned.
 //!
-//! **Invariant:** no connection is made to an address the policy refuses. Two holes
-//! have to be closed by the caller, because a resolver cannot see them:
-//! - reqwest never calls a custom resolver for a URL whose host is an IP literal, so every
-//!   send must first pass [`check_literal`];
-//! - a redirect could point anywhere, so the delivery client follows none.
+//! **Invariant:** no connection is made to an address the policy refuses. The delivery
+//! client resolves nothing itself, uses no proxy and follows no redirect, so the
+//! addresses checked here are the only ones it can reach.
 //!
 //! Checking at endpoint creation alone is not enough: DNS answers change (DNS rebinding),
-//! so the check runs again at every delivery, inside the resolver the connection uses.
+//! so the check runs again at every delivery, and a kept-alive connection is reused only
+//! while its address is still among those the latest check allowed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,7 +23,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use url::{Host, Url};
 
@@ -421,7 +420,7 @@ impl NetworkPolicy {
     }
 
     /// `Ok` if deliveries may reach `ip`. The error names the address itself as the
-    /// host; [`check_url`] and [`GuardedResolver`] put the real host name there.
+    /// host; [`check_url`] puts the real host name there.
     pub fn allows(&self, ip: IpAddr) -> Result<(), Refused> {
         let Some(class) = classify(ip) else {
             return Ok(());
@@ -595,10 +594,9 @@ fn parse_target(url: &Url) -> Result<Target<'_>, Refused> {
 
 /// Checks the parts of a URL that need no DNS: the scheme, userinfo and, when the host is
 /// an IP literal, the address itself. `None` means the URL is well formed and names a
-/// host, which [`check_url`] or the [`GuardedResolver`] must still check.
+/// host, which [`check_url`] must still check (with DNS).
 ///
-/// Call it before every send: reqwest connects to IP literals without asking the
-/// resolver. `url::Url` has already normalised odd IPv4 spellings (`http://2130706433/`,
+/// `url::Url` has already normalised odd IPv4 spellings (`http://2130706433/`,
 /// `http://0x7f.1/`, `http://127.1/`) into dotted form, so they are literals too.
 pub fn check_literal(policy: &NetworkPolicy, url: &Url) -> Option<Result<SocketAddr, Refused>> {
     match parse_target(url) {
@@ -661,49 +659,9 @@ async fn resolve_checked(
     Ok(addrs)
 }
 
-/// A reqwest DNS resolver that enforces the policy at connect time and hands reqwest only
-/// the addresses it checked. Build the delivery client with
-/// `reqwest::Client::builder().dns_resolver(Arc::new(GuardedResolver::new(policy, resolver))).no_proxy()`
-/// (a proxy would do its own resolving) and no redirects.
-#[derive(Debug, Clone)]
-pub struct GuardedResolver {
-    policy: Arc<NetworkPolicy>,
-    resolver: Arc<dyn HostResolver>,
-}
-
-impl GuardedResolver {
-    pub fn new(policy: Arc<NetworkPolicy>, resolver: Arc<dyn HostResolver>) -> Self {
-        Self { policy, resolver }
-    }
-}
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = Arc::clone(&self.policy);
-        let resolver = Arc::clone(&self.resolver);
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            // Port 0: reqwest puts in the URL's port (or the scheme's default).
-            match resolve_checked(&policy, resolver.as_ref(), &host, 0).await {
-                Ok(addrs) => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
-                Err(refused) => {
-                    let kind = match refused {
-                        Refused::Unresolvable { .. } => io::ErrorKind::NotFound,
-                        _ => io::ErrorKind::PermissionDenied,
-                    };
-                    Err(io::Error::new(kind, refused).into())
-                }
-            }
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
 
     use AddressClass::*;
 
@@ -1198,133 +1156,5 @@ mod tests {
                 .iter()
                 .all(|a| a.ip().is_loopback() && a.port() == 9)
         );
-    }
-
-    fn guarded(policy: NetworkPolicy, resolver: &Arc<StaticResolver>) -> GuardedResolver {
-        let resolver: Arc<dyn HostResolver> = resolver.clone();
-        GuardedResolver::new(Arc::new(policy), resolver)
-    }
-
-    #[tokio::test]
-    async fn guarded_resolver_returns_only_checked_addresses() {
-        use reqwest::dns::{Name, Resolve};
-        let resolver = Arc::new(StaticResolver::new());
-        resolver.set("internal.test", [ip("93.184.216.34")]);
-        let guard = guarded(NetworkPolicy::public_only(), &resolver);
-        let name = || "internal.test".parse::<Name>().unwrap();
-
-        let addrs: Vec<_> = guard.resolve(name()).await.unwrap().collect();
-        assert_eq!(
-            addrs,
-            vec!["93.184.216.34:0".parse::<SocketAddr>().unwrap()]
-        );
-
-        // DNS changes after the endpoint was created: the next connection is refused.
-        resolver.set("internal.test", [ip("93.184.216.34"), ip("127.0.0.1")]);
-        let err = guard.resolve(name()).await.err().expect("refused");
-        let io_err = err.downcast_ref::<io::Error>().expect("an io::Error");
-        assert_eq!(io_err.kind(), io::ErrorKind::PermissionDenied);
-        let want = Refused::Address {
-            host: "internal.test".into(),
-            ip: ip("127.0.0.1"),
-            class: Loopback,
-        };
-        assert_eq!(err.to_string(), want.to_string());
-        let inner = io_err.get_ref().and_then(|e| e.downcast_ref::<Refused>());
-        assert_eq!(inner, Some(&want));
-
-        let unknown = guard
-            .resolve("nowhere.test".parse().unwrap())
-            .await
-            .err()
-            .unwrap();
-        assert!(
-            unknown
-                .to_string()
-                .starts_with("nowhere.test could not be resolved")
-        );
-    }
-
-    fn client(guard: GuardedResolver) -> reqwest::Client {
-        reqwest::Client::builder()
-            .dns_resolver(Arc::new(guard))
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap()
-    }
-
-    fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(e) = source {
-            text.push_str(" | ");
-            text.push_str(&e.to_string());
-            source = e.source();
-        }
-        text
-    }
-
-    #[tokio::test]
-    async fn a_guarded_client_does_not_connect_to_a_refused_address() {
-        // A live target: had the guard let the request through, it would have connected.
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let resolver = Arc::new(StaticResolver::new());
-        resolver.set("internal.test", [ip("127.0.0.1")]);
-
-        let client = client(guarded(NetworkPolicy::public_only(), &resolver));
-        let err = client
-            .post(format!("http://internal.test:{port}/hook"))
-            .body("{}")
-            .send()
-            .await
-            .expect_err("refused");
-        let want = Refused::Address {
-            host: "internal.test".into(),
-            ip: ip("127.0.0.1"),
-            class: Loopback,
-        };
-        let chain = error_chain(&err);
-        assert!(chain.contains(&want.to_string()), "{chain}");
-
-        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
-        assert!(accepted.is_err(), "the listener accepted a connection");
-    }
-
-    #[tokio::test]
-    async fn a_guarded_client_connects_when_the_policy_allows() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = stream.read(&mut buf).await.unwrap();
-                assert!(n > 0, "the client closed early");
-                request.extend_from_slice(&buf[..n]);
-            }
-            stream
-                .write_all(
-                    b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                )
-                .await
-                .unwrap();
-            String::from_utf8_lossy(&request).into_owned()
-        });
-        let resolver = Arc::new(StaticResolver::new());
-        resolver.set("internal.test", [ip("127.0.0.1")]);
-
-        let client = client(guarded(NetworkPolicy::allow_private(), &resolver));
-        let response = client
-            .get(format!("http://internal.test:{port}/hook"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
-        let request = server.await.unwrap();
-        assert!(request.starts_with("GET /hook HTTP/1.1\r\n"), "{request}");
     }
 }
