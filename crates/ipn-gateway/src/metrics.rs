@@ -37,6 +37,8 @@ pub struct Metrics {
 #[derive(Debug, Clone, Copy)]
 pub struct Gauges {
     pub scheduled: usize,
+    /// Deliveries parked behind open circuit breakers.
+    pub parked: usize,
     /// Milliseconds the earliest due delivery has waited past its due time.
     pub oldest_due_age_ms: u64,
 }
@@ -132,6 +134,9 @@ impl Metrics {
         line("# HELP ipn_queue_depth Deliveries scheduled and not yet taken.".into());
         line("# TYPE ipn_queue_depth gauge".into());
         line(format!("ipn_queue_depth {}", gauges.scheduled));
+        line("# HELP ipn_deliveries_parked Deliveries held out of the schedule while their endpoint's circuit breaker is open.".into());
+        line("# TYPE ipn_deliveries_parked gauge".into());
+        line(format!("ipn_deliveries_parked {}", gauges.parked));
         line(
             "# HELP ipn_oldest_due_age_seconds How long the earliest due delivery has waited."
                 .into(),

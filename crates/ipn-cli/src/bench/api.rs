@@ -140,6 +140,11 @@ impl Metrics {
         self.value("ipn_queue_depth").map(|v| v as u64)
     }
 
+    /// Deliveries parked behind open circuit breakers, out of the schedule.
+    pub fn parked(&self) -> Option<u64> {
+        self.value("ipn_deliveries_parked").map(|v| v as u64)
+    }
+
     /// How long the earliest scheduled delivery has waited past its due
     /// time; zero when it is not due yet.
     pub fn oldest_due_age_s(&self) -> Option<f64> {

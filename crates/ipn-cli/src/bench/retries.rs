@@ -9,12 +9,13 @@
 //!    gateway's 20 % jitter). D is long enough that no retry falls due
 //!    before the gateway is stopped (the run fails, saying so, otherwise).
 //! 3. One merchant, one endpoint at the receiver, N events through
-//!    `POST /v1/events` over C connections. Every first attempt fails; after
-//!    five, the endpoint's circuit breaker opens and the rest fail without a
-//!    request, as they do against a server that is down.
-//! 4. When `/metrics` shows all N in the schedule and none of them due,
-//!    every first attempt has failed and N retries are pending: the
-//!    gateway's memory is read, and it is stopped with SIGTERM.
+//!    `POST /v1/events` over C connections. The first attempts fail; after
+//!    five, the endpoint's circuit breaker opens and the rest are parked
+//!    (held in memory, not attempted) until a probe succeeds, as they are
+//!    while a merchant's server is down.
+//! 4. When `/metrics` shows all N scheduled or parked, and none due, N
+//!    deliveries are pending: the gateway's memory is read, and it is
+//!    stopped with SIGTERM.
 //! 5. The receiver now answers 200. Once every retry is due, the gateway
 //!    starts again on the same file, rebuilds its schedule from the
 //!    database, and delivers them.
@@ -161,14 +162,14 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Figures> {
     .await
     .map_err(|_| {
         anyhow!(
-            "the first retries fell due before the gateway was stopped ({} of {} in the \
-             schedule at the last look): give a longer --retry-delay than {} s",
+            "the first retries fell due before the gateway was stopped ({} of {} scheduled \
+             or parked at the last look): give a longer --retry-delay than {} s",
             depth.load(Ordering::Relaxed),
             settings.events,
             settings.retry_delay.as_secs_f64()
         )
     })??;
-    // Few: once the circuit breaker is open, attempts fail without a request.
+    // Few: once the circuit breaker is open, deliveries are parked unattempted.
     println!(
         "pending: {} retries ({} attempts reached the receiver); gateway {}; \
          stopped (SIGTERM) in {:.0} ms",
@@ -265,7 +266,7 @@ async fn all_failed(
         Meter::start(show_progress, "failing", pending, move || {
             (
                 depth.load(Ordering::Relaxed),
-                "retries scheduled".to_owned(),
+                "deliveries pending".to_owned(),
             )
         })
     };
@@ -276,6 +277,10 @@ async fn all_failed(
         let scheduled = metrics
             .queue_depth()
             .context("/metrics has no ipn_queue_depth")?;
+        let parked = metrics
+            .parked()
+            .context("/metrics has no ipn_deliveries_parked")?;
+        let scheduled = scheduled + parked;
         let overdue = metrics
             .oldest_due_age_s()
             .context("/metrics has no ipn_oldest_due_age_seconds")?;

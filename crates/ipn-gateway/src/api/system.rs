@@ -21,6 +21,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let now = engine.clock.now_ms();
     let gauges = Gauges {
         scheduled: engine.scheduled(),
+        parked: engine.parked(),
         oldest_due_age_ms: engine
             .oldest_due()
             .map_or(0, |due| u64::try_from(now - due).unwrap_or(0)),

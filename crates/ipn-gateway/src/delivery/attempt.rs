@@ -11,7 +11,7 @@ use ipn_core::standard::{WebhookHeaders, signature_header};
 
 use super::breaker::Verdict;
 use super::retry::parse_retry_after;
-use super::{Engine, Job, ssrf};
+use super::{Engine, Job, Next, ssrf};
 use crate::clock::{Millis, from_millis};
 use crate::model::{Attempt, AttemptStatus, DisabledReason, Endpoint};
 use crate::storage::{AttemptDone, DeliveryNext, EndpointHealth, Write, WriteRequest};
@@ -31,34 +31,33 @@ pub enum Outcome {
     NoAnswer { error: String },
 }
 
-/// Runs one attempt; returns the retry to schedule, if one follows.
-pub(super) async fn run(engine: &Engine, job: Job) -> Option<Job> {
-    let delivery = &job.delivery;
-    let endpoint = engine.directory.endpoint(delivery.endpoint_id)?;
+/// Runs one attempt, unless the endpoint's breaker parks the delivery.
+pub(super) async fn run(engine: &Engine, job: Job) -> Next {
+    let Some(endpoint) = engine.directory.endpoint(job.delivery.endpoint_id) else {
+        return Next::Done;
+    };
     if !endpoint.is_enabled() {
         // Disabling failed its pending deliveries in the store already.
-        return None;
+        return Next::Done;
     }
     let now = engine.clock.now_ms();
-    let last_try = delivery.round_attempts + 1 >= engine.config.retry.max_attempts();
-    if let Verdict::Skip { failures, until } = engine.breakers.check(endpoint.id, now)
-        && !last_try
-    {
-        let error = format!(
-            "not attempted: circuit breaker open after {failures} failed attempts in a row, \
-             until {}",
-            crate::api::rfc3339(until)
-        );
-        let outcome = Outcome::NoAnswer { error };
-        return settle(engine, &endpoint, &job, outcome, now, Duration::ZERO).await;
+    let last_try = job.delivery.round_attempts + 1 >= engine.config.retry.max_attempts();
+    match engine.breakers.check(endpoint.id, now) {
+        Verdict::Skip { until, probing } if !last_try => {
+            engine.park(job, until, probing);
+            return Next::Parked;
+        }
+        Verdict::Probe => engine.probe_started(endpoint.id),
+        Verdict::Go | Verdict::Skip { .. } => {}
     }
+    let delivery = &job.delivery;
     let body = match job.body.clone() {
         Some(body) => Some(body),
         None => load_body(engine, &job).await,
     };
     let Some(body) = body else {
         tracing::error!(event.id = %delivery.event_id, "event of a scheduled delivery not found");
-        return None;
+        return Next::Done;
     };
 
     let started = Instant::now();
@@ -71,7 +70,12 @@ pub(super) async fn run(engine: &Engine, job: Job) -> Option<Job> {
     engine.metrics.record_attempt(&outcome, duration);
     let delivered = matches!(outcome, Outcome::Delivered { .. });
     engine.breakers.record(endpoint.id, delivered, now);
-    settle(engine, &endpoint, &job, outcome, now, duration).await
+    let retry = settle(engine, &endpoint, &job, outcome, now, duration).await;
+    engine.breaker_settled(endpoint.id, delivered, now);
+    match retry {
+        Some(retry) => Next::Retry(retry),
+        None => Next::Done,
+    }
 }
 
 async fn load_body(engine: &Engine, job: &Job) -> Option<Arc<[u8]>> {
@@ -372,6 +376,7 @@ async fn disable(engine: &Engine, endpoint: &Endpoint, reason: DisabledReason, n
         idempotency: None,
     };
     if engine.writer.write(request).await.is_ok() {
+        engine.drop_parked(endpoint.id);
         engine.directory.update_endpoint(endpoint.id, |e| {
             e.disabled = Some(crate::model::Disabled { reason, at: now });
         });

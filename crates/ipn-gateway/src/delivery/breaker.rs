@@ -3,9 +3,11 @@
 //!
 //! Why: an endpoint that is down would otherwise cost every event a
 //! connection attempt (up to the connect timeout) and fill its lane. While
-//! open, attempts fail at once and are retried on the normal schedule, so no
-//! delivery is lost or reordered; the last attempt of a delivery is always
-//! made for real, so nothing is dead-lettered without a try.
+//! open, its deliveries are parked by the engine: no attempt is made or
+//! recorded and their retry schedules do not advance, so they lose nothing
+//! by waiting; the probe's success releases them all at once. The last
+//! attempt of a delivery is always made for real, so nothing is
+//! dead-lettered without a try.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -36,8 +38,8 @@ pub enum Verdict {
     Go,
     /// Half-open: this attempt is the one probe.
     Probe,
-    /// Open: fail this attempt without contacting the endpoint.
-    Skip { failures: u32, until: Millis },
+    /// Open until `until`, or `probing` already: do not contact the endpoint.
+    Skip { until: Millis, probing: bool },
 }
 
 impl Breakers {
@@ -63,8 +65,8 @@ impl Breakers {
         }
         if now < state.open_until || state.probing {
             return Verdict::Skip {
-                failures: state.failures,
                 until: state.open_until,
+                probing: state.probing,
             };
         }
         state.probing = true;
@@ -84,6 +86,14 @@ impl Breakers {
         if state.failures >= self.threshold {
             state.open_until = now.saturating_add(self.cooldown_ms);
         }
+    }
+
+    /// When the open breaker lets its next probe through; `None` if closed.
+    pub fn open_until(&self, endpoint: EndpointId) -> Option<Millis> {
+        self.lock()
+            .get(&endpoint)
+            .filter(|s| s.failures >= self.threshold)
+            .map(|s| s.open_until)
     }
 
     /// Whether the endpoint's breaker is open (for health views).
@@ -108,16 +118,19 @@ mod tests {
             assert_eq!(breakers.check(ep, 0), Verdict::Go);
         }
         breakers.record(ep, false, 1_000);
-        assert!(matches!(
+        assert_eq!(
             breakers.check(ep, 2_000),
             Verdict::Skip {
-                failures: 3,
-                until: 31_000
+                until: 31_000,
+                probing: false
             }
-        ));
+        );
         assert_eq!(breakers.check(ep, 31_000), Verdict::Probe);
         assert!(
-            matches!(breakers.check(ep, 31_001), Verdict::Skip { .. }),
+            matches!(
+                breakers.check(ep, 31_001),
+                Verdict::Skip { probing: true, .. }
+            ),
             "one probe at a time"
         );
         breakers.record(ep, false, 31_500);

@@ -10,6 +10,10 @@
 //! - Endpoints that ask for `ordered` delivery get one event per object
 //!   (payment, subscription) at a time, in order: later events of the object
 //!   wait behind the one being delivered until it is delivered or dead.
+//! - While an endpoint's circuit breaker is open, its deliveries are parked
+//!   in memory, untouched, except one that waits in the schedule for the
+//!   probe; the probe's success releases them all, its failure schedules the
+//!   next probe.
 //! - Attempt results go to the writer without waiting for their commit; the
 //!   store keeps each delivery pending until its result is committed, so a
 //!   crash in between means one more attempt, never a lost delivery.
@@ -106,6 +110,25 @@ impl Ord for Due {
     }
 }
 
+/// What follows a job's turn.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Done: delivered, dead-lettered or dropped.
+    Done,
+    /// Its retry, to schedule.
+    Retry(Job),
+    /// Parked behind its endpoint's open breaker.
+    Parked,
+}
+
+/// Deliveries parked behind one endpoint's open breaker.
+#[derive(Debug, Default)]
+struct Parked {
+    jobs: Vec<Job>,
+    /// One of the endpoint's deliveries waits in the schedule for the probe.
+    probe_scheduled: bool,
+}
+
 /// Attempts in flight and waiting for one endpoint.
 #[derive(Debug, Default)]
 struct Lane {
@@ -129,6 +152,7 @@ pub struct Engine {
     lanes: Mutex<HashMap<EndpointId, Lane>>,
     /// Ordered streams with a delivery under way, and what waits behind it.
     streams: Mutex<HashMap<StreamKey, VecDeque<Job>>>,
+    parked: Mutex<HashMap<EndpointId, Parked>>,
     permits: Arc<Semaphore>,
 }
 
@@ -188,12 +212,19 @@ impl Engine {
             wake: Notify::new(),
             lanes: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
         }))
     }
 
     /// Deliveries waiting in the schedule (not yet due or not yet taken).
     pub fn scheduled(&self) -> usize {
         lock(&self.schedule).len()
+    }
+
+    /// Deliveries parked behind open breakers (each breaker's probe waits
+    /// in the schedule, so it is counted there).
+    pub fn parked(&self) -> usize {
+        lock(&self.parked).values().map(|p| p.jobs.len()).sum()
     }
 
     /// Due time of the earliest scheduled delivery.
@@ -262,6 +293,73 @@ impl Engine {
             next.delivery.due = next.delivery.due.min(self.clock.now_ms());
             self.enqueue([next]);
         }
+    }
+
+    /// Holds a job whose endpoint's breaker is open. The first one parked
+    /// waits in the schedule until the breaker lets a probe through; the
+    /// others wait here for the probe's outcome ([`Engine::breaker_settled`]).
+    fn park(&self, mut job: Job, until: Millis, probing: bool) {
+        // A million parked deliveries must not hold a million bodies.
+        job.body = None;
+        let mut parked = lock(&self.parked);
+        let entry = parked.entry(job.delivery.endpoint_id).or_default();
+        if probing || entry.probe_scheduled {
+            entry.jobs.push(job);
+            return;
+        }
+        entry.probe_scheduled = true;
+        drop(parked);
+        job.delivery.due = until;
+        self.enqueue([job]);
+    }
+
+    /// The breaker let a probe through: the next probe, if one is needed,
+    /// is scheduled when this one fails.
+    fn probe_started(&self, endpoint: EndpointId) {
+        if let Some(entry) = lock(&self.parked).get_mut(&endpoint) {
+            entry.probe_scheduled = false;
+        }
+    }
+
+    /// After a real attempt: a success releases the endpoint's parked
+    /// deliveries, due now; a failure that leaves the breaker open schedules
+    /// one of them as the next probe.
+    fn breaker_settled(&self, endpoint: EndpointId, delivered: bool, now: Millis) {
+        let mut parked = lock(&self.parked);
+        let Some(entry) = parked.get_mut(&endpoint) else {
+            return;
+        };
+        if delivered {
+            let Some(entry) = parked.remove(&endpoint) else {
+                return;
+            };
+            drop(parked);
+            self.enqueue(entry.jobs.into_iter().map(|mut job| {
+                job.delivery.due = job.delivery.due.min(now);
+                job
+            }));
+            return;
+        }
+        if entry.probe_scheduled {
+            return;
+        }
+        let Some(until) = self.breakers.open_until(endpoint) else {
+            return; // still closed: later attempts go ahead by themselves
+        };
+        let Some(mut probe) = entry.jobs.pop() else {
+            parked.remove(&endpoint);
+            return;
+        };
+        entry.probe_scheduled = true;
+        drop(parked);
+        probe.delivery.due = until;
+        self.enqueue([probe]);
+    }
+
+    /// A disabled endpoint's parked deliveries are failed in the store
+    /// already: forget them.
+    pub(crate) fn drop_parked(&self, endpoint: EndpointId) {
+        lock(&self.parked).remove(&endpoint);
     }
 
     /// Runs until `shutdown` turns true, then waits for attempts in flight
@@ -334,8 +432,9 @@ impl Engine {
                 return; // the semaphore is never closed
             };
             match attempt::run(&self, job.clone()).await {
-                Some(retry) => self.enqueue([retry]),
-                None => self.finished(&job),
+                Next::Retry(retry) => self.enqueue([retry]),
+                Next::Done => self.finished(&job),
+                Next::Parked => {}
             }
             drop(permit);
             let mut lanes = lock(&self.lanes);

@@ -199,6 +199,23 @@ impl TestGateway {
         body["secret"].as_str().unwrap().to_owned()
     }
 
+    /// The value of an unlabelled metric at `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .unauthenticated(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no metric {name} in {text}"))
+            .parse()
+            .unwrap()
+    }
+
     pub async fn advance(&self, seconds: u64) {
         let (status, body) = self
             .post(
