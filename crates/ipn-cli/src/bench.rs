@@ -84,7 +84,7 @@ pub struct Args {
     #[arg(long)]
     quick: bool,
     /// Events to ingest [default: delivery 100000, retries 1000000, isolation
-    /// 5000 (each to every endpoint); with --quick 10000, 20000, 500]
+    /// 10000 (each to every endpoint); with --quick 10000, 20000, 500]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     events: Option<u64>,
     /// Connections the load generator keeps open
@@ -238,7 +238,7 @@ fn default_retry_delay(events: u64) -> Duration {
 
 fn isolation_settings(args: &Args) -> anyhow::Result<isolation::Settings> {
     Ok(isolation::Settings {
-        events: args.events.unwrap_or(if args.quick { 500 } else { 5_000 }),
+        events: args.events.unwrap_or(if args.quick { 500 } else { 10_000 }),
         healthy: usize::try_from(args.endpoints)?,
         dead: match args.dead {
             DeadKind::Hang => dead::Dead::Hang,

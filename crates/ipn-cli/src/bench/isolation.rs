@@ -18,8 +18,8 @@
 //!    created first so that its delivery leads every event's batch. `hang`
 //!    (the default, the worst realistic case) accepts connections and never
 //!    answers: its attempts hold connections until the 15 s timeout, then
-//!    the breaker opens and the rest of its queue fails at once. A run
-//!    shorter than the timeout sees only the first part, and says so.
+//!    the breaker opens and the rest of its queue is parked. A run shorter
+//!    than the timeout sees only the first part, and says so.
 //!    `refused` fails every attempt at once.
 //!
 //! Healthy throughput is healthy deliveries received per second, from the
