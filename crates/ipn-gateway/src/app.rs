@@ -116,16 +116,14 @@ impl Gateway {
         let addr = listener.local_addr()?;
         let database = config.database.clone();
         let durability = config.durability;
-        let (store, merchants, endpoints, pending, offset) =
-            tokio::task::spawn_blocking(move || {
-                let store = database.open(durability)?;
-                let merchants = store.merchants()?;
-                let endpoints = store.endpoints()?;
-                let pending = store.pending_deliveries()?;
-                let offset = store.clock_offset()?;
-                Ok::<_, anyhow::Error>((store, merchants, endpoints, pending, offset))
-            })
-            .await??;
+        let (store, merchants, endpoints, offset) = tokio::task::spawn_blocking(move || {
+            let store = database.open(durability)?;
+            let merchants = store.merchants()?;
+            let endpoints = store.endpoints()?;
+            let offset = store.clock_offset()?;
+            Ok::<_, anyhow::Error>((store, merchants, endpoints, offset))
+        })
+        .await??;
         let clock = Arc::new(if config.test_clock {
             Clock::test(offset)
         } else {
@@ -144,11 +142,11 @@ impl Gateway {
             },
             config.delivery.clone(),
         )?;
-        let recovered = pending.len();
-        engine.schedule(pending.into_iter().map(|delivery| Job {
-            delivery,
-            body: None,
-        }));
+        let recovered = tokio::task::spawn_blocking({
+            let engine = Arc::clone(&engine);
+            move || recover_schedule(&engine)
+        })
+        .await??;
         tracing::info!(%addr, scheduled = recovered, "gateway started");
 
         let (shutdown, stop) = watch::channel(false);
@@ -201,4 +199,22 @@ impl Gateway {
             .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
         Ok(())
     }
+}
+
+/// Puts every pending delivery back into the schedule, in chunks as they are
+/// read, so that they are never all held twice.
+fn recover_schedule(engine: &Engine) -> anyhow::Result<usize> {
+    const CHUNK: usize = 10_000;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let count = engine.store.pending_deliveries(&mut |delivery| {
+        chunk.push(Job {
+            delivery,
+            body: None,
+        });
+        if chunk.len() == CHUNK {
+            engine.schedule(chunk.drain(..));
+        }
+    })?;
+    engine.schedule(chunk);
+    Ok(count)
 }

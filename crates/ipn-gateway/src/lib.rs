@@ -9,6 +9,7 @@
 //! - `directory`: merchants and endpoints in memory, for auth and fan-out.
 //! - `clock`: real time, or a test clock that `advance` moves forward.
 //! - `model`: merchants, endpoints, filters, deliveries, attempts.
+//! - `payments`: test-mode payment operations applied inside the write transaction.
 //! - `metrics`: counters rendered for Prometheus.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod delivery;
 pub mod directory;
 pub mod metrics;
 pub mod model;
+pub mod payments;
 pub mod publish;
 pub mod storage;
 pub mod writer;

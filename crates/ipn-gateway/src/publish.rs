@@ -90,7 +90,7 @@ pub async fn redeliver(
 
 /// The object whose `sequence` an event takes: a payment with its refunds
 /// and reversals, a subscription with its period payments.
-fn root_object(data: &EventData) -> Option<String> {
+pub(crate) fn root_object(data: &EventData) -> Option<String> {
     match data {
         EventData::Payment(p) => Some(match (p.subscription_id, p.parent_id) {
             (Some(subscription), _) => subscription.to_string(),

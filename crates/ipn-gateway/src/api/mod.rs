@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod merchants;
 mod openapi;
+mod payments;
 mod postback;
 mod system;
 
@@ -66,6 +67,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}", get(events::get_one))
         .route("/v1/events/{id}/attempts", get(events::attempts))
         .route("/v1/events/{id}/resend", post(events::resend))
+        .route("/v1/payments", post(payments::create))
+        .route("/v1/payments/{id}", get(payments::get_one))
+        .route("/v1/payments/{id}/complete", post(payments::complete))
+        .route("/v1/payments/{id}/fail", post(payments::fail))
+        .route("/v1/payments/{id}/refunds", post(payments::refund))
+        .route("/v1/payments/{id}/reverse", post(payments::reverse))
+        .route(
+            "/v1/payments/{id}/cancel-reversal",
+            post(payments::cancel_reversal),
+        )
         .route("/v1/test/clock/advance", post(system::advance_clock))
         .route("/cgi-bin/webscr", post(postback::verify))
         .route("/ipn/verify", post(postback::verify))

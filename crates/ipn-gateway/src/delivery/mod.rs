@@ -405,6 +405,12 @@ impl Engine {
                 due.push(job);
             }
         }
+        shrink(
+            &mut *heap,
+            BinaryHeap::len,
+            BinaryHeap::capacity,
+            BinaryHeap::shrink_to,
+        );
         due
     }
 
@@ -442,7 +448,15 @@ impl Engine {
                 return;
             };
             match lane.waiting.pop_front() {
-                Some(next) => job = next,
+                Some(next) => {
+                    shrink(
+                        &mut lane.waiting,
+                        VecDeque::len,
+                        VecDeque::capacity,
+                        VecDeque::shrink_to,
+                    );
+                    job = next;
+                }
                 None => {
                     lane.in_flight -= 1;
                     if lane.in_flight == 0 {
@@ -452,5 +466,20 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// Gives memory back once a queue has drained to a quarter of its capacity:
+/// a backlog of a million deliveries must not keep its peak for good.
+fn shrink<Q>(
+    queue: &mut Q,
+    len: impl Fn(&Q) -> usize,
+    capacity: impl Fn(&Q) -> usize,
+    shrink_to: impl Fn(&mut Q, usize),
+) {
+    const SMALL: usize = 1024;
+    let (len, capacity) = (len(queue), capacity(queue));
+    if capacity > SMALL && len < capacity / 4 {
+        shrink_to(queue, (len * 2).max(SMALL));
     }
 }

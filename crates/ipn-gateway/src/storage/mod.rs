@@ -11,10 +11,11 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use ipn_core::event::Event;
-use ipn_core::id::{EndpointId, EventId, MerchantId};
+use ipn_core::id::{EndpointId, EventId, MerchantId, PaymentId};
 
 use crate::clock::Millis;
 use crate::model::{Attempt, DeliveryStatus, DisabledReason, Endpoint, Merchant};
+use crate::payments::{PaymentRefusal, PaymentWrite, StoredPayment};
 
 /// A storage failure: the database is unreachable, full, or corrupt. Never
 /// an expected outcome of a request, so it carries context, not structure.
@@ -49,6 +50,9 @@ pub enum Write {
     Remember,
     /// Records the test clock's offset (it only ever grows).
     SaveClockOffset(Millis),
+    /// A payment operation: reads the payment, applies the change, writes the
+    /// payment rows and records the events with their deliveries.
+    Payment(Box<PaymentWrite>),
     /// Disables an endpoint and fails its pending deliveries.
     DisableEndpoint {
         endpoint_id: EndpointId,
@@ -73,6 +77,19 @@ pub enum Written {
     Scheduled(Vec<Scheduled>),
     /// The Idempotency-Key was used before: the first answer, not re-applied.
     Replay(IdempotentResponse),
+    /// A payment operation was applied.
+    Payment(PaymentDone),
+    /// A payment operation was refused; nothing changed.
+    PaymentRefused(PaymentRefusal),
+}
+
+/// What a payment operation committed.
+#[derive(Debug, Clone)]
+pub struct PaymentDone {
+    /// The payment rows written, the original first.
+    pub rows: Vec<StoredPayment>,
+    /// Its events, in order, with their deliveries.
+    pub events: Vec<Ingested>,
 }
 
 /// An event to record. Its `sequence` is assigned by the store.
@@ -186,8 +203,10 @@ pub trait Store: Send + Sync + 'static {
 
     fn merchants(&self) -> Result<Vec<Merchant>, StoreError>;
     fn endpoints(&self) -> Result<Vec<Endpoint>, StoreError>;
-    /// Every pending delivery, to rebuild the schedule at start.
-    fn pending_deliveries(&self) -> Result<Vec<Scheduled>, StoreError>;
+    /// Every pending delivery, one at a time to `each`, in event order, to
+    /// rebuild the schedule at start; returns how many. One at a time: a
+    /// million pending deliveries must not be held twice in memory.
+    fn pending_deliveries(&self, each: &mut dyn FnMut(Scheduled)) -> Result<usize, StoreError>;
     fn event(&self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
     /// Events in order after the cursor; `true` when more follow.
     fn list_events(&self, query: &EventQuery) -> Result<(Vec<StoredEvent>, bool), StoreError>;
@@ -197,6 +216,19 @@ pub trait Store: Send + Sync + 'static {
         scope: &str,
         key: &str,
     ) -> Result<Option<IdempotentResponse>, StoreError>;
+    /// A merchant's payment (or refund, reversal), with how it was paid.
+    fn payment(
+        &self,
+        merchant: MerchantId,
+        id: PaymentId,
+    ) -> Result<Option<StoredPayment>, StoreError>;
+    /// The events of a root object (a payment with its refunds and
+    /// reversals), in sequence order.
+    fn object_events(
+        &self,
+        merchant: MerchantId,
+        object_id: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
     /// The test clock's saved offset (0 if never advanced).
     fn clock_offset(&self) -> Result<Millis, StoreError>;
     /// How an event went to paypal endpoints: `None` if it never did,

@@ -6,19 +6,21 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::{Context as _, anyhow};
 use ipn_core::Dialect;
-use ipn_core::id::{EndpointId, EventId, MerchantId};
+use ipn_core::id::{EndpointId, EventId, MerchantId, PaymentId};
 use ipn_core::standard::WebhookSecret;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{
     AttemptDone, DeliveryNext, EndpointHealth, EventQuery, IdempotencyKey, IdempotentResponse,
-    Ingested, NewEvent, Scheduled, Store, StoreError, StoredEvent, Write, WriteRequest, Written,
+    Ingested, NewEvent, PaymentDone, Scheduled, Store, StoreError, StoredEvent, Write,
+    WriteRequest, Written,
 };
 use crate::clock::{Millis, from_millis};
 use crate::model::{
     Attempt, AttemptStatus, DeliveryStatus, Disabled, DisabledReason, Endpoint, EventFilter,
     Merchant,
 };
+use crate::payments::{self, PaymentWrite, StoredPayment};
 
 /// Migrations in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -39,6 +41,23 @@ const MIGRATIONS: &[(&str, &str)] = &[
          DROP INDEX deliveries_due;
          CREATE INDEX deliveries_pending ON deliveries (endpoint_id) WHERE status = 'pending';
          CREATE INDEX deliveries_failed ON deliveries (endpoint_id) WHERE status = 'failed';",
+    ),
+    (
+        "0004_payments",
+        // `object` is the payment as events carry it (the API's view adds
+        // `payment_method`); the other columns are for lookups.
+        "CREATE TABLE payments (
+             id          TEXT PRIMARY KEY,
+             merchant_id TEXT NOT NULL REFERENCES merchants (id),
+             parent_id   TEXT REFERENCES payments (id),
+             invoice     TEXT,
+             status      TEXT NOT NULL,
+             method      TEXT NOT NULL,
+             object      TEXT NOT NULL,
+             created_at  INTEGER NOT NULL
+         );
+         CREATE INDEX payments_by_merchant ON payments (merchant_id, created_at);
+         CREATE INDEX payments_by_parent ON payments (parent_id) WHERE parent_id IS NOT NULL;",
     ),
 ];
 
@@ -243,7 +262,7 @@ impl Store for Sqlite {
         })
     }
 
-    fn pending_deliveries(&self) -> Result<Vec<Scheduled>, StoreError> {
+    fn pending_deliveries(&self, each: &mut dyn FnMut(Scheduled)) -> Result<usize, StoreError> {
         self.read(|conn| {
             // In event order, so ordered endpoints queue each object's
             // deliveries as they were created.
@@ -253,8 +272,12 @@ impl Store for Sqlite {
                  FROM deliveries d JOIN events e ON e.id = d.event_id
                  WHERE d.status = 'pending' ORDER BY e.seq",
             )?;
-            let rows = stmt.query_map([], scheduled_from_row)?;
-            rows.collect()
+            let mut count = 0;
+            for row in stmt.query_map([], scheduled_from_row)? {
+                each(row?);
+                count += 1;
+            }
+            Ok(count)
         })
     }
 
@@ -331,6 +354,29 @@ impl Store for Sqlite {
         self.read(|conn| find_idempotent(conn, scope, key))
     }
 
+    fn payment(
+        &self,
+        merchant: MerchantId,
+        id: PaymentId,
+    ) -> Result<Option<StoredPayment>, StoreError> {
+        self.read(|conn| find_payment(conn, merchant, id))
+    }
+
+    fn object_events(
+        &self,
+        merchant: MerchantId,
+        object_id: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, id, merchant_id, body FROM events
+                 WHERE merchant_id = ?1 AND object_id = ?2 ORDER BY sequence",
+            )?;
+            let rows = stmt.query_map(params![merchant.to_string(), object_id], event_from_row)?;
+            rows.collect()
+        })
+    }
+
     fn clock_offset(&self) -> Result<Millis, StoreError> {
         self.read(|conn| {
             conn.prepare_cached("SELECT offset_ms FROM clock WHERE id = 1")?
@@ -380,7 +426,7 @@ fn apply_one(tx: &Connection, request: &WriteRequest) -> Result<Written, StoreEr
     }
     let written = apply_write(tx, &request.write)?;
     if let Some(key) = &request.idempotency {
-        save_idempotent(tx, key, &written)?;
+        save_idempotent(tx, key, &request.write, &written)?;
     }
     Ok(written)
 }
@@ -388,12 +434,22 @@ fn apply_one(tx: &Connection, request: &WriteRequest) -> Result<Written, StoreEr
 fn save_idempotent(
     tx: &Connection,
     key: &IdempotencyKey,
+    write: &Write,
     written: &Written,
 ) -> Result<(), StoreError> {
-    let (status, body): (u16, &[u8]) = match (&key.response, written) {
-        (Some(response), _) => (response.status, &response.body),
-        (None, Written::Ingested(ingested)) => (201, &ingested.body),
-        (None, _) => return Err(anyhow!("no response to store for idempotency key")),
+    let rendered;
+    let (status, body): (u16, &[u8]) = match (&key.response, written, write) {
+        (Some(response), _, _) => (response.status, &response.body),
+        (None, Written::Ingested(ingested), _) => (201, &ingested.body),
+        (None, Written::Payment(done), Write::Payment(w)) => {
+            rendered = (w.respond)(Ok(done));
+            (rendered.0, &rendered.1)
+        }
+        (None, Written::PaymentRefused(refusal), Write::Payment(w)) => {
+            rendered = (w.respond)(Err(refusal));
+            (rendered.0, &rendered.1)
+        }
+        (None, _, _) => return Err(anyhow!("no response to store for idempotency key")),
     };
     tx.prepare_cached(
         "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at)
@@ -493,6 +549,7 @@ fn apply_write(tx: &Connection, write: &Write) -> Result<Written, StoreError> {
             .execute([offset])?;
             Ok(Written::Done)
         }
+        Write::Payment(write) => payment_write(tx, write),
         Write::DisableEndpoint {
             endpoint_id,
             reason,
@@ -510,6 +567,74 @@ fn apply_write(tx: &Connection, write: &Write) -> Result<Written, StoreError> {
             Ok(Written::Done)
         }
     }
+}
+
+fn find_payment(
+    conn: &Connection,
+    merchant: MerchantId,
+    id: PaymentId,
+) -> rusqlite::Result<Option<StoredPayment>> {
+    conn.prepare_cached("SELECT object, method FROM payments WHERE id = ?1 AND merchant_id = ?2")?
+        .query_row(params![id.to_string(), merchant.to_string()], |row| {
+            let object: String = row.get(0)?;
+            let method: String = row.get(1)?;
+            let payment =
+                serde_json::from_str(&object).map_err(|e| conversion(0, e.to_string()))?;
+            let method = serde_json::from_str(&method).map_err(|e| conversion(1, e.to_string()))?;
+            Ok(StoredPayment { payment, method })
+        })
+        .optional()
+}
+
+/// Reads the payment, applies the operation and commits its rows and events
+/// (see `payments.rs`); a refused operation writes nothing.
+fn payment_write(tx: &Connection, write: &PaymentWrite) -> Result<Written, StoreError> {
+    let current = find_payment(tx, write.merchant_id, write.payment_id)?;
+    let applied = match payments::apply(current, write) {
+        Ok(applied) => applied,
+        Err(refusal) => return Ok(Written::PaymentRefused(refusal)),
+    };
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO payments (id, merchant_id, parent_id, invoice, status, method, object, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, object = excluded.object",
+    )?;
+    for row in &applied.rows {
+        let p = &row.payment;
+        upsert.execute(params![
+            p.id.to_string(),
+            p.merchant_id.to_string(),
+            p.parent_id.map(|id| id.to_string()),
+            p.invoice,
+            p.status.as_str(),
+            serde_json::to_string(&row.method)?,
+            serde_json::to_string(p)?,
+            crate::clock::to_millis(p.created_at),
+        ])?;
+    }
+    let mut events = Vec::with_capacity(applied.events.len());
+    for event in applied.events {
+        let endpoint_ids = write
+            .subscribers
+            .iter()
+            .filter(|e| e.is_enabled() && e.wants(&event.event_type))
+            .map(|e| e.id)
+            .collect();
+        let object_id = crate::publish::root_object(&event.data);
+        events.push(ingest(
+            tx,
+            &NewEvent {
+                merchant_id: write.merchant_id,
+                event,
+                object_id,
+                endpoint_ids,
+            },
+        )?);
+    }
+    Ok(Written::Payment(PaymentDone {
+        rows: applied.rows,
+        events,
+    }))
 }
 
 fn save_endpoint(tx: &Connection, e: &Endpoint) -> Result<(), StoreError> {

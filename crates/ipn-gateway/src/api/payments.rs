@@ -1,0 +1,426 @@
+//! `/v1/payments` (merchant key): test-mode payments, their refunds,
+//! chargebacks and history. The outcome of a card payment is chosen by the
+//! test card number (`ipn_core::card::TEST_CARDS`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use ipn_core::card::{CardNumber, ChargeAttempt};
+use ipn_core::id::{MerchantId, PaymentId};
+use ipn_core::money::Currency;
+use ipn_core::payment::{Custom, Item, Payer, Payment, PaymentStatus};
+use ipn_core::payment_flow::{InitialStatus, PaymentError, PendingReason};
+use ipn_core::pricing;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
+use crate::payments::{
+    PaymentChange, PaymentMethod, PaymentRefusal, PaymentWrite, Respond, StoredPayment,
+};
+use crate::storage::{Ingested, PaymentDone, Write, WriteRequest, Written};
+
+/// PayPal's limit for `invoice`.
+const MAX_INVOICE: usize = 127;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPayment {
+    amount: Option<i64>,
+    currency: String,
+    #[serde(default)]
+    invoice: Option<String>,
+    #[serde(default)]
+    custom: Option<String>,
+    #[serde(default)]
+    items: Vec<Item>,
+    payer: Payer,
+    payment_method: MethodRequest,
+}
+
+/// `{"card_number": "4242 4242 4242 4242"}` or `{"type": "bank_transfer"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MethodRequest {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    card_number: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefundRequest {
+    amount: Option<i64>,
+}
+
+/// How a new payment is paid, and what its first charge does.
+struct Method {
+    method: PaymentMethod,
+    initial: InitialStatus,
+    pending_reason: Option<PendingReason>,
+    disputed: bool,
+}
+
+fn method(request: &MethodRequest) -> Result<Method, ApiError> {
+    match (request.kind.as_deref(), &request.card_number) {
+        (None | Some("card"), Some(number)) => {
+            let card = CardNumber::parse(number)
+                .map_err(|e| ApiError::invalid(format!("payment_method.card_number: {e}")))?;
+            let outcome = card.behaviour().outcome(ChargeAttempt::OneTime);
+            Ok(Method {
+                method: PaymentMethod::Card {
+                    brand: card.brand(),
+                    last4: card.last4().to_owned(),
+                    behaviour: card.behaviour(),
+                },
+                initial: outcome.initial_status(),
+                pending_reason: outcome.pending_reason(),
+                disputed: outcome.reversed_after_completion(),
+            })
+        }
+        (Some("bank_transfer"), None) => Ok(Method {
+            method: PaymentMethod::BankTransfer,
+            initial: InitialStatus::Pending,
+            pending_reason: Some(PendingReason::Echeck),
+            disputed: false,
+        }),
+        _ => Err(ApiError::invalid(
+            "payment_method must be {\"card_number\": \"…\"} or {\"type\": \"bank_transfer\"}",
+        )),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let merchant_id = caller.merchant()?;
+    let idem =
+        match Idempotency::start(&state, &headers, caller, "POST /v1/payments", &body).await? {
+            Start::Replay(first) => return Ok(first),
+            Start::Proceed(idem) => idem,
+        };
+    let request: NewPayment = parse_json(&body)?;
+    let currency: Currency = request
+        .currency
+        .parse()
+        .map_err(|e| ApiError::invalid(format!("currency: {e}")))?;
+    let amount = pricing::order_amount(request.amount, currency, &request.items)
+        .map_err(|e| ApiError::invalid(format!("amount: {e}")))?;
+    let custom = request
+        .custom
+        .map(Custom::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    if let Some(invoice) = &request.invoice
+        && (invoice.is_empty() || invoice.chars().count() > MAX_INVOICE)
+    {
+        return Err(ApiError::invalid(format!(
+            "invoice must be 1 to {MAX_INVOICE} characters"
+        )));
+    }
+    if !request.payer.email.contains('@') {
+        return Err(ApiError::invalid("payer.email must be an email address"));
+    }
+    let method = method(&request.payment_method)?;
+    let merchant = state
+        .engine
+        .directory
+        .merchant(merchant_id)
+        .ok_or_else(ApiError::unauthorized)?;
+    let now = state.engine.clock.now();
+    let payment = Payment {
+        id: PaymentId::generate(now),
+        parent_id: None,
+        status: PaymentStatus::Pending, // decided by the outcome when written
+        previous_status: None,
+        amount: amount.minor(),
+        fee: 0,
+        currency,
+        refunded_amount: 0,
+        merchant_id,
+        receiver_email: merchant.receiver_email.clone(),
+        payer: request.payer,
+        invoice: request.invoice,
+        custom,
+        items: request.items,
+        subscription_id: None,
+        pending_reason: method.pending_reason.map(|r| r.as_str().to_owned()),
+        reason_code: None,
+        created_at: now,
+    };
+    let change = PaymentChange::Create {
+        payment: Box::new(payment.clone()),
+        method: method.method,
+        initial: method.initial,
+        disputed: method.disputed,
+    };
+    write(
+        &state,
+        merchant_id,
+        payment.id,
+        change,
+        idem.as_ref(),
+        created,
+    )
+    .await
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let merchant = caller.merchant()?;
+    let id = parse_id(&id)?;
+    let store = Arc::clone(&state.engine.store);
+    let (stored, history) = tokio::task::spawn_blocking(move || {
+        let Some(stored) = store.payment(merchant, id)? else {
+            return Ok::<_, anyhow::Error>((None, Vec::new()));
+        };
+        let root = stored.payment.parent_id.unwrap_or(stored.payment.id);
+        let history = store.object_events(merchant, &root.to_string())?;
+        Ok((Some(stored), history))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let stored = stored.ok_or_else(|| ApiError::not_found("payment"))?;
+    let mut view = view(&stored);
+    view["history"] = history
+        .iter()
+        .filter_map(|e| serde_json::from_slice::<Value>(&e.body).ok())
+        .map(|e| {
+            json!({
+                "event_id": e["id"],
+                "type": e["type"],
+                "sequence": e["sequence"],
+                "created_at": e["created_at"],
+                "payment_id": e["data"]["id"],
+                "status": e["data"]["status"],
+                "amount": e["data"]["amount"],
+            })
+        })
+        .collect();
+    let body = serde_json::to_vec(&view).map_err(ApiError::internal)?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+pub async fn complete(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    operate(state, caller, path, headers, body, "complete").await
+}
+
+pub async fn fail(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    operate(state, caller, path, headers, body, "fail").await
+}
+
+pub async fn refund(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    operate(state, caller, path, headers, body, "refunds").await
+}
+
+pub async fn reverse(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    operate(state, caller, path, headers, body, "reverse").await
+}
+
+pub async fn cancel_reversal(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    operate(state, caller, path, headers, body, "cancel-reversal").await
+}
+
+/// `POST /v1/payments/{id}/{operation}`.
+async fn operate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    operation: &str,
+) -> Result<Response, ApiError> {
+    let merchant_id = caller.merchant()?;
+    let route = format!("POST /v1/payments/{id}/{operation}");
+    let idem = match Idempotency::start(&state, &headers, caller, &route, &body).await? {
+        Start::Replay(first) => return Ok(first),
+        Start::Proceed(idem) => idem,
+    };
+    let id = parse_id(&id)?;
+    let (change, respond): (PaymentChange, Respond) = match operation {
+        "complete" => (PaymentChange::Complete, original),
+        "fail" => (PaymentChange::Fail, original),
+        "reverse" => (PaymentChange::Reverse, original),
+        "cancel-reversal" => (PaymentChange::CancelReversal, original),
+        _ => {
+            // A refund takes an optional amount; no body refunds all that is left.
+            let request: RefundRequest = if body.is_empty() {
+                RefundRequest::default()
+            } else {
+                parse_json(&body)?
+            };
+            (
+                PaymentChange::Refund {
+                    amount: request.amount,
+                },
+                refunded,
+            )
+        }
+    };
+    write(&state, merchant_id, id, change, idem.as_ref(), respond).await
+}
+
+/// 201 with the new payment.
+fn created(outcome: Result<&PaymentDone, &PaymentRefusal>) -> (u16, Vec<u8>) {
+    answer(outcome, StatusCode::CREATED, |done| &done.rows[0])
+}
+
+/// 201 with the refund: the new payment object the operation made.
+fn refunded(outcome: Result<&PaymentDone, &PaymentRefusal>) -> (u16, Vec<u8>) {
+    answer(outcome, StatusCode::CREATED, |done| {
+        done.rows.last().unwrap_or(&done.rows[0])
+    })
+}
+
+/// 200 with the original payment after the change.
+fn original(outcome: Result<&PaymentDone, &PaymentRefusal>) -> (u16, Vec<u8>) {
+    answer(outcome, StatusCode::OK, |done| &done.rows[0])
+}
+
+fn answer(
+    outcome: Result<&PaymentDone, &PaymentRefusal>,
+    status: StatusCode,
+    pick: impl Fn(&PaymentDone) -> &StoredPayment,
+) -> (u16, Vec<u8>) {
+    match outcome {
+        Ok(done) => (
+            status.as_u16(),
+            serde_json::to_vec(&view(pick(done))).unwrap_or_default(),
+        ),
+        Err(refusal) => {
+            let error = refused(refusal);
+            let body = json!({"error": {"code": error.code, "message": error.message}});
+            (
+                error.status.as_u16(),
+                serde_json::to_vec(&body).unwrap_or_default(),
+            )
+        }
+    }
+}
+
+/// A payment as the API shows it: the object events carry, plus how it
+/// was paid.
+fn view(stored: &StoredPayment) -> Value {
+    let mut value = serde_json::to_value(&stored.payment).unwrap_or_default();
+    value["payment_method"] = stored.method.view();
+    value
+}
+
+fn parse_id(id: &str) -> Result<PaymentId, ApiError> {
+    PaymentId::parse(id).map_err(|_| ApiError::not_found("payment"))
+}
+
+/// Commits the operation with the request's Idempotency-Key (the answer
+/// `respond` gives is remembered with it), schedules the events'
+/// deliveries, and answers.
+async fn write(
+    state: &AppState,
+    merchant_id: MerchantId,
+    payment_id: PaymentId,
+    change: PaymentChange,
+    idem: Option<&Idempotency>,
+    respond: Respond,
+) -> Result<Response, ApiError> {
+    let engine = &state.engine;
+    let now = engine.clock.now();
+    let subscribers = engine
+        .directory
+        .endpoints_of(merchant_id)
+        .iter()
+        .filter(|e| e.is_enabled())
+        .map(|e| (**e).clone())
+        .collect();
+    let write = PaymentWrite {
+        merchant_id,
+        payment_id,
+        change,
+        subscribers,
+        now,
+        respond,
+    };
+    let request = WriteRequest {
+        write: Write::Payment(Box::new(write)),
+        idempotency: idem.map(|i| i.key(crate::clock::to_millis(now), None)),
+    };
+    let (status, body) = match engine.writer.write(request).await? {
+        Written::Payment(done) => {
+            schedule(state, &done.events);
+            respond(Ok(&done))
+        }
+        Written::PaymentRefused(refusal) => respond(Err(&refusal)),
+        Written::Replay(first) => return Idempotency::replay_of(idem, first),
+        other => {
+            return Err(ApiError::internal(format!(
+                "unexpected result of a payment write: {other:?}"
+            )));
+        }
+    };
+    let status = StatusCode::from_u16(status).map_err(ApiError::internal)?;
+    Ok(json_response(status, body))
+}
+
+fn schedule(state: &AppState, events: &[Ingested]) {
+    let engine = &state.engine;
+    engine.metrics.ingested(events.len() as u64);
+    for ingested in events {
+        engine.schedule(ingested.deliveries.iter().map(|d| crate::delivery::Job {
+            delivery: d.clone(),
+            body: Some(Arc::clone(&ingested.body)),
+        }));
+    }
+}
+
+/// The API error for a refused operation.
+pub fn refused(refusal: &PaymentRefusal) -> ApiError {
+    match refusal {
+        PaymentRefusal::NotFound => ApiError::not_found("payment"),
+        PaymentRefusal::Exists => {
+            ApiError::new(StatusCode::CONFLICT, "payment_exists", refusal.to_string())
+        }
+        PaymentRefusal::Rule(rule) => match rule {
+            PaymentError::NotPositive { .. }
+            | PaymentError::RefundExceedsRemaining { .. }
+            | PaymentError::CurrencyMismatch { .. } => ApiError::invalid(rule.to_string()),
+            _ => ApiError::new(StatusCode::CONFLICT, "payment_state", rule.to_string()),
+        },
+    }
+}
