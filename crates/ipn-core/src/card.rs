@@ -369,6 +369,18 @@ pub fn behaviour(card: &CardNumber) -> CardBehaviour {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_readme_lists_every_test_card() {
+        let readme = include_str!("../../../README.md");
+        for card in TEST_CARDS {
+            assert!(
+                readme.contains(card.number),
+                "README.md does not list {}",
+                card.number
+            );
+        }
+    }
+
     use proptest::prelude::*;
 
     use super::*;
