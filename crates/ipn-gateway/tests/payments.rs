@@ -439,6 +439,11 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let (status, _) = shop.gw.get(&other.key, &format!("/v1/payments/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    let (status, _) = shop
+        .post(&format!("/v1/payments/{id}/explode"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an unknown operation");
+
     // Only the one good payment made an event.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(shop.standard.requests().len(), 1);

@@ -69,14 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{id}/resend", post(events::resend))
         .route("/v1/payments", post(payments::create))
         .route("/v1/payments/{id}", get(payments::get_one))
-        .route("/v1/payments/{id}/complete", post(payments::complete))
-        .route("/v1/payments/{id}/fail", post(payments::fail))
-        .route("/v1/payments/{id}/refunds", post(payments::refund))
-        .route("/v1/payments/{id}/reverse", post(payments::reverse))
-        .route(
-            "/v1/payments/{id}/cancel-reversal",
-            post(payments::cancel_reversal),
-        )
+        .route("/v1/payments/{id}/{operation}", post(payments::operate))
         .route("/v1/test/clock/advance", post(system::advance_clock))
         .route("/cgi-bin/webscr", post(postback::verify))
         .route("/ipn/verify", post(postback::verify))

@@ -210,90 +210,42 @@ pub async fn get_one(
     Ok(json_response(StatusCode::OK, body))
 }
 
-pub async fn complete(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    operate(state, caller, path, headers, body, "complete").await
-}
-
-pub async fn fail(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    operate(state, caller, path, headers, body, "fail").await
-}
-
-pub async fn refund(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    operate(state, caller, path, headers, body, "refunds").await
-}
-
-pub async fn reverse(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    operate(state, caller, path, headers, body, "reverse").await
-}
-
-pub async fn cancel_reversal(
-    state: State<AppState>,
-    caller: Caller,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    operate(state, caller, path, headers, body, "cancel-reversal").await
-}
-
-/// `POST /v1/payments/{id}/{operation}`.
-async fn operate(
+/// `POST /v1/payments/{id}/{operation}`: `complete`, `fail`, `refunds`,
+/// `reverse`, `cancel-reversal`.
+pub async fn operate(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path((id, operation)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-    operation: &str,
 ) -> Result<Response, ApiError> {
     let merchant_id = caller.merchant()?;
+    let respond: Respond = match operation.as_str() {
+        "refunds" => refunded,
+        "complete" | "fail" | "reverse" | "cancel-reversal" => original,
+        _ => return Err(ApiError::not_found("payment operation")),
+    };
     let route = format!("POST /v1/payments/{id}/{operation}");
     let idem = match Idempotency::start(&state, &headers, caller, &route, &body).await? {
         Start::Replay(first) => return Ok(first),
         Start::Proceed(idem) => idem,
     };
     let id = parse_id(&id)?;
-    let (change, respond): (PaymentChange, Respond) = match operation {
-        "complete" => (PaymentChange::Complete, original),
-        "fail" => (PaymentChange::Fail, original),
-        "reverse" => (PaymentChange::Reverse, original),
-        "cancel-reversal" => (PaymentChange::CancelReversal, original),
+    let change = match operation.as_str() {
+        "complete" => PaymentChange::Complete,
+        "fail" => PaymentChange::Fail,
+        "reverse" => PaymentChange::Reverse,
+        "cancel-reversal" => PaymentChange::CancelReversal,
         _ => {
-            // A refund takes an optional amount; no body refunds all that is left.
+            // An optional amount; no body refunds all that is left.
             let request: RefundRequest = if body.is_empty() {
                 RefundRequest::default()
             } else {
                 parse_json(&body)?
             };
-            (
-                PaymentChange::Refund {
-                    amount: request.amount,
-                },
-                refunded,
-            )
+            PaymentChange::Refund {
+                amount: request.amount,
+            }
         }
     };
     write(&state, merchant_id, id, change, idem.as_ref(), respond).await
