@@ -31,6 +31,9 @@ pub struct Config {
     pub durability: Durability,
     /// How endpoint host names are resolved (tests substitute their own).
     pub resolver: Arc<dyn HostResolver>,
+    /// Where browsers reach the gateway, for checkout page URLs; `None`
+    /// for the listening address (loopback when it listens on all).
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -44,6 +47,7 @@ impl Config {
             delivery: DeliveryConfig::default(),
             durability: Durability::Full,
             resolver: Arc::new(SystemResolver),
+            public_url: None,
         }
     }
 }
@@ -104,6 +108,7 @@ pub struct Gateway {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     delivery: JoinHandle<()>,
+    billing: JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
 }
 
@@ -114,6 +119,7 @@ impl Gateway {
             bail!("the admin key must be at least 16 characters");
         }
         let addr = listener.local_addr()?;
+        let public_url = public_url(config.public_url.as_deref(), addr)?;
         let database = config.database.clone();
         let durability = config.durability;
         let (store, merchants, endpoints, offset) = tokio::task::spawn_blocking(move || {
@@ -151,9 +157,11 @@ impl Gateway {
 
         let (shutdown, stop) = watch::channel(false);
         let delivery = tokio::spawn(Arc::clone(&engine).run(stop.clone()));
+        let billing = tokio::spawn(crate::billing::run(Arc::clone(&engine), stop.clone()));
         let state = AppState {
             engine: Arc::clone(&engine),
             admin_key_hash: hash_key(config.admin_key.trim()).into(),
+            public_url: public_url.into(),
         };
         let mut stop_http = stop;
         let server = tokio::spawn(async move {
@@ -169,6 +177,7 @@ impl Gateway {
             shutdown,
             server,
             delivery,
+            billing,
             writer: writer_thread,
         })
     }
@@ -191,6 +200,7 @@ impl Gateway {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
         self.server.await??;
+        self.billing.await?;
         self.delivery.await?;
         drop(self.engine);
         let writer = self.writer;
@@ -201,16 +211,35 @@ impl Gateway {
     }
 }
 
+/// The configured public URL without its trailing slash, or else the
+/// listening address; a wildcard address becomes loopback, the one address
+/// that surely reaches it from this machine.
+fn public_url(configured: Option<&str>, addr: SocketAddr) -> anyhow::Result<String> {
+    if let Some(text) = configured {
+        let url = url::Url::parse(text)
+            .with_context(|| format!("public_url {text:?} is not an absolute URL"))?;
+        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+            bail!("public_url {text:?} must be an http(s) URL with a host");
+        }
+        return Ok(text.trim_end_matches('/').to_owned());
+    }
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Ok(format!("http://{addr}"))
+}
+
 /// Puts every pending delivery back into the schedule, in chunks as they are
 /// read, so that they are never all held twice.
 fn recover_schedule(engine: &Engine) -> anyhow::Result<usize> {
     const CHUNK: usize = 10_000;
     let mut chunk = Vec::with_capacity(CHUNK);
     let count = engine.store.pending_deliveries(&mut |delivery| {
-        chunk.push(Job {
-            delivery,
-            body: None,
-        });
+        chunk.push(Job::new(delivery, None));
         if chunk.len() == CHUNK {
             engine.schedule(chunk.drain(..));
         }

@@ -9,11 +9,17 @@
 //! - `directory`: merchants and endpoints in memory, for auth and fan-out.
 //! - `clock`: real time, or a test clock that `advance` moves forward.
 //! - `model`: merchants, endpoints, filters, deliveries, attempts.
-//! - `payments`: test-mode payment operations applied inside the write transaction.
+//! - `payments`, `subscriptions`: test-mode payments and subscriptions, each
+//!   step applied inside the write transaction with its events.
+//! - `billing`: the task that bills subscriptions on the gateway clock.
+//! - `checkout`: hosted checkout sessions, paid at most once (the customer's
+//!   page is `api/checkout_page.rs`).
 //! - `metrics`: counters rendered for Prometheus.
 
 pub mod api;
 pub mod app;
+pub mod billing;
+pub mod checkout;
 pub mod clock;
 pub mod delivery;
 pub mod directory;
@@ -22,6 +28,7 @@ pub mod model;
 pub mod payments;
 pub mod publish;
 pub mod storage;
+pub mod subscriptions;
 pub mod writer;
 
 pub use app::{Config, Database, Gateway, migrate};

@@ -49,16 +49,32 @@ pub async fn publish(
     match engine.writer.write(request).await? {
         Written::Ingested(ingested) => {
             engine.metrics.ingested(1);
-            engine.schedule(ingested.deliveries.iter().map(|d| Job {
-                delivery: d.clone(),
-                body: Some(Arc::clone(&ingested.body)),
-            }));
+            engine.schedule(
+                ingested
+                    .deliveries
+                    .iter()
+                    .map(|d| Job::new(d.clone(), Some(Arc::clone(&ingested.body)))),
+            );
             Ok(Published::New(ingested))
         }
         Written::Replay(first) => Ok(Published::Replay(first)),
         other => Err(WriteError::Store(format!(
             "unexpected result of an ingest: {other:?}"
         ))),
+    }
+}
+
+/// Schedules the deliveries of events just committed (by a payment or a
+/// subscription step), with their bodies.
+pub fn schedule_ingested(engine: &Engine, events: &[Ingested]) {
+    engine.metrics.ingested(events.len() as u64);
+    for ingested in events {
+        engine.schedule(
+            ingested
+                .deliveries
+                .iter()
+                .map(|d| Job::new(d.clone(), Some(Arc::clone(&ingested.body)))),
+        );
     }
 }
 
@@ -76,10 +92,11 @@ pub async fn redeliver(
     match engine.writer.write(request).await? {
         Written::Scheduled(scheduled) => {
             let count = scheduled.len();
-            engine.schedule(scheduled.into_iter().map(|delivery| Job {
-                delivery,
-                body: body.clone(),
-            }));
+            engine.schedule(
+                scheduled
+                    .into_iter()
+                    .map(|delivery| Job::new(delivery, body.clone())),
+            );
             Ok(count)
         }
         other => Err(WriteError::Store(format!(

@@ -527,6 +527,68 @@ async fn a_dead_endpoints_breaker_opens_and_its_events_still_arrive_after_recove
 }
 
 #[tokio::test]
+async fn disabling_an_endpoint_drops_its_parked_deliveries_and_frees_its_ordered_streams() {
+    let gw = TestGateway::start_with(|c| c.delivery.per_endpoint_concurrency = 1).await;
+    let shop = gw.merchant("shop").await;
+    let receiver = Receiver::start().await.unwrap();
+    receiver.respond_with(Reply::status(500));
+    let ep = gw
+        .endpoint(
+            &shop,
+            json!({"url": receiver.url("/ordered"), "ordered": true}),
+        )
+        .await;
+    // Five objects fail five times in all and open the breaker; the sixth
+    // object's two events are parked, the first at its stream's head.
+    gw.ingest_invoices(&shop, "x", 5).await;
+    for _ in 0..2 {
+        gw.ingest(&shop, "invoice.paid", json!({"id": "a"})).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while gw.metric("ipn_deliveries_parked").await < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "never parked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _) = gw
+        .post(
+            &shop.key,
+            &format!("/v1/endpoints/{}/disable", ep.id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(gw.metric("ipn_deliveries_parked").await, 0.0);
+
+    // Enabled again and healthy: a new event of the same object is not
+    // stuck behind the dropped head, and the deliveries the disable failed
+    // are not sent again unasked.
+    let (status, _) = gw
+        .post(
+            &shop.key,
+            &format!("/v1/endpoints/{}/enable", ep.id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    receiver.respond_with(Reply::ok());
+    gw.advance(60).await; // past the breaker's cool-down
+    let before = receiver.requests().len();
+    let event = gw.ingest(&shop, "invoice.paid", json!({"id": "a"})).await;
+    let got = receiver.wait_for(before + 1, WAIT).await;
+    assert_eq!(got.len(), before + 1, "the new event arrived");
+    assert_eq!(
+        got.last().unwrap().header("webhook-id"),
+        event["id"].as_str()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        before + 1,
+        "nothing else was sent"
+    );
+}
+
+#[tokio::test]
 async fn an_endpoint_failing_for_five_days_is_disabled_and_the_merchant_told() {
     let gw = TestGateway::start().await;
     let shop = gw.merchant("shop").await;

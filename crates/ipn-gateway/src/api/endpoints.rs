@@ -247,6 +247,7 @@ pub async fn disable(
                 at: now,
             });
         });
+        engine.drop_parked(endpoint.id);
     }
     let endpoint = owned(&state, endpoint.merchant_id, &id)?;
     let answer = serde_json::to_vec(&view(&endpoint, false)).map_err(ApiError::internal)?;

@@ -6,6 +6,8 @@
 //! answer; with a different body it is a 409.
 
 mod auth;
+mod checkout;
+mod checkout_page;
 mod endpoints;
 mod error;
 mod events;
@@ -13,6 +15,7 @@ mod merchants;
 mod openapi;
 mod payments;
 mod postback;
+mod subscriptions;
 mod system;
 
 use std::sync::Arc;
@@ -40,6 +43,9 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// SHA-256 of the admin key, compared in constant time.
     pub admin_key_hash: Arc<str>,
+    /// Where browsers reach the gateway (`http://127.0.0.1:7700`, no
+    /// trailing slash): checkout pages' URLs start with it.
+    pub public_url: Arc<str>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -70,6 +76,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/payments", post(payments::create))
         .route("/v1/payments/{id}", get(payments::get_one))
         .route("/v1/payments/{id}/{operation}", post(payments::operate))
+        .route("/v1/checkout/sessions", post(checkout::create))
+        .route("/v1/checkout/sessions/{id}", get(checkout::get_one))
+        .route(
+            "/checkout/{id}",
+            get(checkout_page::show).post(checkout_page::pay),
+        )
+        .route("/v1/subscriptions", post(subscriptions::create))
+        .route("/v1/subscriptions/{id}", get(subscriptions::get_one))
+        .route(
+            "/v1/subscriptions/{id}/{operation}",
+            post(subscriptions::operate),
+        )
         .route("/v1/test/clock/advance", post(system::advance_clock))
         .route("/cgi-bin/webscr", post(postback::verify))
         .route("/ipn/verify", post(postback::verify))

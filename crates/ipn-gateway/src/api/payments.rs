@@ -10,18 +10,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use ipn_core::card::{CardNumber, ChargeAttempt};
 use ipn_core::id::{MerchantId, PaymentId};
-use ipn_core::money::Currency;
+use ipn_core::money::{Currency, Money};
 use ipn_core::payment::{Custom, Item, Payer, Payment, PaymentStatus};
 use ipn_core::payment_flow::{InitialStatus, PaymentError, PendingReason};
 use ipn_core::pricing;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
 use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
+use crate::model::Merchant;
 use crate::payments::{
     PaymentChange, PaymentMethod, PaymentRefusal, PaymentWrite, Respond, StoredPayment,
 };
-use crate::storage::{Ingested, PaymentDone, Write, WriteRequest, Written};
+use crate::storage::{PaymentDone, Write, WriteRequest, Written};
 
 /// PayPal's limit for `invoice`.
 const MAX_INVOICE: usize = 127;
@@ -57,11 +59,29 @@ struct RefundRequest {
 }
 
 /// How a new payment is paid, and what its first charge does.
-struct Method {
+#[derive(Debug)]
+pub(super) struct Method {
     method: PaymentMethod,
     initial: InitialStatus,
     pending_reason: Option<PendingReason>,
     disputed: bool,
+}
+
+impl Method {
+    /// A one-time card payment: the test card number decides the outcome.
+    pub(super) fn card(card: &CardNumber) -> Self {
+        let outcome = card.behaviour().outcome(ChargeAttempt::OneTime);
+        Self {
+            method: PaymentMethod::Card {
+                brand: card.brand(),
+                last4: card.last4().to_owned(),
+                behaviour: card.behaviour(),
+            },
+            initial: outcome.initial_status(),
+            pending_reason: outcome.pending_reason(),
+            disputed: outcome.reversed_after_completion(),
+        }
+    }
 }
 
 fn method(request: &MethodRequest) -> Result<Method, ApiError> {
@@ -69,17 +89,7 @@ fn method(request: &MethodRequest) -> Result<Method, ApiError> {
         (None | Some("card"), Some(number)) => {
             let card = CardNumber::parse(number)
                 .map_err(|e| ApiError::invalid(format!("payment_method.card_number: {e}")))?;
-            let outcome = card.behaviour().outcome(ChargeAttempt::OneTime);
-            Ok(Method {
-                method: PaymentMethod::Card {
-                    brand: card.brand(),
-                    last4: card.last4().to_owned(),
-                    behaviour: card.behaviour(),
-                },
-                initial: outcome.initial_status(),
-                pending_reason: outcome.pending_reason(),
-                disputed: outcome.reversed_after_completion(),
-            })
+            Ok(Method::card(&card))
         }
         (Some("bank_transfer"), None) => Ok(Method {
             method: PaymentMethod::BankTransfer,
@@ -91,6 +101,90 @@ fn method(request: &MethodRequest) -> Result<Method, ApiError> {
             "payment_method must be {\"card_number\": \"…\"} or {\"type\": \"bank_transfer\"}",
         )),
     }
+}
+
+/// What is being paid for, validated: the part of a request that a payment
+/// and a checkout session share, so both refuse the same bad input.
+#[derive(Debug, Clone)]
+pub(super) struct Order {
+    /// More than zero, in its currency; the items' total when there are items.
+    pub amount: Money,
+    pub invoice: Option<String>,
+    pub custom: Option<Custom>,
+    pub items: Vec<Item>,
+}
+
+impl Order {
+    /// Checks the fields as `POST /v1/payments` takes them.
+    pub(super) fn parse(
+        amount: Option<i64>,
+        currency: &str,
+        invoice: Option<String>,
+        custom: Option<String>,
+        items: Vec<Item>,
+    ) -> Result<Self, ApiError> {
+        let currency: Currency = currency
+            .parse()
+            .map_err(|e| ApiError::invalid(format!("currency: {e}")))?;
+        let amount = pricing::order_amount(amount, currency, &items)
+            .map_err(|e| ApiError::invalid(format!("amount: {e}")))?;
+        let custom = custom
+            .map(Custom::parse)
+            .transpose()
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        if let Some(invoice) = &invoice
+            && (invoice.is_empty() || invoice.chars().count() > MAX_INVOICE)
+        {
+            return Err(ApiError::invalid(format!(
+                "invoice must be 1 to {MAX_INVOICE} characters"
+            )));
+        }
+        Ok(Self {
+            amount,
+            invoice,
+            custom,
+            items,
+        })
+    }
+}
+
+/// A new payment of `order` by `payer`, as the writer's create operation:
+/// the one way a payment is made, from the API or the checkout page.
+pub(super) fn new_payment(
+    merchant: &Merchant,
+    order: Order,
+    payer: Payer,
+    method: Method,
+    now: OffsetDateTime,
+) -> (PaymentId, PaymentChange) {
+    let payment = Payment {
+        id: PaymentId::generate(now),
+        parent_id: None,
+        status: PaymentStatus::Pending, // decided by the outcome when written
+        previous_status: None,
+        amount: order.amount.minor(),
+        fee: 0,
+        currency: order.amount.currency(),
+        refunded_amount: 0,
+        merchant_id: merchant.id,
+        receiver_email: merchant.receiver_email.clone(),
+        payer,
+        invoice: order.invoice,
+        custom: order.custom,
+        items: order.items,
+        subscription_id: None,
+        pending_reason: method.pending_reason.map(|r| r.as_str().to_owned()),
+        reason_code: None,
+        created_at: now,
+    };
+    let id = payment.id;
+    let change = PaymentChange::Create {
+        payment: Box::new(payment),
+        method: method.method,
+        initial: method.initial,
+        disputed: method.disputed,
+    };
+    (id, change)
 }
 
 pub async fn create(
@@ -106,24 +200,13 @@ pub async fn create(
             Start::Proceed(idem) => idem,
         };
     let request: NewPayment = parse_json(&body)?;
-    let currency: Currency = request
-        .currency
-        .parse()
-        .map_err(|e| ApiError::invalid(format!("currency: {e}")))?;
-    let amount = pricing::order_amount(request.amount, currency, &request.items)
-        .map_err(|e| ApiError::invalid(format!("amount: {e}")))?;
-    let custom = request
-        .custom
-        .map(Custom::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    if let Some(invoice) = &request.invoice
-        && (invoice.is_empty() || invoice.chars().count() > MAX_INVOICE)
-    {
-        return Err(ApiError::invalid(format!(
-            "invoice must be 1 to {MAX_INVOICE} characters"
-        )));
-    }
+    let order = Order::parse(
+        request.amount,
+        &request.currency,
+        request.invoice,
+        request.custom,
+        request.items,
+    )?;
     if !request.payer.email.contains('@') {
         return Err(ApiError::invalid("payer.email must be an email address"));
     }
@@ -134,36 +217,11 @@ pub async fn create(
         .merchant(merchant_id)
         .ok_or_else(ApiError::unauthorized)?;
     let now = state.engine.clock.now();
-    let payment = Payment {
-        id: PaymentId::generate(now),
-        parent_id: None,
-        status: PaymentStatus::Pending, // decided by the outcome when written
-        previous_status: None,
-        amount: amount.minor(),
-        fee: 0,
-        currency,
-        refunded_amount: 0,
-        merchant_id,
-        receiver_email: merchant.receiver_email.clone(),
-        payer: request.payer,
-        invoice: request.invoice,
-        custom,
-        items: request.items,
-        subscription_id: None,
-        pending_reason: method.pending_reason.map(|r| r.as_str().to_owned()),
-        reason_code: None,
-        created_at: now,
-    };
-    let change = PaymentChange::Create {
-        payment: Box::new(payment.clone()),
-        method: method.method,
-        initial: method.initial,
-        disputed: method.disputed,
-    };
+    let (payment_id, change) = new_payment(&merchant, order, request.payer, method, now);
     write(
         &state,
         merchant_id,
-        payment.id,
+        payment_id,
         change,
         idem.as_ref(),
         created,
@@ -183,8 +241,15 @@ pub async fn get_one(
         let Some(stored) = store.payment(merchant, id)? else {
             return Ok::<_, anyhow::Error>((None, Vec::new()));
         };
-        let root = stored.payment.parent_id.unwrap_or(stored.payment.id);
-        let history = store.object_events(merchant, &root.to_string())?;
+        // The events of its root object, as `publish::root_object` names it:
+        // a subscription's, or the original payment's.
+        let p = &stored.payment;
+        let root = match (p.subscription_id, p.parent_id) {
+            (Some(subscription), _) => subscription.to_string(),
+            (None, Some(parent)) => parent.to_string(),
+            (None, None) => p.id.to_string(),
+        };
+        let history = store.object_events(merchant, &root)?;
         Ok((Some(stored), history))
     })
     .await
@@ -252,7 +317,7 @@ pub async fn operate(
 }
 
 /// 201 with the new payment.
-fn created(outcome: Result<&PaymentDone, &PaymentRefusal>) -> (u16, Vec<u8>) {
+pub(super) fn created(outcome: Result<&PaymentDone, &PaymentRefusal>) -> (u16, Vec<u8>) {
     answer(outcome, StatusCode::CREATED, |done| &done.rows[0])
 }
 
@@ -314,28 +379,14 @@ async fn write(
 ) -> Result<Response, ApiError> {
     let engine = &state.engine;
     let now = engine.clock.now();
-    let subscribers = engine
-        .directory
-        .endpoints_of(merchant_id)
-        .iter()
-        .filter(|e| e.is_enabled())
-        .map(|e| (**e).clone())
-        .collect();
-    let write = PaymentWrite {
-        merchant_id,
-        payment_id,
-        change,
-        subscribers,
-        now,
-        respond,
-    };
+    let write = payment_write(state, merchant_id, payment_id, change, now, respond);
     let request = WriteRequest {
         write: Write::Payment(Box::new(write)),
         idempotency: idem.map(|i| i.key(crate::clock::to_millis(now), None)),
     };
     let (status, body) = match engine.writer.write(request).await? {
         Written::Payment(done) => {
-            schedule(state, &done.events);
+            crate::publish::schedule_ingested(&state.engine, &done.events);
             respond(Ok(&done))
         }
         Written::PaymentRefused(refusal) => respond(Err(&refusal)),
@@ -350,14 +401,31 @@ async fn write(
     Ok(json_response(status, body))
 }
 
-fn schedule(state: &AppState, events: &[Ingested]) {
-    let engine = &state.engine;
-    engine.metrics.ingested(events.len() as u64);
-    for ingested in events {
-        engine.schedule(ingested.deliveries.iter().map(|d| crate::delivery::Job {
-            delivery: d.clone(),
-            body: Some(Arc::clone(&ingested.body)),
-        }));
+/// The writer's operation for `change`; its events go to the merchant's
+/// endpoints enabled now.
+pub(super) fn payment_write(
+    state: &AppState,
+    merchant_id: MerchantId,
+    payment_id: PaymentId,
+    change: PaymentChange,
+    now: OffsetDateTime,
+    respond: Respond,
+) -> PaymentWrite {
+    let subscribers = state
+        .engine
+        .directory
+        .endpoints_of(merchant_id)
+        .iter()
+        .filter(|e| e.is_enabled())
+        .map(|e| (**e).clone())
+        .collect();
+    PaymentWrite {
+        merchant_id,
+        payment_id,
+        change,
+        subscribers,
+        now,
+        respond,
     }
 }
 

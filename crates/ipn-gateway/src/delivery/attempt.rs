@@ -11,7 +11,7 @@ use ipn_core::standard::{WebhookHeaders, signature_header};
 
 use super::breaker::Verdict;
 use super::retry::parse_retry_after;
-use super::{Engine, Job, Next, ssrf};
+use super::{Engine, Job, Next, client, ssrf};
 use crate::clock::{Millis, from_millis};
 use crate::model::{Attempt, AttemptStatus, DisabledReason, Endpoint};
 use crate::storage::{AttemptDone, DeliveryNext, EndpointHealth, Write, WriteRequest};
@@ -36,19 +36,17 @@ pub(super) async fn run(engine: &Engine, job: Job) -> Next {
     let Some(endpoint) = engine.directory.endpoint(job.delivery.endpoint_id) else {
         return Next::Done;
     };
-    if !endpoint.is_enabled() {
+    if !endpoint.is_enabled() || engine.outdated(&job) {
         // Disabling failed its pending deliveries in the store already.
         return Next::Done;
     }
     let now = engine.clock.now_ms();
     let last_try = job.delivery.round_attempts + 1 >= engine.config.retry.max_attempts();
-    match engine.breakers.check(endpoint.id, now) {
-        Verdict::Skip { until, probing } if !last_try => {
-            engine.park(job, until, probing);
-            return Next::Parked;
-        }
-        Verdict::Probe => engine.probe_started(endpoint.id),
-        Verdict::Go | Verdict::Skip { .. } => {}
+    let verdict = engine.breakers.check(endpoint.id, now);
+    if let Verdict::Skip { .. } = verdict
+        && !last_try
+    {
+        return engine.park(job);
     }
     let delivery = &job.delivery;
     let body = match job.body.clone() {
@@ -57,6 +55,11 @@ pub(super) async fn run(engine: &Engine, job: Job) -> Next {
     };
     let Some(body) = body else {
         tracing::error!(event.id = %delivery.event_id, "event of a scheduled delivery not found");
+        if verdict == Verdict::Probe {
+            // The probe was let through: it must end, or the breaker would
+            // wait for it forever.
+            engine.breakers.record(endpoint.id, false, now);
+        }
         return Next::Done;
     };
 
@@ -71,7 +74,6 @@ pub(super) async fn run(engine: &Engine, job: Job) -> Next {
     let delivered = matches!(outcome, Outcome::Delivered { .. });
     engine.breakers.record(endpoint.id, delivered, now);
     let retry = settle(engine, &endpoint, &job, outcome, now, duration).await;
-    engine.breaker_settled(endpoint.id, delivered, now);
     match retry {
         Some(retry) => Next::Retry(retry),
         None => Next::Done,
@@ -125,13 +127,16 @@ async fn post(
             };
         }
     };
+    // One deadline for the whole attempt, name resolution included.
+    let deadline = tokio::time::Instant::now() + engine.config.timeout;
     // Checked at every attempt, since DNS may have changed; the client then
     // connects only to an address checked here.
     let checked = match ssrf::check_literal(&engine.policy, &url) {
         Some(result) => result.map(|addr| vec![addr]),
         None => {
             let check = ssrf::check_url(&engine.policy, engine.resolver.as_ref(), &url);
-            match tokio::time::timeout(engine.config.connect_timeout, check).await {
+            let until = deadline.min(tokio::time::Instant::now() + engine.config.connect_timeout);
+            match tokio::time::timeout_at(until, check).await {
                 Ok(result) => result,
                 Err(_) => {
                     return Outcome::NoAnswer {
@@ -157,15 +162,18 @@ async fn post(
         Err(error) => return Outcome::NoAnswer { error },
     };
     let body = bytes::Bytes::from_owner(Arc::clone(payload));
-    let sent = engine.client.post(&url, &addrs, headers, body);
-    match tokio::time::timeout(engine.config.timeout, sent).await {
-        Err(_) => Outcome::NoAnswer {
+    match engine
+        .client
+        .post(&url, &addrs, headers, body, deadline)
+        .await
+    {
+        Err(client::SendError::TimedOut) => Outcome::NoAnswer {
             error: format!("timed out after {:?}", engine.config.timeout),
         },
-        Ok(Err(error)) => Outcome::NoAnswer {
+        Err(error) => Outcome::NoAnswer {
             error: error.to_string(),
         },
-        Ok(Ok(answer)) => {
+        Ok(answer) => {
             let body = String::from_utf8_lossy(&answer.body_start).into_owned();
             if (200..300).contains(&answer.status) {
                 Outcome::Delivered {
@@ -336,12 +344,7 @@ async fn settle(
             retry.due = at;
             retry.round_attempts += 1;
             retry.attempts += 1;
-            // The body is reloaded when due: a million pending retries must
-            // not hold a million bodies in memory.
-            Some(Job {
-                delivery: retry,
-                body: None,
-            })
+            Some(job.retry(retry))
         }
     };
     let failing_for = endpoint.failing_since.map(|since| now - since).unwrap_or(0);
@@ -376,10 +379,10 @@ async fn disable(engine: &Engine, endpoint: &Endpoint, reason: DisabledReason, n
         idempotency: None,
     };
     if engine.writer.write(request).await.is_ok() {
-        engine.drop_parked(endpoint.id);
         engine.directory.update_endpoint(endpoint.id, |e| {
             e.disabled = Some(crate::model::Disabled { reason, at: now });
         });
+        engine.drop_parked(endpoint.id);
         crate::publish::endpoint_disabled(engine, endpoint, reason, now).await;
     }
 }

@@ -31,6 +31,14 @@ struct State {
     probing: bool,
 }
 
+/// When an open breaker lets a probe through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeAt {
+    At(Millis),
+    /// A probe is under way.
+    Probing,
+}
+
 /// Whether to make an attempt now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -89,11 +97,17 @@ impl Breakers {
     }
 
     /// When the open breaker lets its next probe through; `None` if closed.
-    pub fn open_until(&self, endpoint: EndpointId) -> Option<Millis> {
+    pub fn probe_at(&self, endpoint: EndpointId) -> Option<ProbeAt> {
         self.lock()
             .get(&endpoint)
             .filter(|s| s.failures >= self.threshold)
-            .map(|s| s.open_until)
+            .map(|s| {
+                if s.probing {
+                    ProbeAt::Probing
+                } else {
+                    ProbeAt::At(s.open_until)
+                }
+            })
     }
 
     /// Whether the endpoint's breaker is open (for health views).

@@ -11,9 +11,11 @@
 //!   (payment, subscription) at a time, in order: later events of the object
 //!   wait behind the one being delivered until it is delivered or dead.
 //! - While an endpoint's circuit breaker is open, its deliveries are parked
-//!   in memory, untouched, except one that waits in the schedule for the
-//!   probe; the probe's success releases them all, its failure schedules the
-//!   next probe.
+//!   in memory, untouched. When the breaker lets a probe through, the run
+//!   loop sends the oldest parked one; its success releases them all, its
+//!   failure reopens the breaker and the next probe waits for that. Probes
+//!   are derived from the breakers' state at each turn of the loop, so no
+//!   flag can go stale and strand parked deliveries.
 //! - Attempt results go to the writer without waiting for their commit; the
 //!   store keeps each delivery pending until its result is committed, so a
 //!   crash in between means one more attempt, never a lost delivery.
@@ -40,6 +42,7 @@ use crate::storage::{Scheduled, Store};
 use crate::writer::Writer;
 
 pub use attempt::Outcome;
+use breaker::ProbeAt;
 use retry::RetryPolicy;
 use ssrf::{HostResolver, NetworkPolicy};
 
@@ -82,6 +85,31 @@ impl Default for DeliveryConfig {
 pub struct Job {
     pub delivery: Scheduled,
     pub body: Option<Arc<[u8]>>,
+    /// How many times the endpoint had been disabled when the delivery was
+    /// scheduled: a disable fails every pending delivery, so one scheduled
+    /// before it is never attempted, even once the endpoint is enabled again.
+    epoch: u64,
+}
+
+impl Job {
+    pub fn new(delivery: Scheduled, body: Option<Arc<[u8]>>) -> Self {
+        Self {
+            delivery,
+            body,
+            epoch: 0, // set by `Engine::schedule`
+        }
+    }
+
+    /// The same delivery's next attempt, in the same epoch; its body is
+    /// reloaded when due (a million pending retries must not hold a million
+    /// bodies).
+    pub(crate) fn retry(&self, delivery: Scheduled) -> Self {
+        Self {
+            delivery,
+            body: None,
+            epoch: self.epoch,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -121,14 +149,6 @@ pub(crate) enum Next {
     Parked,
 }
 
-/// Deliveries parked behind one endpoint's open breaker.
-#[derive(Debug, Default)]
-struct Parked {
-    jobs: Vec<Job>,
-    /// One of the endpoint's deliveries waits in the schedule for the probe.
-    probe_scheduled: bool,
-}
-
 /// Attempts in flight and waiting for one endpoint.
 #[derive(Debug, Default)]
 struct Lane {
@@ -152,7 +172,10 @@ pub struct Engine {
     lanes: Mutex<HashMap<EndpointId, Lane>>,
     /// Ordered streams with a delivery under way, and what waits behind it.
     streams: Mutex<HashMap<StreamKey, VecDeque<Job>>>,
-    parked: Mutex<HashMap<EndpointId, Parked>>,
+    /// Deliveries held while their endpoint's breaker is open, oldest first.
+    parked: Mutex<HashMap<EndpointId, VecDeque<Job>>>,
+    /// Times each endpoint was disabled (see [`Job`]'s `epoch`).
+    disables: Mutex<HashMap<EndpointId, u64>>,
     permits: Arc<Semaphore>,
 }
 
@@ -193,7 +216,9 @@ impl Engine {
         let client = client::Client::new(client::ClientConfig {
             connect_timeout: config.connect_timeout,
             max_idle: config.per_endpoint_concurrency,
-            idle_timeout: Duration::from_secs(60),
+            // Below most servers' keep-alive (nginx 75 s, Node 5 s is the
+            // exception the retry on a fresh connection covers).
+            idle_timeout: Duration::from_secs(30),
             extra_roots: config.extra_roots.clone(),
         })?;
         Ok(Arc::new(Self {
@@ -213,6 +238,7 @@ impl Engine {
             lanes: Mutex::new(HashMap::new()),
             streams: Mutex::new(HashMap::new()),
             parked: Mutex::new(HashMap::new()),
+            disables: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -221,10 +247,16 @@ impl Engine {
         lock(&self.schedule).len()
     }
 
-    /// Deliveries parked behind open breakers (each breaker's probe waits
-    /// in the schedule, so it is counted there).
+    /// Whether the job was scheduled before its endpoint was last disabled.
+    pub(crate) fn outdated(&self, job: &Job) -> bool {
+        lock(&self.disables)
+            .get(&job.delivery.endpoint_id)
+            .is_some_and(|now| *now != job.epoch)
+    }
+
+    /// Deliveries parked behind open breakers.
     pub fn parked(&self) -> usize {
-        lock(&self.parked).values().map(|p| p.jobs.len()).sum()
+        lock(&self.parked).values().map(VecDeque::len).sum()
     }
 
     /// Due time of the earliest scheduled delivery.
@@ -239,8 +271,13 @@ impl Engine {
     pub fn schedule(&self, jobs: impl IntoIterator<Item = Job>) {
         let mut ready = Vec::new();
         {
+            let disables = lock(&self.disables);
             let mut streams = lock(&self.streams);
-            for job in jobs {
+            for mut job in jobs {
+                job.epoch = disables
+                    .get(&job.delivery.endpoint_id)
+                    .copied()
+                    .unwrap_or(0);
                 match self.stream_of(&job) {
                     Some(key) => match streams.entry(key) {
                         std::collections::hash_map::Entry::Occupied(mut waiting) => {
@@ -295,71 +332,65 @@ impl Engine {
         }
     }
 
-    /// Holds a job whose endpoint's breaker is open. The first one parked
-    /// waits in the schedule until the breaker lets a probe through; the
-    /// others wait here for the probe's outcome ([`Engine::breaker_settled`]).
-    fn park(&self, mut job: Job, until: Millis, probing: bool) {
-        // A million parked deliveries must not hold a million bodies.
-        job.body = None;
+    /// Holds a job whose endpoint's breaker is open (see the module doc).
+    /// A disabled endpoint's job is not held: it is done.
+    fn park(&self, mut job: Job) -> Next {
+        let endpoint = job.delivery.endpoint_id;
         let mut parked = lock(&self.parked);
-        let entry = parked.entry(job.delivery.endpoint_id).or_default();
-        if probing || entry.probe_scheduled {
-            entry.jobs.push(job);
-            return;
+        // Checked under the lock that `drop_parked` takes after disabling,
+        // so a job cannot slip in after its endpoint's jobs were dropped.
+        if !self
+            .directory
+            .endpoint(endpoint)
+            .is_some_and(|e| e.is_enabled())
+        {
+            return Next::Done;
         }
-        entry.probe_scheduled = true;
+        job.body = None; // a million parked deliveries must not hold their bodies
+        parked.entry(endpoint).or_default().push_back(job);
         drop(parked);
-        job.delivery.due = until;
-        self.enqueue([job]);
+        self.wake.notify_one(); // the run loop may need to wake for a probe
+        Next::Parked
     }
 
-    /// The breaker let a probe through: the next probe, if one is needed,
-    /// is scheduled when this one fails.
-    fn probe_started(&self, endpoint: EndpointId) {
-        if let Some(entry) = lock(&self.parked).get_mut(&endpoint) {
-            entry.probe_scheduled = false;
-        }
-    }
-
-    /// After a real attempt: a success releases the endpoint's parked
-    /// deliveries, due now; a failure that leaves the breaker open schedules
-    /// one of them as the next probe.
-    fn breaker_settled(&self, endpoint: EndpointId, delivered: bool, now: Millis) {
+    /// Parked deliveries to send now: every one of an endpoint whose breaker
+    /// has closed (a delivery in flight succeeded), and the oldest one of an
+    /// endpoint whose breaker lets a probe through. Also returns when the
+    /// next probe falls due.
+    fn take_unparked(&self, now: Millis) -> (Vec<Job>, Option<Millis>) {
         let mut parked = lock(&self.parked);
-        let Some(entry) = parked.get_mut(&endpoint) else {
-            return;
-        };
-        if delivered {
-            let Some(entry) = parked.remove(&endpoint) else {
-                return;
-            };
-            drop(parked);
-            self.enqueue(entry.jobs.into_iter().map(|mut job| {
-                job.delivery.due = job.delivery.due.min(now);
-                job
-            }));
-            return;
+        let mut ready = Vec::new();
+        let mut next_probe: Option<Millis> = None;
+        parked.retain(|endpoint, jobs| {
+            match self.breakers.probe_at(*endpoint) {
+                None => {
+                    ready.extend(jobs.drain(..));
+                    return false;
+                }
+                Some(ProbeAt::At(at)) if at <= now => ready.extend(jobs.pop_front()),
+                Some(ProbeAt::At(at)) => {
+                    next_probe = Some(next_probe.map_or(at, |n| n.min(at)));
+                }
+                Some(ProbeAt::Probing) => {} // its outcome decides
+            }
+            !jobs.is_empty()
+        });
+        for job in &mut ready {
+            job.delivery.due = job.delivery.due.min(now);
         }
-        if entry.probe_scheduled {
-            return;
-        }
-        let Some(until) = self.breakers.open_until(endpoint) else {
-            return; // still closed: later attempts go ahead by themselves
-        };
-        let Some(mut probe) = entry.jobs.pop() else {
-            parked.remove(&endpoint);
-            return;
-        };
-        entry.probe_scheduled = true;
-        drop(parked);
-        probe.delivery.due = until;
-        self.enqueue([probe]);
+        (ready, next_probe)
     }
 
-    /// A disabled endpoint's parked deliveries are failed in the store
-    /// already: forget them.
+    /// The endpoint was disabled: its deliveries are failed in the store
+    /// already. Those scheduled so far are never attempted (their epoch is
+    /// now behind); the parked ones are done at once, and their ordered
+    /// streams move on to later deliveries, which are done the same way.
     pub(crate) fn drop_parked(&self, endpoint: EndpointId) {
-        lock(&self.parked).remove(&endpoint);
+        *lock(&self.disables).entry(endpoint).or_default() += 1;
+        let dropped = lock(&self.parked).remove(&endpoint).unwrap_or_default();
+        for job in &dropped {
+            self.finished(job);
+        }
     }
 
     /// Runs until `shutdown` turns true, then waits for attempts in flight
@@ -369,14 +400,19 @@ impl Engine {
         let mut tasks = JoinSet::new();
         loop {
             let now = self.clock.now_ms();
-            for job in self.take_due(now) {
+            let (unparked, next_probe) = self.take_unparked(now);
+            for job in self.take_due(now).into_iter().chain(unparked) {
                 self.dispatch(job, &mut tasks);
             }
             while tasks.try_join_next().is_some() {}
-            // Sleep until the next due time, a new delivery, a clock
-            // advance, or shutdown. Real time is capped so that a long sleep
-            // notices a clock set forward by the system.
-            let sleep = match self.oldest_due() {
+            // Sleep until the next due time or probe, a new delivery, a
+            // clock advance, or shutdown. Real time is capped so that a long
+            // sleep notices a clock set forward by the system.
+            let next = match (self.oldest_due(), next_probe) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let sleep = match next {
                 Some(due) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0)),
                 None => Duration::from_secs(60),
             }

@@ -11,11 +11,13 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use ipn_core::event::Event;
-use ipn_core::id::{EndpointId, EventId, MerchantId, PaymentId};
+use ipn_core::id::{CheckoutSessionId, EndpointId, EventId, MerchantId, PaymentId, SubscriptionId};
 
+use crate::checkout::{CheckoutPayment, CheckoutRefusal, CheckoutSession};
 use crate::clock::Millis;
 use crate::model::{Attempt, DeliveryStatus, DisabledReason, Endpoint, Merchant};
 use crate::payments::{PaymentRefusal, PaymentWrite, StoredPayment};
+use crate::subscriptions::{StoredSubscription, SubscriptionRefusal, SubscriptionWrite};
 
 /// A storage failure: the database is unreachable, full, or corrupt. Never
 /// an expected outcome of a request, so it carries context, not structure.
@@ -53,6 +55,13 @@ pub enum Write {
     /// A payment operation: reads the payment, applies the change, writes the
     /// payment rows and records the events with their deliveries.
     Payment(Box<PaymentWrite>),
+    /// Records a new checkout session.
+    CreateCheckoutSession(Box<CheckoutSession>),
+    /// Pays an open checkout session: the payment's create operation, and
+    /// the session marked paid with it, in this one transaction.
+    CheckoutPayment(Box<CheckoutPayment>),
+    /// A subscription step (signup, billing, cancel, new card), the same way.
+    Subscription(Box<SubscriptionWrite>),
     /// Disables an endpoint and fails its pending deliveries.
     DisableEndpoint {
         endpoint_id: EndpointId,
@@ -81,6 +90,21 @@ pub enum Written {
     Payment(PaymentDone),
     /// A payment operation was refused; nothing changed.
     PaymentRefused(PaymentRefusal),
+    /// A checkout session could not be paid (unknown, paid, expired);
+    /// nothing changed.
+    CheckoutRefused(CheckoutRefusal),
+    /// A subscription step was applied.
+    Subscription(Box<SubscriptionDone>),
+    /// A subscription step was refused; nothing changed.
+    SubscriptionRefused(SubscriptionRefusal),
+}
+
+/// What a subscription step committed.
+#[derive(Debug, Clone)]
+pub struct SubscriptionDone {
+    pub row: StoredSubscription,
+    /// Its events, in order, with their deliveries.
+    pub events: Vec<Ingested>,
 }
 
 /// What a payment operation committed.
@@ -222,6 +246,21 @@ pub trait Store: Send + Sync + 'static {
         merchant: MerchantId,
         id: PaymentId,
     ) -> Result<Option<StoredPayment>, StoreError>;
+    /// A merchant's subscription.
+    fn subscription(
+        &self,
+        merchant: MerchantId,
+        id: SubscriptionId,
+    ) -> Result<Option<StoredSubscription>, StoreError>;
+    /// Subscriptions whose next billing step is due at `now`, earliest
+    /// first, at most `limit`.
+    fn due_subscriptions(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<(MerchantId, SubscriptionId)>, StoreError>;
+    /// When the next billing step of any subscription is due.
+    fn next_subscription_step(&self) -> Result<Option<Millis>, StoreError>;
     /// The events of a root object (a payment with its refunds and
     /// reversals), in sequence order.
     fn object_events(
@@ -235,4 +274,9 @@ pub trait Store: Send + Sync + 'static {
     /// `Some(resent)` if it did, `resent` when a delivery was resent or
     /// recovered (its messages then carry `resend=true`).
     fn paypal_sending(&self, event_id: EventId) -> Result<Option<bool>, StoreError>;
+    /// A checkout session, whoever its merchant (its page is public).
+    fn checkout_session(
+        &self,
+        id: CheckoutSessionId,
+    ) -> Result<Option<CheckoutSession>, StoreError>;
 }

@@ -6,21 +6,26 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::{Context as _, anyhow};
 use ipn_core::Dialect;
-use ipn_core::id::{EndpointId, EventId, MerchantId, PaymentId};
+use ipn_core::id::{CheckoutSessionId, EndpointId, EventId, MerchantId, PaymentId, SubscriptionId};
+use ipn_core::money::{Currency, Money};
+use ipn_core::payment::Custom;
 use ipn_core::standard::WebhookSecret;
 use rusqlite::{Connection, OptionalExtension as _, Row, params};
 
 use super::{
     AttemptDone, DeliveryNext, EndpointHealth, EventQuery, IdempotencyKey, IdempotentResponse,
-    Ingested, NewEvent, PaymentDone, Scheduled, Store, StoreError, StoredEvent, Write,
-    WriteRequest, Written,
+    Ingested, NewEvent, PaymentDone, Scheduled, Store, StoreError, StoredEvent, SubscriptionDone,
+    Write, WriteRequest, Written,
 };
+use crate::checkout::{self, CheckoutPayment, CheckoutRefusal, CheckoutSession};
 use crate::clock::{Millis, from_millis};
 use crate::model::{
     Attempt, AttemptStatus, DeliveryStatus, Disabled, DisabledReason, Endpoint, EventFilter,
     Merchant,
 };
-use crate::payments::{self, PaymentWrite, StoredPayment};
+use crate::payments::{self, PaymentRefusal, PaymentWrite, StoredPayment};
+use crate::subscriptions::{self, StoredSubscription, SubscriptionWrite};
+use ipn_core::payment_flow::PaymentError;
 
 /// Migrations in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -58,6 +63,46 @@ const MIGRATIONS: &[(&str, &str)] = &[
          );
          CREATE INDEX payments_by_merchant ON payments (merchant_id, created_at);
          CREATE INDEX payments_by_parent ON payments (parent_id) WHERE parent_id IS NOT NULL;",
+    ),
+    (
+        "0005_checkout_sessions",
+        // The order is fixed at creation; `payment_id` and `paid_at` are set
+        // once, by the payment that pays it. Expiry is not a column that
+        // changes: a session is expired once the clock passes `expires_at`.
+        "CREATE TABLE checkout_sessions (
+             id             TEXT PRIMARY KEY,
+             merchant_id    TEXT NOT NULL REFERENCES merchants (id),
+             invoice        TEXT,
+             amount         INTEGER NOT NULL,
+             currency       TEXT NOT NULL,
+             items          TEXT NOT NULL,
+             custom         TEXT,
+             customer_email TEXT,
+             success_url    TEXT NOT NULL,
+             cancel_url     TEXT NOT NULL,
+             created_at     INTEGER NOT NULL,
+             expires_at     INTEGER NOT NULL,
+             payment_id     TEXT UNIQUE REFERENCES payments (id),
+             paid_at        INTEGER
+         );
+         CREATE INDEX checkout_sessions_by_merchant ON checkout_sessions (merchant_id, created_at);",
+    ),
+    (
+        "0006_subscriptions",
+        // `next_step_at` is when billing acts next (charge, retry, expire);
+        // billing finds due subscriptions through its index, never a scan.
+        "CREATE TABLE subscriptions (
+             id              TEXT PRIMARY KEY,
+             merchant_id     TEXT NOT NULL REFERENCES merchants (id),
+             status          TEXT NOT NULL,
+             method          TEXT NOT NULL,
+             object          TEXT NOT NULL,
+             failed_attempts INTEGER NOT NULL,
+             next_step_at    INTEGER,
+             created_at      INTEGER NOT NULL
+         );
+         CREATE INDEX subscriptions_due ON subscriptions (next_step_at)
+             WHERE next_step_at IS NOT NULL;",
     ),
 ];
 
@@ -362,6 +407,44 @@ impl Store for Sqlite {
         self.read(|conn| find_payment(conn, merchant, id))
     }
 
+    fn subscription(
+        &self,
+        merchant: MerchantId,
+        id: SubscriptionId,
+    ) -> Result<Option<StoredSubscription>, StoreError> {
+        self.read(|conn| find_subscription(conn, merchant, id))
+    }
+
+    fn due_subscriptions(
+        &self,
+        now: Millis,
+        limit: u32,
+    ) -> Result<Vec<(MerchantId, SubscriptionId)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT merchant_id, id FROM subscriptions
+                 WHERE next_step_at IS NOT NULL AND next_step_at <= ?1
+                 ORDER BY next_step_at LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now, limit], |row| {
+                Ok((
+                    parse_id(row, 0, MerchantId::parse)?,
+                    parse_id(row, 1, SubscriptionId::parse)?,
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn next_subscription_step(&self) -> Result<Option<Millis>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT MIN(next_step_at) FROM subscriptions WHERE next_step_at IS NOT NULL",
+            )?
+            .query_row([], |row| row.get(0))
+        })
+    }
+
     fn object_events(
         &self,
         merchant: MerchantId,
@@ -384,6 +467,13 @@ impl Store for Sqlite {
                 .optional()
                 .map(Option::unwrap_or_default)
         })
+    }
+
+    fn checkout_session(
+        &self,
+        id: CheckoutSessionId,
+    ) -> Result<Option<CheckoutSession>, StoreError> {
+        self.read(|conn| find_checkout_session(conn, id))
     }
 
     fn paypal_sending(&self, event_id: EventId) -> Result<Option<bool>, StoreError> {
@@ -447,6 +537,20 @@ fn save_idempotent(
         }
         (None, Written::PaymentRefused(refusal), Write::Payment(w)) => {
             rendered = (w.respond)(Err(refusal));
+            (rendered.0, &rendered.1)
+        }
+        (None, Written::Subscription(done), Write::Subscription(w)) if w.respond.is_some() => {
+            rendered = w
+                .respond
+                .map_or_else(Default::default, |respond| respond(Ok(done.as_ref())));
+            (rendered.0, &rendered.1)
+        }
+        (None, Written::SubscriptionRefused(refusal), Write::Subscription(w))
+            if w.respond.is_some() =>
+        {
+            rendered = w
+                .respond
+                .map_or_else(Default::default, |respond| respond(Err(refusal)));
             (rendered.0, &rendered.1)
         }
         (None, _, _) => return Err(anyhow!("no response to store for idempotency key")),
@@ -550,6 +654,12 @@ fn apply_write(tx: &Connection, write: &Write) -> Result<Written, StoreError> {
             Ok(Written::Done)
         }
         Write::Payment(write) => payment_write(tx, write),
+        Write::CreateCheckoutSession(session) => {
+            save_checkout_session(tx, session)?;
+            Ok(Written::Done)
+        }
+        Write::CheckoutPayment(write) => checkout_payment_write(tx, write),
+        Write::Subscription(write) => subscription_write(tx, write),
         Write::DisableEndpoint {
             endpoint_id,
             reason,
@@ -592,49 +702,244 @@ fn payment_write(tx: &Connection, write: &PaymentWrite) -> Result<Written, Store
     let current = find_payment(tx, write.merchant_id, write.payment_id)?;
     let applied = match payments::apply(current, write) {
         Ok(applied) => applied,
+        // Stored data that breaks the rules is a failure of the gateway,
+        // not an answer to remember.
+        Err(PaymentRefusal::Rule(PaymentError::Inconsistent(why))) => {
+            return Err(anyhow!(
+                "payment {} as stored breaks the payment rules: {why}",
+                write.payment_id
+            ));
+        }
         Err(refusal) => return Ok(Written::PaymentRefused(refusal)),
     };
-    let mut upsert = tx.prepare_cached(
+    for row in &applied.rows {
+        save_payment(tx, row)?;
+    }
+    let events = record_events(tx, write.merchant_id, &write.subscribers, applied.events)?;
+    Ok(Written::Payment(PaymentDone {
+        rows: applied.rows,
+        events,
+    }))
+}
+
+fn save_payment(tx: &Connection, row: &StoredPayment) -> Result<(), StoreError> {
+    let p = &row.payment;
+    tx.prepare_cached(
         "INSERT INTO payments (id, merchant_id, parent_id, invoice, status, method, object, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, object = excluded.object",
-    )?;
-    for row in &applied.rows {
-        let p = &row.payment;
-        upsert.execute(params![
-            p.id.to_string(),
-            p.merchant_id.to_string(),
-            p.parent_id.map(|id| id.to_string()),
-            p.invoice,
-            p.status.as_str(),
-            serde_json::to_string(&row.method)?,
-            serde_json::to_string(p)?,
-            crate::clock::to_millis(p.created_at),
-        ])?;
-    }
-    let mut events = Vec::with_capacity(applied.events.len());
-    for event in applied.events {
-        let endpoint_ids = write
-            .subscribers
+    )?
+    .execute(params![
+        p.id.to_string(),
+        p.merchant_id.to_string(),
+        p.parent_id.map(|id| id.to_string()),
+        p.invoice,
+        p.status.as_str(),
+        serde_json::to_string(&row.method)?,
+        serde_json::to_string(p)?,
+        crate::clock::to_millis(p.created_at),
+    ])?;
+    Ok(())
+}
+
+/// Records events in order, each with a delivery to the subscribers that
+/// want it (the outbox, in the caller's transaction).
+fn record_events(
+    tx: &Connection,
+    merchant_id: MerchantId,
+    subscribers: &[Endpoint],
+    events: Vec<ipn_core::event::Event>,
+) -> Result<Vec<Ingested>, StoreError> {
+    let mut recorded = Vec::with_capacity(events.len());
+    for event in events {
+        let endpoint_ids = subscribers
             .iter()
             .filter(|e| e.is_enabled() && e.wants(&event.event_type))
             .map(|e| e.id)
             .collect();
         let object_id = crate::publish::root_object(&event.data);
-        events.push(ingest(
+        recorded.push(ingest(
             tx,
             &NewEvent {
-                merchant_id: write.merchant_id,
+                merchant_id,
                 event,
                 object_id,
                 endpoint_ids,
             },
         )?);
     }
-    Ok(Written::Payment(PaymentDone {
-        rows: applied.rows,
+    Ok(recorded)
+}
+
+fn find_subscription(
+    conn: &Connection,
+    merchant: MerchantId,
+    id: SubscriptionId,
+) -> rusqlite::Result<Option<StoredSubscription>> {
+    conn.prepare_cached(
+        "SELECT object, method, failed_attempts, next_step_at FROM subscriptions
+         WHERE id = ?1 AND merchant_id = ?2",
+    )?
+    .query_row(params![id.to_string(), merchant.to_string()], |row| {
+        let object: String = row.get(0)?;
+        let method: String = row.get(1)?;
+        let next: Option<Millis> = row.get(3)?;
+        Ok(StoredSubscription {
+            subscription: serde_json::from_str(&object)
+                .map_err(|e| conversion(0, e.to_string()))?,
+            method: serde_json::from_str(&method).map_err(|e| conversion(1, e.to_string()))?,
+            failed_attempts: row.get(2)?,
+            next_action_at: next.map(from_millis),
+        })
+    })
+    .optional()
+}
+
+/// Reads the subscription, applies the step and commits its row, its
+/// payments and its events (see `subscriptions.rs`); a refused step writes
+/// nothing.
+fn subscription_write(tx: &Connection, write: &SubscriptionWrite) -> Result<Written, StoreError> {
+    let current = find_subscription(tx, write.merchant_id, write.subscription_id)?;
+    let applied = match subscriptions::apply(current, write) {
+        Ok(applied) => applied,
+        Err(refusal) => return Ok(Written::SubscriptionRefused(refusal)),
+    };
+    let row = &applied.row;
+    let sub = &row.subscription;
+    tx.prepare_cached(
+        "INSERT INTO subscriptions (id, merchant_id, status, method, object, failed_attempts,
+                                    next_step_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, method = excluded.method,
+             object = excluded.object, failed_attempts = excluded.failed_attempts,
+             next_step_at = excluded.next_step_at",
+    )?
+    .execute(params![
+        sub.id.to_string(),
+        sub.merchant_id.to_string(),
+        sub.status.as_str(),
+        serde_json::to_string(&row.method)?,
+        serde_json::to_string(sub)?,
+        row.failed_attempts,
+        row.next_action_at.map(crate::clock::to_millis),
+        crate::clock::to_millis(sub.created_at),
+    ])?;
+    for payment in &applied.payments {
+        save_payment(tx, payment)?;
+    }
+    let events = record_events(tx, write.merchant_id, &write.subscribers, applied.events)?;
+    Ok(Written::Subscription(Box::new(SubscriptionDone {
+        row: applied.row,
         events,
-    }))
+    })))
+}
+
+fn save_checkout_session(tx: &Connection, s: &CheckoutSession) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO checkout_sessions (id, merchant_id, invoice, amount, currency, items, custom,
+                                        customer_email, success_url, cancel_url, created_at,
+                                        expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        s.id.to_string(),
+        s.merchant_id.to_string(),
+        s.invoice,
+        s.amount.minor(),
+        s.amount.currency().code(),
+        serde_json::to_string(&s.items)?,
+        s.custom.as_ref().map(Custom::as_str),
+        s.customer_email,
+        s.success_url,
+        s.cancel_url,
+        crate::clock::to_millis(s.created_at),
+        crate::clock::to_millis(s.expires_at),
+    ])?;
+    Ok(())
+}
+
+fn find_checkout_session(
+    conn: &Connection,
+    id: CheckoutSessionId,
+) -> rusqlite::Result<Option<CheckoutSession>> {
+    conn.prepare_cached(
+        "SELECT id, merchant_id, invoice, amount, currency, items, custom, customer_email,
+                success_url, cancel_url, created_at, expires_at, payment_id, paid_at
+         FROM checkout_sessions WHERE id = ?1",
+    )?
+    .query_row([id.to_string()], |row| {
+        let currency = parse_id(row, 4, Currency::parse)?;
+        let items = serde_json::from_str(row.get_ref(5)?.as_str()?)
+            .map_err(|e| conversion(5, e.to_string()))?;
+        let custom = match row.get_ref(6)?.as_str_or_null()? {
+            Some(text) => Some(Custom::parse(text).map_err(|e| conversion(6, e.to_string()))?),
+            None => None,
+        };
+        let payment_id = match row.get_ref(12)?.as_str_or_null()? {
+            Some(_) => Some(parse_id(row, 12, PaymentId::parse)?),
+            None => None,
+        };
+        Ok(CheckoutSession {
+            id: parse_id(row, 0, CheckoutSessionId::parse)?,
+            merchant_id: parse_id(row, 1, MerchantId::parse)?,
+            invoice: row.get(2)?,
+            amount: Money::new(row.get(3)?, currency),
+            items,
+            custom,
+            customer_email: row.get(7)?,
+            success_url: row.get(8)?,
+            cancel_url: row.get(9)?,
+            created_at: from_millis(row.get(10)?),
+            expires_at: from_millis(row.get(11)?),
+            payment_id,
+            paid_at: row.get::<_, Option<Millis>>(13)?.map(from_millis),
+        })
+    })
+    .optional()
+}
+
+/// Pays a checkout session if it is open at the write's time (see
+/// `checkout.rs`). The check, the payment (the same create operation as the
+/// payments API) and the mark happen in this one transaction of the one
+/// writer, so a session is paid at most once however many submits race: the
+/// second is applied after the first and finds it paid.
+fn checkout_payment_write(tx: &Connection, write: &CheckoutPayment) -> Result<Written, StoreError> {
+    let payment = &write.payment;
+    let Some(session) = find_checkout_session(tx, write.session_id)?
+        .filter(|s| s.merchant_id == payment.merchant_id)
+    else {
+        return Ok(Written::CheckoutRefused(CheckoutRefusal::NotFound));
+    };
+    if let Err(refusal) = session.payable(payment.now) {
+        return Ok(Written::CheckoutRefused(refusal));
+    }
+    let written = payment_write(tx, payment)?;
+    if let Written::Payment(done) = &written
+        && done
+            .rows
+            .first()
+            .is_some_and(|row| checkout::settles(row.payment.status))
+    {
+        let marked = tx
+            .prepare_cached(
+                "UPDATE checkout_sessions SET payment_id = ?2, paid_at = ?3
+                 WHERE id = ?1 AND payment_id IS NULL",
+            )?
+            .execute(params![
+                write.session_id.to_string(),
+                payment.payment_id.to_string(),
+                crate::clock::to_millis(payment.now),
+            ])?;
+        if marked != 1 {
+            // Found open above in this same transaction, so this cannot
+            // happen; if it does, the error rolls the payment back too.
+            return Err(anyhow!(
+                "checkout session {} was paid twice in one transaction",
+                write.session_id
+            ));
+        }
+    }
+    Ok(written)
 }
 
 fn save_endpoint(tx: &Connection, e: &Endpoint) -> Result<(), StoreError> {
@@ -744,11 +1049,12 @@ fn attempt_done(tx: &Connection, done: &AttemptDone) -> Result<(), StoreError> {
         DeliveryNext::Failed => (DeliveryStatus::Failed, None),
     };
     // A delivery resent while this attempt was in flight stays pending: the
-    // resend's own attempt is already scheduled.
+    // resend's own attempt is already scheduled. One failed meanwhile (its
+    // endpoint was disabled) stays failed, unless this attempt delivered it.
     tx.prepare_cached(
         "UPDATE deliveries SET status = ?2, next_attempt_at = ?3, attempts = attempts + 1,
                 round_attempts = round_attempts + 1, last_attempt_at = ?4
-         WHERE id = ?1",
+         WHERE id = ?1 AND (status = 'pending' OR ?2 = 'delivered')",
     )?
     .execute(params![
         done.delivery_id,
