@@ -37,6 +37,10 @@ pub struct Args {
     /// Delays between attempts, e.g. 5s,5m,30m,2h (default: Standard Webhooks' three days)
     #[arg(long, env = "IPN_RETRY_SCHEDULE", value_delimiter = ',', value_parser = parse_duration)]
     retry_schedule: Vec<Duration>,
+    /// The gateway's address as customers' browsers reach it, for hosted
+    /// checkout pages (default: the listening address)
+    #[arg(long, env = "IPN_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -75,6 +79,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
     let database = Database::parse(&args.database_url)?;
     let mut config = Config::new(database, args.admin_key);
     config.test_clock = args.test_clock;
+    config.public_url = args.public_url;
     config.network = if args.allow_private_networks {
         NetworkPolicy::allow_private()
     } else {
