@@ -327,3 +327,28 @@ async fn bad_signups_get_a_clear_4xx_and_create_nothing() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(shop.standard.requests().is_empty(), "no event at all");
 }
+
+#[tokio::test]
+async fn an_idempotency_key_replays_a_signup_and_refuses_another_body() {
+    let shop = Shop::open().await;
+    let send = |body: Value| {
+        shop.gw
+            .unauthenticated(reqwest::Method::POST, "/v1/subscriptions")
+            .bearer_auth(&shop.merchant.key)
+            .header("idempotency-key", "signup-1")
+            .json(&body)
+            .send()
+    };
+    let first = send(plan(VISA)).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let again = send(plan(VISA)).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"]);
+    let mut other = plan(VISA);
+    other["amount"] = json!(1999);
+    assert_eq!(send(other).await.unwrap().status(), StatusCode::CONFLICT);
+    let (events, _) = shop.events(2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(shop.standard.requests().len(), 2, "one signup: {events:?}");
+}
