@@ -1,7 +1,7 @@
-//! `GET /openapi.json`: the OpenAPI 3.1 description of the API, the postback,
-//! the operations routes and the webhook deliveries themselves. The document
-//! is a static file kept next to the handlers it describes; the tests below
-//! check that it names every route of the router.
+//! `GET /openapi.json`: the OpenAPI 3.1 description of the API, the checkout
+//! page, the postback, the operations routes and the webhook deliveries
+//! themselves. The document is a static file kept next to the handlers it
+//! describes; the tests below check that it names every route of the router.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,6 +47,14 @@ mod tests {
         ("post", "/v1/payments/{id}/refunds"),
         ("post", "/v1/payments/{id}/reverse"),
         ("post", "/v1/payments/{id}/cancel-reversal"),
+        ("post", "/v1/checkout/sessions"),
+        ("get", "/v1/checkout/sessions/{id}"),
+        ("get", "/checkout/{id}"),
+        ("post", "/checkout/{id}"),
+        ("post", "/v1/subscriptions"),
+        ("get", "/v1/subscriptions/{id}"),
+        ("post", "/v1/subscriptions/{id}/cancel"),
+        ("post", "/v1/subscriptions/{id}/payment-method"),
         ("post", "/v1/test/clock/advance"),
         ("post", "/cgi-bin/webscr"),
         ("post", "/ipn/verify"),
@@ -55,8 +63,10 @@ mod tests {
         ("get", "/openapi.json"),
     ];
 
-    /// POST routes that take no Idempotency-Key (PayPal's protocol has none).
-    const POSTBACK: &[&str] = &["/cgi-bin/webscr", "/ipn/verify"];
+    /// POST routes that are not JSON API routes and take no Idempotency-Key:
+    /// the postback (PayPal's protocol has none) and the customer's checkout
+    /// form (the session itself makes a second submit harmless).
+    const NOT_API: &[&str] = &["/cgi-bin/webscr", "/ipn/verify", "/checkout/{id}"];
 
     const METHODS: &[&str] = &[
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -130,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn every_post_takes_an_idempotency_key_except_the_postback() {
+    fn every_api_post_takes_an_idempotency_key() {
         let doc = doc();
         for (method, path) in ROUTES {
             if *method != "post" {
@@ -148,7 +158,7 @@ mod tests {
                 .any(|p| p["name"].as_str() == Some("Idempotency-Key"));
             assert_eq!(
                 has_key,
-                !POSTBACK.contains(path),
+                !NOT_API.contains(path),
                 "POST {path}: Idempotency-Key parameter present = {has_key}"
             );
         }
@@ -185,6 +195,23 @@ mod tests {
                 .map(|p| deref(&doc, p))
                 .any(|p| p["in"] == "path" && p["name"] == "id" && p["required"] == true);
             assert!(declared, "{method} {path}: no required path parameter id");
+        }
+    }
+
+    /// The test-card table in `POST /v1/payments` is written by hand: it
+    /// must list every card `ipn_core::card` knows.
+    #[test]
+    fn the_payments_description_lists_every_test_card() {
+        let doc = doc();
+        let description = doc["paths"]["/v1/payments"]["post"]["description"]
+            .as_str()
+            .expect("POST /v1/payments has a description");
+        for card in ipn_core::card::TEST_CARDS {
+            assert!(
+                description.contains(card.number),
+                "POST /v1/payments does not list the test card {}",
+                card.number
+            );
         }
     }
 
