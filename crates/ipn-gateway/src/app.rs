@@ -122,14 +122,16 @@ impl Gateway {
         let public_url = public_url(config.public_url.as_deref(), addr)?;
         let database = config.database.clone();
         let durability = config.durability;
-        let (store, merchants, endpoints, offset) = tokio::task::spawn_blocking(move || {
-            let store = database.open(durability)?;
-            let merchants = store.merchants()?;
-            let endpoints = store.endpoints()?;
-            let offset = store.clock_offset()?;
-            Ok::<_, anyhow::Error>((store, merchants, endpoints, offset))
-        })
-        .await??;
+        let (store, merchants, endpoints, offset, idempotency_hash_key) =
+            tokio::task::spawn_blocking(move || {
+                let store = database.open(durability)?;
+                let merchants = store.merchants()?;
+                let endpoints = store.endpoints()?;
+                let offset = store.clock_offset()?;
+                let idempotency_hash_key = store.idempotency_hash_key()?;
+                Ok::<_, anyhow::Error>((store, merchants, endpoints, offset, idempotency_hash_key))
+            })
+            .await??;
         let clock = Arc::new(if config.test_clock {
             Clock::test(offset)
         } else {
@@ -161,6 +163,7 @@ impl Gateway {
         let state = AppState {
             engine: Arc::clone(&engine),
             admin_key_hash: hash_key(config.admin_key.trim()).into(),
+            idempotency_hash_key: idempotency_hash_key.into(),
             public_url: public_url.into(),
         };
         let mut stop_http = stop;

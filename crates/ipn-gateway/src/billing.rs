@@ -23,6 +23,8 @@ use crate::subscriptions::{SubscriptionChange, SubscriptionRefusal, Subscription
 const BATCH: u32 = 256;
 /// Longest sleep: a clock set forward by the system is noticed this soon.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// How soon billing looks again after a failure.
+const RETRY_SOON: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` turns true.
 pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
@@ -32,9 +34,13 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
     let mut stuck: HashSet<SubscriptionId> = HashSet::new();
     loop {
         let now = engine.clock.now_ms();
-        if let Err(error) = take_due_steps(&engine, now, &mut stuck).await {
-            tracing::error!(error = format!("{error:#}"), "billing subscriptions");
-        }
+        let failed = match take_due_steps(&engine, now, &mut stuck).await {
+            Ok(()) => false,
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "billing subscriptions");
+                true
+            }
+        };
         let next = {
             let store = Arc::clone(&engine.store);
             tokio::task::spawn_blocking(move || store.next_subscription_step())
@@ -45,8 +51,11 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
         };
         let sleep = match next {
             Some(at) if at > now => Duration::from_millis(u64::try_from(at - now).unwrap_or(0)),
-            Some(_) if stuck.is_empty() => Duration::ZERO,
-            _ => MAX_SLEEP,
+            // Due but not taken: the store failed, or only stuck steps are
+            // due. Look again soon, never in a busy loop.
+            Some(_) if failed || !stuck.is_empty() => RETRY_SOON,
+            Some(_) => Duration::ZERO,
+            None => MAX_SLEEP,
         }
         .min(MAX_SLEEP);
         tokio::select! {
@@ -65,8 +74,10 @@ async fn take_due_steps(
 ) -> anyhow::Result<()> {
     loop {
         let store = Arc::clone(&engine.store);
+        // Stuck steps sort among the due ones: read past them.
+        let limit = BATCH.saturating_add(u32::try_from(stuck.len()).unwrap_or(u32::MAX));
         let due =
-            tokio::task::spawn_blocking(move || store.due_subscriptions(now, BATCH)).await??;
+            tokio::task::spawn_blocking(move || store.due_subscriptions(now, limit)).await??;
         let due: Vec<_> = due
             .into_iter()
             .filter(|(_, id)| !stuck.contains(id))
@@ -75,7 +86,11 @@ async fn take_due_steps(
             return Ok(());
         }
         for (merchant, id) in due {
-            step(engine, merchant, id, now, stuck).await?;
+            if let Err(error) = step(engine, merchant, id, now, stuck).await {
+                // One subscription's failure must not hold up the others.
+                tracing::error!(subscription.id = %id, error = format!("{error:#}"), "billing step failed");
+                stuck.insert(id);
+            }
         }
     }
 }

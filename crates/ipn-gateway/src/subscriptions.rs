@@ -17,7 +17,10 @@
 //!   after 3, 5 and 7 days (with the card on file then); after the last
 //!   retry fails it is canceled, and expires at once (its paid time is over).
 //! - Cancel at period end: `canceled` now (no more charges), `expired` at
-//!   `paid_through`. Cancel now: `canceled` and `expired` at once.
+//!   `paid_through`. Cancel now: `canceled` and `expired` at once; asked
+//!   after a cancel at period end, it brings the expiry forward to now.
+//! - Billing's steps are dated when they fell due, however late the billing
+//!   task takes them (after a clock advance of months, say).
 
 use ipn_core::billing::{self, Calendar, PlanError};
 use ipn_core::card::{CardOutcome, ChargeAttempt};
@@ -178,20 +181,32 @@ pub fn apply(
     match &write.change {
         SubscriptionChange::Create { .. } => unreachable!("handled above"),
         SubscriptionChange::Advance => {
-            let due = applied.row.next_action_at.is_some_and(|at| at <= now);
-            if !due {
-                return Err(SubscriptionRefusal::NotDue);
-            }
+            // The step happens when it fell due, not when billing got to
+            // it: after a clock advance of months, each charge, retry and
+            // expiry is dated (and the next retry timed) as it would have
+            // been, so three missed retries still end in cancellation.
+            let at = match applied.row.next_action_at {
+                Some(at) if at <= now => at,
+                _ => return Err(SubscriptionRefusal::NotDue),
+            };
             let calendar = Calendar::for_subscription(&applied.row.subscription)?;
             if status == SubscriptionStatus::Canceled || all_paid(&applied.row, &calendar) {
-                expire(&mut applied, now);
+                expire(&mut applied, at);
             } else {
-                charge(&mut applied, &calendar, now)?;
+                charge(&mut applied, &calendar, at)?;
             }
         }
         SubscriptionChange::Cancel { at_period_end } => {
             match status {
                 SubscriptionStatus::Expired => return Err(SubscriptionRefusal::Finished(status)),
+                // Canceled at period end, and now to end at once (a refund,
+                // fraud): access ends now.
+                SubscriptionStatus::Canceled if !*at_period_end => {
+                    let sub = &mut applied.row.subscription;
+                    sub.paid_through = Some(sub.paid_through.map_or(now, |end| end.min(now)));
+                    expire(&mut applied, now);
+                    return Ok(applied);
+                }
                 SubscriptionStatus::Canceled => return Err(SubscriptionRefusal::AlreadyCanceled),
                 _ => {}
             }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestGateway, TestMerchant, verify_signed};
+use common::{ADMIN_KEY, TestGateway, TestMerchant, verify_signed};
 use ipn_core::paypal::Form;
 use ipn_testkit::Receiver;
 use reqwest::StatusCode;
@@ -95,12 +95,37 @@ impl Shop {
         (types, forms.into_iter().map(|(_, t)| t).collect())
     }
 
+    /// Advances the clock to the subscription's next billing step, just
+    /// past it, and waits until `events_by_then` events arrived; returns
+    /// the days it took.
+    async fn advance_to_next_step(&self, id: &str, events_by_then: usize) -> f64 {
+        let (_, sub) = self
+            .gw
+            .get(&self.merchant.key, &format!("/v1/subscriptions/{id}"))
+            .await;
+        let next = parse(sub["next_billing_at"].as_str().expect("a next step"));
+        let (_, clock) = self
+            .gw
+            .post(ADMIN_KEY, "/v1/test/clock/advance", json!({"seconds": 0}))
+            .await;
+        let now = parse(clock["now"].as_str().unwrap());
+        let seconds = (next - now).whole_seconds().max(0) as u64 + 1;
+        self.gw.advance(seconds).await;
+        let arrived = self.standard.wait_for(events_by_then, WAIT).await.len();
+        assert_eq!(arrived, events_by_then, "after the step due at {next}");
+        seconds as f64 / DAY as f64
+    }
+
     /// Advances the clock, then waits for the events that brings.
     async fn advance_days(&self, days: u64, events_by_then: usize) {
         self.gw.advance(days * DAY).await;
         let arrived = self.standard.wait_for(events_by_then, WAIT).await.len();
         assert_eq!(arrived, events_by_then, "after {days} more days");
     }
+}
+
+fn parse(text: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
 }
 
 fn plan(card: &str) -> Value {
@@ -130,9 +155,14 @@ async fn a_trial_then_thirteen_monthly_cycles_with_a_failed_then_recovered_charg
     shop.advance_days(0, 1).await;
 
     // The trial ends: the first charge.
-    shop.advance_days(14, 2).await;
+    let days = shop.advance_to_next_step(&id, 2).await;
+    assert!((13.9..=14.1).contains(&days), "{days} days of trial");
     for n in 3..=6 {
-        shop.advance_days(31, n).await;
+        let days = shop.advance_to_next_step(&id, n).await;
+        assert!(
+            (27.9..=31.1).contains(&days),
+            "a calendar month: {days} days"
+        );
     }
     // Cycle 6's charge is declined; the payer's new card pays the retry.
     let (status, _) = shop
@@ -142,7 +172,7 @@ async fn a_trial_then_thirteen_monthly_cycles_with_a_failed_then_recovered_charg
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    shop.advance_days(31, 7).await;
+    shop.advance_to_next_step(&id, 7).await;
     let (_, past_due) = shop
         .gw
         .get(&shop.merchant.key, &format!("/v1/subscriptions/{id}"))
@@ -155,12 +185,12 @@ async fn a_trial_then_thirteen_monthly_cycles_with_a_failed_then_recovered_charg
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    shop.advance_days(3, 8).await;
+    let days = shop.advance_to_next_step(&id, 8).await;
+    assert!((2.9..=3.1).contains(&days), "retried {days} days later");
     // The rest of the thirteen cycles, then the end of the last period.
-    for n in 9..=15 {
-        shop.advance_days(31, n).await;
+    for n in 9..=16 {
+        shop.advance_to_next_step(&id, n).await;
     }
-    shop.advance_days(31, 16).await;
 
     let (events, txn_types) = shop.events(16).await;
     let mut want = vec![("subscription.created", 1)];
@@ -251,7 +281,71 @@ async fn cancel_at_period_end_keeps_access_until_then() {
     let (status, _) = shop
         .post(&format!("/v1/subscriptions/{id}/cancel"), json!({}))
         .await;
+    assert_eq!(status, StatusCode::CONFLICT, "expired already");
+}
+
+#[tokio::test]
+async fn cancel_now_after_cancel_at_period_end_ends_access_at_once() {
+    let shop = Shop::open().await;
+    let sub = shop.subscribe(plan(VISA)).await;
+    let id = sub["id"].as_str().unwrap();
+    let cancel = format!("/v1/subscriptions/{id}/cancel");
+    let (status, _) = shop.post(&cancel, json!({"at_period_end": true})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = shop.post(&cancel, json!({"at_period_end": true})).await;
     assert_eq!(status, StatusCode::CONFLICT, "canceled already");
+    let (status, now) = shop.post(&cancel, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{now}");
+    assert_eq!(now["status"], "expired");
+    let (events, _) = shop.events(4).await;
+    assert_eq!(events[3], ("subscription.expired".to_owned(), 4));
+}
+
+#[tokio::test]
+async fn missed_retries_after_a_long_clock_advance_still_end_in_cancellation() {
+    let shop = Shop::open().await;
+    shop.subscribe(plan(DECLINES_RENEWALS)).await;
+    shop.advance_days(0, 2).await;
+    // One jump over the renewal and all three retries (3, 5 and 7 days
+    // after each failure): each is taken as it fell due.
+    shop.advance_days(61, 8).await;
+    let (events, _) = shop.events(8).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "subscription.created",
+            "subscription.payment",
+            "subscription.payment_failed",
+            "subscription.payment_failed",
+            "subscription.payment_failed",
+            "subscription.payment_failed",
+            "subscription.canceled",
+            "subscription.expired",
+        ]
+    );
+    let failures: Vec<Value> = shop
+        .standard
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+        .filter(|e| e["type"] == "subscription.payment_failed")
+        .collect();
+    let days: Vec<i64> = failures
+        .iter()
+        .map(|e| {
+            let at = time::OffsetDateTime::parse(
+                e["created_at"].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap();
+            at.unix_timestamp() / DAY as i64
+        })
+        .collect();
+    let mut days = days;
+    days.sort();
+    let gaps: Vec<i64> = days.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps, [3, 5, 7], "retries dated as they fell due");
 }
 
 #[tokio::test]

@@ -303,7 +303,7 @@ fn order_page(
         "<h1>Pay {merchant}</h1>\n{invoice}{items}\
          <p class=\"total\">Total <strong id=\"total\">{total}</strong></p>\n\
          {problem}\
-         <form method=\"post\" action=\"/checkout/{id}\">\n\
+         <form method=\"post\">\n\
          <label for=\"name\">Name on card</label>\n\
          <input id=\"name\" name=\"name\" autocomplete=\"cc-name\" required maxlength=\"{MAX_FIELD}\" value=\"{name}\">\n\
          <label for=\"email\">Email</label>\n\
@@ -317,7 +317,6 @@ fn order_page(
          <section class=\"cards\">\n<h2>Test cards</h2>\n<ul>\n{cards}</ul>\n\
          <p>Any other number that passes the Luhn check completes.</p>\n</section>\n",
         merchant = escape(merchant),
-        id = escape(&session.id.to_string()),
         name = escape(&form.name),
         email = escape(&form.email),
         expires = when(session.expires_at),

@@ -26,8 +26,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::delivery::Engine;
 use crate::storage::{IdempotencyKey, IdempotentResponse};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// SHA-256 of the admin key, compared in constant time.
     pub admin_key_hash: Arc<str>,
+    /// The secret that keys request hashes for `Idempotency-Key`s.
+    pub idempotency_hash_key: Arc<[u8]>,
     /// Where browsers reach the gateway (`http://127.0.0.1:7700`, no
     /// trailing slash): checkout pages' URLs start with it.
     pub public_url: Arc<str>,
@@ -178,8 +181,13 @@ pub struct Idempotency {
 impl Idempotency {
     const MAX_KEY: usize = 255;
 
-    /// Reads the header; `None` when the request has none.
+    /// Reads the header; `None` when the request has none. The request is
+    /// remembered by a keyed hash (HMAC-SHA256 with the gateway's own
+    /// secret): a body can hold a card number, and a plain hash of one
+    /// could be reversed by trying the few numbers left once its brand and
+    /// last four digits are known.
     pub fn from_request(
+        hash_key: &[u8],
         headers: &HeaderMap,
         caller: Caller,
         route: &str,
@@ -196,11 +204,11 @@ impl Idempotency {
             .ok_or_else(|| {
                 ApiError::invalid("Idempotency-Key must be 1 to 255 printable ASCII characters")
             })?;
-        let mut hash = Sha256::new();
+        let mut hash = Hmac::<Sha256>::new_from_slice(hash_key).map_err(ApiError::internal)?;
         hash.update(route.as_bytes());
-        hash.update([0]);
+        hash.update(&[0]);
         hash.update(body);
-        let request_hash = auth::hex(&hash.finalize());
+        let request_hash = auth::hex(&hash.finalize().into_bytes());
         Ok(Some(Self {
             scope: caller.scope(),
             key: key.to_owned(),
@@ -216,7 +224,8 @@ impl Idempotency {
         route: &str,
         body: &Bytes,
     ) -> Result<Start, ApiError> {
-        let Some(idem) = Self::from_request(headers, caller, route, body)? else {
+        let key = &state.idempotency_hash_key;
+        let Some(idem) = Self::from_request(key, headers, caller, route, body)? else {
             return Ok(Start::Proceed(None));
         };
         match idem.earlier(state).await? {

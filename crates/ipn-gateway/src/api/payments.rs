@@ -44,12 +44,22 @@ struct NewPayment {
 }
 
 /// `{"card_number": "4242 4242 4242 4242"}` or `{"type": "bank_transfer"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MethodRequest {
     #[serde(rename = "type")]
     kind: Option<String>,
     card_number: Option<String>,
+}
+
+/// Never the number itself, wherever a request is printed.
+impl std::fmt::Debug for MethodRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MethodRequest")
+            .field("kind", &self.kind)
+            .field("card_number", &self.card_number.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

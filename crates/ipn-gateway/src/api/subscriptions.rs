@@ -10,13 +10,13 @@ use axum::response::Response;
 use ipn_core::billing::Plan;
 use ipn_core::card::CardNumber;
 use ipn_core::id::{MerchantId, SubscriptionId};
-use ipn_core::money::Currency;
-use ipn_core::payment::{Custom, Payer};
-use ipn_core::pricing;
+use ipn_core::payment::Payer;
 use ipn_core::subscription::{Interval, Subscription, SubscriptionStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::merchants::check_email;
+use super::payments::Order;
 use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
 use crate::payments::PaymentMethod;
 use crate::storage::{SubscriptionDone, Write, WriteRequest, Written};
@@ -48,10 +48,17 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CardRequest {
     card_number: String,
+}
+
+/// Never the number itself, wherever a request is printed.
+impl std::fmt::Debug for CardRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CardRequest { card_number: *** }")
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,12 +93,16 @@ pub async fn create(
         Start::Proceed(idem) => idem,
     };
     let request: NewSubscription = parse_json(&body)?;
-    let currency: Currency = request
-        .currency
-        .parse()
-        .map_err(|e| ApiError::invalid(format!("currency: {e}")))?;
-    let amount = pricing::positive_amount(request.amount, currency)
-        .map_err(|e| ApiError::invalid(format!("amount: {e}")))?;
+    // The same checks as a one-time payment's (amount, currency, invoice,
+    // custom, payer), then the plan's.
+    let order = Order::parse(
+        Some(request.amount),
+        &request.currency,
+        request.invoice,
+        request.custom,
+        Vec::new(),
+    )?;
+    check_email("payer.email", &request.payer.email)?;
     Plan::new(
         request.interval,
         request.interval_count,
@@ -99,14 +110,6 @@ pub async fn create(
         request.total_cycles,
     )
     .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let custom = request
-        .custom
-        .map(Custom::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    if !request.payer.email.contains('@') {
-        return Err(ApiError::invalid("payer.email must be an email address"));
-    }
     let method = card(&request.payment_method)?;
     let merchant = state
         .engine
@@ -121,8 +124,8 @@ pub async fn create(
         merchant_id,
         receiver_email: merchant.receiver_email.clone(),
         payer: request.payer,
-        amount: amount.minor(),
-        currency,
+        amount: order.amount.minor(),
+        currency: order.amount.currency(),
         interval: request.interval,
         interval_count: request.interval_count,
         trial_days: request.trial_days,
@@ -130,8 +133,8 @@ pub async fn create(
         cycles_paid: 0,
         paid_through: None,
         cancel_at_period_end: false,
-        invoice: request.invoice,
-        custom,
+        invoice: order.invoice,
+        custom: order.custom,
         created_at: now,
     };
     let change = SubscriptionChange::Create {

@@ -268,6 +268,8 @@ pub trait Store: Send + Sync + 'static {
         merchant: MerchantId,
         object_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// The gateway's secret for keyed request hashes (made at first start).
+    fn idempotency_hash_key(&self) -> Result<Vec<u8>, StoreError>;
     /// The test clock's saved offset (0 if never advanced).
     fn clock_offset(&self) -> Result<Millis, StoreError>;
     /// How an event went to paypal endpoints: `None` if it never did,

@@ -104,6 +104,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
          CREATE INDEX subscriptions_due ON subscriptions (next_step_at)
              WHERE next_step_at IS NOT NULL;",
     ),
+    (
+        "0007_secrets",
+        // Secrets the gateway makes for itself, once.
+        "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+         INSERT INTO secrets (name, value) VALUES ('idempotency_hash_key', randomblob(32));",
+    ),
 ];
 
 /// How hard a commit insists on reaching the disk.
@@ -457,6 +463,13 @@ impl Store for Sqlite {
             )?;
             let rows = stmt.query_map(params![merchant.to_string(), object_id], event_from_row)?;
             rows.collect()
+        })
+    }
+
+    fn idempotency_hash_key(&self) -> Result<Vec<u8>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT value FROM secrets WHERE name = 'idempotency_hash_key'")?
+                .query_row([], |row| row.get(0))
         })
     }
 
