@@ -104,13 +104,7 @@ async fn step(
     now: crate::clock::Millis,
     stuck: &mut HashSet<SubscriptionId>,
 ) -> anyhow::Result<()> {
-    let subscribers = engine
-        .directory
-        .endpoints_of(merchant_id)
-        .iter()
-        .filter(|e| e.is_enabled())
-        .map(|e| (**e).clone())
-        .collect();
+    let subscribers = engine.directory.subscribers(merchant_id);
     let write = SubscriptionWrite {
         merchant_id,
         subscription_id,

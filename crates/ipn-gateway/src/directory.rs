@@ -81,6 +81,16 @@ impl Directory {
     }
 
     /// A merchant's endpoints, oldest first.
+    /// The merchant's enabled endpoints as they are now: where the events of
+    /// a payment or subscription change go (each to those that want it).
+    pub fn subscribers(&self, merchant: MerchantId) -> Vec<Endpoint> {
+        self.endpoints_of(merchant)
+            .iter()
+            .filter(|e| e.is_enabled())
+            .map(|e| (**e).clone())
+            .collect()
+    }
+
     pub fn endpoints_of(&self, merchant: MerchantId) -> Vec<Arc<Endpoint>> {
         let inner = self.read();
         inner

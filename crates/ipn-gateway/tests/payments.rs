@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestGateway, TestMerchant, verify_signed};
+use common::{Shop, verify_signed};
 use ipn_core::paypal::Form;
-use ipn_testkit::{Receiver, Recorded};
+use ipn_testkit::Recorded;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -19,46 +19,11 @@ const DECLINED: &str = "4000000000000002";
 const PENDING: &str = "4000000000000077";
 const DISPUTED: &str = "4000000000000259";
 
-/// A merchant with one endpoint in each dialect.
-struct Shop {
-    gw: TestGateway,
-    merchant: TestMerchant,
-    standard: Receiver,
-    standard_secret: String,
-    paypal: Receiver,
-}
-
 impl Shop {
-    async fn open() -> Self {
-        let gw = TestGateway::start().await;
-        let merchant = gw.merchant("shop").await;
-        let standard = Receiver::start().await.unwrap();
-        let paypal = Receiver::start().await.unwrap();
-        let endpoint = gw
-            .endpoint(&merchant, json!({"url": standard.url("/webhooks")}))
-            .await;
-        gw.endpoint(
-            &merchant,
-            json!({"url": paypal.url("/ipn"), "dialect": "paypal"}),
-        )
-        .await;
-        Self {
-            gw,
-            merchant,
-            standard,
-            standard_secret: endpoint.secret,
-            paypal,
-        }
-    }
-
     async fn pay(&self, body: Value) -> Value {
         let (status, payment) = self.post("/v1/payments", body).await;
         assert_eq!(status, StatusCode::CREATED, "{payment}");
         payment
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.gw.post(&self.merchant.key, path, body).await
     }
 
     /// Waits for `count` messages at both endpoints; returns the standard
@@ -71,7 +36,7 @@ impl Shop {
         let mut events: Vec<Value> = standard
             .iter()
             .map(|r| {
-                verify_signed(r, &self.standard_secret);
+                verify_signed(r, &self.secret);
                 serde_json::from_slice(&r.body).unwrap()
             })
             .collect();

@@ -5,9 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ADMIN_KEY, TestGateway, TestMerchant, verify_signed};
+use common::{ADMIN_KEY, Shop, verify_signed};
 use ipn_core::paypal::Form;
-use ipn_testkit::Receiver;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -18,41 +17,7 @@ const VISA: &str = "4242 4242 4242 4242";
 const DECLINES_RENEWALS: &str = "4000 0000 0000 0341";
 const DECLINED: &str = "4000 0000 0000 0002";
 
-struct Shop {
-    gw: TestGateway,
-    merchant: TestMerchant,
-    standard: Receiver,
-    secret: String,
-    paypal: Receiver,
-}
-
 impl Shop {
-    async fn open() -> Self {
-        let gw = TestGateway::start().await;
-        let merchant = gw.merchant("shop").await;
-        let standard = Receiver::start().await.unwrap();
-        let paypal = Receiver::start().await.unwrap();
-        let endpoint = gw
-            .endpoint(&merchant, json!({"url": standard.url("/webhooks")}))
-            .await;
-        gw.endpoint(
-            &merchant,
-            json!({"url": paypal.url("/ipn"), "dialect": "paypal"}),
-        )
-        .await;
-        Self {
-            gw,
-            merchant,
-            standard,
-            secret: endpoint.secret,
-            paypal,
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.gw.post(&self.merchant.key, path, body).await
-    }
-
     async fn subscribe(&self, body: Value) -> Value {
         let (status, sub) = self.post("/v1/subscriptions", body).await;
         assert_eq!(status, StatusCode::CREATED, "{sub}");

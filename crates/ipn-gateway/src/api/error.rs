@@ -5,7 +5,6 @@
 //! Unexpected ones (storage) are logged here with their cause, once, and the
 //! client sees an opaque 500/503.
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -82,9 +81,25 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The status and JSON body, for answers kept with an Idempotency-Key.
+    pub fn rendered(&self) -> (u16, Vec<u8>) {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (
+            self.status.as_u16(),
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let (_, body) = self.rendered();
+        let mut response = (self.status, body).into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        response
     }
 }

@@ -353,14 +353,7 @@ fn answer(
             status.as_u16(),
             serde_json::to_vec(&view(pick(done))).unwrap_or_default(),
         ),
-        Err(refusal) => {
-            let error = refused(refusal);
-            let body = json!({"error": {"code": error.code, "message": error.message}});
-            (
-                error.status.as_u16(),
-                serde_json::to_vec(&body).unwrap_or_default(),
-            )
-        }
+        Err(refusal) => refused(refusal).rendered(),
     }
 }
 
@@ -421,14 +414,7 @@ pub(super) fn payment_write(
     now: OffsetDateTime,
     respond: Respond,
 ) -> PaymentWrite {
-    let subscribers = state
-        .engine
-        .directory
-        .endpoints_of(merchant_id)
-        .iter()
-        .filter(|e| e.is_enabled())
-        .map(|e| (**e).clone())
-        .collect();
+    let subscribers = state.engine.directory.subscribers(merchant_id);
     PaymentWrite {
         merchant_id,
         payment_id,

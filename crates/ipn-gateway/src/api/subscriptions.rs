@@ -216,13 +216,7 @@ async fn write(
 ) -> Result<Response, ApiError> {
     let engine = &state.engine;
     let now = engine.clock.now();
-    let subscribers = engine
-        .directory
-        .endpoints_of(merchant_id)
-        .iter()
-        .filter(|e| e.is_enabled())
-        .map(|e| (**e).clone())
-        .collect();
+    let subscribers = engine.directory.subscribers(merchant_id);
     let write = SubscriptionWrite {
         merchant_id,
         subscription_id,
@@ -261,14 +255,7 @@ fn answer(
             status.as_u16(),
             serde_json::to_vec(&view(&done.row)).unwrap_or_default(),
         ),
-        Err(refusal) => {
-            let error = refused(refusal);
-            let body = json!({"error": {"code": error.code, "message": error.message}});
-            (
-                error.status.as_u16(),
-                serde_json::to_vec(&body).unwrap_or_default(),
-            )
-        }
+        Err(refusal) => refused(refusal).rendered(),
     }
 }
 

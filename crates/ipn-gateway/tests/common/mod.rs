@@ -289,3 +289,43 @@ pub fn expected_v1(request: &Recorded, secret: &str) -> String {
         .expect("numeric webhook-timestamp");
     Signer::Secret(WebhookSecret::parse(secret).unwrap()).sign(id, timestamp, &request.body)
 }
+
+/// A merchant with one endpoint in each dialect: where the payment,
+/// checkout and subscription flows' events are checked.
+pub struct Shop {
+    pub gw: TestGateway,
+    pub merchant: TestMerchant,
+    pub standard: ipn_testkit::Receiver,
+    /// The standard endpoint's signing secret.
+    pub secret: String,
+    pub paypal: ipn_testkit::Receiver,
+}
+
+impl Shop {
+    pub async fn open() -> Self {
+        let gw = TestGateway::start().await;
+        let merchant = gw.merchant("shop").await;
+        let standard = ipn_testkit::Receiver::start().await.unwrap();
+        let paypal = ipn_testkit::Receiver::start().await.unwrap();
+        let endpoint = gw
+            .endpoint(&merchant, json!({"url": standard.url("/webhooks")}))
+            .await;
+        gw.endpoint(
+            &merchant,
+            json!({"url": paypal.url("/ipn"), "dialect": "paypal"}),
+        )
+        .await;
+        Self {
+            gw,
+            merchant,
+            standard,
+            secret: endpoint.secret,
+            paypal,
+        }
+    }
+
+    /// A POST with the merchant's key.
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.gw.post(&self.merchant.key, path, body).await
+    }
+}
