@@ -328,6 +328,23 @@ impl Client {
         }
     }
 
+    /// Closes idle connections that timed out or that the peer closed, so
+    /// connections to endpoints no longer sent to (disabled, or whose DNS
+    /// moved) do not stay open until someone uses them.
+    pub fn sweep(&self) {
+        let timeout = self.config.idle_timeout;
+        let mut pool = lock(&self.idle);
+        pool.retain(|_, idle| {
+            idle.retain(|i| !i.sender.is_closed() && i.since.elapsed() <= timeout);
+            !idle.is_empty()
+        });
+    }
+
+    /// Idle connections kept (for tests and metrics).
+    pub fn idle_connections(&self) -> usize {
+        lock(&self.idle).values().map(Vec::len).sum()
+    }
+
     fn put_idle(&self, key: PoolKey, sender: SendRequest<Full<Bytes>>) {
         if sender.is_closed() {
             return;
@@ -584,5 +601,24 @@ mod tests {
 
         let error = post(&client(Vec::new()), &url, addr).await.unwrap_err();
         assert!(matches!(error, SendError::Tls { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_sweep_closes_idle_connections_past_their_timeout() {
+        let server = server(b"ok").await;
+        let client = Client::new(ClientConfig {
+            connect_timeout: Duration::from_secs(5),
+            max_idle: 4,
+            idle_timeout: Duration::ZERO,
+            extra_roots: Vec::new(),
+        })
+        .unwrap();
+        post(&client, &format!("http://{}/", server.addr), server.addr)
+            .await
+            .unwrap();
+        assert_eq!(client.idle_connections(), 1);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        client.sweep();
+        assert_eq!(client.idle_connections(), 0);
     }
 }

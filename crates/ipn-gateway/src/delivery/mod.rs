@@ -46,6 +46,9 @@ use breaker::ProbeAt;
 use retry::RetryPolicy;
 use ssrf::{HostResolver, NetworkPolicy};
 
+/// How often idle connections are checked (real time).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
 /// How deliveries are made.
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
@@ -398,7 +401,12 @@ impl Engine {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut advanced = self.clock.on_advance();
         let mut tasks = JoinSet::new();
+        let mut swept = std::time::Instant::now();
         loop {
+            if swept.elapsed() >= SWEEP_EVERY {
+                self.client.sweep();
+                swept = std::time::Instant::now();
+            }
             let now = self.clock.now_ms();
             let (unparked, next_probe) = self.take_unparked(now);
             for job in self.take_due(now).into_iter().chain(unparked) {
