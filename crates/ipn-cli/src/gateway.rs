@@ -108,7 +108,8 @@ pub fn migrate(args: MigrateArgs) -> Result<ExitCode, Fatal> {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Waits for Ctrl-C or SIGTERM: either stops a service gracefully.
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

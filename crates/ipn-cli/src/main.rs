@@ -3,6 +3,7 @@
 //! - `send` (send.rs, with sample.rs building the event): an IPN simulator.
 //! - `verify` (verify.rs): checks a captured message's signature.
 //! - `gateway`, `migrate` (gateway.rs): the gateway as a service.
+//! - `merchant` (merchant.rs): the merchant server as a service.
 //! - `bench` (bench.rs, bench/): the load generator behind the benchmark suite.
 //!
 //! Exit codes are part of the interface: 0 success, 1 the thing checked or
@@ -11,6 +12,7 @@
 
 mod bench;
 mod gateway;
+mod merchant;
 mod sample;
 mod send;
 mod verify;
@@ -39,6 +41,8 @@ struct Cli {
 enum Command {
     /// Run the gateway: API, delivery engine, PayPal postback
     Gateway(Box<gateway::Args>),
+    /// Run the merchant server: receive IPNs, verify them, store them before answering
+    Merchant(Box<merchant::Args>),
     /// Apply the gateway's database schema
     Migrate(gateway::MigrateArgs),
     /// Send one realistic, signed test IPN to a URL and print the answer
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
     init_logging();
     let outcome = match cli.command {
         Command::Gateway(args) => runtime_multi().and_then(|rt| rt.block_on(gateway::run(*args))),
+        Command::Merchant(args) => runtime_multi().and_then(|rt| rt.block_on(merchant::run(*args))),
         Command::Migrate(args) => gateway::migrate(args),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(*args))),
         Command::Verify(args) => verify::run(args),

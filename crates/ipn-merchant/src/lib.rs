@@ -1,5 +1,21 @@
-//! `ipn-merchant`: the merchant server and its notification handler.
+//! `ipn-merchant`: the merchant server. It receives IPNs from the gateway,
+//! verifies what can be verified at once, and stores every accepted message
+//! durably in an inbox BEFORE answering 2xx (DESIGN §5), so processing can
+//! happen afterwards without ever timing the gateway out.
 //!
-//! Nothing is built here yet: it arrives with issue 5. Until then this crate
-//! only fixes its place in the workspace and its dependency on `ipn-core`,
-//! which already verifies and reads both wire formats a merchant receives.
+//! - `app`: starts and stops the server ([`Merchant`], [`Config`]).
+//! - `receiver/`: the HTTP routes: `POST /webhooks` (standard dialect,
+//!   verified before anything is stored), `POST /ipn` (PayPal dialect, stored
+//!   raw and `unverified` until a postback says otherwise), `GET /healthz`.
+//! - `storage/`: the SQLite inbox, its migrations, and the one writer thread
+//!   that commits what the receivers queue.
+//!
+//! This is the first slice of issue 5: receiving. The notification handler
+//! (postback, dedupe by `txn_id`, orders), emails and the shop come next and
+//! read the inbox this slice fills.
+
+pub mod app;
+pub mod receiver;
+pub mod storage;
+
+pub use app::{Config, GatewayKey, Merchant, parse_database_url};

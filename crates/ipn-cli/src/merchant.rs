@@ -1,0 +1,103 @@
+//! `ipn merchant`: the merchant server as a service.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use ipn_core::standard::{PublicKey, WebhookSecret};
+use ipn_merchant::app::DEFAULT_BODY_LIMIT;
+use ipn_merchant::{Config, GatewayKey, Merchant, parse_database_url};
+
+use crate::Fatal;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on
+    #[arg(long, env = "IPN_LISTEN", default_value = "127.0.0.1:7701")]
+    listen: SocketAddr,
+    /// Where to keep the inbox: sqlite://FILE
+    #[arg(long, env = "IPN_DATABASE_URL", default_value = "sqlite://shop.db")]
+    database_url: String,
+    /// The gateway's base URL (PayPal postbacks, reconciliation)
+    #[arg(long, env = "IPN_GATEWAY_URL", default_value = "http://127.0.0.1:7700")]
+    gateway_url: String,
+    /// The merchant's API key at the gateway
+    #[arg(long, env = "IPN_GATEWAY_KEY", hide_env_values = true)]
+    gateway_key: String,
+    /// The endpoint's signing secret, whsec_… (repeat, or separate with commas,
+    /// to accept the old and the new one during a rotation)
+    #[arg(
+        long = "webhook-secret",
+        env = "IPN_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_delimiter = ',',
+        required_unless_present = "webhook_public_key",
+        value_parser = parse_secret
+    )]
+    webhook_secrets: Vec<WebhookSecret>,
+    /// The endpoint's ed25519 public key, whpk_…, to accept v1a signatures
+    #[arg(long, env = "IPN_WEBHOOK_PUBLIC_KEY", value_parser = parse_public_key)]
+    webhook_public_key: Option<PublicKey>,
+}
+
+fn parse_secret(text: &str) -> Result<WebhookSecret, String> {
+    WebhookSecret::parse(text.trim()).map_err(|e| e.to_string())
+}
+
+fn parse_public_key(text: &str) -> Result<PublicKey, String> {
+    PublicKey::parse(text.trim()).map_err(|e| e.to_string())
+}
+
+pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
+    let database = parse_database_url(&args.database_url).context("--database-url")?;
+    let config = Config {
+        database,
+        webhook_secrets: args.webhook_secrets,
+        webhook_public_key: args.webhook_public_key,
+        gateway_url: args.gateway_url,
+        gateway_key: GatewayKey::new(args.gateway_key),
+        body_limit: DEFAULT_BODY_LIMIT,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let merchant = Merchant::start(config, listener).await?;
+    eprintln!("ipn merchant listening on {}", merchant.url());
+    crate::gateway::shutdown_signal().await;
+    eprintln!("stopping: finishing requests in flight");
+    merchant.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn secrets_are_parsed_and_bad_ones_refused() {
+        let secret = WebhookSecret::generate().reveal();
+        let other = WebhookSecret::generate().reveal();
+        let cli = Cli::try_parse_from([
+            "ipn",
+            "--gateway-key",
+            "k",
+            "--webhook-secret",
+            &format!("{secret},{other}"),
+        ])
+        .unwrap();
+        assert_eq!(cli.args.webhook_secrets.len(), 2);
+        for bad in ["whsec_", "nope", "whsec_!!!!"] {
+            let got = Cli::try_parse_from(["ipn", "--gateway-key", "k", "--webhook-secret", bad]);
+            assert!(got.is_err(), "{bad:?}");
+        }
+        assert!(Cli::try_parse_from(["ipn", "--gateway-key", "k"]).is_err());
+    }
+}

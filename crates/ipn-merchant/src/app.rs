@@ -1,0 +1,259 @@
+//! Wiring: validate the configuration, open the inbox (running its
+//! migrations), start the writer and the HTTP server; stop them in order.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use ipn_core::standard::{PublicKey, Verifier, VerifyKey, WebhookSecret};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::receiver::{self, Receiver};
+use crate::storage::sqlite;
+use crate::storage::writer::Writer;
+
+/// The largest request body a receiver reads: the gateway's payload limit
+/// (DESIGN §4), so anything the gateway may send fits.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// Everything the merchant server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The SQLite file of the inbox (created if missing).
+    pub database: PathBuf,
+    /// Secrets whose `v1` signatures `/webhooks` accepts: the endpoint's
+    /// current one, plus the previous one while a rotation is under way.
+    pub webhook_secrets: Vec<WebhookSecret>,
+    /// A public key whose `v1a` (ed25519) signatures `/webhooks` accepts.
+    pub webhook_public_key: Option<PublicKey>,
+    /// The gateway's base URL (postbacks, reconciliation).
+    pub gateway_url: String,
+    /// The merchant's API key at the gateway.
+    pub gateway_key: GatewayKey,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl Config {
+    /// A merchant server on `database` that accepts messages signed with
+    /// `webhook_secret`, with the default body limit.
+    pub fn new(
+        database: impl Into<PathBuf>,
+        gateway_url: impl Into<String>,
+        gateway_key: GatewayKey,
+        webhook_secret: WebhookSecret,
+    ) -> Self {
+        Self {
+            database: database.into(),
+            webhook_secrets: vec![webhook_secret],
+            webhook_public_key: None,
+            gateway_url: gateway_url.into(),
+            gateway_key,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// Checks every setting once, naming the one that is wrong; returns the
+    /// verifier `/webhooks` uses.
+    fn validate(&self) -> anyhow::Result<Verifier> {
+        let url = url::Url::parse(&self.gateway_url).with_context(|| {
+            format!("gateway_url {:?} is not an absolute URL", self.gateway_url)
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+            bail!(
+                "gateway_url {:?} must be an http(s) URL with a host",
+                self.gateway_url
+            );
+        }
+        if self.gateway_key.0.trim().is_empty() {
+            bail!("gateway_key is empty: give the merchant's API key at the gateway");
+        }
+        if self.body_limit == 0 {
+            bail!("body_limit must be at least one byte");
+        }
+        let mut keys: Vec<VerifyKey> = self
+            .webhook_secrets
+            .iter()
+            .cloned()
+            .map(VerifyKey::Secret)
+            .collect();
+        keys.extend(self.webhook_public_key.map(VerifyKey::Ed25519));
+        if keys.is_empty() {
+            bail!("webhook_secret: give at least one whsec_ secret (or a whpk_ public key)");
+        }
+        Ok(Verifier::new(keys))
+    }
+}
+
+/// The merchant's API key at the gateway. Its `Debug` hides it, so it never
+/// reaches a log through a printed `Config`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewayKey(String);
+
+impl GatewayKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key itself, for the `Authorization` header.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for GatewayKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Reads `sqlite://FILE` (or `sqlite:FILE`) into the file's path.
+pub fn parse_database_url(url: &str) -> anyhow::Result<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .with_context(|| format!("database URL {url:?} is not sqlite://FILE"))?;
+    if path.is_empty() {
+        bail!("database URL {url:?} names no file: use sqlite://FILE");
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// A running merchant server.
+#[derive(Debug)]
+pub struct Merchant {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Merchant {
+    /// Starts the server on an already bound listener (port 0 in tests).
+    pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        let verifier = config.validate()?;
+        let addr = listener.local_addr()?;
+        let path = config.database.clone();
+        let conn = tokio::task::spawn_blocking(move || open(&path)).await??;
+        let (writer, writer_thread) = Writer::start(conn)?;
+        let state = Receiver {
+            verifier: Arc::new(verifier),
+            writer,
+            body_limit: config.body_limit,
+        };
+        let (shutdown, mut stop) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, receiver::router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        tracing::info!(%addr, database = %config.database.display(), "merchant started");
+        Ok(Self {
+            addr,
+            shutdown,
+            server,
+            writer: writer_thread,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests, lets those in flight finish (their
+    /// messages committed), and returns once the writer has stopped.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        // The server owns the last writer handles; once it has stopped, the
+        // writer drains its queue and ends.
+        self.server.await??;
+        let writer = self.writer;
+        tokio::task::spawn_blocking(move || writer.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        Ok(())
+    }
+}
+
+fn open(path: &Path) -> anyhow::Result<rusqlite::Connection> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    sqlite::open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::new(
+            "shop.db",
+            "http://127.0.0.1:7700",
+            GatewayKey::new("key"),
+            WebhookSecret::generate(),
+        )
+    }
+
+    #[test]
+    fn database_urls_name_a_file() {
+        assert_eq!(
+            parse_database_url("sqlite://shop.db").unwrap(),
+            PathBuf::from("shop.db")
+        );
+        assert_eq!(
+            parse_database_url("sqlite:/tmp/x.db").unwrap(),
+            PathBuf::from("/tmp/x.db")
+        );
+        for bad in ["", "sqlite://", "postgres://x", "shop.db"] {
+            assert!(parse_database_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        assert!(config().validate().is_ok());
+        type Spoil = fn(&mut Config);
+        let cases: [(&str, Spoil); 5] = [
+            ("gateway_url", |c| c.gateway_url = "not a url".into()),
+            ("gateway_url", |c| c.gateway_url = "ftp://host/".into()),
+            ("gateway_key", |c| c.gateway_key = GatewayKey::new(" ")),
+            ("body_limit", |c| c.body_limit = 0),
+            ("webhook_secret", |c| c.webhook_secrets.clear()),
+        ];
+        for (setting, spoil) in cases {
+            let mut config = config();
+            spoil(&mut config);
+            let error = format!("{:#}", config.validate().unwrap_err());
+            assert!(error.contains(setting), "{setting}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_public_key_alone_is_enough() {
+        let mut config = config();
+        config.webhook_secrets.clear();
+        config.webhook_public_key = Some(ipn_core::standard::SigningKey::generate().public_key());
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn the_gateway_key_is_not_printed() {
+        let mut config = config();
+        config.gateway_key = GatewayKey::new("sk_visible_if_leaked");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("sk_visible_if_leaked"), "{printed}");
+        assert!(printed.contains("***"), "{printed}");
+    }
+}

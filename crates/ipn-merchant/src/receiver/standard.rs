@@ -1,0 +1,52 @@
+//! `POST /webhooks`: the standard dialect (Standard Webhooks 1.0).
+//!
+//! The signature and the timestamp are checked BEFORE anything is stored:
+//! a message that fails gets a 400 naming the check and leaves no trace.
+//! A verified message is stored once per `webhook-id`; a retry of one
+//! already stored is answered 200 again, so the gateway stops sending it.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use ipn_core::Dialect;
+use ipn_core::standard::WebhookHeaders;
+
+use super::{ReceiveError, Receiver, body, kept_headers, now_ms};
+use crate::storage::{InboxStatus, NewMessage, Stored};
+
+pub async fn receive(
+    State(state): State<Receiver>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ReceiveError> {
+    let raw = body(raw, state.body_limit)?;
+    let received_at = now_ms();
+    let signed = WebhookHeaders::from_lookup(|name| headers.get(name).map(|v| v.as_bytes()))
+        .inspect_err(|error| tracing::info!(%error, "webhook refused"))?;
+    state
+        .verifier
+        .verify(&signed, &raw, received_at.div_euclid(1000))
+        .inspect_err(|error| tracing::info!(%error, webhook.id = signed.id, "webhook refused"))?;
+    let message = NewMessage {
+        dialect: Dialect::Standard,
+        webhook_id: Some(signed.id.to_owned()),
+        headers: kept_headers(&headers),
+        body: raw.to_vec(),
+        status: InboxStatus::Received,
+        received_at,
+    };
+    match state.writer.store(message).await? {
+        Stored::New(id) => {
+            tracing::debug!(inbox.id = id, webhook.id = signed.id, "webhook stored");
+        }
+        Stored::Duplicate(id) => {
+            tracing::debug!(
+                inbox.id = id,
+                webhook.id = signed.id,
+                "webhook already stored"
+            );
+        }
+    }
+    Ok(StatusCode::OK)
+}

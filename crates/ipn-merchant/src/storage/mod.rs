@@ -1,0 +1,68 @@
+//! Storage: the inbox, where every accepted message is kept exactly as it
+//! arrived. A receiver answers 2xx only after its message is committed here;
+//! everything that happens to a message afterwards starts from this table.
+//!
+//! Writes go through the one writer thread (`writer.rs`), which commits what
+//! has queued up in one transaction: a commit costs an fsync however many
+//! rows it holds, so concurrent deliveries share it.
+
+pub mod sqlite;
+pub mod writer;
+
+use ipn_core::Dialect;
+
+/// A storage failure: the database is unreachable, full or corrupt. Never an
+/// expected outcome, so it carries context, not structure.
+pub type StoreError = anyhow::Error;
+
+/// Where a message stands. Later slices add the states that follow
+/// (verified, invalid, applied); these two are where every message starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxStatus {
+    /// A standard-dialect message whose signature and timestamp verified;
+    /// waiting for the notification handler.
+    Received,
+    /// A PayPal-dialect message, stored before anything checked it; waiting
+    /// for its postback to the gateway to say `VERIFIED` or `INVALID`.
+    Unverified,
+}
+
+impl InboxStatus {
+    /// The name stored in the `status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Unverified => "unverified",
+        }
+    }
+}
+
+/// A message to put in the inbox.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub dialect: Dialect,
+    /// The verified `webhook-id`: messages with the same one are stored
+    /// once. `None` when nothing vouches for the header (PayPal dialect).
+    pub webhook_id: Option<String>,
+    /// The request headers later steps need (signature headers, content
+    /// type), as received.
+    pub headers: Vec<(String, String)>,
+    /// The body's bytes exactly as received.
+    pub body: Vec<u8>,
+    pub status: InboxStatus,
+    /// Milliseconds since the Unix epoch.
+    pub received_at: i64,
+}
+
+/// The inbox row's id, in arrival order.
+pub type InboxId = i64;
+
+/// What storing a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// A new row.
+    New(InboxId),
+    /// A message with this `webhook-id` was stored before, as this row; it
+    /// was left as it was.
+    Duplicate(InboxId),
+}

@@ -1,0 +1,262 @@
+//! A real gateway and a real merchant server for each test: both on port 0,
+//! each with a fresh SQLite file. The inbox is read straight from the
+//! merchant's file, as an operator would.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipn_core::standard::WebhookSecret;
+use ipn_gateway::delivery::ssrf::NetworkPolicy;
+use ipn_gateway::{Database, Gateway};
+use ipn_merchant::{Config, GatewayKey, Merchant};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+pub const ADMIN_KEY: &str = "admin-key-for-tests-0123456789";
+
+/// Longest wait for something that should happen at once.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestGateway {
+    pub gateway: Gateway,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+/// A merchant account at the gateway.
+pub struct Account {
+    pub id: String,
+    pub key: String,
+}
+
+impl TestGateway {
+    /// A gateway on the test clock (which follows real time until advanced),
+    /// with loopback endpoints allowed.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config =
+            ipn_gateway::Config::new(Database::Sqlite(dir.path().join("gateway.db")), ADMIN_KEY);
+        config.test_clock = true;
+        config.network = NetworkPolicy::allow_private();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = Gateway::start(config, listener).await.unwrap();
+        let url = gateway.url();
+        Self {
+            gateway,
+            url,
+            dir,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    pub async fn account(&self, name: &str) -> Account {
+        let (status, body) = self
+            .post(
+                ADMIN_KEY,
+                "/v1/merchants",
+                json!({"name": name, "receiver_email": format!("{name}@example.com")}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        Account {
+            id: body["id"].as_str().unwrap().to_owned(),
+            key: body["api_key"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates an endpoint; returns its id and signing secret.
+    pub async fn endpoint(&self, account: &Account, body: Value) -> (String, String) {
+        let (status, body) = self.post(&account.key, "/v1/endpoints", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Waits until every attempt to deliver `event_id` so far succeeded and
+    /// there are `endpoints` of them.
+    pub async fn wait_delivered(&self, account: &Account, event_id: &str, endpoints: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (status, body) = self
+                .get(&account.key, &format!("/v1/events/{event_id}/attempts"))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let attempts = body["data"].as_array().unwrap();
+            let succeeded = attempts
+                .iter()
+                .filter(|a| a["status"] == "succeeded")
+                .count();
+            if succeeded >= endpoints {
+                assert_eq!(
+                    attempts.len(),
+                    succeeded,
+                    "no failed attempt: {attempts:#?}"
+                );
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {endpoints} deliveries of {event_id}: {attempts:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A bound listener whose URL can be given to the gateway before the
+/// merchant starts on it (the merchant needs the endpoint's secret first).
+pub struct Bound {
+    pub listener: TcpListener,
+    pub url: String,
+}
+
+impl Bound {
+    pub async fn new() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        Self { listener, url }
+    }
+}
+
+pub struct TestMerchant {
+    pub merchant: Merchant,
+    pub url: String,
+    pub database: PathBuf,
+    pub dir: tempfile::TempDir,
+    client: reqwest::Client,
+}
+
+/// One inbox row as stored.
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    pub id: i64,
+    pub dialect: String,
+    pub webhook_id: Option<String>,
+    pub headers: Value,
+    pub body: Vec<u8>,
+    pub status: String,
+}
+
+impl TestMerchant {
+    /// A merchant server on `bound`, accepting `secret`'s signatures.
+    pub async fn start(bound: Bound, gateway_url: &str, secret: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("shop.db");
+        let config = Config::new(
+            &database,
+            gateway_url,
+            GatewayKey::new("merchant-key-at-the-gateway"),
+            WebhookSecret::parse(secret).unwrap(),
+        );
+        let merchant = Merchant::start(config, bound.listener).await.unwrap();
+        assert_eq!(merchant.url(), bound.url);
+        Self {
+            url: merchant.url(),
+            merchant,
+            database,
+            dir,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A merchant server on a new port, for tests that send it messages
+    /// themselves (the gateway URL is never called in this slice).
+    pub async fn alone(secret: &str) -> Self {
+        Self::start(Bound::new().await, "http://127.0.0.1:9", secret).await
+    }
+
+    /// POSTs `body` with `headers`; returns the status and the answer's text.
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) -> (StatusCode, String) {
+        let mut request = self.client.post(format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.body(body.into()).send().await.unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
+
+    /// Every inbox row, in arrival order, read from the database file.
+    pub fn inbox(&self) -> Vec<InboxRow> {
+        let conn = rusqlite::Connection::open(&self.database).unwrap();
+        let mut statement = conn
+            .prepare("SELECT id, dialect, webhook_id, headers, body, status FROM inbox ORDER BY id")
+            .unwrap();
+        statement
+            .query_map([], |row| {
+                let headers: String = row.get(3)?;
+                Ok(InboxRow {
+                    id: row.get(0)?,
+                    dialect: row.get(1)?,
+                    webhook_id: row.get(2)?,
+                    headers: serde_json::from_str(&headers).unwrap(),
+                    body: row.get(4)?,
+                    status: row.get(5)?,
+                })
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// Waits until the inbox holds at least `count` rows; returns them all.
+    pub async fn wait_inbox(&self, count: usize) -> Vec<InboxRow> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let rows = self.inbox();
+            if rows.len() >= count {
+                return rows;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {count} inbox rows: {rows:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Now in unix seconds, as the merchant reads it.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap()
+}
