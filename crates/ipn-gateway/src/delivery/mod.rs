@@ -48,6 +48,8 @@ use ssrf::{HostResolver, NetworkPolicy};
 
 /// How often idle connections are checked (real time).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// How often parked deliveries are looked at, besides when a probe is due.
+const UNPARK_EVERY: Duration = Duration::from_millis(10);
 
 /// How deliveries are made.
 #[derive(Debug, Clone)]
@@ -402,13 +404,22 @@ impl Engine {
         let mut advanced = self.clock.on_advance();
         let mut tasks = JoinSet::new();
         let mut swept = std::time::Instant::now();
+        // Parked deliveries are looked at when a probe falls due, and at
+        // most every UNPARK_EVERY otherwise (a breaker closed by a success
+        // in flight): not at every turn, which under load is every attempt.
+        let mut unparked_at = std::time::Instant::now();
+        let mut next_probe: Option<Millis> = None;
         loop {
             if swept.elapsed() >= SWEEP_EVERY {
                 self.client.sweep();
                 swept = std::time::Instant::now();
             }
             let now = self.clock.now_ms();
-            let (unparked, next_probe) = self.take_unparked(now);
+            let mut unparked = Vec::new();
+            if unparked_at.elapsed() >= UNPARK_EVERY || next_probe.is_some_and(|at| at <= now) {
+                unparked_at = std::time::Instant::now();
+                (unparked, next_probe) = self.take_unparked(now);
+            }
             for job in self.take_due(now).into_iter().chain(unparked) {
                 self.dispatch(job, &mut tasks);
             }
@@ -420,11 +431,18 @@ impl Engine {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            // Something parked since the last look: look again soon.
+            let any_parked = !lock(&self.parked).is_empty();
+            let longest = if any_parked {
+                UNPARK_EVERY
+            } else {
+                Duration::from_secs(60)
+            };
             let sleep = match next {
                 Some(due) => Duration::from_millis(u64::try_from(due - now).unwrap_or(0)),
-                None => Duration::from_secs(60),
+                None => longest,
             }
-            .min(Duration::from_secs(60));
+            .min(longest);
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.wake.notified() => {}
