@@ -1,6 +1,7 @@
 //! `POST /cgi-bin/webscr` and `/ipn/verify`: PayPal-style verification by
 //! postback. The answer is exactly `VERIFIED` or `INVALID`, always with 200,
-//! as PayPal does.
+//! as PayPal does; a 500 only when the gateway could not look (its storage
+//! failed), so the listener asks again rather than dropping the message.
 //!
 //! `VERIFIED` only for the fields of a message this gateway really sent to a
 //! paypal endpoint: found by its `ipn_track_id` (our event id), re-encoded
@@ -18,15 +19,18 @@ use ipn_core::event::Event;
 use ipn_core::id::EventId;
 use ipn_core::paypal::{Answer, Form, Sending, check_postback, encode_event};
 
-use super::AppState;
+use super::{ApiError, AppState};
 
 pub async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
     let answer = match check(&state, &body).await {
-        Ok(()) => Answer::Verified,
-        Err(why) => {
+        Ok(Ok(())) => Answer::Verified,
+        Ok(Err(why)) => {
             tracing::info!(reason = %why, "postback INVALID");
             Answer::Invalid
         }
+        // Not knowing is not INVALID: a listener would drop a genuine
+        // message for good. A 5xx makes it ask again.
+        Err(failure) => return ApiError::internal(failure).into_response(),
     };
     let mut response = (StatusCode::OK, answer.as_str()).into_response();
     response
@@ -35,17 +39,36 @@ pub async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
     response
 }
 
-async fn check(state: &AppState, body: &[u8]) -> Result<(), String> {
-    let posted = Form::parse(body).map_err(|e| format!("unreadable body: {e}"))?;
-    let id = posted.get("ipn_track_id").ok_or("no ipn_track_id")?;
-    let id = EventId::parse(id).map_err(|e| e.to_string())?;
+/// `Ok(Ok(()))` verified, `Ok(Err(why))` invalid, `Err(_)` the gateway
+/// could not look (storage failed).
+async fn check(state: &AppState, body: &[u8]) -> Result<Result<(), String>, String> {
+    let posted = match Form::parse(body) {
+        Ok(posted) => posted,
+        Err(e) => return Ok(Err(format!("unreadable body: {e}"))),
+    };
+    let Some(id) = posted.get("ipn_track_id") else {
+        return Ok(Err("no ipn_track_id".to_owned()));
+    };
+    let id = match EventId::parse(id) {
+        Ok(id) => id,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
     let store = Arc::clone(&state.engine.store);
     let (stored, sent) = tokio::task::spawn_blocking(move || {
         Ok::<_, anyhow::Error>((store.event(id)?, store.paypal_sending(id)?))
     })
     .await
     .map_err(|e| e.to_string())?
-    .map_err(|e| format!("{e:#}"))?;
+    .map_err(|e| format!("checking a postback: {e:#}"))?;
+    Ok(compare(&posted, stored, sent))
+}
+
+/// Whether the posted fields are those of a message sent for this event.
+fn compare(
+    posted: &Form,
+    stored: Option<crate::storage::StoredEvent>,
+    sent: Option<bool>,
+) -> Result<(), String> {
     let stored = stored.ok_or("no such event")?;
     let resent = sent.ok_or("event never sent to a paypal endpoint")?;
     let event: Event = serde_json::from_slice(&stored.body).map_err(|e| e.to_string())?;
@@ -58,7 +81,7 @@ async fn check(state: &AppState, body: &[u8]) -> Result<(), String> {
     for &sending in forms {
         let encoded = encode_event(&event, sending).map_err(|e| e.to_string())?;
         let sent = Form::parse(&encoded).map_err(|e| e.to_string())?;
-        match check_postback(&posted, &sent) {
+        match check_postback(posted, &sent) {
             Ok(()) => return Ok(()),
             Err(mismatch) => last = mismatch.to_string(),
         }
