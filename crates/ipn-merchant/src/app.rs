@@ -9,12 +9,14 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use ipn_core::standard::{PublicKey, Verifier, VerifyKey, WebhookSecret};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::receiver::{self, Receiver};
+use crate::storage::reader::Reader;
 use crate::storage::sqlite;
 use crate::storage::writer::Writer;
+use crate::verify::{Postback, Worker};
 
 /// The largest request body a receiver reads: the gateway's payload limit
 /// (DESIGN §4), so anything the gateway may send fits.
@@ -58,8 +60,8 @@ impl Config {
     }
 
     /// Checks every setting once, naming the one that is wrong; returns the
-    /// verifier `/webhooks` uses.
-    fn validate(&self) -> anyhow::Result<Verifier> {
+    /// verifier `/webhooks` uses and the postback client.
+    fn validate(&self) -> anyhow::Result<(Verifier, Postback)> {
         let url = url::Url::parse(&self.gateway_url).with_context(|| {
             format!("gateway_url {:?} is not an absolute URL", self.gateway_url)
         })?;
@@ -85,7 +87,7 @@ impl Config {
         if keys.is_empty() {
             bail!("webhook_secret: give at least one whsec_ secret (or a whpk_ public key)");
         }
-        Ok(Verifier::new(keys))
+        Ok((Verifier::new(keys), Postback::new(&self.gateway_url)?))
     }
 }
 
@@ -129,23 +131,39 @@ pub struct Merchant {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    postbacks: JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
 }
 
 impl Merchant {
     /// Starts the server on an already bound listener (port 0 in tests).
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
-        let verifier = config.validate()?;
+        let (verifier, postback) = config.validate()?;
         let addr = listener.local_addr()?;
         let path = config.database.clone();
-        let conn = tokio::task::spawn_blocking(move || open(&path)).await??;
+        let (conn, reader) = tokio::task::spawn_blocking(move || {
+            let conn = open(&path)?;
+            // Opened after `open` migrated the file.
+            anyhow::Ok((conn, Reader::open(&path)?))
+        })
+        .await??;
         let (writer, writer_thread) = Writer::start(conn)?;
+        let (shutdown, mut stop) = watch::channel(false);
+        let postback_wake = Arc::new(Notify::new());
+        let postbacks = Worker {
+            reader,
+            writer: writer.clone(),
+            postback,
+            wake: Arc::clone(&postback_wake),
+            stop: stop.clone(),
+        }
+        .spawn();
         let state = Receiver {
             verifier: Arc::new(verifier),
             writer,
             body_limit: config.body_limit,
+            postback_wake,
         };
-        let (shutdown, mut stop) = watch::channel(false);
         let server = tokio::spawn(async move {
             axum::serve(listener, receiver::router(state))
                 .with_graceful_shutdown(async move {
@@ -158,6 +176,7 @@ impl Merchant {
             addr,
             shutdown,
             server,
+            postbacks,
             writer: writer_thread,
         })
     }
@@ -172,16 +191,21 @@ impl Merchant {
     }
 
     /// Stops accepting requests, lets those in flight finish (their
-    /// messages committed), and returns once the writer has stopped.
+    /// messages committed), stops the postback worker (postbacks in flight
+    /// are dropped; their rows stay `unverified`), and returns once the
+    /// writer has stopped.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        // The server owns the last writer handles; once it has stopped, the
-        // writer drains its queue and ends.
-        self.server.await??;
+        // The server and the worker own the last writer handles; once both
+        // have stopped, the writer drains its queue and ends.
+        let served = self.server.await;
+        let worked = self.postbacks.await;
         let writer = self.writer;
         tokio::task::spawn_blocking(move || writer.join())
             .await?
             .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        served??;
+        worked.context("the postback worker failed")?;
         Ok(())
     }
 }

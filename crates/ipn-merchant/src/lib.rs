@@ -7,15 +7,19 @@
 //! - `receiver/`: the HTTP routes: `POST /webhooks` (standard dialect,
 //!   verified before anything is stored), `POST /ipn` (PayPal dialect, stored
 //!   raw and `unverified` until a postback says otherwise), `GET /healthz`.
-//! - `storage/`: the SQLite inbox, its migrations, and the one writer thread
-//!   that commits what the receivers queue.
+//! - `storage/`: the SQLite inbox, its migrations, the one writer thread
+//!   that commits what the receivers and the postback worker queue, and a
+//!   read connection.
+//! - `verify/`: the postback worker, which asks the gateway about each
+//!   PayPal message and records `verified` or `invalid`.
 //!
-//! This is the first slice of issue 5: receiving. The notification handler
-//! (postback, dedupe by `txn_id`, orders), emails and the shop come next and
-//! read the inbox this slice fills.
+//! These are the first slices of issue 5: receiving and PayPal
+//! verification. The notification handler (dedupe by `txn_id`, orders),
+//! emails and the shop come next and read the inbox these fill.
 
 pub mod app;
 pub mod receiver;
 pub mod storage;
+pub mod verify;
 
 pub use app::{Config, GatewayKey, Merchant, parse_database_url};

@@ -123,7 +123,12 @@ async fn gateway_messages_reach_the_inbox_once_and_unchanged_in_both_dialects() 
     let paypal_rows: Vec<_> = inbox.iter().filter(|r| r.dialect == "paypal").collect();
     assert_eq!(paypal_rows.len(), 2, "{inbox:#?}");
     for row in &paypal_rows {
-        assert_eq!(row.status, "unverified");
+        // The postback worker may already have asked the gateway
+        // (tests/verification.rs follows that part).
+        assert!(
+            ["unverified", "verified"].contains(&row.status.as_str()),
+            "{row:#?}"
+        );
         assert_eq!(row.webhook_id, None, "an unverified id is not trusted");
         assert_eq!(row.headers["content-type"], FORM);
         assert!(

@@ -12,6 +12,8 @@ mod standard;
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
@@ -32,6 +34,8 @@ pub struct Receiver {
     pub verifier: Arc<Verifier>,
     pub writer: Writer,
     pub body_limit: usize,
+    /// Wakes the postback worker once a PayPal message is stored.
+    pub postback_wake: Arc<Notify>,
 }
 
 pub fn router(state: Receiver) -> Router {

@@ -3,7 +3,7 @@
 //! PayPal's rule is to answer 200 at once and verify afterwards, by posting
 //! the message back. So the body is stored exactly as received (the
 //! postback must send those bytes), `unverified`, and answered 200 with an
-//! empty body once committed. Nothing in it is trusted until the postback
+//! empty body once committed; the postback worker (`verify/`) is woken. Nothing in it is trusted until the postback
 //! says `VERIFIED`: not even its `webhook-id` header, which is why every
 //! arrival gets its own row and duplicates are settled after verification
 //! (by `txn_id` and `payment_status`).
@@ -37,5 +37,8 @@ pub async fn receive(
     };
     let stored = state.writer.store(message).await?;
     tracing::debug!(?stored, "PayPal IPN stored, unverified");
+    // A permit is kept if the worker is busy, so no message waits for the
+    // next retry to be noticed.
+    state.postback_wake.notify_one();
     Ok(StatusCode::OK)
 }

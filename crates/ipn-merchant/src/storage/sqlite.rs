@@ -5,20 +5,21 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Transaction, params};
 
 use super::{NewMessage, StoreError, Stored};
 
 /// Migrations in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_inbox",
-    // `id` orders messages by arrival, for the handler that walks them.
-    // `webhook_id` is set only when a signature vouched for it, and is
-    // unique then: a retried delivery cannot make a second row, and a forged
-    // one cannot claim an id and shadow the real message. `status` has no
-    // CHECK so that later slices can add states without rebuilding the
-    // table; the Rust enum is its guard. `headers` is a JSON object.
-    "CREATE TABLE inbox (
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_inbox",
+        // `id` orders messages by arrival, for the handler that walks them.
+        // `webhook_id` is set only when a signature vouched for it, and is
+        // unique then: a retried delivery cannot make a second row, and a forged
+        // one cannot claim an id and shadow the real message. `status` has no
+        // CHECK so that later slices can add states without rebuilding the
+        // table; the Rust enum is its guard. `headers` is a JSON object.
+        "CREATE TABLE inbox (
          id          INTEGER PRIMARY KEY,
          received_at INTEGER NOT NULL,
          dialect     TEXT NOT NULL CHECK (dialect IN ('standard', 'paypal')),
@@ -31,7 +32,21 @@ const MIGRATIONS: &[(&str, &str)] = &[(
          WHERE webhook_id IS NOT NULL;
      CREATE INDEX inbox_waiting ON inbox (status, id)
          WHERE status IN ('received', 'unverified');",
-)];
+    ),
+    (
+        "0002_postback",
+        // The PayPal postback's outcome (`verification` is the gateway's
+        // word, `verified_at` when it was had) and its retries: attempts that
+        // did not reach an answer, when the next is due and why the last
+        // failed. `next_postback_at` 0 means "now", so a new row is due at
+        // once without the receiver setting it.
+        "ALTER TABLE inbox ADD COLUMN verification TEXT;
+         ALTER TABLE inbox ADD COLUMN verified_at INTEGER;
+         ALTER TABLE inbox ADD COLUMN postback_attempts INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE inbox ADD COLUMN next_postback_at INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE inbox ADD COLUMN postback_error TEXT;",
+    ),
+];
 
 /// Opens (creating if needed) the database, sets it up for durable writes
 /// and applies the migrations not yet applied.
@@ -42,6 +57,16 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// A second connection for reading, opened after [`open`] has migrated the
+/// file. WAL lets it read while the writer commits.
+pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("opening the SQLite database {} for reading", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
 }
 

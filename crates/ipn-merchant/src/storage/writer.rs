@@ -1,5 +1,6 @@
 //! The writer: one thread owns the inbox's write connection and commits
-//! whatever has queued up as ONE transaction (group commit).
+//! whatever has queued up as ONE transaction (group commit): new messages
+//! from the receivers and postback outcomes from the verification worker.
 //!
 //! Why one thread: SQLite takes one writer at a time anyway, and an fsync
 //! per commit is the cost that matters; sharing it among the messages that
@@ -7,17 +8,17 @@
 //! A receiver waiting on [`Writer::store`] is answered only after its batch
 //! committed, which is what lets it promise durability before its 2xx.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{NewMessage, StoreError, Stored, sqlite};
+use super::{NewMessage, StoreError, Stored, Verification, postback, sqlite};
 
 /// Most messages in one transaction; bounds the latency a batch adds.
 const MAX_BATCH: usize = 1024;
 /// Messages waiting for the writer before receivers wait too (backpressure).
 const QUEUE: usize = 8 * 1024;
 
-/// Why a message was not stored.
+/// Why a write was not committed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     #[error("storage failed: {0}")]
@@ -26,9 +27,23 @@ pub enum WriteError {
     Closed,
 }
 
+/// What the writer is asked to commit.
+enum Work {
+    /// A message for the inbox; answered with what storing it did.
+    Store(NewMessage),
+    /// Postback outcomes for inbox rows.
+    Record(Vec<Verification>),
+}
+
+/// What a [`Work`] did, committed.
+enum Done {
+    Stored(Stored),
+    Recorded,
+}
+
 struct Job {
-    message: NewMessage,
-    reply: oneshot::Sender<Result<Stored, WriteError>>,
+    work: Work,
+    reply: oneshot::Sender<Result<Done, WriteError>>,
 }
 
 /// A handle to the writer thread; cheap to clone.
@@ -56,9 +71,24 @@ impl Writer {
 
     /// Queues a message and waits until it is committed.
     pub async fn store(&self, message: NewMessage) -> Result<Stored, WriteError> {
+        match self.submit(Work::Store(message)).await? {
+            Done::Stored(stored) => Ok(stored),
+            Done::Recorded => Err(WriteError::Store(
+                "the writer answered a store with a record".into(),
+            )),
+        }
+    }
+
+    /// Records postback outcomes, all in one transaction, and waits until
+    /// they are committed.
+    pub async fn record(&self, outcomes: Vec<Verification>) -> Result<(), WriteError> {
+        self.submit(Work::Record(outcomes)).await.map(|_| ())
+    }
+
+    async fn submit(&self, work: Work) -> Result<Done, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Job { message, reply })
+            .send(Job { work, reply })
             .await
             .map_err(|_| WriteError::Closed)?;
         answer.await.map_err(|_| WriteError::Closed)?
@@ -75,50 +105,64 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results: Vec<Result<Stored, StoreError>> =
-            match commit(&mut conn, batch.iter().map(|job| &job.message)) {
-                Ok(stored) => stored.into_iter().map(Ok).collect(),
+        let results: Vec<Result<Done, StoreError>> =
+            match commit(&mut conn, batch.iter().map(|job| &job.work)) {
+                Ok(done) => done.into_iter().map(Ok).collect(),
                 Err(error) => {
-                    // The whole batch rolled back. Each message then gets its
-                    // own transaction, so one that cannot be stored fails alone.
+                    // The whole batch rolled back. Each job then gets its
+                    // own transaction, so one that cannot be committed fails
+                    // alone.
                     tracing::warn!(
                         error = format!("{error:#}"),
                         batch = batch.len(),
-                        "batch commit failed; storing one by one"
+                        "batch commit failed; committing one by one"
                     );
                     batch
                         .iter()
-                        .map(|job| commit_one(&mut conn, &job.message))
+                        .map(|job| commit_one(&mut conn, &job.work))
                         .collect()
                 }
             };
         for (job, result) in batch.drain(..).zip(results) {
             let result = result.map_err(|error| {
                 let message = format!("{error:#}");
-                tracing::error!(error = message, "storing a message failed");
+                tracing::error!(error = message, "a write to the inbox failed");
                 WriteError::Store(message)
             });
-            let _ = job.reply.send(result); // the receiver may have gone
+            let _ = job.reply.send(result); // the caller may have gone
         }
     }
 }
 
-/// Stores messages in one transaction; all or nothing.
-fn commit<'a>(
-    conn: &mut Connection,
-    messages: impl Iterator<Item = &'a NewMessage>,
-) -> Result<Vec<Stored>, StoreError> {
-    let tx = conn.transaction()?;
-    let stored = messages
-        .map(|message| sqlite::insert(&tx, message))
-        .collect::<Result<Vec<_>, _>>()?;
-    tx.commit()?;
-    Ok(stored)
+/// Does one job's work inside `tx`.
+fn apply(tx: &Transaction<'_>, work: &Work) -> Result<Done, StoreError> {
+    match work {
+        Work::Store(message) => sqlite::insert(tx, message).map(Done::Stored),
+        Work::Record(outcomes) => {
+            for outcome in outcomes {
+                postback::record(tx, outcome)?;
+            }
+            Ok(Done::Recorded)
+        }
+    }
 }
 
-fn commit_one(conn: &mut Connection, message: &NewMessage) -> Result<Stored, StoreError> {
+/// Commits jobs in one transaction; all or nothing.
+fn commit<'a>(
+    conn: &mut Connection,
+    work: impl Iterator<Item = &'a Work>,
+) -> Result<Vec<Done>, StoreError> {
     let tx = conn.transaction()?;
-    let stored = sqlite::insert(&tx, message)?;
+    let done = work
+        .map(|work| apply(&tx, work))
+        .collect::<Result<Vec<_>, _>>()?;
     tx.commit()?;
-    Ok(stored)
+    Ok(done)
+}
+
+fn commit_one(conn: &mut Connection, work: &Work) -> Result<Done, StoreError> {
+    let tx = conn.transaction()?;
+    let done = apply(&tx, work)?;
+    tx.commit()?;
+    Ok(done)
 }

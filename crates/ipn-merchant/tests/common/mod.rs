@@ -165,6 +165,12 @@ pub struct InboxRow {
     pub headers: Value,
     pub body: Vec<u8>,
     pub status: String,
+    /// The gateway's postback answer, once had: `VERIFIED` or `INVALID`.
+    pub verification: Option<String>,
+    pub verified_at: Option<i64>,
+    /// Postbacks that got no answer.
+    pub postback_attempts: i64,
+    pub postback_error: Option<String>,
 }
 
 impl TestMerchant {
@@ -215,7 +221,11 @@ impl TestMerchant {
     pub fn inbox(&self) -> Vec<InboxRow> {
         let conn = rusqlite::Connection::open(&self.database).unwrap();
         let mut statement = conn
-            .prepare("SELECT id, dialect, webhook_id, headers, body, status FROM inbox ORDER BY id")
+            .prepare(
+                "SELECT id, dialect, webhook_id, headers, body, status, verification,
+                     verified_at, postback_attempts, postback_error
+                 FROM inbox ORDER BY id",
+            )
             .unwrap();
         statement
             .query_map([], |row| {
@@ -227,11 +237,36 @@ impl TestMerchant {
                     headers: serde_json::from_str(&headers).unwrap(),
                     body: row.get(4)?,
                     status: row.get(5)?,
+                    verification: row.get(6)?,
+                    verified_at: row.get(7)?,
+                    postback_attempts: row.get(8)?,
+                    postback_error: row.get(9)?,
                 })
             })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
+    }
+
+    /// Waits up to `wait` until the inbox satisfies `done`; returns it.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        wait: Duration,
+        done: impl Fn(&[InboxRow]) -> bool,
+    ) -> Vec<InboxRow> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let rows = self.inbox();
+            if done(&rows) {
+                return rows;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {rows:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until the inbox holds at least `count` rows; returns them all.
