@@ -1,12 +1,13 @@
 //! `ipn merchant`: the merchant server as a service.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use ipn_core::standard::{PublicKey, WebhookSecret};
 use ipn_merchant::app::DEFAULT_BODY_LIMIT;
-use ipn_merchant::{Config, GatewayKey, Merchant, parse_database_url};
+use ipn_merchant::{Catalog, Config, GatewayKey, Merchant, parse_database_url};
 
 use crate::Fatal;
 
@@ -18,7 +19,7 @@ pub struct Args {
     /// Where to keep the inbox: sqlite://FILE
     #[arg(long, env = "IPN_DATABASE_URL", default_value = "sqlite://shop.db")]
     database_url: String,
-    /// The gateway's base URL (PayPal postbacks, reconciliation)
+    /// The gateway's base URL (PayPal postbacks, checkout sessions)
     #[arg(long, env = "IPN_GATEWAY_URL", default_value = "http://127.0.0.1:7700")]
     gateway_url: String,
     /// The merchant's API key at the gateway
@@ -38,6 +39,15 @@ pub struct Args {
     /// The endpoint's ed25519 public key, whpk_…, to accept v1a signatures
     #[arg(long, env = "IPN_WEBHOOK_PUBLIC_KEY", value_parser = parse_public_key)]
     webhook_public_key: Option<PublicKey>,
+    /// The products on sale, a JSON file {"products": [{"sku", "name", "kind",
+    /// "price": {"amount", "currency"}, "description", "download"}]};
+    /// without it, a built-in demo catalog
+    #[arg(long, env = "IPN_CATALOG")]
+    catalog: Option<PathBuf>,
+    /// This shop's URL as customers reach it, where the gateway's checkout
+    /// sends them back (default: http:// + the listening address)
+    #[arg(long, env = "IPN_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 fn parse_secret(text: &str) -> Result<WebhookSecret, String> {
@@ -50,6 +60,12 @@ fn parse_public_key(text: &str) -> Result<PublicKey, String> {
 
 pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
     let database = parse_database_url(&args.database_url).context("--database-url")?;
+    // Checked before listening, so a bad catalog stops the start with the
+    // product named instead of a shop that cannot sell.
+    let catalog = match &args.catalog {
+        Some(path) => Catalog::load(path).context("--catalog")?,
+        None => Catalog::demo(),
+    };
     let config = Config {
         database,
         webhook_secrets: args.webhook_secrets,
@@ -57,6 +73,8 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         gateway_url: args.gateway_url,
         gateway_key: GatewayKey::new(args.gateway_key),
         body_limit: DEFAULT_BODY_LIMIT,
+        catalog,
+        public_url: args.public_url,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -99,5 +117,24 @@ mod tests {
             assert!(got.is_err(), "{bad:?}");
         }
         assert!(Cli::try_parse_from(["ipn", "--gateway-key", "k"]).is_err());
+    }
+
+    #[test]
+    fn the_catalog_and_public_url_are_optional() {
+        let secret = WebhookSecret::generate().reveal();
+        let base = ["ipn", "--gateway-key", "k", "--webhook-secret", &secret];
+        let cli = Cli::try_parse_from(base).unwrap();
+        assert_eq!(cli.args.catalog, None);
+        assert_eq!(cli.args.public_url, None);
+        let mut given = base.to_vec();
+        given.extend([
+            "--catalog",
+            "shop.json",
+            "--public-url",
+            "https://shop.test",
+        ]);
+        let cli = Cli::try_parse_from(given).unwrap();
+        assert_eq!(cli.args.catalog, Some(PathBuf::from("shop.json")));
+        assert_eq!(cli.args.public_url.as_deref(), Some("https://shop.test"));
     }
 }

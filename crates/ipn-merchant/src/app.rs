@@ -2,7 +2,7 @@
 //! migrations), start the writer and the HTTP server; stop them in order.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +12,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use crate::catalog::Catalog;
 use crate::receiver::{self, Receiver};
+use crate::shop::gateway::Checkout;
+use crate::shop::{self, Shop};
 use crate::storage::reader::Reader;
 use crate::storage::sqlite;
 use crate::storage::writer::Writer;
@@ -32,12 +35,20 @@ pub struct Config {
     pub webhook_secrets: Vec<WebhookSecret>,
     /// A public key whose `v1a` (ed25519) signatures `/webhooks` accepts.
     pub webhook_public_key: Option<PublicKey>,
-    /// The gateway's base URL (postbacks, reconciliation).
+    /// The gateway's base URL (postbacks, checkout sessions,
+    /// reconciliation).
     pub gateway_url: String,
     /// The merchant's API key at the gateway.
     pub gateway_key: GatewayKey,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// What the shop sells.
+    pub catalog: Catalog,
+    /// This shop's base URL as customers' browsers reach it (behind a proxy,
+    /// the proxy's); the gateway's checkout returns them to
+    /// `{public_url}/orders/{id}`. `None`: `http://` + the listening address
+    /// (loopback when listening on all addresses).
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -56,21 +67,19 @@ impl Config {
             gateway_url: gateway_url.into(),
             gateway_key,
             body_limit: DEFAULT_BODY_LIMIT,
+            catalog: Catalog::demo(),
+            public_url: None,
         }
     }
 
     /// Checks every setting once, naming the one that is wrong; returns the
-    /// verifier `/webhooks` uses and the postback client.
+    /// verifier `/webhooks` uses and the postback client. (The catalog was
+    /// checked when it was built.)
     fn validate(&self) -> anyhow::Result<(Verifier, Postback)> {
-        let url = url::Url::parse(&self.gateway_url).with_context(|| {
-            format!("gateway_url {:?} is not an absolute URL", self.gateway_url)
-        })?;
-        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
-            bail!(
-                "gateway_url {:?} must be an http(s) URL with a host",
-                self.gateway_url
-            );
+        if let Some(public) = &self.public_url {
+            check_http_url("public_url", public)?;
         }
+        check_http_url("gateway_url", &self.gateway_url)?;
         if self.gateway_key.0.trim().is_empty() {
             bail!("gateway_key is empty: give the merchant's API key at the gateway");
         }
@@ -89,6 +98,15 @@ impl Config {
         }
         Ok((Verifier::new(keys), Postback::new(&self.gateway_url)?))
     }
+}
+
+fn check_http_url(setting: &str, text: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(text)
+        .with_context(|| format!("{setting} {text:?} is not an absolute URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        bail!("{setting} {text:?} must be an http(s) URL with a host");
+    }
+    Ok(())
 }
 
 /// The merchant's API key at the gateway. Its `Debug` hides it, so it never
@@ -140,11 +158,19 @@ impl Merchant {
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let (verifier, postback) = config.validate()?;
         let addr = listener.local_addr()?;
+        let checkout = Checkout::new(&config.gateway_url, config.gateway_key.clone())?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", reachable(addr)))
+            .trim_end_matches('/')
+            .to_owned();
         let path = config.database.clone();
-        let (conn, reader) = tokio::task::spawn_blocking(move || {
+        let (conn, reader, shop_reader) = tokio::task::spawn_blocking(move || {
             let conn = open(&path)?;
-            // Opened after `open` migrated the file.
-            anyhow::Ok((conn, Reader::open(&path)?))
+            // Opened after `open` migrated the file. The shop has its own,
+            // so a customer's page never waits behind the postback worker.
+            anyhow::Ok((conn, Reader::open(&path)?, Reader::open(&path)?))
         })
         .await??;
         let (writer, writer_thread) = Writer::start(conn)?;
@@ -158,6 +184,14 @@ impl Merchant {
             stop: stop.clone(),
         }
         .spawn();
+        let shop = shop::router(Shop {
+            catalog: Arc::new(config.catalog.clone()),
+            checkout,
+            writer: writer.clone(),
+            reader: shop_reader,
+            public_url,
+            body_limit: config.body_limit,
+        });
         let state = Receiver {
             verifier: Arc::new(verifier),
             writer,
@@ -165,7 +199,7 @@ impl Merchant {
             postback_wake,
         };
         let server = tokio::spawn(async move {
-            axum::serve(listener, receiver::router(state))
+            axum::serve(listener, receiver::router(state, shop))
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 })
@@ -210,6 +244,18 @@ impl Merchant {
     }
 }
 
+/// The listening address as a browser on this host can reach it: listening
+/// on all addresses (`0.0.0.0`, `::`) means loopback is one of them, as the
+/// gateway's page URLs do.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
 fn open(path: &Path) -> anyhow::Result<rusqlite::Connection> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -249,7 +295,9 @@ mod tests {
     fn each_bad_setting_is_named() {
         assert!(config().validate().is_ok());
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 5] = [
+        let cases: [(&str, Spoil); 7] = [
+            ("public_url", |c| c.public_url = Some("shop.example".into())),
+            ("public_url", |c| c.public_url = Some("mailto:a@b.c".into())),
             ("gateway_url", |c| c.gateway_url = "not a url".into()),
             ("gateway_url", |c| c.gateway_url = "ftp://host/".into()),
             ("gateway_key", |c| c.gateway_key = GatewayKey::new(" ")),
@@ -261,6 +309,18 @@ mod tests {
             spoil(&mut config);
             let error = format!("{:#}", config.validate().unwrap_err());
             assert!(error.contains(setting), "{setting}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_default_public_url_is_reachable() {
+        for (listen, url) in [
+            ("0.0.0.0:7701", "127.0.0.1:7701"),
+            ("[::]:7701", "[::1]:7701"),
+            ("10.0.0.5:80", "10.0.0.5:80"),
+        ] {
+            let addr: SocketAddr = listen.parse().unwrap();
+            assert_eq!(reachable(addr).to_string(), url, "{listen}");
         }
     }
 

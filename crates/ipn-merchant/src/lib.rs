@@ -12,14 +12,22 @@
 //!   read connection.
 //! - `verify/`: the postback worker, which asks the gateway about each
 //!   PayPal message and records `verified` or `invalid`.
+//! - `catalog`: the products on sale (built-in demo or a JSON file),
+//!   checked at start.
+//! - `shop/`: the JSON API: `GET /api/products`, `POST /api/orders` (priced
+//!   from the catalog, paid through a checkout session at the gateway),
+//!   `GET /api/orders/{id}`.
 //!
-//! These are the first slices of issue 5: receiving and PayPal
-//! verification. The notification handler (dedupe by `txn_id`, orders),
-//! emails and the shop come next and read the inbox these fill.
+//! These are the first slices of issue 5: receiving, PayPal verification
+//! and the shop's orders API. The notification handler (dedupe by
+//! `txn_id`, order states), emails, downloads and the HTML pages come next.
 
 pub mod app;
+pub mod catalog;
 pub mod receiver;
+pub mod shop;
 pub mod storage;
 pub mod verify;
 
 pub use app::{Config, GatewayKey, Merchant, parse_database_url};
+pub use catalog::{Catalog, CatalogError, Product};

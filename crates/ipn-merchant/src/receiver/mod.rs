@@ -38,16 +38,19 @@ pub struct Receiver {
     pub postback_wake: Arc<Notify>,
 }
 
-pub fn router(state: Receiver) -> Router {
+/// The receivers' routes, merged with `others` (the shop's) so that one
+/// fallback and one body limit cover every route.
+pub fn router(state: Receiver, others: Router) -> Router {
     let limit = state.body_limit;
     Router::new()
         .route("/webhooks", post(standard::receive))
         .route("/ipn", post(paypal::receive))
         .route("/healthz", get(health))
+        .with_state(state)
+        .merge(others)
         .fallback(|| async { ReceiveError::NotFound })
         .method_not_allowed_fallback(|| async { ReceiveError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
 }
 
 async fn health() -> Response {

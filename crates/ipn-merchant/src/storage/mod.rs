@@ -1,11 +1,14 @@
 //! Storage: the inbox, where every accepted message is kept exactly as it
 //! arrived. A receiver answers 2xx only after its message is committed here;
 //! everything that happens to a message afterwards starts from this table.
+//! The shop's orders live in the same file (`orders.rs`), so the handler
+//! can later move an order in the same transaction as it settles a message.
 //!
 //! Writes go through the one writer thread (`writer.rs`), which commits what
 //! has queued up in one transaction: a commit costs an fsync however many
 //! rows it holds, so concurrent deliveries share it.
 
+pub mod orders;
 pub mod postback;
 pub mod reader;
 pub mod sqlite;

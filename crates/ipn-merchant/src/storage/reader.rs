@@ -1,4 +1,5 @@
-//! The read connection: the postback worker's view of the inbox. Reads run
+//! The read connection: the postback worker's view of the inbox and the
+//! shop's view of its orders. Reads run
 //! on the blocking pool so a slow disk never stalls the runtime.
 
 use std::path::Path;
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::anyhow;
 use rusqlite::Connection;
 
+use super::orders::{self, Order};
 use super::postback::{self, Due};
 use super::{StoreError, sqlite};
 
@@ -38,6 +40,18 @@ impl Reader {
                 .lock()
                 .map_err(|_| anyhow!("the read connection's lock is poisoned"))?;
             postback::due(&conn, now, limit)
+        })
+        .await?
+    }
+
+    /// See [`orders::get`].
+    pub async fn order(&self, id: String) -> Result<Option<Order>, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let conn = conn
+                .lock()
+                .map_err(|_| anyhow!("the read connection's lock is poisoned"))?;
+            orders::get(&conn, &id)
         })
         .await?
     }

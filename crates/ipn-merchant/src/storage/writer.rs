@@ -1,6 +1,7 @@
 //! The writer: one thread owns the inbox's write connection and commits
 //! whatever has queued up as ONE transaction (group commit): new messages
-//! from the receivers and postback outcomes from the verification worker.
+//! from the receivers, postback outcomes from the verification worker and
+//! new orders from the shop.
 //!
 //! Why one thread: SQLite takes one writer at a time anyway, and an fsync
 //! per commit is the cost that matters; sharing it among the messages that
@@ -11,6 +12,7 @@
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::orders::{self, Order};
 use super::{NewMessage, StoreError, Stored, Verification, postback, sqlite};
 
 /// Most messages in one transaction; bounds the latency a batch adds.
@@ -33,12 +35,15 @@ enum Work {
     Store(NewMessage),
     /// Postback outcomes for inbox rows.
     Record(Vec<Verification>),
+    /// A new order with its lines.
+    CreateOrder(Box<Order>),
 }
 
 /// What a [`Work`] did, committed.
 enum Done {
     Stored(Stored),
     Recorded,
+    OrderCreated,
 }
 
 struct Job {
@@ -73,10 +78,17 @@ impl Writer {
     pub async fn store(&self, message: NewMessage) -> Result<Stored, WriteError> {
         match self.submit(Work::Store(message)).await? {
             Done::Stored(stored) => Ok(stored),
-            Done::Recorded => Err(WriteError::Store(
-                "the writer answered a store with a record".into(),
+            Done::Recorded | Done::OrderCreated => Err(WriteError::Store(
+                "the writer answered a store with something else".into(),
             )),
         }
+    }
+
+    /// Stores a new order and waits until it is committed.
+    pub async fn create_order(&self, order: Order) -> Result<(), WriteError> {
+        self.submit(Work::CreateOrder(Box::new(order)))
+            .await
+            .map(|_| ())
     }
 
     /// Records postback outcomes, all in one transaction, and waits until
@@ -144,6 +156,7 @@ fn apply(tx: &Transaction<'_>, work: &Work) -> Result<Done, StoreError> {
             }
             Ok(Done::Recorded)
         }
+        Work::CreateOrder(order) => orders::insert(tx, order).map(|()| Done::OrderCreated),
     }
 }
 

@@ -176,14 +176,47 @@ pub struct InboxRow {
 impl TestMerchant {
     /// A merchant server on `bound`, accepting `secret`'s signatures.
     pub async fn start(bound: Bound, gateway_url: &str, secret: &str) -> Self {
+        Self::start_with(bound, gateway_url, "merchant-key-at-the-gateway", secret).await
+    }
+
+    /// A shop that sells through `account` at the gateway at `gateway_url`
+    /// (the demo catalog; a fresh webhook secret, as no IPN is sent).
+    pub async fn shop(gateway_url: &str, account: &Account) -> Self {
+        Self::shop_with(gateway_url, account, |_| {}).await
+    }
+
+    /// [`TestMerchant::shop`] with `adjust` applied to its configuration.
+    pub async fn shop_with(
+        gateway_url: &str,
+        account: &Account,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        let secret = WebhookSecret::generate().reveal();
+        let bound = Bound::new().await;
+        Self::configured(bound, gateway_url, &account.key, &secret, adjust).await
+    }
+
+    /// A merchant server on `bound` with the merchant key `key`.
+    pub async fn start_with(bound: Bound, gateway_url: &str, key: &str, secret: &str) -> Self {
+        Self::configured(bound, gateway_url, key, secret, |_| {}).await
+    }
+
+    async fn configured(
+        bound: Bound,
+        gateway_url: &str,
+        key: &str,
+        secret: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("shop.db");
-        let config = Config::new(
+        let mut config = Config::new(
             &database,
             gateway_url,
-            GatewayKey::new("merchant-key-at-the-gateway"),
+            GatewayKey::new(key),
             WebhookSecret::parse(secret).unwrap(),
         );
+        adjust(&mut config);
         let merchant = Merchant::start(config, bound.listener).await.unwrap();
         assert_eq!(merchant.url(), bound.url);
         Self {
@@ -215,6 +248,40 @@ impl TestMerchant {
         let response = request.body(body.into()).send().await.unwrap();
         let status = response.status();
         (status, response.text().await.unwrap())
+    }
+
+    /// GETs `path`; returns the status and the JSON answer.
+    pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    /// POSTs `body` as JSON; returns the status and the JSON answer.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    /// How many rows `table` holds, read from the database file.
+    pub fn count(&self, table: &str) -> i64 {
+        let conn = rusqlite::Connection::open(&self.database).unwrap();
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
     }
 
     /// Every inbox row, in arrival order, read from the database file.

@@ -1,0 +1,95 @@
+//! The shop's JSON API (DESIGN §9): the catalog and orders.
+//!
+//! - `GET /api/products`: the catalog.
+//! - `POST /api/orders`: checks and prices the cart, asks the gateway for
+//!   a hosted checkout session, stores the order with it, answers 201 with
+//!   the `checkout_url` the customer pays at.
+//! - `GET /api/orders/{id}`: the order as stored.
+//!
+//! Handlers are thin: `orders.rs` holds the rules (pricing, validation, the
+//! order's JSON shape), `gateway.rs` the call to the gateway.
+
+mod error;
+pub mod gateway;
+pub mod orders;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+pub use error::ShopError;
+
+use self::gateway::Checkout;
+use crate::catalog::Catalog;
+use crate::storage::reader::Reader;
+use crate::storage::writer::Writer;
+
+/// What the shop's routes share.
+#[derive(Debug, Clone)]
+pub struct Shop {
+    pub catalog: Arc<Catalog>,
+    pub checkout: Checkout,
+    pub writer: Writer,
+    pub reader: Reader,
+    /// This shop's base URL as customers reach it, without a trailing `/`:
+    /// the gateway sends them back to `{public_url}/orders/{id}`.
+    pub public_url: String,
+    /// The body limit the router applies, to name it in a 413.
+    pub body_limit: usize,
+}
+
+pub fn router(state: Shop) -> Router {
+    Router::new()
+        .route("/api/products", get(products))
+        .route("/api/orders", post(create_order))
+        .route("/api/orders/{id}", get(order))
+        .with_state(state)
+}
+
+async fn products(State(shop): State<Shop>) -> Response {
+    json(StatusCode::OK, &orders::catalog_view(&shop.catalog))
+}
+
+async fn create_order(
+    State(shop): State<Shop>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ShopError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ShopError::TooLarge {
+                limit: shop.body_limit,
+            }
+        } else {
+            ShopError::invalid(rejection.body_text())
+        }
+    })?;
+    let request = orders::parse_request(&body)?;
+    let order = orders::create(&shop, request).await?;
+    Ok(json(StatusCode::CREATED, &orders::view(&order)))
+}
+
+async fn order(State(shop): State<Shop>, Path(id): Path<String>) -> Result<Response, ShopError> {
+    let order = shop
+        .reader
+        .order(id.clone())
+        .await
+        .map_err(ShopError::Read)?
+        .ok_or(ShopError::OrderNotFound(id))?;
+    Ok(json(StatusCode::OK, &orders::view(&order)))
+}
+
+fn json(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
