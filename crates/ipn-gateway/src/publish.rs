@@ -109,11 +109,7 @@ pub async fn redeliver(
 /// and reversals, a subscription with its period payments.
 pub(crate) fn root_object(data: &EventData) -> Option<String> {
     match data {
-        EventData::Payment(p) => Some(match (p.subscription_id, p.parent_id) {
-            (Some(subscription), _) => subscription.to_string(),
-            (None, Some(parent)) => parent.to_string(),
-            (None, None) => p.id.to_string(),
-        }),
+        EventData::Payment(p) => Some(payment_root(p)),
         EventData::Subscription(s) => Some(s.id.to_string()),
         EventData::Endpoint(e) => Some(e.id.to_string()),
         EventData::Other(raw) => {
@@ -126,6 +122,16 @@ pub(crate) fn root_object(data: &EventData) -> Option<String> {
                 .ok()
                 .and_then(|o| o.id)
         }
+    }
+}
+
+/// A payment's root object: its subscription's, else the original
+/// payment's (a refund or reversal shares its parent's sequence).
+pub(crate) fn payment_root(p: &ipn_core::payment::Payment) -> String {
+    match (p.subscription_id, p.parent_id) {
+        (Some(subscription), _) => subscription.to_string(),
+        (None, Some(parent)) => parent.to_string(),
+        (None, None) => p.id.to_string(),
     }
 }
 

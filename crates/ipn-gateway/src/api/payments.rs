@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use super::merchants::check_email;
 use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
 use crate::model::Merchant;
 use crate::payments::{
@@ -217,9 +218,7 @@ pub async fn create(
         request.custom,
         request.items,
     )?;
-    if !request.payer.email.contains('@') {
-        return Err(ApiError::invalid("payer.email must be an email address"));
-    }
+    check_email("payer.email", &request.payer.email)?;
     let method = method(&request.payment_method)?;
     let merchant = state
         .engine
@@ -251,14 +250,9 @@ pub async fn get_one(
         let Some(stored) = store.payment(merchant, id)? else {
             return Ok::<_, anyhow::Error>((None, Vec::new()));
         };
-        // The events of its root object, as `publish::root_object` names it:
-        // a subscription's, or the original payment's.
-        let p = &stored.payment;
-        let root = match (p.subscription_id, p.parent_id) {
-            (Some(subscription), _) => subscription.to_string(),
-            (None, Some(parent)) => parent.to_string(),
-            (None, None) => p.id.to_string(),
-        };
+        // The events of its root object: its subscription's, or the
+        // original payment's.
+        let root = crate::publish::payment_root(&stored.payment);
         let history = store.object_events(merchant, &root)?;
         Ok((Some(stored), history))
     })
