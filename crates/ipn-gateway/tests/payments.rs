@@ -384,7 +384,7 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
         order(100, "XYZ", card(VISA)),
         order(100, "USD", card("4242 4242 4242 4241")),
         order(100, "USD", json!({"type": "cash"})),
-        json!({"amount": 100, "currency": "USD", "payer": {"email": "ann at example.com"},
+        json!({"amount": 100, "currency": "USD", "payer": {"email": "ann@localhost"},
                "payment_method": {"card_number": VISA}}),
         // Amounts are integer minor units: decimals, in any number, are refused.
         json!({"amount": 19.99, "currency": "USD", "payer": {"email": "a@b.c"},
