@@ -24,6 +24,8 @@
 
 pub mod app;
 pub mod catalog;
+pub mod downloads;
+pub mod mail;
 pub mod receiver;
 pub mod shop;
 pub mod storage;

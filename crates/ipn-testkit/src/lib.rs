@@ -6,6 +6,8 @@
 //! test can make an endpoint start failing in the middle of a run.
 //! [`ResettingServer`] accepts connections and resets them mid-request.
 
+pub mod maildev;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
