@@ -48,6 +48,38 @@ pub struct Args {
     /// sends them back (default: http:// + the listening address)
     #[arg(long, env = "IPN_PUBLIC_URL")]
     public_url: Option<String>,
+    /// The SMTP server customer emails go through: smtp://HOST:PORT
+    /// (STARTTLS with ?tls=required), smtps://HOST:PORT, with user:password@
+    /// if it needs a login; without it, emails are written to --mail-dir
+    #[arg(long, env = "IPN_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// Where emails are written as .eml files when there is no --smtp-url
+    /// (default: a `mail` folder beside the database)
+    #[arg(long, env = "IPN_MAIL_DIR")]
+    mail_dir: Option<PathBuf>,
+    /// The sender of customer emails
+    #[arg(
+        long,
+        env = "IPN_MAIL_FROM",
+        default_value = "ipn shop <shop@localhost>"
+    )]
+    mail_from: String,
+    /// The shop's name, in emails and pages
+    #[arg(long, env = "IPN_SHOP_NAME", default_value = "ipn demo shop")]
+    shop_name: String,
+    /// The folder the catalog's digital products (their `download` files)
+    /// are served from
+    #[arg(long, env = "IPN_DOWNLOADS_DIR")]
+    downloads_dir: Option<PathBuf>,
+    /// This shop's merchant id at the gateway (mer_…): subscription notices
+    /// must name it (orders are checked against the merchant their checkout
+    /// was made with)
+    #[arg(long, env = "IPN_MERCHANT_ID")]
+    merchant_id: Option<String>,
+    /// Take live payments only (by default the shop is in test mode and
+    /// takes test payments only)
+    #[arg(long, env = "IPN_LIVE")]
+    live: bool,
 }
 
 fn parse_secret(text: &str) -> Result<WebhookSecret, String> {
@@ -66,6 +98,11 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         Some(path) => Catalog::load(path).context("--catalog")?,
         None => Catalog::demo(),
     };
+    let mail_dir = args.mail_dir.unwrap_or_else(|| {
+        database
+            .parent()
+            .map_or_else(|| PathBuf::from("mail"), |dir| dir.join("mail"))
+    });
     let config = Config {
         database,
         webhook_secrets: args.webhook_secrets,
@@ -75,6 +112,14 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         body_limit: DEFAULT_BODY_LIMIT,
         catalog,
         public_url: args.public_url,
+        smtp_url: args.smtp_url,
+        mail_dir,
+        mail_from: args.mail_from,
+        shop_name: args.shop_name,
+        downloads_dir: args.downloads_dir,
+        download_policy: Default::default(),
+        live: args.live,
+        merchant_id: args.merchant_id,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -13,6 +13,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::catalog::Catalog;
+use crate::downloads::Downloads;
+use crate::handler::{Handler, Settings};
+use crate::mail::{MailWorker, Templates, Transport};
 use crate::receiver::{self, Receiver};
 use crate::shop::gateway::Checkout;
 use crate::shop::{self, Shop};
@@ -49,19 +52,42 @@ pub struct Config {
     /// `{public_url}/orders/{id}`. `None`: `http://` + the listening address
     /// (loopback when listening on all addresses).
     pub public_url: Option<String>,
+    /// Where customer emails go: an SMTP server (`smtp://HOST:PORT`,
+    /// `smtps://…`), else `.eml` files in `mail_dir`.
+    pub smtp_url: Option<String>,
+    /// The folder emails are written to when there is no SMTP server.
+    pub mail_dir: PathBuf,
+    /// The sender of customer emails (`Shop <shop@example.com>`).
+    pub mail_from: String,
+    /// The shop's name, in emails and pages.
+    pub shop_name: String,
+    /// The folder digital products are served from (`/downloads/{token}`).
+    pub downloads_dir: Option<PathBuf>,
+    /// How long a download link lasts and how many times it works.
+    pub download_policy: crate::downloads::Policy,
+    /// Live mode: take only live payments (test mode: only test ones).
+    pub live: bool,
+    /// The shop's merchant id at the gateway, when known: subscription
+    /// notices (which have no order to check against) must name it.
+    pub merchant_id: Option<String>,
 }
 
 impl Config {
     /// A merchant server on `database` that accepts messages signed with
-    /// `webhook_secret`, with the default body limit.
+    /// `webhook_secret`, with the default body limit, in test mode, writing
+    /// emails to a `mail` folder beside the database.
     pub fn new(
         database: impl Into<PathBuf>,
         gateway_url: impl Into<String>,
         gateway_key: GatewayKey,
         webhook_secret: WebhookSecret,
     ) -> Self {
+        let database: PathBuf = database.into();
+        let mail_dir = database
+            .parent()
+            .map_or_else(|| PathBuf::from("mail"), |dir| dir.join("mail"));
         Self {
-            database: database.into(),
+            database,
             webhook_secrets: vec![webhook_secret],
             webhook_public_key: None,
             gateway_url: gateway_url.into(),
@@ -69,13 +95,21 @@ impl Config {
             body_limit: DEFAULT_BODY_LIMIT,
             catalog: Catalog::demo(),
             public_url: None,
+            smtp_url: None,
+            mail_dir,
+            mail_from: "ipn shop <shop@localhost>".to_owned(),
+            shop_name: "ipn demo shop".to_owned(),
+            downloads_dir: None,
+            download_policy: crate::downloads::Policy::default(),
+            live: false,
+            merchant_id: None,
         }
     }
 
     /// Checks every setting once, naming the one that is wrong; returns the
     /// verifier `/webhooks` uses and the postback client. (The catalog was
     /// checked when it was built.)
-    fn validate(&self) -> anyhow::Result<(Verifier, Postback)> {
+    fn validate(&self) -> anyhow::Result<(Verifier, Postback, Transport)> {
         if let Some(public) = &self.public_url {
             check_http_url("public_url", public)?;
         }
@@ -96,7 +130,18 @@ impl Config {
         if keys.is_empty() {
             bail!("webhook_secret: give at least one whsec_ secret (or a whpk_ public key)");
         }
-        Ok((Verifier::new(keys), Postback::new(&self.gateway_url)?))
+        let transport = match &self.smtp_url {
+            Some(url) => Transport::smtp(url).context("smtp_url")?,
+            None => Transport::folder(&self.mail_dir),
+        };
+        if self.shop_name.trim().is_empty() {
+            bail!("shop_name is empty");
+        }
+        Ok((
+            Verifier::new(keys),
+            Postback::new(&self.gateway_url)?,
+            transport,
+        ))
     }
 }
 
@@ -150,13 +195,14 @@ pub struct Merchant {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     postbacks: JoinHandle<()>,
+    mailer: JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
 }
 
 impl Merchant {
     /// Starts the server on an already bound listener (port 0 in tests).
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
-        let (verifier, postback) = config.validate()?;
+        let (verifier, postback, transport) = config.validate()?;
         let addr = listener.local_addr()?;
         let checkout = Checkout::new(&config.gateway_url, config.gateway_key.clone())?;
         let public_url = config
@@ -173,8 +219,36 @@ impl Merchant {
             anyhow::Ok((conn, Reader::open(&path)?, Reader::open(&path)?))
         })
         .await??;
-        let (writer, writer_thread) = Writer::start(conn)?;
+        let catalog = Arc::new(config.catalog.clone());
+        let mail_wake = Arc::new(Notify::new());
+        let handler = Handler::new(
+            Settings {
+                live: config.live,
+                merchant_id: config.merchant_id.clone(),
+                shop_name: config.shop_name.clone(),
+                public_url: public_url.clone(),
+                catalog: Arc::clone(&catalog),
+                templates: Arc::new(Templates::builtin()),
+                downloads: config.download_policy,
+            },
+            Arc::clone(&mail_wake),
+        );
         let (shutdown, mut stop) = watch::channel(false);
+        let mailer = MailWorker {
+            database: config.database.clone(),
+            transport,
+            from: config.mail_from.clone(),
+            wake: mail_wake,
+            stop: stop.clone(),
+        };
+        mailer.check().context("mail_from / smtp_url")?;
+        let (writer, writer_thread) = Writer::start(conn, Some(handler))?;
+        let mailer = mailer.spawn();
+
+        let path = config.database.clone();
+        let downloads_dir = config.downloads_dir.clone();
+        let downloads =
+            tokio::task::spawn_blocking(move || Downloads::open(&path, downloads_dir)).await??;
         let postback_wake = Arc::new(Notify::new());
         let postbacks = Worker {
             reader,
@@ -185,7 +259,7 @@ impl Merchant {
         }
         .spawn();
         let shop = shop::router(Shop {
-            catalog: Arc::new(config.catalog.clone()),
+            catalog,
             checkout,
             writer: writer.clone(),
             reader: shop_reader,
@@ -199,7 +273,8 @@ impl Merchant {
             postback_wake,
         };
         let server = tokio::spawn(async move {
-            axum::serve(listener, receiver::router(state, shop))
+            let routes = shop.merge(crate::downloads::router(downloads));
+            axum::serve(listener, receiver::router(state, routes))
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 })
@@ -211,6 +286,7 @@ impl Merchant {
             shutdown,
             server,
             postbacks,
+            mailer,
             writer: writer_thread,
         })
     }
@@ -234,12 +310,14 @@ impl Merchant {
         // have stopped, the writer drains its queue and ends.
         let served = self.server.await;
         let worked = self.postbacks.await;
+        let mailed = self.mailer.await;
         let writer = self.writer;
         tokio::task::spawn_blocking(move || writer.join())
             .await?
             .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
         served??;
         worked.context("the postback worker failed")?;
+        mailed.context("the mail worker failed")?;
         Ok(())
     }
 }

@@ -25,6 +25,7 @@
 pub mod app;
 pub mod catalog;
 pub mod downloads;
+pub mod handler;
 pub mod mail;
 pub mod receiver;
 pub mod shop;

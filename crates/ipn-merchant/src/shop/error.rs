@@ -23,6 +23,8 @@ pub enum ShopError {
     TooLarge { limit: usize },
     #[error("no order {0:?}")]
     OrderNotFound(String),
+    #[error("no subscription {0:?}")]
+    SubscriptionNotFound(String),
     #[error("the checkout session could not be created: {0}")]
     Gateway(#[from] CheckoutError),
     #[error(transparent)]
@@ -40,7 +42,9 @@ impl ShopError {
         match self {
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::OrderNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::OrderNotFound(_) | Self::SubscriptionNotFound(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             Self::Gateway(_) => (StatusCode::BAD_GATEWAY, "gateway_error"),
             Self::Write(WriteError::Closed) => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::Write(WriteError::Store(_)) | Self::Read(_) => {

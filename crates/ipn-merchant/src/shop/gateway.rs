@@ -40,6 +40,9 @@ pub struct Session {
     pub id: String,
     /// The customer's payment page.
     pub url: String,
+    /// The gateway's id of this shop's merchant: payments for the order
+    /// must be made to it.
+    pub merchant_id: String,
 }
 
 /// Why no session was had.

@@ -50,6 +50,7 @@ pub fn router(state: Shop) -> Router {
         .route("/api/products", get(products))
         .route("/api/orders", post(create_order))
         .route("/api/orders/{id}", get(order))
+        .route("/api/subscriptions/{id}", get(subscription))
         .with_state(state)
 }
 
@@ -76,13 +77,29 @@ async fn create_order(
 }
 
 async fn order(State(shop): State<Shop>, Path(id): Path<String>) -> Result<Response, ShopError> {
-    let order = shop
+    let details = shop
         .reader
-        .order(id.clone())
+        .order_details(id.clone())
         .await
         .map_err(ShopError::Read)?
         .ok_or(ShopError::OrderNotFound(id))?;
-    Ok(json(StatusCode::OK, &orders::view(&order)))
+    Ok(json(StatusCode::OK, &orders::details_view(&details)))
+}
+
+async fn subscription(
+    State(shop): State<Shop>,
+    Path(id): Path<String>,
+) -> Result<Response, ShopError> {
+    let (row, emails) = shop
+        .reader
+        .subscription(id.clone())
+        .await
+        .map_err(ShopError::Read)?
+        .ok_or(ShopError::SubscriptionNotFound(id))?;
+    Ok(json(
+        StatusCode::OK,
+        &orders::subscription_view(&row, &emails),
+    ))
 }
 
 fn json(status: StatusCode, body: &Value) -> Response {

@@ -19,7 +19,11 @@ use time::format_description::well_known::Rfc3339;
 use super::gateway::NewSession;
 use super::{Shop, ShopError};
 use crate::catalog::Catalog;
+use crate::downloads::GrantState;
+use crate::handler::subscriptions::{Row as SubscriptionRow, has_access};
+use crate::mail::EmailRow;
 use crate::storage::orders::{Line, Order};
+use crate::storage::reader::OrderDetails;
 
 /// The most units of one product in an order.
 pub const MAX_QUANTITY: i64 = 100;
@@ -151,7 +155,10 @@ pub async fn create(shop: &Shop, request: OrderRequest) -> Result<Order, ShopErr
         lines,
         checkout_session_id: session.id,
         checkout_url: session.url,
+        merchant_id: Some(session.merchant_id),
         created_at: millis(now),
+        paid_at: None,
+        fulfilled_at: None,
     };
     shop.writer.create_order(order.clone()).await?;
     tracing::info!(order.id = order.id, total = %order.total, "order created");
@@ -176,11 +183,21 @@ pub fn catalog_view(catalog: &Catalog) -> Value {
     json!({ "data": data })
 }
 
-/// An order as the API shows it. `payments`, `flags`, `emails` and
-/// `downloads` are always present so clients can rely on them; they are
-/// empty until the notification handler, the email outbox and download
-/// grants (the next slices of issue 5) fill them.
+/// An order as the API shows it: `payments`, `flags`, `emails` and
+/// `downloads` are always present (empty before the first notice).
 pub fn view(order: &Order) -> Value {
+    details_view(&OrderDetails {
+        order: order.clone(),
+        payments: Vec::new(),
+        flags: Vec::new(),
+        emails: Vec::new(),
+        downloads: Vec::new(),
+    })
+}
+
+/// An order with what happened to it, as `GET /api/orders/{id}` shows it.
+pub fn details_view(details: &OrderDetails) -> Value {
+    let order = &details.order;
     let items: Vec<Value> = order
         .lines
         .iter()
@@ -195,6 +212,71 @@ pub fn view(order: &Order) -> Value {
             })
         })
         .collect();
+    let payments: Vec<Value> = details
+        .payments
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.txn_id,
+                "parent_id": p.parent_id,
+                "kind": p.kind,
+                "status": p.status,
+                "amount": p.amount,
+                "currency": p.currency,
+                "valid": p.valid,
+                "updated_at": rfc3339(p.updated_at),
+            })
+        })
+        .collect();
+    let flags: Vec<Value> = details
+        .flags
+        .iter()
+        .map(|f| {
+            json!({
+                "reason": f.reason,
+                "created_at": rfc3339(f.created_at),
+                "resolved_at": f.resolved_at.map(rfc3339),
+            })
+        })
+        .collect();
+    let emails: Vec<Value> = details
+        .emails
+        .iter()
+        .map(|e| {
+            json!({
+                "kind": e.kind,
+                "to": e.to,
+                "subject": e.subject,
+                "status": e.status.as_str(),
+                "attempts": e.attempts,
+                "created_at": rfc3339(e.created_at),
+                "sent_at": e.sent_at.map(rfc3339),
+            })
+        })
+        .collect();
+    let now = OffsetDateTime::now_utc();
+    let downloads: Vec<Value> = details
+        .downloads
+        .iter()
+        .map(|g| {
+            let (state, reason) = match g.state(now) {
+                GrantState::Active => ("active", None),
+                GrantState::Expired => ("expired", None),
+                GrantState::UsedUp => ("used_up", None),
+                GrantState::Revoked { reason } => ("revoked", Some(reason)),
+            };
+            json!({
+                "id": g.id,
+                "sku": g.sku,
+                "name": g.name,
+                "state": state,
+                "revoked_reason": reason,
+                "uses": g.uses,
+                "max_uses": g.max_uses,
+                "expires_at": g.expires_at.format(&Rfc3339).ok(),
+            })
+        })
+        .collect();
     json!({
         "id": order.id,
         "status": order.status,
@@ -204,10 +286,30 @@ pub fn view(order: &Order) -> Value {
         "checkout_session_id": order.checkout_session_id,
         "checkout_url": order.checkout_url,
         "created_at": rfc3339(order.created_at),
-        "payments": [],
-        "flags": [],
-        "emails": [],
-        "downloads": [],
+        "paid_at": order.paid_at.map(rfc3339),
+        "fulfilled_at": order.fulfilled_at.map(rfc3339),
+        "payments": payments,
+        "flags": flags,
+        "emails": emails,
+        "downloads": downloads,
+    })
+}
+
+/// A subscription as `GET /api/subscriptions/{id}` shows it, with whether
+/// the subscriber has access now.
+pub fn subscription_view(row: &SubscriptionRow, emails: &[EmailRow]) -> Value {
+    let emails: Vec<Value> = emails
+        .iter()
+        .map(|e| json!({"kind": e.kind, "to": e.to, "status": e.status.as_str(), "subject": e.subject}))
+        .collect();
+    json!({
+        "id": row.id,
+        "status": row.status.as_str(),
+        "access": has_access(row.status, row.paid_through, millis(OffsetDateTime::now_utc())),
+        "paid_through": row.paid_through.map(rfc3339),
+        "cycles_paid": row.cycles_paid,
+        "customer_email": row.customer_email,
+        "emails": emails,
     })
 }
 

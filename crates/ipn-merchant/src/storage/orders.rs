@@ -23,8 +23,15 @@ pub struct Order {
     pub lines: Vec<Line>,
     pub checkout_session_id: String,
     pub checkout_url: String,
+    /// The gateway merchant the checkout session was made for: the one
+    /// receiver a payment for this order may name.
+    pub merchant_id: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// When the order was first paid (ms).
+    pub paid_at: Option<i64>,
+    /// When the shop marked it shipped (ms).
+    pub fulfilled_at: Option<i64>,
 }
 
 /// One line of an order, priced when the order was made: a later catalog
@@ -59,8 +66,8 @@ fn parse_kind(text: &str) -> Result<ItemKind, StoreError> {
 pub fn insert(tx: &Transaction<'_>, order: &Order) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO orders (id, status, customer_email, currency, total,
-             checkout_session_id, checkout_url, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             checkout_session_id, checkout_url, created_at, merchant_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         order.id,
@@ -71,6 +78,7 @@ pub fn insert(tx: &Transaction<'_>, order: &Order) -> Result<(), StoreError> {
         order.checkout_session_id,
         order.checkout_url,
         order.created_at,
+        order.merchant_id,
     ])?;
     let mut line_insert = tx.prepare_cached(
         "INSERT INTO order_items (order_id, line, sku, name, kind, quantity, unit_amount, amount)
@@ -96,22 +104,33 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Order>, StoreError> {
     let row = conn
         .prepare_cached(
             "SELECT status, customer_email, currency, total, checkout_session_id,
-                 checkout_url, created_at
+                 checkout_url, created_at, merchant_id, paid_at, fulfilled_at
              FROM orders WHERE id = ?1",
         )?
         .query_row([id], |row| {
             Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, i64>(3)?,
-                row.get::<_, String>(4)?,
-                row.get::<_, String>(5)?,
-                row.get::<_, i64>(6)?,
+                (
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ),
+                (
+                    row.get::<_, String>(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, i64>(6)?,
+                    row.get::<_, Option<String>>(7)?,
+                    row.get::<_, Option<i64>>(8)?,
+                    row.get::<_, Option<i64>>(9)?,
+                ),
             ))
         })
         .optional()?;
-    let Some((status, customer_email, currency, total, session_id, url, created_at)) = row else {
+    let Some((
+        (status, customer_email, currency, total),
+        (session_id, url, created_at, merchant_id, paid_at, fulfilled_at),
+    )) = row
+    else {
         return Ok(None);
     };
     let currency = Currency::parse(&currency)?;
@@ -150,7 +169,10 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Order>, StoreError> {
         lines,
         checkout_session_id: session_id,
         checkout_url: url,
+        merchant_id,
         created_at,
+        paid_at,
+        fulfilled_at,
     }))
 }
 
@@ -189,7 +211,10 @@ mod tests {
             ],
             checkout_session_id: "cs_1".into(),
             checkout_url: "http://gw/checkout/cs_1".into(),
+            merchant_id: Some("mer_1".into()),
             created_at: 42,
+            paid_at: None,
+            fulfilled_at: None,
         };
         let tx = conn.transaction().unwrap();
         insert(&tx, &order).unwrap();

@@ -28,7 +28,7 @@ pub fn due(conn: &Connection, now: i64, limit: usize) -> Result<Due, StoreError>
     let rows = conn
         .prepare_cached(
             "SELECT id, body, postback_attempts FROM inbox
-             WHERE status IN ('received', 'unverified') AND status = 'unverified'
+             WHERE status IN ('received', 'unverified', 'verified') AND status = 'unverified'
                AND next_postback_at <= ?1
              ORDER BY id LIMIT ?2",
         )?
@@ -49,7 +49,7 @@ pub fn due(conn: &Connection, now: i64, limit: usize) -> Result<Due, StoreError>
     let next_at = conn
         .prepare_cached(
             "SELECT min(next_postback_at) FROM inbox
-             WHERE status IN ('received', 'unverified') AND status = 'unverified'",
+             WHERE status IN ('received', 'unverified', 'verified') AND status = 'unverified'",
         )?
         .query_row([], |row| row.get(0))?;
     Ok(Due { rows, next_at })
@@ -207,10 +207,10 @@ mod tests {
         sqlite::migrate(&mut conn).unwrap();
         for sql in [
             "SELECT id FROM inbox
-             WHERE status IN ('received', 'unverified') AND status = 'unverified'
+             WHERE status IN ('received', 'unverified', 'verified') AND status = 'unverified'
                AND next_postback_at <= 1 ORDER BY id LIMIT 10",
             "SELECT min(next_postback_at) FROM inbox
-             WHERE status IN ('received', 'unverified') AND status = 'unverified'",
+             WHERE status IN ('received', 'unverified', 'verified') AND status = 'unverified'",
         ] {
             let plan: Vec<String> = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

@@ -56,3 +56,71 @@ impl Reader {
         .await?
     }
 }
+
+/// An order with everything that happened to it.
+#[derive(Debug, Clone)]
+pub struct OrderDetails {
+    pub order: Order,
+    pub payments: Vec<crate::handler::store::PaymentRow>,
+    pub flags: Vec<crate::handler::store::FlagRow>,
+    pub emails: Vec<crate::mail::EmailRow>,
+    pub downloads: Vec<crate::downloads::Grant>,
+}
+
+impl Reader {
+    /// Runs `read` on the connection, on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let conn = conn
+                .lock()
+                .map_err(|_| anyhow!("the read connection's lock is poisoned"))?;
+            read(&conn)
+        })
+        .await?
+    }
+
+    /// The order `id` with its payments, flags, emails and downloads, read
+    /// in one transaction so they agree with each other.
+    pub async fn order_details(&self, id: String) -> Result<Option<OrderDetails>, StoreError> {
+        self.with(move |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let Some(order) = orders::get(&tx, &id)? else {
+                return Ok(None);
+            };
+            let details = OrderDetails {
+                payments: crate::handler::store::order_payments(&tx, &id)?,
+                flags: crate::handler::store::order_flags(&tx, &id)?,
+                emails: crate::mail::for_order(&tx, &id)?,
+                downloads: crate::downloads::for_order(&tx, &id)?,
+                order,
+            };
+            tx.finish()?;
+            Ok(Some(details))
+        })
+        .await
+    }
+
+    /// The subscription `id` with its emails.
+    pub async fn subscription(
+        &self,
+        id: String,
+    ) -> Result<
+        Option<(
+            crate::handler::subscriptions::Row,
+            Vec<crate::mail::EmailRow>,
+        )>,
+        StoreError,
+    > {
+        self.with(move |conn| {
+            let Some(row) = crate::handler::subscriptions::get(conn, &id)? else {
+                return Ok(None);
+            };
+            Ok(Some((row, crate::mail::for_subscription(conn, &id)?)))
+        })
+        .await
+    }
+}

@@ -9,11 +9,15 @@
 //! A receiver waiting on [`Writer::store`] is answered only after its batch
 //! committed, which is what lets it promise durability before its 2xx.
 
-use rusqlite::{Connection, Transaction};
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::orders::{self, Order};
 use super::{NewMessage, StoreError, Stored, Verification, postback, sqlite};
+use crate::handler::{Handler, PassResult};
 
 /// Most messages in one transaction; bounds the latency a batch adds.
 const MAX_BATCH: usize = 1024;
@@ -64,13 +68,17 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`. It stops once every handle is
-    /// dropped and the queue is drained; join the returned handle to wait.
-    pub fn start(conn: Connection) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+    /// Starts the writer thread on `conn`, with the notification handler
+    /// when given one. It stops once every handle is dropped and the queue
+    /// is drained; join the returned handle to wait.
+    pub fn start(
+        conn: Connection,
+        handler: Option<Handler>,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("ipn-merchant-writer".into())
-            .spawn(move || run(conn, jobs))?;
+            .spawn(move || run(conn, jobs, handler))?;
         Ok((Self { queue }, thread))
     }
 
@@ -107,42 +115,132 @@ impl Writer {
     }
 }
 
-fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+/// Whether the handler has messages to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Nothing new since the last pass.
+    Idle,
+    /// Something was committed that may be waiting for it.
+    Due,
+    /// The last pass failed on storage; the next waits until then.
+    RetryAt(Instant),
+}
+
+fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, mut handler: Option<Handler>) {
+    // Only to wait for a job with a deadline while a failed pass backs off.
+    let clock = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(clock) => clock,
+        Err(error) => {
+            tracing::error!(%error, "the writer cannot start its timer; it stops");
+            return;
+        }
+    };
+    // At start, whatever a restart left waiting is due.
+    let mut pass = if handler.is_some() {
+        Pass::Due
+    } else {
+        Pass::Idle
+    };
+    let mut failures: u32 = 0;
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = jobs.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    loop {
+        let first = match pass {
+            // The handler goes first, but jobs already queued join it.
+            // (Closed and empty: the pass still runs, then the loop ends.)
+            Pass::Due => jobs.try_recv().ok(),
+            Pass::Idle => match jobs.blocking_recv() {
+                Some(job) => Some(job),
+                None => break,
+            },
+            // The timer must be made inside the runtime that drives it.
+            Pass::RetryAt(at) => {
+                match clock.block_on(async { tokio::time::timeout_at(at, jobs.recv()).await }) {
+                    Ok(Some(job)) => Some(job),
+                    Ok(None) => break,
+                    Err(_elapsed) => {
+                        pass = Pass::Due;
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(first) = first {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            commit_batch(&mut conn, &mut batch);
+            if handler.is_some() && pass == Pass::Idle {
+                pass = Pass::Due;
             }
         }
-        let results: Vec<Result<Done, StoreError>> =
-            match commit(&mut conn, batch.iter().map(|job| &job.work)) {
-                Ok(done) => done.into_iter().map(Ok).collect(),
-                Err(error) => {
-                    // The whole batch rolled back. Each job then gets its
-                    // own transaction, so one that cannot be committed fails
-                    // alone.
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        batch = batch.len(),
-                        "batch commit failed; committing one by one"
-                    );
-                    batch
-                        .iter()
-                        .map(|job| commit_one(&mut conn, &job.work))
-                        .collect()
-                }
-            };
-        for (job, result) in batch.drain(..).zip(results) {
-            let result = result.map_err(|error| {
-                let message = format!("{error:#}");
-                tracing::error!(error = message, "a write to the inbox failed");
-                WriteError::Store(message)
-            });
-            let _ = job.reply.send(result); // the caller may have gone
+        if pass != Pass::Due {
+            continue;
         }
+        let Some(handler) = handler.as_mut() else {
+            pass = Pass::Idle;
+            continue;
+        };
+        pass = match handler.pass(&mut conn) {
+            Ok(PassResult::More) => Pass::Due,
+            Ok(PassResult::Done) => {
+                failures = 0;
+                Pass::Idle
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let delay = retry_delay(failures);
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    retry_in_ms = delay.as_millis(),
+                    "the notification handler's pass failed; the messages wait"
+                );
+                Pass::RetryAt(Instant::now() + delay)
+            }
+        };
+    }
+}
+
+/// 100 ms, doubling, up to 30 s: a broken disk is retried now and then,
+/// not in a loop.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(Duration::from_secs(30))
+}
+
+/// Commits a batch of jobs and answers each.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
+    let results: Vec<Result<Done, StoreError>> =
+        match commit(conn, batch.iter().map(|job| &job.work)) {
+            Ok(done) => done.into_iter().map(Ok).collect(),
+            Err(error) => {
+                // The whole batch rolled back. Each job then gets its own
+                // transaction, so one that cannot be committed fails alone.
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    batch = batch.len(),
+                    "batch commit failed; committing one by one"
+                );
+                batch
+                    .iter()
+                    .map(|job| commit_one(conn, &job.work))
+                    .collect()
+            }
+        };
+    for (job, result) in batch.drain(..).zip(results) {
+        let result = result.map_err(|error| {
+            let message = format!("{error:#}");
+            tracing::error!(error = message, "a write to the inbox failed");
+            WriteError::Store(message)
+        });
+        let _ = job.reply.send(result); // the caller may have gone
     }
 }
 
@@ -160,12 +258,16 @@ fn apply(tx: &Transaction<'_>, work: &Work) -> Result<Done, StoreError> {
     }
 }
 
-/// Commits jobs in one transaction; all or nothing.
+/// Commits jobs in one transaction; all or nothing. Transactions take the
+/// write lock at BEGIN: the mail worker and the download route write
+/// through their own connections, and a transaction that read first and
+/// then wanted to write after one of them committed would fail at once
+/// (SQLite's BUSY_SNAPSHOT) instead of waiting its turn.
 fn commit<'a>(
     conn: &mut Connection,
     work: impl Iterator<Item = &'a Work>,
 ) -> Result<Vec<Done>, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let done = work
         .map(|work| apply(&tx, work))
         .collect::<Result<Vec<_>, _>>()?;
@@ -174,7 +276,7 @@ fn commit<'a>(
 }
 
 fn commit_one(conn: &mut Connection, work: &Work) -> Result<Done, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let done = apply(&tx, work)?;
     tx.commit()?;
     Ok(done)

@@ -171,6 +171,9 @@ pub struct InboxRow {
     /// Postbacks that got no answer.
     pub postback_attempts: i64,
     pub postback_error: Option<String>,
+    /// What the handler made of it: applied, held, duplicate, flagged, …
+    pub outcome: Option<String>,
+    pub outcome_detail: Option<String>,
 }
 
 impl TestMerchant {
@@ -201,7 +204,7 @@ impl TestMerchant {
         Self::configured(bound, gateway_url, key, secret, |_| {}).await
     }
 
-    async fn configured(
+    pub async fn configured(
         bound: Bound,
         gateway_url: &str,
         key: &str,
@@ -216,6 +219,7 @@ impl TestMerchant {
             GatewayKey::new(key),
             WebhookSecret::parse(secret).unwrap(),
         );
+        config.mail_dir = dir.path().join("mail");
         adjust(&mut config);
         let merchant = Merchant::start(config, bound.listener).await.unwrap();
         assert_eq!(merchant.url(), bound.url);
@@ -290,7 +294,7 @@ impl TestMerchant {
         let mut statement = conn
             .prepare(
                 "SELECT id, dialect, webhook_id, headers, body, status, verification,
-                     verified_at, postback_attempts, postback_error
+                     verified_at, postback_attempts, postback_error, outcome, outcome_detail
                  FROM inbox ORDER BY id",
             )
             .unwrap();
@@ -308,6 +312,8 @@ impl TestMerchant {
                     verified_at: row.get(7)?,
                     postback_attempts: row.get(8)?,
                     postback_error: row.get(9)?,
+                    outcome: row.get(10)?,
+                    outcome_detail: row.get(11)?,
                 })
             })
             .unwrap()

@@ -1,0 +1,636 @@
+//! The notification handler (DESIGN §5): turns inbox messages into order
+//! states, download grants, subscription access and customer emails,
+//! exactly once in effect.
+//!
+//! It runs on the writer thread, after the writer commits messages that are
+//! ready (standard ones at once, PayPal ones once `VERIFIED`), and at start
+//! for whatever a restart left waiting. Each pass takes up to [`PASS`]
+//! messages oldest first and handles them in ONE transaction with the state
+//! they change and the emails they queue, so a crash leaves either all of a
+//! message's effects or none, and the message still waiting.
+//!
+//! For each message:
+//! 1. read it (`notice.rs`): a message that cannot be read is `rejected`;
+//! 2. claim its key: a notice seen before is a `duplicate` and does nothing;
+//! 3. validate it against its order (receiver, currency, amount, mode): a
+//!    mismatch records the payment as invalid (it never counts) and flags
+//!    the order with the reason;
+//! 4. record the payment fact and re-derive the order's state from all its
+//!    valid facts (`order_state.rs`), which is what makes arrival order
+//!    irrelevant; then grant or revoke downloads and queue the emails the
+//!    new state calls for, each under a key so it is queued once.
+//!
+//! Subscriptions follow the same pattern in `subscriptions.rs`.
+
+pub mod notice;
+pub mod order_state;
+pub mod store;
+pub mod subscriptions;
+
+use std::sync::Arc;
+
+use ipn_core::money::Money;
+use ipn_core::payment::ItemKind;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use self::notice::{ChargeStatus, Notice, PaymentKind, PaymentNotice, Read};
+use self::order_state::{Derived, Fact, OrderStatus};
+use self::store::{Handled, Outcome, Waiting};
+use crate::catalog::Catalog;
+use crate::downloads::{self, GrantRequest, Policy, SigningKey};
+use crate::mail::{self, EmailKind, NewEmail, Templates, Vars};
+use crate::storage::orders::{self, Order};
+use crate::storage::{InboxId, StoreError};
+
+/// Messages handled per transaction: big enough to share a commit's fsync
+/// among many, small enough that receivers queued behind it wait little.
+pub const PASS: usize = 512;
+
+/// What the handler needs besides the database.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Live mode: a shop in test mode takes only test payments, a live shop
+    /// only live ones.
+    pub live: bool,
+    /// The gateway merchant this shop is, when known: subscription notices
+    /// (which have no order to compare with) must name it.
+    pub merchant_id: Option<String>,
+    /// The shop's name in emails.
+    pub shop_name: String,
+    /// The shop's base URL as customers reach it (links in emails).
+    pub public_url: String,
+    pub catalog: Arc<Catalog>,
+    pub templates: Arc<Templates>,
+    pub downloads: Policy,
+}
+
+/// The handler, owned by the writer thread.
+#[derive(Debug)]
+pub struct Handler {
+    settings: Settings,
+    /// Loaded from the database on first use.
+    download_key: Option<SigningKey>,
+    /// Notified when a pass queued emails.
+    mail_wake: Arc<Notify>,
+}
+
+/// What a pass found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassResult {
+    /// Nothing more is waiting.
+    Done,
+    /// A full pass: more may be waiting.
+    More,
+}
+
+impl Handler {
+    pub fn new(settings: Settings, mail_wake: Arc<Notify>) -> Self {
+        Self {
+            settings,
+            download_key: None,
+            mail_wake,
+        }
+    }
+
+    /// Handles up to [`PASS`] waiting messages in one transaction. An error
+    /// is a storage failure: nothing of the pass is kept, and the messages
+    /// wait for the next one.
+    pub fn pass(&mut self, conn: &mut Connection) -> Result<PassResult, StoreError> {
+        if self.download_key.is_none() {
+            self.download_key = Some(downloads::signing_key(conn)?);
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let waiting = store::waiting(&tx, PASS)?;
+        let mut emails = 0;
+        for message in &waiting {
+            let now = OffsetDateTime::now_utc();
+            tx.execute_batch("SAVEPOINT message")?;
+            match self.handle(&tx, message, now) {
+                Ok(queued) => {
+                    emails += queued;
+                    tx.execute_batch("RELEASE message")?;
+                }
+                Err(error) => {
+                    // This message alone is undone; it is tried again by
+                    // the next pass, and set aside after MAX_ATTEMPTS so it
+                    // cannot hold up the others forever.
+                    tx.execute_batch("ROLLBACK TO message; RELEASE message")?;
+                    let error = format!("{error:#}");
+                    let attempts = store::count_attempt(&tx, message.id, &error)?;
+                    tracing::error!(
+                        inbox.id = message.id,
+                        attempts,
+                        error,
+                        "handling a message failed"
+                    );
+                    if attempts >= store::MAX_ATTEMPTS {
+                        store::mark(
+                            &tx,
+                            message.id,
+                            Outcome::Failed,
+                            &Handled {
+                                detail: Some(&error),
+                                ..Handled::default()
+                            },
+                            millis(now),
+                        )?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        if emails > 0 {
+            self.mail_wake.notify_one();
+        }
+        Ok(if waiting.len() == PASS {
+            PassResult::More
+        } else {
+            PassResult::Done
+        })
+    }
+
+    /// Handles one message; returns how many emails it queued.
+    fn handle(
+        &self,
+        tx: &Transaction<'_>,
+        message: &Waiting,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let read = match message.dialect.as_str() {
+            "paypal" => notice::read_paypal(&message.body),
+            _ => notice::read_standard(&message.body),
+        };
+        let at = millis(now);
+        let read: Read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(inbox.id = message.id, %error, "message rejected");
+                let handled = Handled {
+                    detail: Some(&error.0),
+                    ..Handled::default()
+                };
+                store::mark(tx, message.id, Outcome::Rejected, &handled, at)?;
+                return Ok(0);
+            }
+        };
+        if !store::claim_key(tx, &read.key, message.id)? {
+            let detail = format!("{} was applied before", read.key);
+            let handled = Handled {
+                detail: Some(&detail),
+                ..Handled::default()
+            };
+            store::mark(tx, message.id, Outcome::Duplicate, &handled, at)?;
+            return Ok(0);
+        }
+        match read.notice {
+            Notice::Ignored(why) => {
+                let handled = Handled {
+                    detail: Some(&why),
+                    ..Handled::default()
+                };
+                store::mark(tx, message.id, Outcome::Ignored, &handled, at)?;
+                Ok(0)
+            }
+            Notice::Payment(payment) if payment.subscription_id.is_some() => {
+                subscriptions::payment(self, tx, message.id, &payment, read.sequence, now)
+            }
+            Notice::Payment(payment) => self.payment(tx, message.id, &payment, now),
+            Notice::Subscription(notice) => {
+                subscriptions::change(self, tx, message.id, &notice, read.sequence, now)
+            }
+        }
+    }
+
+    /// A payment notice for an order.
+    fn payment(
+        &self,
+        tx: &Transaction<'_>,
+        inbox_id: InboxId,
+        notice: &PaymentNotice,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let at = millis(now);
+        let parent_order = match &notice.parent_id {
+            Some(parent) => store::payment_order(tx, parent)?,
+            None => None,
+        };
+        let order_id = notice.invoice.clone().or(parent_order.clone().flatten());
+        let order = match &order_id {
+            Some(id) => orders::get(tx, id)?,
+            None => None,
+        };
+        let event_type = notice.event_type.to_string();
+        let Some(order) = order else {
+            // A refund or reversal that names no order, of a payment not
+            // heard of yet: kept, to count once its payment arrives.
+            if notice.parent_id.is_some() && parent_order.is_none() && notice.invoice.is_none() {
+                store::record_payment(tx, notice, None, true, inbox_id, at)?;
+                let detail = format!(
+                    "waits for its payment {}",
+                    notice.parent_id.as_deref().unwrap_or_default()
+                );
+                let handled = Handled {
+                    event_type: Some(&event_type),
+                    detail: Some(&detail),
+                    ..Handled::default()
+                };
+                store::mark(tx, inbox_id, Outcome::Held, &handled, at)?;
+                return Ok(0);
+            }
+            let reason = match &order_id {
+                Some(id) => format!(
+                    "{} for order {id}, which this shop does not have",
+                    notice.txn_id
+                ),
+                None => format!("{} names no order (no invoice)", notice.txn_id),
+            };
+            store::record_payment(tx, notice, order_id.as_deref(), false, inbox_id, at)?;
+            store::flag(tx, None, inbox_id, &reason, at)?;
+            tracing::warn!(inbox.id = inbox_id, reason, "payment flagged");
+            let handled = Handled {
+                event_type: Some(&event_type),
+                detail: Some(&reason),
+                ..Handled::default()
+            };
+            store::mark(tx, inbox_id, Outcome::Flagged, &handled, at)?;
+            return Ok(0);
+        };
+        let mut problems = validate(notice, &order, self.settings.live);
+        store::record_payment(
+            tx,
+            notice,
+            Some(&order.id),
+            problems.is_empty(),
+            inbox_id,
+            at,
+        )?;
+        if problems.is_empty() && notice.kind == PaymentKind::Charge(ChargeStatus::Completed) {
+            let others = store::other_completed_charges(tx, &order.id, &notice.txn_id)?;
+            if !others.is_empty() {
+                problems.push(format!(
+                    "paid twice: {} and {} both completed for this order; refund one",
+                    others.join(", "),
+                    notice.txn_id
+                ));
+            }
+        }
+        for problem in &problems {
+            tracing::warn!(
+                inbox.id = inbox_id,
+                order.id = order.id,
+                problem,
+                "order flagged"
+            );
+            store::flag(tx, Some(&order.id), inbox_id, problem, at)?;
+        }
+        let queued = self.settle_order(tx, &order, now)?;
+        let held = notice.parent_id.is_some() && parent_order.is_none();
+        let (outcome, detail) = match (problems.is_empty(), held) {
+            (false, _) => (Outcome::Flagged, Some(problems.join("; "))),
+            (true, true) => (
+                Outcome::Held,
+                Some(format!(
+                    "waits for its payment {}",
+                    notice.parent_id.as_deref().unwrap_or_default()
+                )),
+            ),
+            (true, false) => (Outcome::Applied, None),
+        };
+        let handled = Handled {
+            event_type: Some(&event_type),
+            order_id: Some(&order.id),
+            detail: detail.as_deref(),
+            ..Handled::default()
+        };
+        store::mark(tx, inbox_id, outcome, &handled, at)?;
+        Ok(queued)
+    }
+
+    /// Re-derives an order's state from its facts and carries out what the
+    /// state calls for: downloads granted or revoked, emails queued. Safe to
+    /// run any number of times: every effect is keyed. Returns how many
+    /// emails it queued.
+    pub fn settle_order(
+        &self,
+        tx: &Transaction<'_>,
+        order: &Order,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let facts = store::order_facts(tx, &order.id)?;
+        let flagged = store::is_flagged(tx, &order.id)?;
+        let derived = order_state::derive(&facts, flagged, order.fulfilled_at.is_some());
+        store::set_order_status(
+            tx,
+            &order.id,
+            derived.status,
+            derived.paid_by.is_some(),
+            millis(now),
+        )?;
+        let grants = self.settle_downloads(tx, order, &derived, now)?;
+        let mut mail = Mail {
+            handler: self,
+            tx,
+            order,
+            now,
+            queued: 0,
+        };
+        mail.order_emails(&facts, &derived, &grants)?;
+        Ok(mail.queued)
+    }
+
+    /// Grants a download per digital line while the order is paid up;
+    /// revokes them when it is refunded or reversed, and lifts a chargeback's
+    /// revocation when the chargeback is canceled.
+    fn settle_downloads(
+        &self,
+        tx: &Transaction<'_>,
+        order: &Order,
+        derived: &Derived,
+        now: OffsetDateTime,
+    ) -> Result<Vec<downloads::Grant>, StoreError> {
+        match derived.payment_status {
+            status if status.is_paid_up() => {
+                downloads::restore_order(tx, &order.id, "reversed")?;
+                let mut grants = Vec::new();
+                for line in order.lines.iter().filter(|l| l.kind == ItemKind::Digital) {
+                    let file = self
+                        .settings
+                        .catalog
+                        .product(&line.sku)
+                        .and_then(|product| product.download.as_deref());
+                    let Some(file) = file else {
+                        tracing::warn!(
+                            order.id = order.id,
+                            sku = line.sku,
+                            "a digital item has no download file in the catalog; no grant"
+                        );
+                        continue;
+                    };
+                    let request = GrantRequest {
+                        order_id: &order.id,
+                        sku: &line.sku,
+                        name: &line.name,
+                        file,
+                    };
+                    grants.push(downloads::grant(
+                        tx,
+                        &request,
+                        &self.settings.downloads,
+                        now,
+                    )?);
+                }
+                Ok(grants)
+            }
+            OrderStatus::Refunded | OrderStatus::PartiallyRefunded => {
+                downloads::revoke_order(tx, &order.id, "refunded", now)?;
+                Ok(Vec::new())
+            }
+            OrderStatus::Reversed => {
+                downloads::revoke_order(tx, &order.id, "reversed", now)?;
+                Ok(Vec::new())
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+/// Checks a payment notice against its order; each problem is a sentence
+/// for the operator.
+fn validate(notice: &PaymentNotice, order: &Order, live: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    match (&notice.receiver, &order.merchant_id) {
+        (Some(receiver), Some(expected)) if receiver != expected => problems.push(format!(
+            "paid to merchant {receiver}, not to this shop ({expected})"
+        )),
+        (None, Some(_)) => problems.push("the notice does not say who was paid".to_owned()),
+        _ => {}
+    }
+    if notice.livemode != live {
+        problems.push(if notice.livemode {
+            "a live payment for a shop in test mode".to_owned()
+        } else {
+            "a test payment for a shop in live mode".to_owned()
+        });
+    }
+    let currency = notice.amount.currency();
+    if currency != order.total.currency() {
+        problems.push(format!(
+            "paid in {currency}, but the order is in {}",
+            order.total.currency()
+        ));
+    } else if let PaymentKind::Charge(_) = notice.kind
+        && notice.amount != order.total
+    {
+        problems.push(format!(
+            "the payment is {}, but the order's total is {}",
+            notice.amount, order.total
+        ));
+    }
+    problems
+}
+
+/// Queues the emails of one settle, each under a key that makes it once.
+struct Mail<'a> {
+    handler: &'a Handler,
+    tx: &'a Transaction<'a>,
+    order: &'a Order,
+    now: OffsetDateTime,
+    queued: usize,
+}
+
+impl Mail<'_> {
+    /// Which emails the order's state calls for:
+    /// - pending (no charge completed yet): "payment pending", per charge;
+    /// - only failed charges: "payment failed", once per order;
+    /// - paid: "order paid", then a download link per grant (while paid up);
+    /// - each refund of the paying charge: "refunded";
+    /// - a reversal not (yet) canceled: "reversed"; its cancellation:
+    ///   "reversal canceled", only when the customer was told of the
+    ///   reversal. A reversal whose cancellation is already known says
+    ///   nothing: it is over before the customer would hear of it.
+    fn order_emails(
+        &mut self,
+        facts: &[Fact],
+        derived: &Derived,
+        grants: &[downloads::Grant],
+    ) -> Result<(), StoreError> {
+        let total = self.order.total.to_string();
+        match derived.payment_status {
+            OrderStatus::Pending => {
+                for fact in facts {
+                    if fact.kind == PaymentKind::Charge(ChargeStatus::Pending) {
+                        self.order_email(
+                            EmailKind::PaymentPending,
+                            &format!("payment_pending:{}", fact.txn_id),
+                            &[
+                                ("total", total.clone()),
+                                ("reason", "The payment has not cleared yet; we will write again when it does.".to_owned()),
+                            ],
+                        )?;
+                    }
+                }
+                return Ok(());
+            }
+            OrderStatus::Failed => {
+                self.order_email(
+                    EmailKind::PaymentFailed,
+                    &format!("payment_failed:{}", self.order.id),
+                    &[
+                        ("total", total),
+                        (
+                            "reason",
+                            "The payment was declined or did not clear.".to_owned(),
+                        ),
+                    ],
+                )?;
+                return Ok(());
+            }
+            OrderStatus::Created => return Ok(()),
+            _ => {}
+        }
+        let Some(paid_by) = &derived.paid_by else {
+            return Ok(());
+        };
+        self.order_email(
+            EmailKind::OrderPaid,
+            &format!("order_paid:{paid_by}"),
+            &[("total", total.clone()), ("items", self.items())],
+        )?;
+        if derived.payment_status.is_paid_up() {
+            self.download_links(grants)?;
+        }
+        let children = facts
+            .iter()
+            .filter(|fact| fact.parent_id.as_deref() == Some(paid_by.as_str()));
+        // Whether the customer was told of a reversal: only then is its
+        // cancellation news to them.
+        let mut reversal_told = false;
+        for fact in facts.iter().filter(|f| f.kind == PaymentKind::Reversal) {
+            reversal_told |= store::email_queued(self.tx, &format!("reversed:{}", fact.txn_id))?;
+        }
+        for child in children {
+            let amount = Money::new(child.amount.abs(), self.order.total.currency()).to_string();
+            match child.kind {
+                PaymentKind::Refund => self.order_email(
+                    EmailKind::Refunded,
+                    &format!("refunded:{}", child.txn_id),
+                    &[("amount", amount), ("total", total.clone())],
+                )?,
+                PaymentKind::Reversal if derived.reversed => self.order_email(
+                    EmailKind::Reversed,
+                    &format!("reversed:{}", child.txn_id),
+                    &[
+                        ("amount", amount),
+                        (
+                            "reason",
+                            "The payment was disputed with the card issuer (a chargeback)."
+                                .to_owned(),
+                        ),
+                    ],
+                )?,
+                PaymentKind::ReversalCanceled if reversal_told => self.order_email(
+                    EmailKind::ReversalCanceled,
+                    &format!("reversal_canceled:{}", child.txn_id),
+                    &[("amount", amount)],
+                )?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn download_links(&mut self, grants: &[downloads::Grant]) -> Result<(), StoreError> {
+        let Some(key) = &self.handler.download_key else {
+            return Ok(());
+        };
+        for grant in grants {
+            let url = format!(
+                "{}{}",
+                self.handler.settings.public_url,
+                downloads::path(&grant.token(key))
+            );
+            let expires = grant
+                .expires_at
+                .format(&time::format_description::well_known::Rfc2822)
+                .unwrap_or_else(|_| grant.expires_at.to_string());
+            self.order_email(
+                EmailKind::DownloadLink,
+                &format!("download_link:{}", grant.id),
+                &[
+                    ("product_name", grant.name.clone()),
+                    ("download_url", url),
+                    ("download_expires", expires),
+                    (
+                        "downloads_left",
+                        grant.max_uses.saturating_sub(grant.uses).to_string(),
+                    ),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `2 × Mug: 25.00 USD`, one line per item.
+    fn items(&self) -> String {
+        self.order
+            .lines
+            .iter()
+            .map(|line| format!("{} × {}: {}", line.quantity, line.name, line.total))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn order_email(
+        &mut self,
+        kind: EmailKind,
+        key: &str,
+        extra: &[(&'static str, String)],
+    ) -> Result<(), StoreError> {
+        if store::email_queued(self.tx, key)? {
+            return Ok(());
+        }
+        let settings = &self.handler.settings;
+        let mut vars = vec![
+            ("shop_name", settings.shop_name.clone()),
+            ("customer_email", self.order.customer_email.clone()),
+            ("order_id", self.order.id.clone()),
+            (
+                "order_url",
+                format!("{}/orders/{}", settings.public_url, self.order.id),
+            ),
+        ];
+        vars.extend(extra.iter().cloned());
+        vars.retain(|(name, _)| kind.vars().contains(name));
+        let rendered = settings
+            .templates
+            .render(kind, &vars.into_iter().collect::<Vars>())
+            .map_err(|e| anyhow::anyhow!("rendering the {kind} email: {e}"))?;
+        let queued = mail::enqueue(
+            self.tx,
+            &NewEmail {
+                dedupe_key: key.to_owned(),
+                kind,
+                to: self.order.customer_email.clone(),
+                order_id: Some(self.order.id.clone()),
+                subscription_id: None,
+                rendered,
+                created_at: millis(self.now),
+            },
+        )?;
+        if queued {
+            self.queued += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}

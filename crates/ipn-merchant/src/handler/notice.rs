@@ -1,0 +1,308 @@
+//! What an inbox message says, read the same way from both dialects.
+//!
+//! A standard message is an [`Event`] (JSON); a PayPal message is a form read
+//! through [`IpnMessage`]. Both become a [`Notice`]: the facts the handler
+//! acts on, with the key that makes a repeat of the same notice a
+//! duplicate. A message that cannot be read is a [`NoticeError`]: it is kept
+//! with the reason and changes nothing.
+
+use ipn_core::event::{Event, EventData, EventType};
+use ipn_core::money::Money;
+use ipn_core::payment::Payment;
+use ipn_core::paypal::message::{IpnMessage, PaymentStatus as PaypalStatus};
+use ipn_core::subscription::Subscription;
+
+/// Where an original payment stands, as notices tell it. Later states win
+/// over earlier ones whatever order they arrive in ([`ChargeStatus::rank`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeStatus {
+    Pending,
+    Completed,
+    Failed,
+    Denied,
+}
+
+impl ChargeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Denied => "denied",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => Self::Pending,
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "denied" => Self::Denied,
+            _ => return None,
+        })
+    }
+
+    /// Pending comes before every other state and nothing follows those: a
+    /// payment is pending, then completed, failed or denied, once.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Completed | Self::Failed | Self::Denied => 1,
+        }
+    }
+}
+
+/// What a payment notice is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentKind {
+    /// An original payment (a one-time payment or a subscription period).
+    Charge(ChargeStatus),
+    /// Money given back; a new transaction pointing at the charge.
+    Refund,
+    /// A chargeback; a new transaction pointing at the charge.
+    Reversal,
+    /// The chargeback was won: the money is the merchant's again.
+    ReversalCanceled,
+}
+
+impl PaymentKind {
+    /// The `kind` column of the payments table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Charge(_) => "charge",
+            Self::Refund => "refund",
+            Self::Reversal => "reversal",
+            Self::ReversalCanceled => "reversal_canceled",
+        }
+    }
+}
+
+/// A notice about a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentNotice {
+    pub event_type: EventType,
+    /// `pay_…`: the charge's, or the refund's or reversal's own.
+    pub txn_id: String,
+    /// The charge a refund or reversal belongs to.
+    pub parent_id: Option<String>,
+    pub kind: PaymentKind,
+    /// Signed: negative for money going back (refund, reversal).
+    pub amount: Money,
+    /// The merchant's order reference: our order id.
+    pub invoice: Option<String>,
+    /// The gateway's id of the merchant paid (`merchant_id`, PayPal's
+    /// `receiver_id`).
+    pub receiver: Option<String>,
+    pub livemode: bool,
+    /// The subscription a period payment pays for.
+    pub subscription_id: Option<String>,
+    pub payer_email: Option<String>,
+}
+
+/// A notice about a subscription that carries the subscription itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionNotice {
+    pub event_type: EventType,
+    pub subscription_id: String,
+    pub receiver: Option<String>,
+    pub livemode: bool,
+    pub payer_email: Option<String>,
+    /// The whole object, when the dialect sends it (standard).
+    pub subscription: Option<Box<Subscription>>,
+}
+
+/// What one message says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Payment(PaymentNotice),
+    Subscription(SubscriptionNotice),
+    /// Something this shop does not act on (an endpoint notice, a
+    /// platform's own type, a PayPal transaction type with no order in it).
+    Ignored(String),
+}
+
+/// A notice with what identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// Two messages with the same key say the same thing: only the first
+    /// has an effect. The event id for standard messages; for PayPal,
+    /// `txn_id` + `payment_status` (one `txn_id` legitimately goes Pending →
+    /// Completed), or `ipn_track_id` for messages without a transaction.
+    pub key: String,
+    /// The event's `sequence` (standard dialect only).
+    pub sequence: Option<u64>,
+    pub notice: Notice,
+}
+
+/// Why a message cannot be acted on; kept with the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoticeError(pub String);
+
+fn bad(what: impl Into<String>) -> NoticeError {
+    NoticeError(what.into())
+}
+
+/// Reads a standard-dialect body (an [`Event`]).
+pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
+    let event: Event =
+        serde_json::from_slice(body).map_err(|e| bad(format!("not an ipn event: {e}")))?;
+    let key = event.id.to_string();
+    let sequence = Some(event.sequence);
+    let (t, livemode) = (&event.event_type, event.livemode);
+    let notice = match &event.data {
+        EventData::Payment(payment) => Notice::Payment(payment_notice(t, payment, livemode)?),
+        EventData::Subscription(sub) => Notice::Subscription(SubscriptionNotice {
+            event_type: t.clone(),
+            subscription_id: sub.id.to_string(),
+            receiver: Some(sub.merchant_id.to_string()),
+            livemode,
+            payer_email: Some(sub.payer.email.clone()),
+            subscription: Some(sub.clone()),
+        }),
+        _ => Notice::Ignored(format!("{t} is not about an order or a subscription")),
+    };
+    Ok(Read {
+        key,
+        sequence,
+        notice,
+    })
+}
+
+fn payment_notice(
+    t: &EventType,
+    p: &Payment,
+    livemode: bool,
+) -> Result<PaymentNotice, NoticeError> {
+    let kind = match t {
+        EventType::PaymentPending => PaymentKind::Charge(ChargeStatus::Pending),
+        EventType::PaymentCompleted | EventType::SubscriptionPayment => {
+            PaymentKind::Charge(ChargeStatus::Completed)
+        }
+        EventType::PaymentFailed => PaymentKind::Charge(ChargeStatus::Failed),
+        EventType::PaymentDenied => PaymentKind::Charge(ChargeStatus::Denied),
+        EventType::PaymentRefunded => PaymentKind::Refund,
+        EventType::PaymentReversed => PaymentKind::Reversal,
+        EventType::PaymentReversalCanceled => PaymentKind::ReversalCanceled,
+        other => return Err(bad(format!("{other} does not carry a payment"))),
+    };
+    // A charge has no parent and a refund or reversal always has one; a
+    // contradiction means the message is not what it claims.
+    if matches!(kind, PaymentKind::Charge(_)) != p.parent_id.is_none() {
+        return Err(bad(format!(
+            "a {t} event whose payment {} contradicts it",
+            p.id
+        )));
+    }
+    Ok(PaymentNotice {
+        event_type: t.clone(),
+        txn_id: p.id.to_string(),
+        parent_id: p.parent_id.map(|id| id.to_string()),
+        kind,
+        amount: p.amount(),
+        invoice: p.invoice.clone(),
+        receiver: Some(p.merchant_id.to_string()),
+        livemode,
+        subscription_id: p.subscription_id.map(|id| id.to_string()),
+        payer_email: Some(p.payer.email.clone()),
+    })
+}
+
+/// Reads a PayPal-dialect body (only ever called on a `VERIFIED` one).
+pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
+    let message = IpnMessage::parse(body).map_err(|e| bad(format!("not an IPN form: {e}")))?;
+    let Some(event_type) = message.event_type() else {
+        let txn_type = message.get("txn_type").unwrap_or("(none)");
+        let status = message.get("payment_status").unwrap_or("(none)");
+        return Ok(Read {
+            key: fallback_key(&message, body),
+            sequence: None,
+            notice: Notice::Ignored(format!(
+                "txn_type {txn_type} with payment_status {status} is not acted on"
+            )),
+        });
+    };
+    let receiver = message.get("receiver_id").map(str::to_owned);
+    let livemode = !message.is_test();
+    let payer_email = message.payer_email().map(str::to_owned);
+    if event_type.object() == Some(ipn_core::event::ObjectKind::Subscription)
+        && event_type != EventType::SubscriptionPayment
+    {
+        let subscription_id = message
+            .subscr_id()
+            .ok_or_else(|| bad(format!("a {event_type} message without subscr_id")))?
+            .to_owned();
+        return Ok(Read {
+            key: fallback_key(&message, body),
+            sequence: None,
+            notice: Notice::Subscription(SubscriptionNotice {
+                event_type,
+                subscription_id,
+                receiver,
+                livemode,
+                payer_email,
+                subscription: None,
+            }),
+        });
+    }
+    let txn_id = message
+        .txn_id()
+        .ok_or_else(|| bad(format!("a {event_type} message without txn_id")))?
+        .to_owned();
+    let status = message.get("payment_status").unwrap_or_default().to_owned();
+    let amount = message
+        .gross()
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("mc_gross is missing"))?;
+    let kind = match message.payment_status() {
+        Some(PaypalStatus::Pending) => PaymentKind::Charge(ChargeStatus::Pending),
+        Some(PaypalStatus::Completed) => PaymentKind::Charge(ChargeStatus::Completed),
+        Some(PaypalStatus::Failed) => PaymentKind::Charge(ChargeStatus::Failed),
+        Some(PaypalStatus::Denied) => PaymentKind::Charge(ChargeStatus::Denied),
+        Some(PaypalStatus::Refunded) => PaymentKind::Refund,
+        Some(PaypalStatus::Reversed) => PaymentKind::Reversal,
+        Some(PaypalStatus::CanceledReversal) => PaymentKind::ReversalCanceled,
+        _ => return Err(bad(format!("payment_status {status:?} is not acted on"))),
+    };
+    let parent_id = message.parent_txn_id().map(str::to_owned);
+    if matches!(kind, PaymentKind::Charge(_)) == parent_id.is_some() {
+        return Err(bad(format!(
+            "payment_status {status} {} parent_txn_id",
+            if parent_id.is_some() {
+                "with a"
+            } else {
+                "without a"
+            }
+        )));
+    }
+    Ok(Read {
+        key: format!("{txn_id}:{status}"),
+        sequence: None,
+        notice: Notice::Payment(PaymentNotice {
+            event_type,
+            txn_id,
+            parent_id,
+            kind,
+            amount,
+            invoice: message.invoice().map(str::to_owned),
+            receiver,
+            livemode,
+            subscription_id: message.subscr_id().map(str::to_owned),
+            payer_email,
+        }),
+    })
+}
+
+/// The key of a PayPal message without a transaction: its `ipn_track_id`
+/// (the same on every resend of one notification), else its bytes.
+fn fallback_key(message: &IpnMessage, body: &[u8]) -> String {
+    use sha2::Digest as _;
+    match message.ipn_track_id() {
+        Some(track) => format!("ipn_track_id:{track}"),
+        None => {
+            let digest = sha2::Sha256::digest(body);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("body:{hex}")
+        }
+    }
+}

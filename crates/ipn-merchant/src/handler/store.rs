@@ -1,0 +1,399 @@
+//! The handler's SQL: the waiting messages, the keys already applied, the
+//! payment facts, flags and order states. Every function runs inside the
+//! writer's transaction.
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use super::notice::{ChargeStatus, PaymentKind, PaymentNotice};
+use super::order_state::{Fact, OrderStatus};
+use crate::storage::{InboxId, StoreError};
+
+/// How many times a message whose handling failed on a storage error is
+/// tried again before it is set aside as `failed` (kept, shown to the
+/// operator) so that it cannot hold up the messages behind it.
+pub const MAX_ATTEMPTS: i64 = 5;
+
+/// A message waiting for the handler.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub id: InboxId,
+    pub dialect: String,
+    pub body: Vec<u8>,
+}
+
+/// Messages ready for the handler, oldest first: standard ones that
+/// verified on arrival, PayPal ones whose postback said `VERIFIED`. (The
+/// first condition is the `inbox_waiting` index's, written out so SQLite
+/// uses it.)
+pub const WAITING: &str = "SELECT id, dialect, body FROM inbox
+     WHERE status IN ('received', 'unverified', 'verified')
+       AND status IN ('received', 'verified')
+     ORDER BY id LIMIT ?1";
+
+pub fn waiting(conn: &Connection, limit: usize) -> Result<Vec<Waiting>, StoreError> {
+    let mut statement = conn.prepare_cached(WAITING)?;
+    let rows = statement.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+        Ok(Waiting {
+            id: row.get(0)?,
+            dialect: row.get(1)?,
+            body: row.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// What handling a message came to, kept on its inbox row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It changed (or confirmed) an order or subscription.
+    Applied,
+    /// A refund or reversal whose payment is not known yet: recorded, and
+    /// it takes effect when the payment arrives.
+    Held,
+    /// The same notice was applied before (same key).
+    Duplicate,
+    /// It did not match its order (or named none): the order is flagged,
+    /// nothing is marked paid.
+    Flagged,
+    /// Not about anything this shop tracks.
+    Ignored,
+    /// It could not be read.
+    Rejected,
+    /// Handling failed on storage errors [`MAX_ATTEMPTS`] times.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Held => "held",
+            Self::Duplicate => "duplicate",
+            Self::Flagged => "flagged",
+            Self::Ignored => "ignored",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What to write on a handled message's row.
+#[derive(Debug, Clone, Default)]
+pub struct Handled<'a> {
+    pub event_type: Option<&'a str>,
+    pub order_id: Option<&'a str>,
+    pub subscription_id: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+/// Marks a message handled: it leaves the waiting index for good.
+pub fn mark(
+    conn: &Connection,
+    id: InboxId,
+    outcome: Outcome,
+    handled: &Handled<'_>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let status = if outcome == Outcome::Failed {
+        "failed"
+    } else {
+        "processed"
+    };
+    conn.prepare_cached(
+        "UPDATE inbox SET status = ?2, outcome = ?3, event_type = ?4, order_id = ?5,
+             subscription_id = ?6, outcome_detail = ?7, processed_at = ?8
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        status,
+        outcome.as_str(),
+        handled.event_type,
+        handled.order_id,
+        handled.subscription_id,
+        handled.detail,
+        now
+    ])?;
+    Ok(())
+}
+
+/// Counts a failed attempt at a message; returns the attempts so far.
+pub fn count_attempt(conn: &Connection, id: InboxId, error: &str) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE inbox SET handler_attempts = handler_attempts + 1, outcome_detail = ?2
+             WHERE id = ?1 RETURNING handler_attempts",
+        )?
+        .query_row(params![id, error], |row| row.get(0))?)
+}
+
+/// Claims a notice's key for message `id`; false if an earlier message
+/// holds it (the notice is a duplicate).
+pub fn claim_key(conn: &Connection, key: &str, id: InboxId) -> Result<bool, StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO applied_keys (key, inbox_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![key, id])?;
+    Ok(inserted == 1)
+}
+
+/// The order a known payment belongs to, if the payment is known.
+pub fn payment_order(
+    conn: &Connection,
+    txn_id: &str,
+) -> Result<Option<Option<String>>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT order_id FROM payments WHERE txn_id = ?1")?
+        .query_row([txn_id], |row| row.get(0))
+        .optional()?)
+}
+
+/// Records what a payment notice says. A charge's status only moves
+/// forward (pending → completed, failed or denied), so a late `Pending`
+/// after its `Completed` changes nothing; a fact once found invalid stays
+/// invalid.
+pub fn record_payment(
+    conn: &Connection,
+    notice: &PaymentNotice,
+    order_id: Option<&str>,
+    valid: bool,
+    inbox_id: InboxId,
+    now: i64,
+) -> Result<(), StoreError> {
+    let status = match notice.kind {
+        PaymentKind::Charge(status) => status.as_str(),
+        _ => "completed",
+    };
+    conn.prepare_cached(
+        "INSERT INTO payments (txn_id, parent_id, kind, status, order_id, subscription_id,
+             amount, currency, valid, inbox_id, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (txn_id) DO UPDATE SET
+             status = CASE WHEN excluded.status <> 'pending' AND payments.status = 'pending'
+                           THEN excluded.status ELSE payments.status END,
+             order_id = COALESCE(payments.order_id, excluded.order_id),
+             valid = MIN(payments.valid, excluded.valid),
+             updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        notice.txn_id,
+        notice.parent_id,
+        notice.kind.as_str(),
+        status,
+        order_id,
+        notice.subscription_id,
+        notice.amount.minor(),
+        notice.amount.currency().code(),
+        valid,
+        inbox_id,
+        now
+    ])?;
+    Ok(())
+}
+
+/// The valid facts of an order: its charges, and the refunds and
+/// reversals of those charges (which may have come without an invoice).
+pub fn order_facts(conn: &Connection, order_id: &str) -> Result<Vec<Fact>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT txn_id, parent_id, kind, status, amount FROM payments
+         WHERE valid = 1 AND kind = 'charge' AND order_id = ?1
+         UNION ALL
+         SELECT child.txn_id, child.parent_id, child.kind, child.status, child.amount
+         FROM payments AS child JOIN payments AS charge ON charge.txn_id = child.parent_id
+         WHERE child.valid = 1 AND charge.valid = 1 AND charge.kind = 'charge'
+           AND charge.order_id = ?1
+         ORDER BY 1",
+    )?;
+    let rows = statement.query_map([order_id], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, Option<String>>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, String>(3)?,
+            row.get::<_, i64>(4)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (txn_id, parent_id, kind, status, amount) = row?;
+        Ok(Fact {
+            txn_id,
+            parent_id,
+            kind: parse_kind(&kind, &status)?,
+            amount,
+        })
+    })
+    .collect()
+}
+
+fn parse_kind(kind: &str, status: &str) -> Result<PaymentKind, StoreError> {
+    Ok(match kind {
+        "charge" => PaymentKind::Charge(
+            ChargeStatus::parse(status)
+                .ok_or_else(|| anyhow::anyhow!("stored charge status {status:?} is unknown"))?,
+        ),
+        "refund" => PaymentKind::Refund,
+        "reversal" => PaymentKind::Reversal,
+        "reversal_canceled" => PaymentKind::ReversalCanceled,
+        other => anyhow::bail!("stored payment kind {other:?} is unknown"),
+    })
+}
+
+/// Completed valid charges of an order other than `txn_id`.
+pub fn other_completed_charges(
+    conn: &Connection,
+    order_id: &str,
+    txn_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT txn_id FROM payments
+         WHERE order_id = ?1 AND kind = 'charge' AND status = 'completed' AND valid = 1
+           AND txn_id <> ?2 ORDER BY txn_id",
+    )?;
+    let rows = statement.query_map(params![order_id, txn_id], |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Flags an order (or, with no order, just the message) for review.
+pub fn flag(
+    conn: &Connection,
+    order_id: Option<&str>,
+    inbox_id: InboxId,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO flags (order_id, inbox_id, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![order_id, inbox_id, reason, now])?;
+    Ok(())
+}
+
+/// Whether an order has flags nobody resolved.
+pub fn is_flagged(conn: &Connection, order_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM flags WHERE order_id = ?1 AND resolved_at IS NULL)",
+        )?
+        .query_row([order_id], |row| row.get(0))?)
+}
+
+/// Writes an order's derived state; `paid_at` is set the first time it is
+/// paid and kept after.
+pub fn set_order_status(
+    conn: &Connection,
+    order_id: &str,
+    status: OrderStatus,
+    paid: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE orders SET status = ?2, updated_at = ?3,
+             paid_at = CASE WHEN ?4 THEN COALESCE(paid_at, ?3) ELSE paid_at END
+         WHERE id = ?1",
+    )?
+    .execute(params![order_id, status.as_str(), now, paid])?;
+    Ok(())
+}
+
+/// Whether an email with this key was ever queued.
+pub fn email_queued(conn: &Connection, dedupe_key: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM emails WHERE dedupe_key = ?1)")?
+        .query_row([dedupe_key], |row| row.get(0))?)
+}
+
+/// A payment fact as the order's page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRow {
+    pub txn_id: String,
+    pub parent_id: Option<String>,
+    pub kind: String,
+    pub status: String,
+    /// Signed minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+    /// False when it did not match the order: it never counted.
+    pub valid: bool,
+    pub updated_at: i64,
+}
+
+/// Every payment fact about an order, valid or not, with the refunds and
+/// reversals of its charges, oldest first.
+pub fn order_payments(conn: &Connection, order_id: &str) -> Result<Vec<PaymentRow>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT txn_id, parent_id, kind, status, amount, currency, valid, updated_at
+         FROM payments WHERE order_id = ?1
+            OR parent_id IN (SELECT txn_id FROM payments WHERE order_id = ?1 AND kind = 'charge')
+         ORDER BY txn_id",
+    )?;
+    let rows = statement.query_map([order_id], |row| {
+        Ok(PaymentRow {
+            txn_id: row.get(0)?,
+            parent_id: row.get(1)?,
+            kind: row.get(2)?,
+            status: row.get(3)?,
+            amount: row.get(4)?,
+            currency: row.get(5)?,
+            valid: row.get(6)?,
+            updated_at: row.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A reason for review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagRow {
+    pub id: i64,
+    pub order_id: Option<String>,
+    /// The message that raised it.
+    pub inbox_id: InboxId,
+    pub reason: String,
+    pub created_at: i64,
+    pub resolved_at: Option<i64>,
+}
+
+/// An order's flags, oldest first.
+pub fn order_flags(conn: &Connection, order_id: &str) -> Result<Vec<FlagRow>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, order_id, inbox_id, reason, created_at, resolved_at
+         FROM flags WHERE order_id = ?1 ORDER BY id",
+    )?;
+    let rows = statement.query_map([order_id], flag_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn flag_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FlagRow> {
+    Ok(FlagRow {
+        id: row.get(0)?,
+        order_id: row.get(1)?,
+        inbox_id: row.get(2)?,
+        reason: row.get(3)?,
+        created_at: row.get(4)?,
+        resolved_at: row.get(5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sqlite;
+
+    #[test]
+    fn waiting_messages_are_found_through_the_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        sqlite::migrate(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {WAITING}"))
+            .unwrap()
+            .query_map([10], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("inbox_waiting")),
+            "{plan:?}"
+        );
+    }
+}

@@ -1,0 +1,470 @@
+//! Subscriptions and access (DESIGN §5): signup → `active`; a period paid
+//! extends `paid_through`; a failed charge → `past_due`; canceled → access
+//! until `paid_through`; expired → no access.
+//!
+//! As for orders, the state is derived from what is known rather than moved
+//! by each message: whether a cancellation or expiry was heard of, and
+//! whether the latest failure comes after the latest payment. "Latest" is
+//! by the event's `sequence` (standard dialect); PayPal messages carry none,
+//! so for them the order of arrival stands in.
+
+use ipn_core::billing::Calendar;
+use ipn_core::event::EventType;
+use ipn_core::money::Money;
+use ipn_core::subscription::Subscription;
+use rusqlite::{OptionalExtension as _, Transaction, params};
+use time::OffsetDateTime;
+
+use super::notice::{ChargeStatus, PaymentKind, PaymentNotice, SubscriptionNotice};
+use super::store::{self, Handled, Outcome};
+use super::{Handler, millis};
+use crate::mail::{self, EmailKind, NewEmail, Vars};
+use crate::storage::{InboxId, StoreError};
+
+/// A subscription's state as the shop sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Active,
+    PastDue,
+    Canceled,
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::PastDue => "past_due",
+            Self::Canceled => "canceled",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "active" => Self::Active,
+            "past_due" => Self::PastDue,
+            "canceled" => Self::Canceled,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether a subscriber may use what they subscribed to at `now`: yes
+/// while active or past due (the gateway is still retrying), until
+/// `paid_through` once canceled (until the expiry notice when that date is
+/// not known, as with PayPal messages), never once expired.
+pub fn has_access(status: Status, paid_through: Option<i64>, now: i64) -> bool {
+    match status {
+        Status::Active | Status::PastDue => true,
+        Status::Canceled => paid_through.is_none_or(|until| now < until),
+        Status::Expired => false,
+    }
+}
+
+/// A period payment (or a refund of one).
+pub fn payment(
+    handler: &Handler,
+    tx: &Transaction<'_>,
+    inbox_id: InboxId,
+    notice: &PaymentNotice,
+    sequence: Option<u64>,
+    now: OffsetDateTime,
+) -> Result<usize, StoreError> {
+    let id = notice.subscription_id.as_deref().unwrap_or_default();
+    let at = millis(now);
+    let event_type = notice.event_type.to_string();
+    let problems = validate(handler, notice.receiver.as_deref(), notice.livemode);
+    store::record_payment(tx, notice, None, problems.is_empty(), inbox_id, at)?;
+    if let Some(outcome) = flag(tx, inbox_id, id, &event_type, &problems, at)? {
+        return Ok(outcome);
+    }
+    ensure(
+        tx,
+        id,
+        notice.payer_email.as_deref(),
+        notice.receiver.as_deref(),
+        at,
+    )?;
+    let position = position(sequence, inbox_id);
+    let paid = notice.kind == PaymentKind::Charge(ChargeStatus::Completed);
+    if paid {
+        tx.prepare_cached(
+            "UPDATE subscriptions SET last_payment_pos = MAX(COALESCE(last_payment_pos, 0), ?2)
+             WHERE id = ?1",
+        )?
+        .execute(params![id, position])?;
+    }
+    let row = settle(tx, id, at)?;
+    let mut queued = 0;
+    if paid {
+        queued += email(
+            handler,
+            tx,
+            &row,
+            EmailKind::SubscriptionRenewed,
+            &format!("subscription_renewed:{}", notice.txn_id),
+            &[("amount", notice.amount.to_string())],
+            at,
+        )?;
+    }
+    mark(tx, inbox_id, Outcome::Applied, &event_type, id, None, at)?;
+    Ok(queued)
+}
+
+/// Signup, a failed charge, cancellation, expiry.
+pub fn change(
+    handler: &Handler,
+    tx: &Transaction<'_>,
+    inbox_id: InboxId,
+    notice: &SubscriptionNotice,
+    sequence: Option<u64>,
+    now: OffsetDateTime,
+) -> Result<usize, StoreError> {
+    let id = notice.subscription_id.as_str();
+    let at = millis(now);
+    let event_type = notice.event_type.to_string();
+    let problems = validate(handler, notice.receiver.as_deref(), notice.livemode);
+    if let Some(outcome) = flag(tx, inbox_id, id, &event_type, &problems, at)? {
+        return Ok(outcome);
+    }
+    ensure(
+        tx,
+        id,
+        notice.payer_email.as_deref(),
+        notice.receiver.as_deref(),
+        at,
+    )?;
+    if let Some(object) = &notice.subscription {
+        let paid_through = object.paid_through.map(millis);
+        tx.prepare_cached(
+            "UPDATE subscriptions SET object = ?2,
+                 paid_through = MAX(COALESCE(paid_through, ?3), COALESCE(?3, paid_through))
+             WHERE id = ?1",
+        )?
+        .execute(params![id, serde_json::to_string(object)?, paid_through])?;
+    }
+    let position = position(sequence, inbox_id);
+    match notice.event_type {
+        EventType::SubscriptionPaymentFailed => tx
+            .prepare_cached(
+                "UPDATE subscriptions
+                 SET last_failure_pos = MAX(COALESCE(last_failure_pos, 0), ?2) WHERE id = ?1",
+            )?
+            .execute(params![id, position])?,
+        EventType::SubscriptionCanceled => tx
+            .prepare_cached(
+                "UPDATE subscriptions SET canceled_at = COALESCE(canceled_at, ?2) WHERE id = ?1",
+            )?
+            .execute(params![id, at])?,
+        EventType::SubscriptionExpired => tx
+            .prepare_cached(
+                "UPDATE subscriptions SET expired_at = COALESCE(expired_at, ?2) WHERE id = ?1",
+            )?
+            .execute(params![id, at])?,
+        _ => 0,
+    };
+    let row = settle(tx, id, at)?;
+    let amount = notice
+        .subscription
+        .as_deref()
+        .map(Subscription::amount)
+        .map(|money: Money| money.to_string())
+        .unwrap_or_default();
+    let queued = match notice.event_type {
+        EventType::SubscriptionCreated => email(
+            handler,
+            tx,
+            &row,
+            EmailKind::SubscriptionStarted,
+            &format!("subscription_started:{id}"),
+            &[("amount", amount)],
+            at,
+        )?,
+        // A failure already followed by a payment is old news.
+        EventType::SubscriptionPaymentFailed if row.status == Status::PastDue => email(
+            handler,
+            tx,
+            &row,
+            EmailKind::SubscriptionPaymentFailed,
+            &format!("subscription_payment_failed:{id}:{position}"),
+            &[
+                ("amount", amount),
+                ("reason", "Your card was declined. We will try again in a few days; you can also update your card.".to_owned()),
+            ],
+            at,
+        )?,
+        EventType::SubscriptionCanceled if row.status == Status::Canceled => email(
+            handler,
+            tx,
+            &row,
+            EmailKind::SubscriptionCanceled,
+            &format!("subscription_canceled:{id}"),
+            &[],
+            at,
+        )?,
+        EventType::SubscriptionExpired => email(
+            handler,
+            tx,
+            &row,
+            EmailKind::SubscriptionExpired,
+            &format!("subscription_expired:{id}"),
+            &[],
+            at,
+        )?,
+        _ => 0,
+    };
+    mark(tx, inbox_id, Outcome::Applied, &event_type, id, None, at)?;
+    Ok(queued)
+}
+
+fn position(sequence: Option<u64>, inbox_id: InboxId) -> i64 {
+    sequence.map_or(inbox_id, |s| i64::try_from(s).unwrap_or(i64::MAX))
+}
+
+fn validate(handler: &Handler, receiver: Option<&str>, livemode: bool) -> Vec<String> {
+    let settings = handler.settings();
+    let mut problems = Vec::new();
+    if let Some(expected) = &settings.merchant_id {
+        match receiver {
+            Some(receiver) if receiver != expected => problems.push(format!(
+                "paid to merchant {receiver}, not to this shop ({expected})"
+            )),
+            None => problems.push("the notice does not say who was paid".to_owned()),
+            _ => {}
+        }
+    }
+    if livemode != settings.live {
+        problems.push(if livemode {
+            "a live notice for a shop in test mode".to_owned()
+        } else {
+            "a test notice for a shop in live mode".to_owned()
+        });
+    }
+    problems
+}
+
+/// Flags a notice that failed validation; `Some(0)` when it did.
+fn flag(
+    tx: &Transaction<'_>,
+    inbox_id: InboxId,
+    id: &str,
+    event_type: &str,
+    problems: &[String],
+    at: i64,
+) -> Result<Option<usize>, StoreError> {
+    if problems.is_empty() {
+        return Ok(None);
+    }
+    for problem in problems {
+        let reason = format!("subscription {id}: {problem}");
+        tracing::warn!(inbox.id = inbox_id, reason, "subscription notice flagged");
+        store::flag(tx, None, inbox_id, &reason, at)?;
+    }
+    let detail = problems.join("; ");
+    mark(
+        tx,
+        inbox_id,
+        Outcome::Flagged,
+        event_type,
+        id,
+        Some(&detail),
+        at,
+    )?;
+    Ok(Some(0))
+}
+
+fn mark(
+    tx: &Transaction<'_>,
+    inbox_id: InboxId,
+    outcome: Outcome,
+    event_type: &str,
+    id: &str,
+    detail: Option<&str>,
+    at: i64,
+) -> Result<(), StoreError> {
+    let handled = Handled {
+        event_type: Some(event_type),
+        subscription_id: Some(id),
+        detail,
+        ..Handled::default()
+    };
+    store::mark(tx, inbox_id, outcome, &handled, at)
+}
+
+/// Makes the subscription's row if this is the first notice about it.
+fn ensure(
+    tx: &Transaction<'_>,
+    id: &str,
+    email: Option<&str>,
+    merchant: Option<&str>,
+    at: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO subscriptions (id, status, customer_email, merchant_id, created_at, updated_at)
+         VALUES (?1, 'active', ?2, ?3, ?4, ?4)
+         ON CONFLICT (id) DO UPDATE SET
+             customer_email = COALESCE(subscriptions.customer_email, excluded.customer_email),
+             merchant_id = COALESCE(subscriptions.merchant_id, excluded.merchant_id)",
+    )?
+    .execute(params![id, email, merchant, at])?;
+    Ok(())
+}
+
+/// A subscription as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub id: String,
+    pub status: Status,
+    pub customer_email: Option<String>,
+    pub paid_through: Option<i64>,
+    pub cycles_paid: u32,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub fn get(conn: &rusqlite::Connection, id: &str) -> Result<Option<Row>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT status, customer_email, paid_through, cycles_paid, created_at, updated_at
+             FROM subscriptions WHERE id = ?1",
+        )?
+        .query_row([id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+                row.get::<_, u32>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((status, customer_email, paid_through, cycles_paid, created_at, updated_at)) = row
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Row {
+        id: id.to_owned(),
+        status: Status::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("stored subscription status {status:?} is unknown"))?,
+        customer_email,
+        paid_through,
+        cycles_paid,
+        created_at,
+        updated_at,
+    }))
+}
+
+/// Re-derives a subscription's state from what is known and writes it.
+fn settle(tx: &Transaction<'_>, id: &str, at: i64) -> Result<Row, StoreError> {
+    let (object, canceled, expired, payment_pos, failure_pos): (
+        Option<String>,
+        bool,
+        bool,
+        Option<i64>,
+        Option<i64>,
+    ) = tx
+        .prepare_cached(
+            "SELECT object, canceled_at IS NOT NULL, expired_at IS NOT NULL,
+                 last_payment_pos, last_failure_pos
+             FROM subscriptions WHERE id = ?1",
+        )?
+        .query_row([id], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })?;
+    let cycles_paid: u32 = tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM payments
+             WHERE subscription_id = ?1 AND kind = 'charge' AND status = 'completed' AND valid = 1",
+        )?
+        .query_row([id], |row| row.get(0))?;
+    // With the plan known (the standard dialect sends the subscription),
+    // the periods paid give the date access runs to.
+    let from_plan = match object {
+        Some(json) => {
+            let subscription: Subscription = serde_json::from_str(&json)?;
+            Calendar::for_subscription(&subscription)
+                .ok()
+                .and_then(|calendar| calendar.paid_through(cycles_paid))
+                .map(millis)
+        }
+        None => None,
+    };
+    let status = if expired {
+        Status::Expired
+    } else if canceled {
+        Status::Canceled
+    } else if failure_pos > payment_pos {
+        Status::PastDue
+    } else {
+        Status::Active
+    };
+    tx.prepare_cached(
+        "UPDATE subscriptions SET status = ?2, cycles_paid = ?3, updated_at = ?5,
+             paid_through = MAX(COALESCE(paid_through, ?4), COALESCE(?4, paid_through))
+         WHERE id = ?1",
+    )?
+    .execute(params![id, status.as_str(), cycles_paid, from_plan, at])?;
+    get(tx, id)?.ok_or_else(|| anyhow::anyhow!("subscription {id} vanished while settling"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn email(
+    handler: &Handler,
+    tx: &Transaction<'_>,
+    row: &Row,
+    kind: EmailKind,
+    key: &str,
+    extra: &[(&'static str, String)],
+    at: i64,
+) -> Result<usize, StoreError> {
+    let Some(to) = row.customer_email.clone() else {
+        return Ok(0);
+    };
+    if store::email_queued(tx, key)? {
+        return Ok(0);
+    }
+    let settings = handler.settings();
+    let paid_through = row
+        .paid_through
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc2822)
+                .ok()
+        })
+        .unwrap_or_else(|| "the end of the paid period".to_owned());
+    let mut vars = vec![
+        ("shop_name", settings.shop_name.clone()),
+        ("customer_email", to.clone()),
+        ("subscription_id", row.id.clone()),
+        ("paid_through", paid_through),
+    ];
+    vars.extend(extra.iter().cloned());
+    // Each kind takes only its own variables.
+    vars.retain(|(name, _)| kind.vars().contains(name));
+    let rendered = settings
+        .templates
+        .render(kind, &vars.into_iter().collect::<Vars>())
+        .map_err(|e| anyhow::anyhow!("rendering the {kind} email: {e}"))?;
+    let queued = mail::enqueue(
+        tx,
+        &NewEmail {
+            dedupe_key: key.to_owned(),
+            kind,
+            to,
+            order_id: None,
+            subscription_id: Some(row.id.clone()),
+            rendered,
+            created_at: at,
+        },
+    )?;
+    Ok(usize::from(queued))
+}

@@ -1,0 +1,754 @@
+//! The notification handler end to end: a real gateway takes payments for
+//! the shop's orders and sends the IPNs to the real merchant server, in one
+//! dialect or the other; the order's state, payments, downloads and emails
+//! are read back from the shop's API, as a client would.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Account, Bound, TestGateway, TestMerchant, WAIT};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const VISA: &str = "4242 4242 4242 4242";
+const DECLINED: &str = "4000000000000002";
+const PENDING: &str = "4000000000000077";
+
+/// A gateway, a shop account and the shop's merchant server, with one
+/// endpoint of `dialect` at the gateway pointing at the shop's receiver.
+struct Stack {
+    gw: TestGateway,
+    account: Account,
+    shop: TestMerchant,
+}
+
+impl Stack {
+    async fn start(dialect: &str) -> Self {
+        let gw = TestGateway::start().await;
+        let account = gw.account("shop").await;
+        let bound = Bound::new().await;
+        let path = if dialect == "paypal" {
+            "/ipn"
+        } else {
+            "/webhooks"
+        };
+        let (_, secret) = gw
+            .endpoint(
+                &account,
+                json!({
+                    "url": format!("{}{path}", bound.url),
+                    "dialect": dialect,
+                    "events": ["payment.*", "subscription.*"],
+                }),
+            )
+            .await;
+        let merchant_id = account.id.clone();
+        let shop = TestMerchant::configured(bound, &gw.url, &account.key, &secret, |config| {
+            config.merchant_id = Some(merchant_id);
+        })
+        .await;
+        Self { gw, account, shop }
+    }
+
+    /// Creates an order; returns its id and total.
+    async fn order(&self, items: Value) -> (String, i64) {
+        let (status, order) = self
+            .shop
+            .post_json(
+                "/api/orders",
+                &json!({"items": items, "customer_email": "ann@example.com"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        (
+            order["id"].as_str().unwrap().to_owned(),
+            order["total"]["amount"].as_i64().unwrap(),
+        )
+    }
+
+    /// Pays `amount` for `invoice` at the gateway; returns the payment.
+    async fn pay(&self, invoice: &str, amount: i64, method: Value) -> Value {
+        let (status, payment) = self
+            .gw
+            .post(
+                &self.account.key,
+                "/v1/payments",
+                json!({
+                    "amount": amount,
+                    "currency": "USD",
+                    "invoice": invoice,
+                    "payer": {"email": "ann@example.com", "name": "Ann Smith"},
+                    "payment_method": method,
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{payment}");
+        payment
+    }
+
+    /// An operation on a payment (`refunds`, `reverse`, …) at the gateway.
+    async fn operate(&self, payment: &str, operation: &str, body: Value) -> Value {
+        let (status, answer) = self
+            .gw
+            .post(
+                &self.account.key,
+                &format!("/v1/payments/{payment}/{operation}"),
+                body,
+            )
+            .await;
+        assert!(status.is_success(), "{operation}: {status} {answer}");
+        answer
+    }
+
+    /// Waits until the order is `status` with `emails` emails, all sent;
+    /// returns it.
+    async fn settled(&self, order: &str, status: &str, emails: usize) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (code, body) = self.shop.get_json(&format!("/api/orders/{order}")).await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+            let sent = body["emails"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["status"] == "sent")
+                .count();
+            if body["status"] == status && sent == emails {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for order {order} to be {status} with {emails} emails sent: {body:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn card(number: &str) -> Value {
+    json!({"card_number": number})
+}
+
+fn email_kinds(order: &Value) -> Vec<String> {
+    order["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn download_states(order: &Value) -> Vec<(String, Option<String>)> {
+    order["downloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["state"].as_str().unwrap().to_owned(),
+                d["revoked_reason"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+fn mug_and_ebook() -> Value {
+    json!([{"sku": "mug", "quantity": 2}, {"sku": "ebook", "quantity": 1}])
+}
+
+#[tokio::test]
+async fn paid_then_refunded_in_part_then_in_full_in_both_dialects() {
+    for dialect in ["standard", "paypal"] {
+        let stack = Stack::start(dialect).await;
+        let (order, total) = stack.order(mug_and_ebook()).await;
+        let payment = stack.pay(&order, total, card(VISA)).await;
+        let pay_id = payment["id"].as_str().unwrap();
+
+        let paid = stack.settled(&order, "paid", 2).await;
+        assert_eq!(
+            email_kinds(&paid),
+            ["order_paid", "download_link"],
+            "{dialect}"
+        );
+        assert_eq!(
+            download_states(&paid),
+            [("active".to_owned(), None)],
+            "{dialect}"
+        );
+        assert!(paid["paid_at"].is_string(), "{dialect}");
+        let payments = paid["payments"].as_array().unwrap();
+        assert_eq!(payments.len(), 1, "{dialect}: {paid:#}");
+        assert_eq!(payments[0]["id"], pay_id);
+        assert_eq!(payments[0]["status"], "completed");
+        assert_eq!(payments[0]["amount"], total);
+        assert_eq!(payments[0]["valid"], true);
+        assert_eq!(paid["flags"], json!([]), "{dialect}");
+
+        stack
+            .operate(pay_id, "refunds", json!({"amount": 500}))
+            .await;
+        let part = stack.settled(&order, "partially_refunded", 3).await;
+        assert_eq!(
+            email_kinds(&part),
+            ["order_paid", "download_link", "refunded"],
+            "{dialect}"
+        );
+        assert_eq!(
+            download_states(&part),
+            [("revoked".to_owned(), Some("refunded".to_owned()))],
+            "{dialect}: a refund revokes the download"
+        );
+
+        stack.operate(pay_id, "refunds", json!({})).await;
+        let all = stack.settled(&order, "refunded", 4).await;
+        assert_eq!(
+            email_kinds(&all),
+            ["order_paid", "download_link", "refunded", "refunded"],
+            "{dialect}"
+        );
+        assert_eq!(all["payments"].as_array().unwrap().len(), 3, "{dialect}");
+        // Every message applied once: nothing waits, nothing failed.
+        let outcomes: Vec<_> = stack
+            .shop
+            .inbox()
+            .iter()
+            .map(|row| row.status.clone())
+            .collect();
+        assert_eq!(outcomes, ["processed"; 3], "{dialect}");
+        stack.shop.merchant.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_chargeback_and_its_cancellation_in_both_dialects() {
+    for dialect in ["standard", "paypal"] {
+        let stack = Stack::start(dialect).await;
+        let (order, total) = stack.order(mug_and_ebook()).await;
+        let payment = stack.pay(&order, total, card(VISA)).await;
+        let pay_id = payment["id"].as_str().unwrap();
+        stack.settled(&order, "paid", 2).await;
+
+        stack.operate(pay_id, "reverse", json!({})).await;
+        let reversed = stack.settled(&order, "reversed", 3).await;
+        assert_eq!(email_kinds(&reversed)[2], "reversed", "{dialect}");
+        assert_eq!(
+            download_states(&reversed),
+            [("revoked".to_owned(), Some("reversed".to_owned()))],
+            "{dialect}"
+        );
+
+        stack.operate(pay_id, "cancel-reversal", json!({})).await;
+        let back = stack.settled(&order, "paid", 4).await;
+        assert_eq!(
+            email_kinds(&back),
+            [
+                "order_paid",
+                "download_link",
+                "reversed",
+                "reversal_canceled"
+            ],
+            "{dialect}"
+        );
+        assert_eq!(
+            download_states(&back),
+            [("active".to_owned(), None)],
+            "{dialect}: the chargeback's revocation is lifted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pending_then_completed_or_failed_and_a_declined_card_in_both_dialects() {
+    for dialect in ["standard", "paypal"] {
+        let stack = Stack::start(dialect).await;
+        let items = json!([{"sku": "mug", "quantity": 1}]);
+
+        let (order, total) = stack.order(items.clone()).await;
+        let payment = stack.pay(&order, total, card(PENDING)).await;
+        let pay_id = payment["id"].as_str().unwrap();
+        let pending = stack.settled(&order, "pending", 1).await;
+        assert_eq!(email_kinds(&pending), ["payment_pending"], "{dialect}");
+        stack.operate(pay_id, "complete", json!({})).await;
+        let paid = stack.settled(&order, "paid", 2).await;
+        assert_eq!(
+            email_kinds(&paid),
+            ["payment_pending", "order_paid"],
+            "{dialect}"
+        );
+
+        let (order, total) = stack.order(items.clone()).await;
+        let payment = stack
+            .pay(&order, total, json!({"type": "bank_transfer"}))
+            .await;
+        stack.settled(&order, "pending", 1).await;
+        stack
+            .operate(payment["id"].as_str().unwrap(), "fail", json!({}))
+            .await;
+        let failed = stack.settled(&order, "failed", 2).await;
+        assert_eq!(
+            email_kinds(&failed),
+            ["payment_pending", "payment_failed"],
+            "{dialect}"
+        );
+
+        let (order, total) = stack.order(items).await;
+        stack.pay(&order, total, card(DECLINED)).await;
+        let declined = stack.settled(&order, "failed", 1).await;
+        assert_eq!(email_kinds(&declined), ["payment_failed"], "{dialect}");
+        assert_eq!(declined["paid_at"], Value::Null);
+    }
+}
+
+impl Stack {
+    /// The events the gateway made for this account, oldest first.
+    async fn events(&self) -> Vec<Value> {
+        let (status, body) = self.gw.get(&self.account.key, "/v1/events?limit=100").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].as_array().unwrap().clone()
+    }
+
+    /// Waits until no message waits for the handler; returns the inbox.
+    async fn quiet(&self, messages: usize) -> Vec<common::InboxRow> {
+        self.shop
+            .wait_until("every message handled", WAIT, |rows| {
+                rows.len() >= messages && rows.iter().all(|row| row.outcome.is_some())
+            })
+            .await
+    }
+}
+
+#[tokio::test]
+async fn the_same_ipn_delivered_three_times_has_one_effect_in_both_dialects() {
+    for dialect in ["standard", "paypal"] {
+        let stack = Stack::start(dialect).await;
+        let (order, total) = stack.order(json!([{"sku": "ebook", "quantity": 1}])).await;
+        stack.pay(&order, total, card(VISA)).await;
+        stack.settled(&order, "paid", 2).await;
+        let event = stack.events().await[0]["id"].as_str().unwrap().to_owned();
+        for _ in 0..2 {
+            let (status, body) = stack
+                .gw
+                .post(
+                    &stack.account.key,
+                    &format!("/v1/events/{event}/resend"),
+                    json!({}),
+                )
+                .await;
+            assert!(status.is_success(), "{body}");
+        }
+        stack.gw.wait_delivered(&stack.account, &event, 3).await;
+        let inbox = stack.quiet(1).await;
+        let outcomes: Vec<_> = inbox
+            .iter()
+            .map(|row| row.outcome.clone().unwrap())
+            .collect();
+        if dialect == "standard" {
+            // The same webhook-id is stored once: the receiver already
+            // answered the two resends with the first row.
+            assert_eq!(outcomes, ["applied"]);
+        } else {
+            // A PayPal resend is a new message (`resend=true`): the handler
+            // knows it by txn_id + payment_status.
+            assert_eq!(outcomes, ["applied", "duplicate", "duplicate"]);
+        }
+        let again = stack.settled(&order, "paid", 2).await;
+        assert_eq!(
+            email_kinds(&again),
+            ["order_paid", "download_link"],
+            "{dialect}"
+        );
+        assert_eq!(again["downloads"].as_array().unwrap().len(), 1, "{dialect}");
+    }
+}
+
+/// A gateway whose endpoint delivers to a recorder instead of the shop, so
+/// the test can hand the shop the very same messages in any order.
+struct Replay {
+    stack: Stack,
+    recorder: ipn_testkit::Receiver,
+    path: &'static str,
+    /// The endpoint's signing secret, which the shop accepts.
+    secret: String,
+}
+
+impl Replay {
+    async fn start(dialect: &str) -> Self {
+        let gw = TestGateway::start().await;
+        let account = gw.account("shop").await;
+        let recorder = ipn_testkit::Receiver::start().await.unwrap();
+        let (_, secret) = gw
+            .endpoint(
+                &account,
+                json!({"url": recorder.url("/hook"), "dialect": dialect, "events": ["payment.*"]}),
+            )
+            .await;
+        let merchant_id = account.id.clone();
+        let shop = TestMerchant::configured(
+            Bound::new().await,
+            &gw.url,
+            &account.key,
+            &secret.clone(),
+            |config| config.merchant_id = Some(merchant_id),
+        )
+        .await;
+        let path = if dialect == "paypal" {
+            "/ipn"
+        } else {
+            "/webhooks"
+        };
+        Self {
+            stack: Stack { gw, account, shop },
+            recorder,
+            path,
+            secret,
+        }
+    }
+
+    /// Hands the shop one recorded message, with its signature headers.
+    async fn deliver(&self, message: &ipn_testkit::Recorded) {
+        let (status, answer) = self.send(message).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    /// Hands the shop one recorded message; returns its answer.
+    async fn send(&self, message: &ipn_testkit::Recorded) -> (StatusCode, String) {
+        let headers: Vec<(&str, &str)> = [
+            "webhook-id",
+            "webhook-timestamp",
+            "webhook-signature",
+            "content-type",
+        ]
+        .into_iter()
+        .filter_map(|name| message.header(name).map(|value| (name, value)))
+        .collect();
+        self.stack
+            .shop
+            .post(self.path, &headers, message.body.to_vec())
+            .await
+    }
+
+    /// Makes a payment at the gateway with `body` (as `account`); returns the
+    /// message the gateway sent for it.
+    async fn payment_message(&self, account: &Account, body: Value) -> ipn_testkit::Recorded {
+        let before = self.recorder.requests().len();
+        let (status, payment) = self.stack.gw.post(&account.key, "/v1/payments", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{payment}");
+        let all = self.recorder.wait_for(before + 1, WAIT).await;
+        assert_eq!(all.len(), before + 1);
+        all[before].clone()
+    }
+}
+
+/// `message` with its body replaced and signed again with `secret`, at
+/// `timestamp` (unix seconds).
+fn resigned(
+    message: &ipn_testkit::Recorded,
+    body: Vec<u8>,
+    secret: &str,
+    timestamp: i64,
+) -> ipn_testkit::Recorded {
+    use ipn_core::standard::{Signer, WebhookSecret};
+    let id = message.header("webhook-id").unwrap().to_owned();
+    let signer = Signer::Secret(WebhookSecret::parse(secret).unwrap());
+    let mut copy = message.clone();
+    let signature = signer.sign(&id, timestamp, &body);
+    copy.headers
+        .insert("webhook-signature", signature.parse().unwrap());
+    copy.headers
+        .insert("webhook-timestamp", timestamp.to_string().parse().unwrap());
+    copy.body = body.into();
+    copy
+}
+
+/// What kind of change a recorded message is, in either dialect.
+fn change_of(message: &ipn_testkit::Recorded) -> (String, String) {
+    if let Ok(event) = serde_json::from_slice::<Value>(&message.body) {
+        let data = &event["data"];
+        let invoice = data["invoice"].as_str().unwrap().to_owned();
+        return (invoice, event["type"].as_str().unwrap().to_owned());
+    }
+    let form = ipn_core::paypal::Form::parse(&message.body).unwrap();
+    let status = match form.get("payment_status").unwrap() {
+        "Completed" => "payment.completed",
+        "Refunded" => "payment.refunded",
+        "Reversed" => "payment.reversed",
+        "Canceled_Reversal" => "payment.reversal_canceled",
+        other => panic!("unexpected payment_status {other}"),
+    };
+    (form.get("invoice").unwrap().to_owned(), status.to_owned())
+}
+
+fn permutations(items: &[usize]) -> Vec<Vec<usize>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut all = Vec::new();
+    for (i, &first) in items.iter().enumerate() {
+        let mut rest = items.to_vec();
+        rest.remove(i);
+        for mut tail in permutations(&rest) {
+            tail.insert(0, first);
+            all.push(tail);
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn all_24_arrival_orders_end_in_the_same_state_in_both_dialects() {
+    const CHANGES: [&str; 4] = [
+        "payment.completed",
+        "payment.refunded",
+        "payment.reversed",
+        "payment.reversal_canceled",
+    ];
+    let orders_of_arrival = permutations(&[0, 1, 2, 3]);
+    assert_eq!(orders_of_arrival.len(), 24);
+    for dialect in ["standard", "paypal"] {
+        let replay = Replay::start(dialect).await;
+        let stack = &replay.stack;
+        // One order per arrival order, each paid, refunded in part,
+        // reversed and the reversal canceled at the gateway.
+        let mut orders = Vec::new();
+        for _ in &orders_of_arrival {
+            let (order, total) = stack.order(mug_and_ebook()).await;
+            let payment = stack.pay(&order, total, card(VISA)).await;
+            let pay_id = payment["id"].as_str().unwrap();
+            stack
+                .operate(pay_id, "refunds", json!({"amount": 500}))
+                .await;
+            stack.operate(pay_id, "reverse", json!({})).await;
+            stack.operate(pay_id, "cancel-reversal", json!({})).await;
+            orders.push(order);
+        }
+        let recorded = replay.recorder.wait_for(4 * orders.len(), WAIT).await;
+        assert_eq!(recorded.len(), 4 * orders.len());
+        for (order, arrival) in orders.iter().zip(&orders_of_arrival) {
+            let mine: Vec<_> = recorded
+                .iter()
+                .filter(|message| change_of(message).0 == *order)
+                .collect();
+            for &index in arrival {
+                let message = mine
+                    .iter()
+                    .find(|message| change_of(message).1 == CHANGES[index])
+                    .unwrap();
+                replay.deliver(message).await;
+            }
+        }
+        stack.quiet(4 * orders.len()).await;
+
+        let mut finals = Vec::new();
+        for (order, arrival) in orders.iter().zip(&orders_of_arrival) {
+            let (_, body) = stack.shop.get_json(&format!("/api/orders/{order}")).await;
+            let mut payments: Vec<(String, String, i64, bool)> = body["payments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["kind"].as_str().unwrap().to_owned(),
+                        p["status"].as_str().unwrap().to_owned(),
+                        p["amount"].as_i64().unwrap(),
+                        p["valid"].as_bool().unwrap(),
+                    )
+                })
+                .collect();
+            payments.sort();
+            let live_downloads = download_states(&body)
+                .iter()
+                .filter(|(state, _)| state == "active")
+                .count();
+            let kinds = email_kinds(&body);
+            let once = |kind: &str| kinds.iter().filter(|k| *k == kind).count();
+            assert_eq!(once("order_paid"), 1, "{dialect} {arrival:?}: {kinds:?}");
+            assert_eq!(once("refunded"), 1, "{dialect} {arrival:?}: {kinds:?}");
+            // The customer hears of the chargeback's end only if they heard
+            // of the chargeback.
+            assert_eq!(
+                once("reversed"),
+                once("reversal_canceled"),
+                "{dialect} {arrival:?}: {kinds:?}"
+            );
+            assert!(once("reversed") <= 1, "{dialect} {arrival:?}: {kinds:?}");
+            finals.push((
+                arrival.clone(),
+                (
+                    body["status"].as_str().unwrap().to_owned(),
+                    payments,
+                    body["flags"].clone(),
+                    live_downloads,
+                ),
+            ));
+        }
+        let (_, first) = &finals[0];
+        assert_eq!(first.0, "partially_refunded", "{dialect}");
+        assert_eq!(first.1.len(), 4, "{dialect}");
+        for (arrival, state) in &finals {
+            assert_eq!(state, first, "{dialect}: arrival order {arrival:?}");
+        }
+    }
+}
+
+fn payment_body(invoice: &str, amount: i64, currency: &str) -> Value {
+    json!({
+        "amount": amount,
+        "currency": currency,
+        "invoice": invoice,
+        "payer": {"email": "ann@example.com", "name": "Ann Smith"},
+        "payment_method": {"card_number": VISA},
+    })
+}
+
+#[tokio::test]
+async fn forged_tampered_and_mismatched_notices_never_mark_an_order_paid() {
+    for dialect in ["standard", "paypal"] {
+        let replay = Replay::start(dialect).await;
+        let stack = &replay.stack;
+        let thief = stack.gw.account("thief").await;
+        let _ = stack
+            .gw
+            .endpoint(
+                &thief,
+                json!({"url": replay.recorder.url("/hook"), "dialect": dialect, "events": ["payment.*"]}),
+            )
+            .await;
+        let ebook = json!([{"sku": "ebook", "quantity": 1}]);
+        let (short, total) = stack.order(ebook.clone()).await;
+        let (euros, _) = stack.order(ebook.clone()).await;
+        let (stolen, _) = stack.order(ebook.clone()).await;
+        let (tampered, _) = stack.order(ebook.clone()).await;
+
+        let underpaid = replay
+            .payment_message(&stack.account, payment_body(&short, total - 1, "USD"))
+            .await;
+        let in_euros = replay
+            .payment_message(&stack.account, payment_body(&euros, total, "EUR"))
+            .await;
+        let unknown = replay
+            .payment_message(
+                &stack.account,
+                payment_body("ord_nosuchorder", total, "USD"),
+            )
+            .await;
+        // Another merchant of the same gateway pays our invoice to itself
+        // and points its notifications at our shop.
+        let to_thief = replay
+            .payment_message(&thief, payment_body(&stolen, total, "USD"))
+            .await;
+        let genuine = replay
+            .payment_message(&stack.account, payment_body(&tampered, total, "USD"))
+            .await;
+
+        let mut expected_inbox = 0;
+        for message in [&underpaid, &in_euros, &unknown] {
+            replay.deliver(message).await;
+            expected_inbox += 1;
+        }
+        if dialect == "standard" {
+            // Signed by the thief's endpoint secret, not ours: refused.
+            let (status, answer) = replay.send(&to_thief).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            // Even signed with ours (a sender misconfigured), the receiver
+            // is checked against the order.
+            let now = common::unix_now();
+            replay
+                .deliver(&resigned(
+                    &to_thief,
+                    to_thief.body.to_vec(),
+                    &replay.secret,
+                    now,
+                ))
+                .await;
+            expected_inbox += 1;
+            // Forged: another secret. Stale: our secret, 10 minutes old.
+            // Tampered: the amount changed after signing.
+            let other = ipn_core::standard::WebhookSecret::generate().reveal();
+            let forged = resigned(&genuine, genuine.body.to_vec(), &other, now);
+            let stale = resigned(&genuine, genuine.body.to_vec(), &replay.secret, now - 600);
+            let mut altered = genuine.clone();
+            let text = String::from_utf8(genuine.body.to_vec()).unwrap();
+            let total_field = format!("\"amount\":{total}");
+            assert!(text.contains(&total_field), "{text}");
+            altered.body = text
+                .replacen(&total_field, "\"amount\":1", 1)
+                .into_bytes()
+                .into();
+            for bad in [forged, stale, altered] {
+                let (status, answer) = replay.send(&bad).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            }
+        } else {
+            // PayPal: verified by postback; the thief's message is genuine.
+            replay.deliver(&to_thief).await;
+            expected_inbox += 1;
+            // An altered copy of a genuine message comes back INVALID.
+            let text = String::from_utf8(genuine.body.to_vec()).unwrap();
+            assert!(text.contains("mc_gross=9.99"), "{text}");
+            let mut altered = genuine.clone();
+            altered.body = text
+                .replacen("mc_gross=9.99", "mc_gross=0.01", 1)
+                .into_bytes()
+                .into();
+            replay.deliver(&altered).await;
+            expected_inbox += 1;
+        }
+        let inbox = stack
+            .shop
+            .wait_until("every message settled", WAIT, |rows| {
+                rows.len() == expected_inbox
+                    && rows
+                        .iter()
+                        .all(|row| row.outcome.is_some() || row.status == "invalid")
+            })
+            .await;
+        let outcomes: Vec<_> = inbox
+            .iter()
+            .map(|row| row.outcome.clone().unwrap_or_else(|| row.status.clone()))
+            .collect();
+        let mut expected = vec!["flagged"; 4];
+        if dialect == "paypal" {
+            expected.push("invalid");
+        }
+        assert_eq!(outcomes, expected, "{dialect}: {inbox:#?}");
+        assert!(
+            inbox[2]
+                .outcome_detail
+                .as_deref()
+                .unwrap()
+                .contains("ord_nosuchorder"),
+            "{:?}",
+            inbox[2].outcome_detail
+        );
+
+        for (order, reason) in [
+            (&short, "the order's total is 9.99 USD"),
+            (&euros, "paid in EUR"),
+            (&stolen, &format!("paid to merchant {}", thief.id)),
+            (&tampered, ""),
+        ] {
+            let (_, body) = stack.shop.get_json(&format!("/api/orders/{order}")).await;
+            assert_eq!(body["paid_at"], Value::Null, "{dialect} {order}: {body:#}");
+            assert_eq!(body["emails"], json!([]), "{dialect}: {body:#}");
+            assert_eq!(body["downloads"], json!([]), "{dialect}: {body:#}");
+            if reason.is_empty() {
+                assert_eq!(body["status"], "created", "{dialect}: {body:#}");
+                assert_eq!(body["flags"], json!([]), "{dialect}: {body:#}");
+                continue;
+            }
+            assert_eq!(body["status"], "flagged", "{dialect}: {body:#}");
+            let flags = body["flags"].as_array().unwrap();
+            assert_eq!(flags.len(), 1, "{dialect}: {body:#}");
+            let said = flags[0]["reason"].as_str().unwrap();
+            assert!(
+                said.contains(reason),
+                "{dialect}: {said:?} lacks {reason:?}"
+            );
+            assert_eq!(body["payments"][0]["valid"], false, "{dialect}: {body:#}");
+        }
+        // Let the real notice through: the one honest order is paid.
+        replay.deliver(&genuine).await;
+        stack.settled(&tampered, "paid", 2).await;
+    }
+}
