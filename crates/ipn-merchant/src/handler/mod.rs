@@ -42,6 +42,7 @@ use crate::catalog::Catalog;
 use crate::downloads::{self, GrantRequest, Policy, SigningKey};
 use crate::mail::{self, EmailKind, NewEmail, Templates, Vars};
 use crate::storage::orders::{self, Order};
+use crate::storage::writer::Review;
 use crate::storage::{InboxId, StoreError};
 
 /// Messages handled per transaction: big enough to share a commit's fsync
@@ -94,13 +95,20 @@ impl Handler {
         }
     }
 
+    /// Loads what the handler reads from the database once: the key that
+    /// signs download links.
+    pub fn prepare(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        if self.download_key.is_none() {
+            self.download_key = Some(downloads::signing_key(conn)?);
+        }
+        Ok(())
+    }
+
     /// Handles up to [`PASS`] waiting messages in one transaction. An error
     /// is a storage failure: nothing of the pass is kept, and the messages
     /// wait for the next one.
     pub fn pass(&mut self, conn: &mut Connection) -> Result<PassResult, StoreError> {
-        if self.download_key.is_none() {
-            self.download_key = Some(downloads::signing_key(conn)?);
-        }
+        self.prepare(conn)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let waiting = store::waiting(&tx, PASS)?;
         let mut emails = 0;
@@ -393,6 +401,44 @@ impl Handler {
             }
             _ => Ok(Vec::new()),
         }
+    }
+
+    /// Marks a paid order shipped, in the caller's transaction.
+    pub fn fulfil(&self, tx: &Transaction<'_>, order_id: &str) -> Result<Review, StoreError> {
+        let Some(order) = orders::get(tx, order_id)? else {
+            return Ok(Review::NotFound);
+        };
+        let facts = store::order_facts(tx, order_id)?;
+        let derived = order_state::derive(&facts, false, false);
+        if order.fulfilled_at.is_some() {
+            return Ok(Review::Done);
+        }
+        if !derived.payment_status.is_paid_up() {
+            return Ok(Review::Refused(format!(
+                "order {order_id} is {}: only a paid order can be fulfilled",
+                derived.payment_status.as_str()
+            )));
+        }
+        let now = OffsetDateTime::now_utc();
+        store::set_fulfilled(tx, order_id, millis(now))?;
+        let order = orders::get(tx, order_id)?.unwrap_or(order);
+        self.settle_order(tx, &order, now)?;
+        self.mail_wake.notify_one();
+        Ok(Review::Done)
+    }
+
+    /// Resolves a flag, in the caller's transaction, and re-derives its
+    /// order's state.
+    pub fn resolve_flag(&self, tx: &Transaction<'_>, flag_id: i64) -> Result<Review, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let Some(order_id) = store::resolve_flag(tx, flag_id, millis(now))? else {
+            return Ok(Review::NotFound);
+        };
+        if let Some(order) = orders::get(tx, &order_id)? {
+            self.settle_order(tx, &order, now)?;
+            self.mail_wake.notify_one();
+        }
+        Ok(Review::Done)
     }
 
     pub fn settings(&self) -> &Settings {

@@ -296,6 +296,31 @@ pub fn set_order_status(
     Ok(())
 }
 
+/// Marks an order shipped (once).
+pub fn set_fulfilled(conn: &Connection, order_id: &str, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE orders SET fulfilled_at = COALESCE(fulfilled_at, ?2), updated_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![order_id, now])?;
+    Ok(())
+}
+
+/// Resolves a flag. `None`: there is no such flag; otherwise its order id,
+/// empty for a flag on a message that named no order.
+pub fn resolve_flag(
+    conn: &Connection,
+    flag_id: i64,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE flags SET resolved_at = COALESCE(resolved_at, ?2) WHERE id = ?1
+             RETURNING COALESCE(order_id, '')",
+        )?
+        .query_row(params![flag_id, now], |row| row.get(0))
+        .optional()?)
+}
+
 /// Whether an email with this key was ever queued.
 pub fn email_queued(conn: &Connection, dedupe_key: &str) -> Result<bool, StoreError> {
     Ok(conn

@@ -41,6 +41,10 @@ enum Work {
     Record(Vec<Verification>),
     /// A new order with its lines.
     CreateOrder(Box<Order>),
+    /// The shop shipped a paid order.
+    Fulfil(String),
+    /// The operator reviewed a flag.
+    ResolveFlag(i64),
 }
 
 /// What a [`Work`] did, committed.
@@ -48,6 +52,17 @@ enum Done {
     Stored(Stored),
     Recorded,
     OrderCreated,
+    Reviewed(Review),
+}
+
+/// What an operator's action on an order came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Review {
+    Done,
+    /// No such order or flag.
+    NotFound,
+    /// The action does not apply (a refunded order cannot be shipped).
+    Refused(String),
 }
 
 struct Job {
@@ -86,7 +101,7 @@ impl Writer {
     pub async fn store(&self, message: NewMessage) -> Result<Stored, WriteError> {
         match self.submit(Work::Store(message)).await? {
             Done::Stored(stored) => Ok(stored),
-            Done::Recorded | Done::OrderCreated => Err(WriteError::Store(
+            _ => Err(WriteError::Store(
                 "the writer answered a store with something else".into(),
             )),
         }
@@ -97,6 +112,27 @@ impl Writer {
         self.submit(Work::CreateOrder(Box::new(order)))
             .await
             .map(|_| ())
+    }
+
+    /// Marks a paid order fulfilled (shipped); its state becomes
+    /// `fulfilled`.
+    pub async fn fulfil(&self, order_id: String) -> Result<Review, WriteError> {
+        self.review(Work::Fulfil(order_id)).await
+    }
+
+    /// Resolves a flag; once an order has none open, it shows its payments'
+    /// state again.
+    pub async fn resolve_flag(&self, flag_id: i64) -> Result<Review, WriteError> {
+        self.review(Work::ResolveFlag(flag_id)).await
+    }
+
+    async fn review(&self, work: Work) -> Result<Review, WriteError> {
+        match self.submit(work).await? {
+            Done::Reviewed(review) => Ok(review),
+            _ => Err(WriteError::Store(
+                "the writer answered a review with something else".into(),
+            )),
+        }
     }
 
     /// Records postback outcomes, all in one transaction, and waits until
@@ -138,6 +174,11 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, mut handler: Option<
             return;
         }
     };
+    if let Some(handler) = handler.as_mut()
+        && let Err(error) = handler.prepare(&conn)
+    {
+        tracing::error!(error = format!("{error:#}"), "the handler cannot start");
+    }
     // At start, whatever a restart left waiting is due.
     let mut pass = if handler.is_some() {
         Pass::Due
@@ -175,7 +216,7 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, mut handler: Option<
                     Err(_) => break,
                 }
             }
-            commit_batch(&mut conn, &mut batch);
+            commit_batch(&mut conn, &mut batch, handler.as_ref());
             if handler.is_some() && pass == Pass::Idle {
                 pass = Pass::Due;
             }
@@ -216,9 +257,9 @@ fn retry_delay(failures: u32) -> Duration {
 }
 
 /// Commits a batch of jobs and answers each.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>, handler: Option<&Handler>) {
     let results: Vec<Result<Done, StoreError>> =
-        match commit(conn, batch.iter().map(|job| &job.work)) {
+        match commit(conn, batch.iter().map(|job| &job.work), handler) {
             Ok(done) => done.into_iter().map(Ok).collect(),
             Err(error) => {
                 // The whole batch rolled back. Each job then gets its own
@@ -230,7 +271,7 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
                 );
                 batch
                     .iter()
-                    .map(|job| commit_one(conn, &job.work))
+                    .map(|job| commit_one(conn, &job.work, handler))
                     .collect()
             }
         };
@@ -245,7 +286,7 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Job>) {
 }
 
 /// Does one job's work inside `tx`.
-fn apply(tx: &Transaction<'_>, work: &Work) -> Result<Done, StoreError> {
+fn apply(tx: &Transaction<'_>, work: &Work, handler: Option<&Handler>) -> Result<Done, StoreError> {
     match work {
         Work::Store(message) => sqlite::insert(tx, message).map(Done::Stored),
         Work::Record(outcomes) => {
@@ -255,6 +296,22 @@ fn apply(tx: &Transaction<'_>, work: &Work) -> Result<Done, StoreError> {
             Ok(Done::Recorded)
         }
         Work::CreateOrder(order) => orders::insert(tx, order).map(|()| Done::OrderCreated),
+        Work::Fulfil(order_id) => {
+            let Some(handler) = handler else {
+                return Ok(Done::Reviewed(Review::Refused(
+                    "this server has no notification handler".into(),
+                )));
+            };
+            handler.fulfil(tx, order_id).map(Done::Reviewed)
+        }
+        Work::ResolveFlag(flag_id) => {
+            let Some(handler) = handler else {
+                return Ok(Done::Reviewed(Review::Refused(
+                    "this server has no notification handler".into(),
+                )));
+            };
+            handler.resolve_flag(tx, *flag_id).map(Done::Reviewed)
+        }
     }
 }
 
@@ -266,18 +323,23 @@ fn apply(tx: &Transaction<'_>, work: &Work) -> Result<Done, StoreError> {
 fn commit<'a>(
     conn: &mut Connection,
     work: impl Iterator<Item = &'a Work>,
+    handler: Option<&Handler>,
 ) -> Result<Vec<Done>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let done = work
-        .map(|work| apply(&tx, work))
+        .map(|work| apply(&tx, work, handler))
         .collect::<Result<Vec<_>, _>>()?;
     tx.commit()?;
     Ok(done)
 }
 
-fn commit_one(conn: &mut Connection, work: &Work) -> Result<Done, StoreError> {
+fn commit_one(
+    conn: &mut Connection,
+    work: &Work,
+    handler: Option<&Handler>,
+) -> Result<Done, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let done = apply(&tx, work)?;
+    let done = apply(&tx, work, handler)?;
     tx.commit()?;
     Ok(done)
 }
