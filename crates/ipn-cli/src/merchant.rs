@@ -80,6 +80,10 @@ pub struct Args {
     /// takes test payments only)
     #[arg(long, env = "IPN_LIVE")]
     live: bool,
+    /// Seconds between two reads of the gateway's event list, which applies
+    /// any IPN that never arrived; 0 turns reconciliation off
+    #[arg(long, env = "IPN_RECONCILE_EVERY", default_value_t = 60)]
+    reconcile_every: u64,
 }
 
 fn parse_secret(text: &str) -> Result<WebhookSecret, String> {
@@ -120,6 +124,9 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         download_policy: Default::default(),
         live: args.live,
         merchant_id: args.merchant_id,
+        reconcile_every: (args.reconcile_every > 0)
+            .then(|| std::time::Duration::from_secs(args.reconcile_every)),
+        clock: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

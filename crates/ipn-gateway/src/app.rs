@@ -198,6 +198,12 @@ impl Gateway {
         &self.engine
     }
 
+    /// The gateway's clock (a test clock when started with one), for a shop
+    /// run beside it that must agree on what time it is.
+    pub fn clock(&self) -> Arc<Clock> {
+        Arc::clone(&self.engine.clock)
+    }
+
     /// Stops accepting requests, lets attempts in flight finish, commits
     /// what is queued, and returns when everything has stopped.
     pub async fn shutdown(self) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ipn_core::standard::{PublicKey, Verifier, VerifyKey, WebhookSecret};
@@ -13,10 +14,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::catalog::Catalog;
+use crate::clock::Clock;
 use crate::downloads::Downloads;
 use crate::handler::{Handler, Settings};
 use crate::mail::{MailWorker, Templates, Transport};
 use crate::receiver::{self, Receiver};
+use crate::reconcile::Reconciler;
 use crate::shop::gateway::Checkout;
 use crate::shop::{self, Shop};
 use crate::storage::reader::Reader;
@@ -70,6 +73,11 @@ pub struct Config {
     /// The shop's merchant id at the gateway, when known: subscription
     /// notices (which have no order to check against) must name it.
     pub merchant_id: Option<String>,
+    /// How often reconciliation reads the gateway's event list once caught
+    /// up; `None` turns it off.
+    pub reconcile_every: Option<Duration>,
+    /// The shop's clock: real time, or a gateway's test clock.
+    pub clock: Clock,
 }
 
 impl Config {
@@ -103,6 +111,8 @@ impl Config {
             download_policy: crate::downloads::Policy::default(),
             live: false,
             merchant_id: None,
+            reconcile_every: Some(Duration::from_secs(60)),
+            clock: Clock::system(),
         }
     }
 
@@ -196,6 +206,7 @@ pub struct Merchant {
     server: JoinHandle<std::io::Result<()>>,
     postbacks: JoinHandle<()>,
     mailer: JoinHandle<()>,
+    reconciler: Option<JoinHandle<()>>,
     writer: std::thread::JoinHandle<()>,
 }
 
@@ -212,13 +223,19 @@ impl Merchant {
             .trim_end_matches('/')
             .to_owned();
         let path = config.database.clone();
-        let (conn, reader, shop_reader) = tokio::task::spawn_blocking(move || {
-            let conn = open(&path)?;
-            // Opened after `open` migrated the file. The shop has its own,
-            // so a customer's page never waits behind the postback worker.
-            anyhow::Ok((conn, Reader::open(&path)?, Reader::open(&path)?))
-        })
-        .await??;
+        let (conn, reader, shop_reader, reconcile_reader) =
+            tokio::task::spawn_blocking(move || {
+                let conn = open(&path)?;
+                // Opened after `open` migrated the file. The shop has its own,
+                // so a customer's page never waits behind the workers.
+                anyhow::Ok((
+                    conn,
+                    Reader::open(&path)?,
+                    Reader::open(&path)?,
+                    Reader::open(&path)?,
+                ))
+            })
+            .await??;
         let catalog = Arc::new(config.catalog.clone());
         let mail_wake = Arc::new(Notify::new());
         let handler = Handler::new(
@@ -230,6 +247,7 @@ impl Merchant {
                 catalog: Arc::clone(&catalog),
                 templates: Arc::new(Templates::builtin()),
                 downloads: config.download_policy,
+                clock: config.clock.clone(),
             },
             Arc::clone(&mail_wake),
         );
@@ -244,11 +262,26 @@ impl Merchant {
         mailer.check().context("mail_from / smtp_url")?;
         let (writer, writer_thread) = Writer::start(conn, Some(handler))?;
         let mailer = mailer.spawn();
+        let reconciler = match config.reconcile_every {
+            Some(every) => Some(
+                Reconciler::new(
+                    &config.gateway_url,
+                    config.gateway_key.clone(),
+                    reconcile_reader,
+                    writer.clone(),
+                    every,
+                    stop.clone(),
+                )?
+                .spawn(),
+            ),
+            None => None,
+        };
 
         let path = config.database.clone();
         let downloads_dir = config.downloads_dir.clone();
-        let downloads =
-            tokio::task::spawn_blocking(move || Downloads::open(&path, downloads_dir)).await??;
+        let downloads = tokio::task::spawn_blocking(move || Downloads::open(&path, downloads_dir))
+            .await??
+            .with_clock(config.clock.clone());
         let postback_wake = Arc::new(Notify::new());
         let postbacks = Worker {
             reader,
@@ -265,12 +298,14 @@ impl Merchant {
             reader: shop_reader,
             public_url,
             body_limit: config.body_limit,
+            clock: config.clock.clone(),
         });
         let state = Receiver {
             verifier: Arc::new(verifier),
             writer,
             body_limit: config.body_limit,
             postback_wake,
+            clock: config.clock.clone(),
         };
         let server = tokio::spawn(async move {
             let routes = shop.merge(crate::downloads::router(downloads));
@@ -287,6 +322,7 @@ impl Merchant {
             server,
             postbacks,
             mailer,
+            reconciler,
             writer: writer_thread,
         })
     }
@@ -311,6 +347,10 @@ impl Merchant {
         let served = self.server.await;
         let worked = self.postbacks.await;
         let mailed = self.mailer.await;
+        let reconciled = match self.reconciler {
+            Some(task) => task.await,
+            None => Ok(()),
+        };
         let writer = self.writer;
         tokio::task::spawn_blocking(move || writer.join())
             .await?
@@ -318,6 +358,7 @@ impl Merchant {
         served??;
         worked.context("the postback worker failed")?;
         mailed.context("the mail worker failed")?;
+        reconciled.context("reconciliation failed")?;
         Ok(())
     }
 }

@@ -24,10 +24,12 @@
 
 pub mod app;
 pub mod catalog;
+pub mod clock;
 pub mod downloads;
 pub mod handler;
 pub mod mail;
 pub mod receiver;
+pub mod reconcile;
 pub mod shop;
 pub mod storage;
 pub mod verify;

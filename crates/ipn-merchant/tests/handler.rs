@@ -25,6 +25,15 @@ struct Stack {
 
 impl Stack {
     async fn start(dialect: &str) -> Self {
+        Self::start_with(dialect, |_| {}).await.0
+    }
+
+    /// [`Stack::start`] with `adjust` applied to the shop's configuration;
+    /// also returns the shop's endpoint id at the gateway.
+    async fn start_with(
+        dialect: &str,
+        adjust: impl FnOnce(&mut ipn_merchant::Config),
+    ) -> (Self, String) {
         let gw = TestGateway::start().await;
         let account = gw.account("shop").await;
         let bound = Bound::new().await;
@@ -33,7 +42,7 @@ impl Stack {
         } else {
             "/webhooks"
         };
-        let (_, secret) = gw
+        let (endpoint_id, secret) = gw
             .endpoint(
                 &account,
                 json!({
@@ -44,11 +53,15 @@ impl Stack {
             )
             .await;
         let merchant_id = account.id.clone();
+        let clock = gw.gateway.clock();
         let shop = TestMerchant::configured(bound, &gw.url, &account.key, &secret, |config| {
             config.merchant_id = Some(merchant_id);
+            // The shop follows the gateway's test clock.
+            config.clock = ipn_merchant::clock::Clock::from_fn(move || clock.now());
+            adjust(config);
         })
         .await;
-        Self { gw, account, shop }
+        (Self { gw, account, shop }, endpoint_id)
     }
 
     /// Creates an order; returns its id and total.
@@ -750,5 +763,209 @@ async fn forged_tampered_and_mismatched_notices_never_mark_an_order_paid() {
         // Let the real notice through: the one honest order is paid.
         replay.deliver(&genuine).await;
         stack.settled(&tampered, "paid", 2).await;
+    }
+}
+
+#[tokio::test]
+async fn an_ipn_dropped_at_the_gateway_is_recovered_by_reconciliation_in_both_dialects() {
+    for dialect in ["standard", "paypal"] {
+        let (stack, endpoint) = Stack::start_with(dialect, |config| {
+            config.reconcile_every = Some(Duration::from_millis(100));
+        })
+        .await;
+        let (order, total) = stack.order(mug_and_ebook()).await;
+        // The endpoint is disabled: the gateway sends nothing.
+        let (status, body) = stack
+            .gw
+            .post(
+                &stack.account.key,
+                &format!("/v1/endpoints/{endpoint}/disable"),
+                json!({}),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        let payment = stack.pay(&order, total, card(VISA)).await;
+        let event = stack.events().await[0]["id"].as_str().unwrap().to_owned();
+        let (_, attempts) = stack
+            .gw
+            .get(&stack.account.key, &format!("/v1/events/{event}/attempts"))
+            .await;
+        assert_eq!(attempts["data"], json!([]), "{dialect}: nothing was sent");
+
+        let paid = stack.settled(&order, "paid", 2).await;
+        assert_eq!(paid["payments"][0]["id"], payment["id"], "{dialect}");
+        let inbox = stack.shop.inbox();
+        assert_eq!(inbox.len(), 1, "{dialect}: {inbox:#?}");
+        assert_eq!(inbox[0].headers["x-ipn-source"], "reconciliation");
+        assert_eq!(inbox[0].webhook_id.as_deref(), Some(event.as_str()));
+
+        // Enabled again, the gateway's own messages are one notice with the
+        // reconciled ones: nothing happens twice.
+        let (status, body) = stack
+            .gw
+            .post(
+                &stack.account.key,
+                &format!("/v1/endpoints/{endpoint}/enable"),
+                json!({}),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        stack
+            .operate(
+                payment["id"].as_str().unwrap(),
+                "refunds",
+                json!({"amount": 100}),
+            )
+            .await;
+        stack.settled(&order, "partially_refunded", 3).await;
+        let refund = stack.events().await[1]["id"].as_str().unwrap().to_owned();
+        stack.gw.wait_delivered(&stack.account, &refund, 1).await;
+        let inbox = stack.quiet(if dialect == "paypal" { 3 } else { 2 }).await;
+        let mut outcomes: Vec<_> = inbox
+            .iter()
+            .map(|row| row.outcome.clone().unwrap())
+            .collect();
+        outcomes.sort();
+        if dialect == "standard" {
+            // Same webhook-id: whichever came second was never stored.
+            assert_eq!(outcomes, ["applied", "applied"], "{dialect}: {inbox:#?}");
+        } else {
+            assert_eq!(
+                outcomes,
+                ["applied", "applied", "duplicate"],
+                "{dialect}: {inbox:#?}"
+            );
+        }
+        let after = stack.settled(&order, "partially_refunded", 3).await;
+        assert_eq!(
+            email_kinds(&after),
+            ["order_paid", "download_link", "refunded"],
+            "{dialect}"
+        );
+    }
+}
+
+const DECLINES_RENEWALS: &str = "4000 0000 0000 0341";
+const DAY: u64 = 24 * 3600;
+
+impl Stack {
+    async fn advance(&self, seconds: u64) {
+        let (status, body) = self
+            .gw
+            .post(
+                common::ADMIN_KEY,
+                "/v1/test/clock/advance",
+                json!({"seconds": seconds}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Waits until the subscription is `status` with `emails` emails sent;
+    /// returns it.
+    async fn subscription(&self, id: &str, status: &str, emails: usize) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (code, body) = self
+                .shop
+                .get_json(&format!("/api/subscriptions/{id}"))
+                .await;
+            let sent = body["emails"].as_array().map_or(0, |emails| {
+                emails.iter().filter(|e| e["status"] == "sent").count()
+            });
+            if code == StatusCode::OK && body["status"] == status && sent == emails {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for subscription {id} to be {status} with {emails} emails: {code} {body:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_from_signup_to_expiry_in_both_dialects() {
+    for dialect in ["standard", "paypal"] {
+        let stack = Stack::start(dialect).await;
+        let (status, sub) = stack
+            .gw
+            .post(
+                &stack.account.key,
+                "/v1/subscriptions",
+                json!({
+                    "amount": 999,
+                    "currency": "USD",
+                    "interval": "month",
+                    "payer": {"email": "ann@example.com", "name": "Ann Smith"},
+                    "payment_method": {"card_number": DECLINES_RENEWALS},
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{sub}");
+        let id = sub["id"].as_str().unwrap();
+
+        // Signup and the first period paid.
+        let active = stack.subscription(id, "active", 2).await;
+        assert_eq!(active["access"], true, "{dialect}");
+        assert_eq!(active["cycles_paid"], 1, "{dialect}");
+        assert_eq!(active["customer_email"], "ann@example.com");
+        if dialect == "standard" {
+            // The plan is known from the subscription itself.
+            assert!(active["paid_through"].is_string(), "{active:#}");
+        }
+        // The renewal is declined: past due, access kept while retried.
+        stack.advance(31 * DAY).await;
+        let past_due = stack.subscription(id, "past_due", 3).await;
+        assert_eq!(past_due["access"], true, "{dialect}");
+        // A new card pays the retry.
+        let (status, body) = stack
+            .gw
+            .post(
+                &stack.account.key,
+                &format!("/v1/subscriptions/{id}/payment-method"),
+                json!({"card_number": VISA}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        stack.advance(3 * DAY + 60).await;
+        let renewed = stack.subscription(id, "active", 4).await;
+        assert_eq!(renewed["cycles_paid"], 2, "{dialect}");
+        // Canceled at the end of the period: access until then.
+        let (status, body) = stack
+            .gw
+            .post(
+                &stack.account.key,
+                &format!("/v1/subscriptions/{id}/cancel"),
+                json!({"at_period_end": true}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let canceled = stack.subscription(id, "canceled", 5).await;
+        assert_eq!(canceled["access"], true, "{dialect}: paid to the period's end");
+        stack.advance(40 * DAY).await;
+        let expired = stack.subscription(id, "expired", 6).await;
+        assert_eq!(expired["access"], false, "{dialect}");
+        let kinds: Vec<_> = expired["emails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "subscription_started",
+                "subscription_renewed",
+                "subscription_payment_failed",
+                "subscription_renewed",
+                "subscription_canceled",
+                "subscription_expired",
+            ],
+            "{dialect}"
+        );
+        let (status, _) = stack.shop.get_json("/api/subscriptions/sub_nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }

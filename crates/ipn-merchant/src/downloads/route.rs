@@ -47,6 +47,7 @@ use time::macros::format_description;
 
 use super::token::{self, SigningKey};
 use super::{Grant, GrantState};
+use crate::clock::Clock;
 
 /// What the download route needs; cheap to clone.
 ///
@@ -60,6 +61,8 @@ pub struct Downloads {
     conn: Arc<Mutex<Connection>>,
     dir: Option<PathBuf>,
     key: SigningKey,
+    /// Expiry is checked against it.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Downloads {
@@ -91,7 +94,14 @@ impl Downloads {
             conn: Arc::new(Mutex::new(conn)),
             dir,
             key,
+            clock: Clock::system(),
         })
+    }
+
+    /// Checks expiry against `clock` rather than real time.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The key that signs links, for whoever writes them into emails.
@@ -238,7 +248,7 @@ async fn download(
     State(downloads): State<Downloads>,
     token: Result<extract::Path<String>, PathRejection>,
 ) -> Result<Response, DownloadError> {
-    let now = OffsetDateTime::now_utc();
+    let now = downloads.clock.now();
     let Ready { grant, file, head } = ready(&downloads, token, now).await?;
     let id = grant.id.clone();
     if !downloads
@@ -271,7 +281,8 @@ async fn head(
     State(downloads): State<Downloads>,
     token: Result<extract::Path<String>, PathRejection>,
 ) -> Result<Response, DownloadError> {
-    let Ready { head, .. } = ready(&downloads, token, OffsetDateTime::now_utc()).await?;
+    let now = downloads.clock.now();
+    let Ready { head, .. } = ready(&downloads, token, now).await?;
     let mut response = Response::new(Body::empty());
     *response.headers_mut() = head;
     Ok(response)

@@ -65,6 +65,7 @@ pub struct Settings {
     pub catalog: Arc<Catalog>,
     pub templates: Arc<Templates>,
     pub downloads: Policy,
+    pub clock: crate::clock::Clock,
 }
 
 /// The handler, owned by the writer thread.
@@ -113,7 +114,7 @@ impl Handler {
         let waiting = store::waiting(&tx, PASS)?;
         let mut emails = 0;
         for message in &waiting {
-            let now = OffsetDateTime::now_utc();
+            let now = self.settings.clock.now();
             tx.execute_batch("SAVEPOINT message")?;
             match self.handle(&tx, message, now) {
                 Ok(queued) => {
@@ -183,14 +184,17 @@ impl Handler {
                 return Ok(0);
             }
         };
-        if !store::claim_key(tx, &read.key, message.id)? {
-            let detail = format!("{} was applied before", read.key);
+        if let Some(seen) = store::claimed(tx, &read.keys)? {
+            let detail = format!("{seen} was applied before");
             let handled = Handled {
                 detail: Some(&detail),
                 ..Handled::default()
             };
             store::mark(tx, message.id, Outcome::Duplicate, &handled, at)?;
             return Ok(0);
+        }
+        for key in &read.keys {
+            store::claim_key(tx, key, message.id)?;
         }
         match read.notice {
             Notice::Ignored(why) => {
@@ -419,7 +423,7 @@ impl Handler {
                 derived.payment_status.as_str()
             )));
         }
-        let now = OffsetDateTime::now_utc();
+        let now = self.settings.clock.now();
         store::set_fulfilled(tx, order_id, millis(now))?;
         let order = orders::get(tx, order_id)?.unwrap_or(order);
         self.settle_order(tx, &order, now)?;
@@ -430,7 +434,7 @@ impl Handler {
     /// Resolves a flag, in the caller's transaction, and re-derives its
     /// order's state.
     pub fn resolve_flag(&self, tx: &Transaction<'_>, flag_id: i64) -> Result<Review, StoreError> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.settings.clock.now();
         let Some(order_id) = store::resolve_flag(tx, flag_id, millis(now))? else {
             return Ok(Review::NotFound);
         };

@@ -124,11 +124,14 @@ pub enum Notice {
 /// A notice with what identifies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
-    /// Two messages with the same key say the same thing: only the first
-    /// has an effect. The event id for standard messages; for PayPal,
-    /// `txn_id` + `payment_status` (one `txn_id` legitimately goes Pending →
-    /// Completed), or `ipn_track_id` for messages without a transaction.
-    pub key: String,
+    /// Two messages sharing a key say the same thing: only the first has an
+    /// effect. The event id for standard messages. For PayPal, `txn_id` +
+    /// `payment_status` (one `txn_id` legitimately goes Pending →
+    /// Completed) and the `ipn_track_id` (the same on every resend; ours is
+    /// the event id, so an event reconciled from the gateway's list and the
+    /// PayPal message of the same event are one notice); the body's hash
+    /// when it has neither.
+    pub keys: Vec<String>,
     /// The event's `sequence` (standard dialect only).
     pub sequence: Option<u64>,
     pub notice: Notice,
@@ -147,7 +150,7 @@ fn bad(what: impl Into<String>) -> NoticeError {
 pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
     let event: Event =
         serde_json::from_slice(body).map_err(|e| bad(format!("not an ipn event: {e}")))?;
-    let key = event.id.to_string();
+    let keys = vec![event.id.to_string()];
     let sequence = Some(event.sequence);
     let (t, livemode) = (&event.event_type, event.livemode);
     let notice = match &event.data {
@@ -163,7 +166,7 @@ pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
         _ => Notice::Ignored(format!("{t} is not about an order or a subscription")),
     };
     Ok(Read {
-        key,
+        keys,
         sequence,
         notice,
     })
@@ -215,7 +218,7 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
         let txn_type = message.get("txn_type").unwrap_or("(none)");
         let status = message.get("payment_status").unwrap_or("(none)");
         return Ok(Read {
-            key: fallback_key(&message, body),
+            keys: paypal_keys(&message, body, None),
             sequence: None,
             notice: Notice::Ignored(format!(
                 "txn_type {txn_type} with payment_status {status} is not acted on"
@@ -233,7 +236,7 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
             .ok_or_else(|| bad(format!("a {event_type} message without subscr_id")))?
             .to_owned();
         return Ok(Read {
-            key: fallback_key(&message, body),
+            keys: paypal_keys(&message, body, None),
             sequence: None,
             notice: Notice::Subscription(SubscriptionNotice {
                 event_type,
@@ -276,7 +279,7 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
         )));
     }
     Ok(Read {
-        key: format!("{txn_id}:{status}"),
+        keys: paypal_keys(&message, body, Some(format!("{txn_id}:{status}"))),
         sequence: None,
         notice: Notice::Payment(PaymentNotice {
             event_type,
@@ -293,16 +296,17 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
     })
 }
 
-/// The key of a PayPal message without a transaction: its `ipn_track_id`
-/// (the same on every resend of one notification), else its bytes.
-fn fallback_key(message: &IpnMessage, body: &[u8]) -> String {
+/// A PayPal message's keys: `txn_id:payment_status` when it has a
+/// transaction, its `ipn_track_id`, and its body's hash only when it has
+/// neither.
+fn paypal_keys(message: &IpnMessage, body: &[u8], transaction: Option<String>) -> Vec<String> {
     use sha2::Digest as _;
-    match message.ipn_track_id() {
-        Some(track) => format!("ipn_track_id:{track}"),
-        None => {
-            let digest = sha2::Sha256::digest(body);
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            format!("body:{hex}")
-        }
+    let mut keys: Vec<String> = transaction.into_iter().collect();
+    keys.extend(message.ipn_track_id().map(str::to_owned));
+    if keys.is_empty() {
+        let digest = sha2::Sha256::digest(body);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        keys.push(format!("body:{hex}"));
     }
+    keys
 }

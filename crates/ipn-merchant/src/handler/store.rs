@@ -127,8 +127,21 @@ pub fn count_attempt(conn: &Connection, id: InboxId, error: &str) -> Result<i64,
         .query_row(params![id, error], |row| row.get(0))?)
 }
 
+/// The first of `keys` an earlier message claimed, if any: the notice is a
+/// duplicate of that message's.
+pub fn claimed(conn: &Connection, keys: &[String]) -> Result<Option<String>, StoreError> {
+    let mut statement =
+        conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM applied_keys WHERE key = ?1)")?;
+    for key in keys {
+        if statement.query_row([key], |row| row.get::<_, bool>(0))? {
+            return Ok(Some(key.clone()));
+        }
+    }
+    Ok(None)
+}
+
 /// Claims a notice's key for message `id`; false if an earlier message
-/// holds it (the notice is a duplicate).
+/// holds it.
 pub fn claim_key(conn: &Connection, key: &str, id: InboxId) -> Result<bool, StoreError> {
     let inserted = conn
         .prepare_cached(

@@ -25,6 +25,7 @@ use ipn_core::standard::Verifier;
 
 pub use error::ReceiveError;
 
+use crate::clock::Clock;
 use crate::storage::writer::Writer;
 
 /// What the routes share.
@@ -36,6 +37,8 @@ pub struct Receiver {
     pub body_limit: usize,
     /// Wakes the postback worker once a PayPal message is stored.
     pub postback_wake: Arc<Notify>,
+    /// What a webhook's timestamp is checked against.
+    pub clock: Clock,
 }
 
 /// The receivers' routes, merged with `others` (the shop's) so that one
@@ -95,14 +98,4 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
             Some(((*name).to_owned(), value.to_owned()))
         })
         .collect()
-}
-
-/// Now, in milliseconds since the Unix epoch. Timestamps are checked
-/// against real time: the gateway signs with its own real clock.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        })
 }

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use ipn_core::Dialect;
 use ipn_core::paypal::Form;
 
-use super::{ReceiveError, Receiver, body, kept_headers, now_ms};
+use super::{ReceiveError, Receiver, body, kept_headers};
 use crate::storage::{InboxStatus, NewMessage};
 
 pub async fn receive(
@@ -33,7 +33,7 @@ pub async fn receive(
         headers: kept_headers(&headers),
         body: raw.to_vec(),
         status: InboxStatus::Unverified,
-        received_at: now_ms(),
+        received_at: state.clock.now_ms(),
     };
     let stored = state.writer.store(message).await?;
     tracing::debug!(?stored, "PayPal IPN stored, unverified");

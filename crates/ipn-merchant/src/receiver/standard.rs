@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use ipn_core::Dialect;
 use ipn_core::standard::WebhookHeaders;
 
-use super::{ReceiveError, Receiver, body, kept_headers, now_ms};
+use super::{ReceiveError, Receiver, body, kept_headers};
 use crate::storage::{InboxStatus, NewMessage, Stored};
 
 pub async fn receive(
@@ -21,7 +21,7 @@ pub async fn receive(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ReceiveError> {
     let raw = body(raw, state.body_limit)?;
-    let received_at = now_ms();
+    let received_at = state.clock.now_ms();
     let signed = WebhookHeaders::from_lookup(|name| headers.get(name).map(|v| v.as_bytes()))
         .inspect_err(|error| tracing::info!(%error, "webhook refused"))?;
     state

@@ -43,6 +43,8 @@ pub struct Shop {
     pub public_url: String,
     /// The body limit the router applies, to name it in a 413.
     pub body_limit: usize,
+    /// What "now" is for access and expiry shown to clients.
+    pub clock: crate::clock::Clock,
 }
 
 pub fn router(state: Shop) -> Router {
@@ -83,7 +85,10 @@ async fn order(State(shop): State<Shop>, Path(id): Path<String>) -> Result<Respo
         .await
         .map_err(ShopError::Read)?
         .ok_or(ShopError::OrderNotFound(id))?;
-    Ok(json(StatusCode::OK, &orders::details_view(&details)))
+    Ok(json(
+        StatusCode::OK,
+        &orders::details_view(&details, shop.clock.now()),
+    ))
 }
 
 async fn subscription(
@@ -98,7 +103,7 @@ async fn subscription(
         .ok_or(ShopError::SubscriptionNotFound(id))?;
     Ok(json(
         StatusCode::OK,
-        &orders::subscription_view(&row, &emails),
+        &orders::subscription_view(&row, &emails, shop.clock.now_ms()),
     ))
 }
 

@@ -192,11 +192,11 @@ pub fn view(order: &Order) -> Value {
         flags: Vec::new(),
         emails: Vec::new(),
         downloads: Vec::new(),
-    })
+    }, OffsetDateTime::UNIX_EPOCH)
 }
 
 /// An order with what happened to it, as `GET /api/orders/{id}` shows it.
-pub fn details_view(details: &OrderDetails) -> Value {
+pub fn details_view(details: &OrderDetails, now: OffsetDateTime) -> Value {
     let order = &details.order;
     let items: Vec<Value> = order
         .lines
@@ -254,7 +254,6 @@ pub fn details_view(details: &OrderDetails) -> Value {
             })
         })
         .collect();
-    let now = OffsetDateTime::now_utc();
     let downloads: Vec<Value> = details
         .downloads
         .iter()
@@ -297,7 +296,7 @@ pub fn details_view(details: &OrderDetails) -> Value {
 
 /// A subscription as `GET /api/subscriptions/{id}` shows it, with whether
 /// the subscriber has access now.
-pub fn subscription_view(row: &SubscriptionRow, emails: &[EmailRow]) -> Value {
+pub fn subscription_view(row: &SubscriptionRow, emails: &[EmailRow], now: i64) -> Value {
     let emails: Vec<Value> = emails
         .iter()
         .map(|e| json!({"kind": e.kind, "to": e.to, "status": e.status.as_str(), "subject": e.subject}))
@@ -305,7 +304,7 @@ pub fn subscription_view(row: &SubscriptionRow, emails: &[EmailRow]) -> Value {
     json!({
         "id": row.id,
         "status": row.status.as_str(),
-        "access": has_access(row.status, row.paid_through, millis(OffsetDateTime::now_utc())),
+        "access": has_access(row.status, row.paid_through, now),
         "paid_through": row.paid_through.map(rfc3339),
         "cycles_paid": row.cycles_paid,
         "customer_email": row.customer_email,

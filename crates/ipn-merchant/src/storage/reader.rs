@@ -69,7 +69,7 @@ pub struct OrderDetails {
 
 impl Reader {
     /// Runs `read` on the connection, on the blocking pool.
-    async fn with<T: Send + 'static>(
+    pub(crate) async fn with<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {

@@ -156,6 +156,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_emails", crate::mail::SCHEMA),
     // Download grants and the key their links are signed with (`downloads/`).
     ("0006_downloads", crate::downloads::SCHEMA),
+    // Where reconciliation has read the gateway's events up to.
+    ("0007_reconcile", crate::reconcile::SCHEMA),
 ];
 
 /// Opens (creating if needed) the database, sets it up for durable writes

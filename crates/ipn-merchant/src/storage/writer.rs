@@ -45,6 +45,11 @@ enum Work {
     Fulfil(String),
     /// The operator reviewed a flag.
     ResolveFlag(i64),
+    /// Events read from the gateway's list, and the cursor after them.
+    Reconcile {
+        messages: Vec<NewMessage>,
+        cursor: String,
+    },
 }
 
 /// What a [`Work`] did, committed.
@@ -53,6 +58,8 @@ enum Done {
     Recorded,
     OrderCreated,
     Reviewed(Review),
+    /// How many reconciled events were new to the inbox.
+    Reconciled(usize),
 }
 
 /// What an operator's action on an order came to.
@@ -131,6 +138,22 @@ impl Writer {
             Done::Reviewed(review) => Ok(review),
             _ => Err(WriteError::Store(
                 "the writer answered a review with something else".into(),
+            )),
+        }
+    }
+
+    /// Stores events read from the gateway (those already in the inbox are
+    /// left alone) and moves the reconciliation cursor, in one transaction;
+    /// returns how many were new.
+    pub async fn reconcile(
+        &self,
+        messages: Vec<NewMessage>,
+        cursor: String,
+    ) -> Result<usize, WriteError> {
+        match self.submit(Work::Reconcile { messages, cursor }).await? {
+            Done::Reconciled(new) => Ok(new),
+            _ => Err(WriteError::Store(
+                "the writer answered a reconciliation with something else".into(),
             )),
         }
     }
@@ -296,6 +319,17 @@ fn apply(tx: &Transaction<'_>, work: &Work, handler: Option<&Handler>) -> Result
             Ok(Done::Recorded)
         }
         Work::CreateOrder(order) => orders::insert(tx, order).map(|()| Done::OrderCreated),
+        Work::Reconcile { messages, cursor } => {
+            let mut new = 0;
+            for message in messages {
+                if let Stored::New(_) = sqlite::insert(tx, message)? {
+                    new += 1;
+                }
+            }
+            let now = crate::handler::millis(time::OffsetDateTime::now_utc());
+            crate::reconcile::save_cursor(tx, cursor, now)?;
+            Ok(Done::Reconciled(new))
+        }
         Work::Fulfil(order_id) => {
             let Some(handler) = handler else {
                 return Ok(Done::Reviewed(Review::Refused(

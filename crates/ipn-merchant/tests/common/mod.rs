@@ -220,6 +220,9 @@ impl TestMerchant {
             WebhookSecret::parse(secret).unwrap(),
         );
         config.mail_dir = dir.path().join("mail");
+        // Tests that want reconciliation turn it on: it would otherwise
+        // hand the shop copies of events the test means to deliver itself.
+        config.reconcile_every = None;
         adjust(&mut config);
         let merchant = Merchant::start(config, bound.listener).await.unwrap();
         assert_eq!(merchant.url(), bound.url);

@@ -1,0 +1,230 @@
+//! Reconciliation (DESIGN §5): a worker that reads the gateway's event list
+//! after a saved cursor and puts every event in the inbox, so that an IPN
+//! that never arrived (an endpoint disabled, a message lost on the way) is
+//! applied all the same, through the same handler.
+//!
+//! Events come over the merchant's authenticated API from the configured
+//! gateway, so they are stored as verified standard messages, keyed by
+//! their event id: one that also arrives (or arrived) as an IPN is a
+//! duplicate there or in the handler, never a second effect. The cursor
+//! moves in the same transaction as the messages it covers, so a crash
+//! repeats a page at worst, which dedupe absorbs.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ipn_core::Dialect;
+use reqwest::Url;
+use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::GatewayKey;
+use crate::storage::reader::Reader;
+use crate::storage::writer::{WriteError, Writer};
+use crate::storage::{InboxStatus, NewMessage, StoreError};
+
+/// Events asked for per request (the gateway's maximum is 100).
+const PAGE: u32 = 100;
+/// Longest wait for one page.
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The migration that keeps the cursor.
+pub const SCHEMA: &str = "CREATE TABLE reconcile_cursor (
+         id         INTEGER PRIMARY KEY CHECK (id = 1),
+         after      TEXT NOT NULL,
+         updated_at INTEGER NOT NULL
+     );";
+
+/// The id of the last event reconciled, if any.
+pub fn cursor(conn: &Connection) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT after FROM reconcile_cursor WHERE id = 1")?
+        .query_row([], |row| row.get(0))
+        .optional()?)
+}
+
+/// Moves the cursor to `after`.
+pub fn save_cursor(tx: &Transaction<'_>, after: &str, now: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO reconcile_cursor (id, after, updated_at) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET after = excluded.after, updated_at = excluded.updated_at",
+    )?
+    .execute(params![after, now])?;
+    Ok(())
+}
+
+/// One page of `GET /v1/events`, each event kept as the bytes sent.
+#[derive(Debug, Deserialize)]
+struct Page<'a> {
+    #[serde(borrow)]
+    data: Vec<&'a RawValue>,
+    has_more: bool,
+}
+
+/// The one field read from each event: its id.
+#[derive(Debug, Deserialize)]
+struct EventId {
+    id: String,
+}
+
+/// The worker; [`Reconciler::spawn`] runs it until `stop` is set.
+#[derive(Debug)]
+pub struct Reconciler {
+    client: reqwest::Client,
+    events_url: Url,
+    key: GatewayKey,
+    pub reader: Reader,
+    pub writer: Writer,
+    /// How long to wait after catching up before asking again.
+    pub every: Duration,
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Reconciler {
+    pub fn new(
+        gateway_url: &str,
+        key: GatewayKey,
+        reader: Reader,
+        writer: Writer,
+        every: Duration,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<Self> {
+        let base = format!("{}/", gateway_url.trim_end_matches('/'));
+        let events_url = Url::parse(&base)
+            .and_then(|base| base.join("v1/events"))
+            .with_context(|| format!("gateway_url {gateway_url:?}"))?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
+            .user_agent(concat!("ipn-merchant/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the reconciliation HTTP client")?;
+        Ok(Self {
+            client,
+            events_url,
+            key,
+            reader,
+            writer,
+            every,
+            stop,
+        })
+    }
+
+    pub fn spawn(self) -> JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    async fn run(self) {
+        let mut stop = self.stop.clone();
+        tracing::debug!(url = %self.events_url, every_ms = self.every.as_millis(), "reconciliation started");
+        loop {
+            if *stop.borrow() || stop.has_changed().is_err() {
+                break;
+            }
+            let caught_up = tokio::select! {
+                result = self.round() => result,
+                _ = stop.wait_for(|stop| *stop) => break,
+            };
+            match caught_up {
+                Ok(false) => continue, // more pages wait
+                Ok(true) => {}
+                Err(RoundError::Closed) => break,
+                Err(RoundError::Failed(error)) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    retry_in_ms = self.every.as_millis(),
+                    "reconciliation could not read the gateway's events; will retry"
+                ),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.every) => {}
+                _ = stop.wait_for(|stop| *stop) => break,
+            }
+        }
+        tracing::debug!("reconciliation stopped");
+    }
+
+    /// Reads one page after the cursor and stores it; true once caught up.
+    async fn round(&self) -> Result<bool, RoundError> {
+        let after = self.reader.with(cursor).await.map_err(RoundError::Failed)?;
+        let mut url = self.events_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("limit", &PAGE.to_string());
+            if let Some(after) = &after {
+                query.append_pair("after", after);
+            }
+        }
+        let response = self
+            .client
+            .get(url)
+            .bearer_auth(self.key.reveal())
+            .send()
+            .await
+            .context("asking the gateway for its events")?;
+        let status = response.status();
+        let body = response.bytes().await.context("reading the event list")?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+            return Err(RoundError::Failed(anyhow::anyhow!(
+                "the gateway answered {status}: {text}"
+            )));
+        }
+        let page: Page<'_> = serde_json::from_slice(&body).context("the event list")?;
+        let Some(last) = page.data.last() else {
+            return Ok(true);
+        };
+        let last: EventId = serde_json::from_str(last.get()).context("an event without id")?;
+        let received_at = crate::handler::millis(time::OffsetDateTime::now_utc());
+        let messages = page
+            .data
+            .iter()
+            .map(|raw| {
+                let event: EventId =
+                    serde_json::from_str(raw.get()).context("an event without id")?;
+                Ok(NewMessage {
+                    dialect: Dialect::Standard,
+                    webhook_id: Some(event.id.clone()),
+                    headers: vec![
+                        ("webhook-id".to_owned(), event.id),
+                        ("x-ipn-source".to_owned(), "reconciliation".to_owned()),
+                    ],
+                    body: raw.get().as_bytes().to_vec(),
+                    status: InboxStatus::Received,
+                    received_at,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let count = messages.len();
+        match self.writer.reconcile(messages, last.id.clone()).await {
+            Ok(new) => {
+                if new > 0 {
+                    tracing::info!(
+                        new,
+                        of = count,
+                        cursor = last.id,
+                        "reconciliation found events that had not arrived"
+                    );
+                }
+            }
+            Err(WriteError::Closed) => return Err(RoundError::Closed),
+            Err(error) => return Err(RoundError::Failed(error.into())),
+        }
+        Ok(!page.has_more)
+    }
+}
+
+#[derive(Debug)]
+enum RoundError {
+    /// The writer has stopped: the server is shutting down.
+    Closed,
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for RoundError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Failed(error)
+    }
+}
