@@ -943,7 +943,10 @@ async fn a_subscription_from_signup_to_expiry_in_both_dialects() {
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let canceled = stack.subscription(id, "canceled", 5).await;
-        assert_eq!(canceled["access"], true, "{dialect}: paid to the period's end");
+        assert_eq!(
+            canceled["access"], true,
+            "{dialect}: paid to the period's end"
+        );
         stack.advance(40 * DAY).await;
         let expired = stack.subscription(id, "expired", 6).await;
         assert_eq!(expired["access"], false, "{dialect}");

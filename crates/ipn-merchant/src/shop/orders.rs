@@ -186,13 +186,16 @@ pub fn catalog_view(catalog: &Catalog) -> Value {
 /// An order as the API shows it: `payments`, `flags`, `emails` and
 /// `downloads` are always present (empty before the first notice).
 pub fn view(order: &Order) -> Value {
-    details_view(&OrderDetails {
-        order: order.clone(),
-        payments: Vec::new(),
-        flags: Vec::new(),
-        emails: Vec::new(),
-        downloads: Vec::new(),
-    }, OffsetDateTime::UNIX_EPOCH)
+    details_view(
+        &OrderDetails {
+            order: order.clone(),
+            payments: Vec::new(),
+            flags: Vec::new(),
+            emails: Vec::new(),
+            downloads: Vec::new(),
+        },
+        OffsetDateTime::UNIX_EPOCH,
+    )
 }
 
 /// An order with what happened to it, as `GET /api/orders/{id}` shows it.
