@@ -80,6 +80,10 @@ pub struct Args {
     /// takes test payments only)
     #[arg(long, env = "IPN_LIVE")]
     live: bool,
+    /// The password of the shop's admin pages (/admin, HTTP Basic, at least
+    /// 8 characters); without it the admin pages are off
+    #[arg(long, env = "IPN_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
     /// Seconds between two reads of the gateway's event list, which applies
     /// any IPN that never arrived; 0 turns reconciliation off
     #[arg(long, env = "IPN_RECONCILE_EVERY", default_value_t = 60)]
@@ -127,6 +131,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         reconcile_every: (args.reconcile_every > 0)
             .then(|| std::time::Duration::from_secs(args.reconcile_every)),
         clock: Default::default(),
+        admin_password: args.admin_password.map(ipn_merchant::Hidden::new),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -73,6 +73,9 @@ pub struct Config {
     /// The shop's merchant id at the gateway, when known: subscription
     /// notices (which have no order to check against) must name it.
     pub merchant_id: Option<String>,
+    /// The password of the shop's admin pages (`/admin`, HTTP Basic);
+    /// `None`: the admin pages are off (404).
+    pub admin_password: Option<Hidden>,
     /// How often reconciliation reads the gateway's event list once caught
     /// up; `None` turns it off.
     pub reconcile_every: Option<Duration>,
@@ -111,6 +114,7 @@ impl Config {
             download_policy: crate::downloads::Policy::default(),
             live: false,
             merchant_id: None,
+            admin_password: None,
             reconcile_every: Some(Duration::from_secs(60)),
             clock: Clock::system(),
         }
@@ -126,6 +130,11 @@ impl Config {
         check_http_url("gateway_url", &self.gateway_url)?;
         if self.gateway_key.0.trim().is_empty() {
             bail!("gateway_key is empty: give the merchant's API key at the gateway");
+        }
+        if let Some(password) = &self.admin_password
+            && password.reveal().len() < 8
+        {
+            bail!("admin_password must be at least 8 characters");
         }
         if self.body_limit == 0 {
             bail!("body_limit must be at least one byte");
@@ -164,23 +173,27 @@ fn check_http_url(setting: &str, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The merchant's API key at the gateway. Its `Debug` hides it, so it never
-/// reaches a log through a printed `Config`.
+/// A secret setting (an API key, a password). Its `Debug` hides it, so it
+/// never reaches a log through a printed `Config`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct GatewayKey(String);
+pub struct Hidden(String);
 
-impl GatewayKey {
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
+/// The merchant's API key at the gateway.
+pub type GatewayKey = Hidden;
+
+impl Hidden {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
     }
 
-    /// The key itself, for the `Authorization` header.
+    /// The secret itself, where it is used (an `Authorization` header, a
+    /// password check).
     pub fn reveal(&self) -> &str {
         &self.0
     }
 }
 
-impl fmt::Debug for GatewayKey {
+impl fmt::Debug for Hidden {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
@@ -291,7 +304,7 @@ impl Merchant {
             stop: stop.clone(),
         }
         .spawn();
-        let shop = shop::router(Shop {
+        let shop_state = Shop {
             catalog,
             checkout,
             writer: writer.clone(),
@@ -299,7 +312,18 @@ impl Merchant {
             public_url,
             body_limit: config.body_limit,
             clock: config.clock.clone(),
+        };
+        let pages = crate::pages::router(crate::pages::Pages {
+            shop: shop_state.clone(),
+            shop_name: config.shop_name.clone(),
+            admin_password: config
+                .admin_password
+                .as_ref()
+                .map(|password| password.reveal().to_owned()),
+            mail_dir: config.smtp_url.is_none().then(|| config.mail_dir.clone()),
+            gateway_url: config.gateway_url.clone(),
         });
+        let shop = shop::router(shop_state).merge(pages);
         let state = Receiver {
             verifier: Arc::new(verifier),
             writer,

@@ -28,11 +28,12 @@ pub mod clock;
 pub mod downloads;
 pub mod handler;
 pub mod mail;
+pub mod pages;
 pub mod receiver;
 pub mod reconcile;
 pub mod shop;
 pub mod storage;
 pub mod verify;
 
-pub use app::{Config, GatewayKey, Merchant, parse_database_url};
+pub use app::{Config, GatewayKey, Hidden, Merchant, parse_database_url};
 pub use catalog::{Catalog, CatalogError, Product};

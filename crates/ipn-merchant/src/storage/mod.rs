@@ -12,6 +12,7 @@ pub mod orders;
 pub mod postback;
 pub mod reader;
 pub mod sqlite;
+pub mod views;
 pub mod writer;
 
 use ipn_core::Dialect;

@@ -124,3 +124,83 @@ impl Reader {
         .await
     }
 }
+
+/// What the admin dashboard shows, read in one transaction.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub orders: super::views::OrderPage,
+    pub flags: Vec<crate::handler::store::FlagRow>,
+    pub inbox: Vec<super::views::InboxSummary>,
+    pub emails: Vec<crate::mail::EmailRow>,
+}
+
+/// How many of each list the dashboard shows.
+#[derive(Debug, Clone, Copy)]
+pub struct DashboardLimits {
+    pub orders: usize,
+    pub flags: usize,
+    pub inbox: usize,
+    pub emails: usize,
+}
+
+impl Reader {
+    /// The order `id` as its customer's page shows it, with the key that
+    /// signs its download links.
+    pub async fn order_page(
+        &self,
+        id: String,
+    ) -> Result<Option<(OrderDetails, crate::downloads::SigningKey)>, StoreError> {
+        let Some(details) = self.order_details(id).await? else {
+            return Ok(None);
+        };
+        let key = self.with(crate::downloads::signing_key).await?;
+        Ok(Some((details, key)))
+    }
+
+    /// The order `id` as the admin's page shows it: its details and the
+    /// inbox messages tied to it.
+    pub async fn admin_order(
+        &self,
+        id: String,
+    ) -> Result<Option<(OrderDetails, Vec<super::views::InboxSummary>)>, StoreError> {
+        self.with(move |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let Some(order) = orders::get(&tx, &id)? else {
+                return Ok(None);
+            };
+            let details = OrderDetails {
+                payments: crate::handler::store::order_payments(&tx, &id)?,
+                flags: crate::handler::store::order_flags(&tx, &id)?,
+                emails: crate::mail::for_order(&tx, &id)?,
+                downloads: crate::downloads::for_order(&tx, &id)?,
+                order,
+            };
+            let inbox = super::views::order_inbox(&tx, &id)?;
+            tx.finish()?;
+            Ok(Some((details, inbox)))
+        })
+        .await
+    }
+
+    /// The admin dashboard: a page of orders (older than the order
+    /// `before`, when given), the open flags, the latest messages and
+    /// emails.
+    pub async fn dashboard(
+        &self,
+        before: Option<String>,
+        limits: DashboardLimits,
+    ) -> Result<Dashboard, StoreError> {
+        self.with(move |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let dashboard = Dashboard {
+                orders: super::views::recent_orders(&tx, before.as_deref(), limits.orders)?,
+                flags: super::views::open_flags(&tx, limits.flags)?,
+                inbox: super::views::recent_inbox(&tx, limits.inbox)?,
+                emails: crate::mail::recent(&tx, limits.emails)?,
+            };
+            tx.finish()?;
+            Ok(dashboard)
+        })
+        .await
+    }
+}

@@ -1,0 +1,184 @@
+//! Who may see `/admin`, and which admin form posts are honoured.
+//!
+//! **Password.** HTTP Basic: any user name, the password must equal
+//! `--admin-password`. Both sides are hashed (SHA-256) and the digests
+//! compared in constant time (`subtle`), so neither the password's bytes
+//! nor its length show in the timing. Without a configured password the
+//! admin pages do not exist (404): they are never open.
+//!
+//! **Cross-site posts (CSRF).** A browser sends Basic credentials with
+//! every request to the site, including a form another site makes it
+//! submit, so the password alone does not prove the operator meant the
+//! post. Admin `POST`s must also come from one of the shop's own pages:
+//! their `Origin` (or, when a browser sends none, their `Referer`, which
+//! the pages' `Referrer-Policy: same-origin` keeps for same-site posts)
+//! must name the host the request was sent to (`Host`), or the shop's
+//! public URL. Browsers set both headers themselves; a page elsewhere
+//! cannot forge them. A post with neither, or with `Origin: null`, is
+//! refused.
+
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+use url::Url;
+
+/// The realm browsers show in their password prompt.
+pub const REALM: &str = "ipn shop admin";
+
+/// What a request to an admin page may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No admin password is configured: there is no admin.
+    Disabled,
+    /// No credentials, or the wrong password.
+    Denied,
+    Granted,
+}
+
+/// Checks the request's Basic credentials against `password`.
+pub fn check(headers: &HeaderMap, password: Option<&str>) -> Access {
+    let Some(password) = password else {
+        return Access::Disabled;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(basic_password);
+    match given {
+        Some(given) if same_secret(&given, password) => Access::Granted,
+        _ => Access::Denied,
+    }
+}
+
+/// The password of an `Authorization: Basic …` value.
+fn basic_password(value: &str) -> Option<String> {
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (_user, password) = decoded.split_once(':')?;
+    Some(password.to_owned())
+}
+
+fn same_secret(given: &str, expected: &str) -> bool {
+    let given = Sha256::digest(given.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    given.ct_eq(&expected).into()
+}
+
+/// Whether a `POST` comes from this shop's own pages (see the module's
+/// note): its `Origin`, else its `Referer`, names the requested `Host` or
+/// `public_url`'s host.
+pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let source = match text(header::ORIGIN) {
+        Some(origin) => origin,
+        None => match text(header::REFERER) {
+            Some(referer) => referer,
+            None => return false,
+        },
+    };
+    let Some(source) = authority(source) else {
+        return false; // `null`, or not a URL
+    };
+    let host = text(header::HOST).map(str::to_ascii_lowercase);
+    host.as_deref() == Some(source.as_str())
+        || authority(public_url).is_some_and(|public| public == source)
+}
+
+/// `host[:port]` of an http(s) URL, lower case, the port only when it is
+/// not the scheme's default (as a `Host` header writes it).
+fn authority(url: &str) -> Option<String> {
+    let url = Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn with(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    fn basic(user_and_password: &str) -> HeaderMap {
+        let value = format!("Basic {}", STANDARD.encode(user_and_password));
+        with(&[(header::AUTHORIZATION, &value)])
+    }
+
+    #[test]
+    fn the_password_is_required_and_must_match() {
+        let pw = Some("s3cret:pw");
+        assert_eq!(check(&HeaderMap::new(), pw), Access::Denied);
+        assert_eq!(check(&basic("admin:wrong"), pw), Access::Denied);
+        assert_eq!(check(&basic("admin:s3cret"), pw), Access::Denied);
+        assert_eq!(check(&basic("admin:s3cret:pwx"), pw), Access::Denied);
+        assert_eq!(
+            check(&basic("s3cret:pw"), pw),
+            Access::Denied,
+            "user, not pw"
+        );
+        assert_eq!(check(&basic("admin:s3cret:pw"), pw), Access::Granted);
+        assert_eq!(check(&basic(":s3cret:pw"), pw), Access::Granted);
+        let bearer = with(&[(header::AUTHORIZATION, "Bearer s3cret:pw")]);
+        assert_eq!(check(&bearer, pw), Access::Denied);
+        let garbage = with(&[(header::AUTHORIZATION, "Basic !!!")]);
+        assert_eq!(check(&garbage, pw), Access::Denied);
+    }
+
+    #[test]
+    fn without_a_password_admin_is_disabled_whatever_is_sent() {
+        assert_eq!(check(&HeaderMap::new(), None), Access::Disabled);
+        assert_eq!(check(&basic("admin:"), None), Access::Disabled);
+        assert_eq!(check(&basic("admin:anything"), None), Access::Disabled);
+    }
+
+    #[test]
+    fn posts_must_come_from_the_shop_itself() {
+        let public = "http://shop.example";
+        let host = (header::HOST, "127.0.0.1:7701");
+        let ok = |pairs: &[(header::HeaderName, &str)]| same_origin(&with(pairs), public);
+        assert!(ok(&[
+            host.clone(),
+            (header::ORIGIN, "http://127.0.0.1:7701")
+        ]));
+        assert!(ok(&[
+            host.clone(),
+            (header::REFERER, "http://127.0.0.1:7701/admin/orders/ord_1")
+        ]));
+        assert!(ok(&[host.clone(), (header::ORIGIN, "http://SHOP.example")]));
+        assert!(!ok(&[
+            host.clone(),
+            (header::ORIGIN, "http://evil.example")
+        ]));
+        assert!(!ok(&[
+            host.clone(),
+            (header::ORIGIN, "http://127.0.0.1:7702")
+        ]));
+        assert!(!ok(&[host.clone(), (header::ORIGIN, "null")]));
+        // Origin wins over a Referer that would pass.
+        assert!(!ok(&[
+            host.clone(),
+            (header::ORIGIN, "http://evil.example"),
+            (header::REFERER, "http://127.0.0.1:7701/admin")
+        ]));
+        assert!(!ok(&[host]), "neither header");
+    }
+}

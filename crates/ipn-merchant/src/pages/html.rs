@@ -1,0 +1,158 @@
+//! The pages' building blocks: escaping, the page around the content, the
+//! security headers every page carries, and how amounts and times read.
+//!
+//! **Invariant:** every value that reaches markup goes through [`esc`]
+//! (or [`money`], [`when`], which escape or produce fixed characters);
+//! markup is only ever written by the code in `pages/`.
+
+use std::borrow::Cow;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ipn_core::money::Money;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+/// Escapes text for element content and quoted attribute values (the
+/// mail templates' escaper: `&`, `<`, `>`, `"` and `'`).
+pub fn esc(text: &str) -> Cow<'_, str> {
+    crate::mail::escape_html(text)
+}
+
+/// `12.50 USD`.
+pub fn money(amount: Money) -> String {
+    esc(&amount.to_string()).into_owned()
+}
+
+/// Milliseconds since the epoch as `2026-11-25 18:40 UTC`; the raw number
+/// when out of range (never written by this code).
+pub fn when(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|at| {
+            at.format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// The same for an `OffsetDateTime`.
+pub fn when_at(at: OffsetDateTime) -> String {
+    when(i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f5f5f7;color:#1d1d1f;margin:0}\
+header{background:#1d1d1f;color:#fff;padding:.6rem 2rem}header a{color:#fff;text-decoration:none}\
+main{max-width:60rem;margin:1.5rem auto;background:#fff;padding:1.5rem 2rem;border-radius:8px}\
+table{width:100%;border-collapse:collapse;margin:.5rem 0 1rem}\
+td,th{padding:.35rem .4rem;text-align:left;border-bottom:1px solid #eee;vertical-align:top}\
+th{font-size:.85rem;color:#555}.num{text-align:right;white-space:nowrap}\
+.product{border:1px solid #ddd;border-radius:6px;padding:1rem;margin:0 0 1rem}\
+.product h2{margin:.1rem 0}.price{font-weight:600}\
+label{margin-right:.5rem}input{padding:.35rem;margin-right:.5rem}\
+input[type=number]{width:4rem}button{padding:.4rem .9rem}\
+.problem{background:#fde2e1;padding:.5rem;border-radius:4px}\
+.status{font-size:1.3rem}.note{font-size:.85rem;color:#555}\
+small,code{color:#555}form.inline{display:inline}";
+
+/// The Content-Security-Policy of every page: nothing may load or run but
+/// the inline style; forms post only to this shop, plus `form_origin`
+/// when given (the catalog's `POST /orders` answers with a redirect to the
+/// gateway's checkout, and browsers check `form-action` on redirects).
+pub fn csp(form_origin: Option<&str>) -> String {
+    let extra = form_origin.map(|o| format!(" {o}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; \
+         form-action 'self'{extra}; base-uri 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// A whole document. `title` and `shop_name` are text (escaped here);
+/// `main` is markup whose values the caller escaped. `refresh`: reload
+/// after that many seconds (a page waiting for an IPN, without script).
+pub fn document(shop_name: &str, title: &str, main: &str, refresh: Option<u32>) -> String {
+    let refresh = refresh
+        .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">\n"))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         {refresh}<title>{title} · {shop}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+         <header><a href=\"/\">{shop}</a></header>\n<main>\n{main}</main>\n</body>\n</html>\n",
+        title = esc(title),
+        shop = esc(shop_name),
+    )
+}
+
+/// A page as a response, with the headers every page carries.
+pub fn respond(status: StatusCode, html: String, csp_value: &str) -> Response {
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Order pages are per customer and change as IPNs arrive.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Same-origin form posts keep their `Referer`, which the admin's CSRF
+    // check falls back to; other sites learn nothing of our URLs.
+    headers.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    if let Ok(value) = HeaderValue::from_str(csp_value) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
+}
+
+/// A short page with a heading and one paragraph of text (errors, notices).
+pub fn message(shop_name: &str, status: StatusCode, title: &str, text: &str) -> Response {
+    let main = format!("<h1>{}</h1>\n<p>{}</p>\n", esc(title), esc(text));
+    respond(status, document(shop_name, title, &main, None), &csp(None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_in_values_is_escaped() {
+        assert_eq!(
+            esc(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+        let page = document("<b>Shop</b>", "<i>t</i>", "", None);
+        assert!(!page.contains("<b>") && !page.contains("<i>"), "{page}");
+    }
+
+    #[test]
+    fn times_and_amounts_read_plainly() {
+        assert_eq!(when(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
+        let amount = Money::new(1250, ipn_core::money::Currency::USD);
+        assert_eq!(money(amount), "12.50 USD");
+    }
+
+    #[test]
+    fn the_policy_allows_no_script_and_posts_only_home_and_to_checkout() {
+        let policy = csp(Some("http://gw.example:7700"));
+        assert!(policy.starts_with("default-src 'none';"), "{policy}");
+        assert!(!policy.contains("script-src"), "{policy}");
+        assert!(
+            policy.contains("form-action 'self' http://gw.example:7700;"),
+            "{policy}"
+        );
+        assert!(csp(None).contains("form-action 'self';"));
+        let response = message("s", StatusCode::NOT_FOUND, "t", "x");
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(headers.contains_key("content-security-policy"));
+    }
+}

@@ -1,0 +1,431 @@
+//! The shop's HTML pages end to end: a real gateway takes the payments and
+//! sends the IPNs (standard dialect) to the real merchant server; the pages
+//! are fetched as a browser would (no redirects followed, Basic auth and
+//! `Origin` set by hand).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Account, Bound, TestGateway, TestMerchant, WAIT};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION};
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse battery staple";
+const VISA: &str = "4242 4242 4242 4242";
+const BOOK: &[u8] = b"%PDF-1.4 webhooks, exactly once\n";
+
+struct Stack {
+    gw: TestGateway,
+    account: Account,
+    shop: TestMerchant,
+    client: reqwest::Client,
+    _downloads: tempfile::TempDir,
+}
+
+/// What a page request came to.
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let gw = TestGateway::start().await;
+        let account = gw.account("shop").await;
+        let bound = Bound::new().await;
+        let (_, secret) = gw
+            .endpoint(
+                &account,
+                json!({
+                    "url": format!("{}/webhooks", bound.url),
+                    "dialect": "standard",
+                    "events": ["payment.*"],
+                }),
+            )
+            .await;
+        let downloads = tempfile::tempdir().unwrap();
+        std::fs::write(downloads.path().join("webhooks-exactly-once.pdf"), BOOK).unwrap();
+        let dir = downloads.path().to_owned();
+        let merchant_id = account.id.clone();
+        let shop = TestMerchant::configured(bound, &gw.url, &account.key, &secret, |config| {
+            config.merchant_id = Some(merchant_id);
+            config.admin_password = Some(ipn_merchant::Hidden::new(PASSWORD));
+            config.downloads_dir = Some(dir);
+        })
+        .await;
+        Self {
+            gw,
+            account,
+            shop,
+            client: browser(),
+            _downloads: downloads,
+        }
+    }
+
+    async fn get(&self, path: &str, password: Option<&str>) -> Page {
+        get(&self.client, &self.shop.url, path, password).await
+    }
+
+    /// POSTs a form as the shop's own page would (`Origin` = the shop).
+    async fn post_form(&self, path: &str, body: &str, password: Option<&str>) -> Page {
+        self.post_from(&self.shop.url, path, body, password).await
+    }
+
+    async fn post_from(
+        &self,
+        origin: &str,
+        path: &str,
+        body: &str,
+        password: Option<&str>,
+    ) -> Page {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.shop.url))
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if let Some(password) = password {
+            request = request.basic_auth("admin", Some(password));
+        }
+        page(request.send().await.unwrap()).await
+    }
+
+    /// Buys through the catalog's form; returns the order id.
+    async fn buy(&self, sku: &str, quantity: u32) -> String {
+        let body = format!("sku={sku}&quantity={quantity}&customer_email=ann%40example.com");
+        let answer = self.post_form("/orders", &body, None).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+        let checkout = answer.location().to_owned();
+        assert!(
+            checkout.starts_with(&format!("{}/checkout/cs_", self.gw.url)),
+            "{checkout}"
+        );
+        let conn = rusqlite::Connection::open(&self.shop.database).unwrap();
+        conn.query_row(
+            "SELECT id FROM orders WHERE checkout_url = ?1",
+            [&checkout],
+            |row| row.get(0),
+        )
+        .expect("the order was stored with its checkout")
+    }
+
+    /// Pays `amount` for `invoice` at the gateway.
+    async fn pay(&self, invoice: &str, amount: i64) {
+        let (status, payment) = self
+            .gw
+            .post(
+                &self.account.key,
+                "/v1/payments",
+                json!({
+                    "amount": amount,
+                    "currency": "USD",
+                    "invoice": invoice,
+                    "payer": {"email": "ann@example.com", "name": "Ann Smith"},
+                    "payment_method": {"card_number": VISA},
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{payment}");
+    }
+
+    /// Fetches `path` until its text contains `needle`.
+    async fn wait_for(&self, path: &str, password: Option<&str>, needle: &str) -> Page {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let page = self.get(path, password).await;
+            if page.text.contains(needle) {
+                return page;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {needle:?} on {path}: {} {}",
+                page.status,
+                page.text
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// A client that, like a test of a browser's view, sees redirects rather
+/// than following them.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn get(client: &reqwest::Client, base: &str, path: &str, password: Option<&str>) -> Page {
+    let mut request = client.get(format!("{base}{path}"));
+    if let Some(password) = password {
+        request = request.basic_auth("admin", Some(password));
+    }
+    page(request.send().await.unwrap()).await
+}
+
+async fn page(response: reqwest::Response) -> Page {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    Page {
+        status,
+        headers,
+        text,
+    }
+}
+
+/// Every page is HTML that runs no script and cannot be framed.
+fn assert_html(page: &Page) {
+    assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!page.text.contains("<script"), "{}", page.text);
+}
+
+/// The first `/downloads/…` link on a page.
+fn download_link(text: &str) -> Option<String> {
+    let start = text.find("href=\"/downloads/")? + "href=\"".len();
+    let end = start + text[start..].find('"')?;
+    Some(text[start..end].to_owned())
+}
+
+#[tokio::test]
+async fn the_catalog_has_a_buy_form_per_product_and_refuses_bad_input() {
+    let stack = Stack::start().await;
+    let home = stack.get("/", None).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert_html(&home);
+    for (name, price, sku) in [
+        ("Enamel mug", "12.50 USD", "mug"),
+        ("IPN T-shirt", "20.00 USD", "tshirt"),
+        ("Webhooks, exactly once (e-book)", "9.99 USD", "ebook"),
+    ] {
+        assert!(home.text.contains(name), "{name}: {}", home.text);
+        assert!(home.text.contains(price), "{price}");
+        assert!(
+            home.text.contains(&format!("name=\"sku\" value=\"{sku}\"")),
+            "{sku}"
+        );
+    }
+    assert_eq!(home.text.matches("action=\"/orders\"").count(), 3);
+    assert_eq!(home.text.matches(">Buy</button>").count(), 3);
+    let csp = home.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains(&format!("form-action 'self' {}", stack.gw.url)),
+        "{csp}"
+    );
+
+    for (body, problem) in [
+        (
+            "sku=mug&quantity=0&customer_email=ann%40example.com",
+            "quantity must be 1 to 100",
+        ),
+        (
+            "sku=mug&quantity=lots&customer_email=ann%40example.com",
+            "whole number",
+        ),
+        (
+            "sku=nope&quantity=1&customer_email=ann%40example.com",
+            "no product with sku",
+        ),
+        (
+            "sku=mug&quantity=1&customer_email=%3Cscript%3E",
+            "is not an email address",
+        ),
+    ] {
+        let refused = stack.post_form("/orders", body, None).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_html(&refused);
+        assert!(refused.text.contains(problem), "{body}: {}", refused.text);
+        assert!(refused.text.contains(">Buy</button>"), "the catalog again");
+    }
+    assert!(stack.shop.count("orders") == 0, "nothing was stored");
+
+    let unknown = stack.get("/orders/ord_nope", None).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_html(&unknown);
+}
+
+#[tokio::test]
+async fn a_paid_order_says_so_and_its_download_works() {
+    let stack = Stack::start().await;
+    let order = stack.buy("ebook", 1).await;
+    let path = format!("/orders/{order}");
+
+    let waiting = stack.get(&path, None).await;
+    assert_eq!(waiting.status, StatusCode::OK);
+    assert_html(&waiting);
+    assert!(
+        waiting.text.contains("Waiting for your payment"),
+        "{}",
+        waiting.text
+    );
+    assert!(
+        waiting
+            .text
+            .contains("<meta http-equiv=\"refresh\" content=\"3\">")
+    );
+    assert!(waiting.text.contains("9.99 USD"));
+
+    stack.pay(&order, 999).await;
+    // Where the gateway's checkout sends the customer back to.
+    let back = format!("{path}?session_id=cs_whatever");
+    let paid = stack.wait_for(&back, None, "/downloads/").await;
+    assert_eq!(paid.status, StatusCode::OK);
+    assert!(paid.text.contains("Paid — thank you!"), "{}", paid.text);
+    assert!(
+        !paid.text.contains("http-equiv=\"refresh\""),
+        "no reload once paid"
+    );
+    assert!(paid.text.contains("Payment of 9.99 USD"), "{}", paid.text);
+
+    let link = download_link(&paid.text).unwrap();
+    let file = stack
+        .client
+        .get(format!("{}{link}", stack.shop.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(file.status(), StatusCode::OK);
+    assert_eq!(file.bytes().await.unwrap().as_ref(), BOOK);
+}
+
+#[tokio::test]
+async fn admin_needs_the_password_and_is_off_without_one() {
+    let stack = Stack::start().await;
+    for password in [None, Some("wrong"), Some("")] {
+        let denied = stack.get("/admin", password).await;
+        assert_eq!(denied.status, StatusCode::UNAUTHORIZED, "{password:?}");
+        assert_html(&denied);
+        let challenge = denied.headers["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.starts_with("Basic realm=\"ipn shop admin\""),
+            "{challenge}"
+        );
+        assert!(!denied.text.contains("Orders"));
+        let order_page = stack.get("/admin/orders/ord_x", password).await;
+        assert_eq!(order_page.status, StatusCode::UNAUTHORIZED);
+    }
+    let admin = stack.get("/admin", Some(PASSWORD)).await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.text);
+    assert_html(&admin);
+    assert!(admin.text.contains("<h2>Orders</h2>"), "{}", admin.text);
+    let mail_dir = stack.shop.dir.path().join("mail");
+    assert!(
+        admin.text.contains(&mail_dir.display().to_string()),
+        "where the .eml files are: {}",
+        admin.text
+    );
+
+    let closed = TestMerchant::alone(&ipn_core::standard::WebhookSecret::generate().reveal()).await;
+    let client = browser();
+    for password in [None, Some(""), Some(PASSWORD)] {
+        let off = get(&client, &closed.url, "/admin", password).await;
+        assert_eq!(off.status, StatusCode::NOT_FOUND, "{password:?}");
+        assert!(off.text.contains("--admin-password"), "{}", off.text);
+    }
+}
+
+#[tokio::test]
+async fn the_admin_sees_the_ipn_fulfils_a_mug_and_resolves_a_flag() {
+    let stack = Stack::start().await;
+    let mug = stack.buy("mug", 2).await;
+    stack.pay(&mug, 2500).await;
+    let admin_path = format!("/admin/orders/{mug}");
+    let page = stack
+        .wait_for(&admin_path, Some(PASSWORD), "data-status=\"paid\"")
+        .await;
+    assert_html(&page);
+    assert!(page.text.contains("payment.completed"), "{}", page.text);
+    assert!(
+        page.text.contains("<td class=\"outcome\">applied</td>"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("signature valid"), "{}", page.text);
+    assert!(page.text.contains("Mark fulfilled"), "{}", page.text);
+    let dashboard = stack.get("/admin", Some(PASSWORD)).await;
+    assert!(
+        dashboard
+            .text
+            .contains(&format!("href=\"/admin/orders/{mug}\""))
+    );
+
+    // A page elsewhere making the operator's browser post: refused.
+    let fulfil = format!("/admin/orders/{mug}/fulfil");
+    let forged = stack
+        .post_from("http://evil.example", &fulfil, "", Some(PASSWORD))
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
+    let no_password = stack.post_form(&fulfil, "", None).await;
+    assert_eq!(no_password.status, StatusCode::UNAUTHORIZED);
+    let (_, still) = stack.shop.get_json(&format!("/api/orders/{mug}")).await;
+    assert_eq!(still["status"], "paid");
+
+    let done = stack.post_form(&fulfil, "", Some(PASSWORD)).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    assert_eq!(done.location(), admin_path);
+    let (_, fulfilled) = stack.shop.get_json(&format!("/api/orders/{mug}")).await;
+    assert_eq!(fulfilled["status"], "fulfilled");
+    let page = stack.get(&admin_path, Some(PASSWORD)).await;
+    assert!(page.text.contains("data-status=\"fulfilled\""));
+    assert!(!page.text.contains("Mark fulfilled"));
+    let customer = stack.get(&format!("/orders/{mug}"), None).await;
+    assert!(
+        customer.text.contains("Paid and shipped"),
+        "{}",
+        customer.text
+    );
+
+    // An unpaid order cannot be fulfilled: 409 with the reason.
+    let unpaid = stack.buy("tshirt", 1).await;
+    let refused = stack
+        .post_form(
+            &format!("/admin/orders/{unpaid}/fulfil"),
+            "",
+            Some(PASSWORD),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert!(refused.text.contains("only a paid order can be fulfilled"));
+
+    // Paid the wrong amount: flagged; the operator resolves the flag.
+    stack.pay(&unpaid, 1).await;
+    let flagged = stack
+        .wait_for("/admin", Some(PASSWORD), "but the order&#39;s total is")
+        .await;
+    let start = flagged.text.find("action=\"/admin/flags/").unwrap() + "action=\"".len();
+    let end = start + flagged.text[start..].find('"').unwrap();
+    let resolve = flagged.text[start..end].to_owned();
+    let forged = stack
+        .post_from(
+            "http://evil.example",
+            &resolve,
+            "back=%2Fadmin",
+            Some(PASSWORD),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let resolved = stack
+        .post_form(&resolve, "back=%2F%2Fevil.example", Some(PASSWORD))
+        .await;
+    assert_eq!(resolved.status, StatusCode::SEE_OTHER, "{}", resolved.text);
+    assert_eq!(resolved.location(), "/admin", "never sent off-site");
+    let after = stack.get("/admin", Some(PASSWORD)).await;
+    assert!(after.text.contains("Open flags (0)"), "{}", after.text);
+}
