@@ -206,11 +206,11 @@ impl Handler {
                 Ok(0)
             }
             Notice::Payment(payment) if payment.subscription_id.is_some() => {
-                subscriptions::payment(self, tx, message.id, &payment, read.sequence, now)
+                subscriptions::payment(self, tx, message.id, &payment, read.happened_at, now)
             }
             Notice::Payment(payment) => self.payment(tx, message.id, &payment, now),
             Notice::Subscription(notice) => {
-                subscriptions::change(self, tx, message.id, &notice, read.sequence, now)
+                subscriptions::change(self, tx, message.id, &notice, read.happened_at, now)
             }
         }
     }
@@ -224,60 +224,67 @@ impl Handler {
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
         let at = millis(now);
-        let parent_order = match &notice.parent_id {
-            Some(parent) => store::payment_order(tx, parent)?,
-            None => None,
+        let event_type = notice.event_type.to_string();
+        let mark = |outcome, order_id: Option<&str>, detail: Option<&str>| {
+            let handled = Handled {
+                event_type: Some(&event_type),
+                order_id,
+                detail,
+                ..Handled::default()
+            };
+            store::mark(tx, inbox_id, outcome, &handled, at)
         };
-        let order_id = notice.invoice.clone().or(parent_order.clone().flatten());
+        // A refund or reversal belongs to its charge's order, whatever its
+        // invoice says; a charge to the order its invoice names.
+        let order_id = match &notice.parent_id {
+            None => notice.invoice.clone(),
+            Some(parent) => match store::payment_order(tx, parent)? {
+                Some(order_id) => order_id,
+                None => {
+                    // Its payment is not known yet: kept, and checked and
+                    // counted when the payment arrives (`settle_held`).
+                    let record = store::Record {
+                        order_id: notice.invoice.as_deref(),
+                        valid: true,
+                        checked: false,
+                    };
+                    store::record_payment(tx, notice, &record, inbox_id, at)?;
+                    let detail = format!("waits for its payment {parent}");
+                    mark(Outcome::Held, notice.invoice.as_deref(), Some(&detail))?;
+                    return Ok(0);
+                }
+            },
+        };
         let order = match &order_id {
             Some(id) => orders::get(tx, id)?,
             None => None,
         };
-        let event_type = notice.event_type.to_string();
         let Some(order) = order else {
-            // A refund or reversal that names no order, of a payment not
-            // heard of yet: kept, to count once its payment arrives.
-            if notice.parent_id.is_some() && parent_order.is_none() && notice.invoice.is_none() {
-                store::record_payment(tx, notice, None, true, inbox_id, at)?;
-                let detail = format!(
-                    "waits for its payment {}",
-                    notice.parent_id.as_deref().unwrap_or_default()
-                );
-                let handled = Handled {
-                    event_type: Some(&event_type),
-                    detail: Some(&detail),
-                    ..Handled::default()
-                };
-                store::mark(tx, inbox_id, Outcome::Held, &handled, at)?;
-                return Ok(0);
-            }
             let reason = match &order_id {
                 Some(id) => format!(
-                    "{} for order {id}, which this shop does not have",
+                    "{} is for order {id}, which this shop does not have",
                     notice.txn_id
                 ),
                 None => format!("{} names no order (no invoice)", notice.txn_id),
             };
-            store::record_payment(tx, notice, order_id.as_deref(), false, inbox_id, at)?;
+            let record = store::Record {
+                order_id: order_id.as_deref(),
+                valid: false,
+                checked: true,
+            };
+            store::record_payment(tx, notice, &record, inbox_id, at)?;
             store::flag(tx, None, inbox_id, &reason, at)?;
             tracing::warn!(inbox.id = inbox_id, reason, "payment flagged");
-            let handled = Handled {
-                event_type: Some(&event_type),
-                detail: Some(&reason),
-                ..Handled::default()
-            };
-            store::mark(tx, inbox_id, Outcome::Flagged, &handled, at)?;
+            mark(Outcome::Flagged, None, Some(&reason))?;
             return Ok(0);
         };
-        let mut problems = validate(notice, &order, self.settings.live);
-        store::record_payment(
-            tx,
-            notice,
-            Some(&order.id),
-            problems.is_empty(),
-            inbox_id,
-            at,
-        )?;
+        let mut problems = validate(&Claim::of(notice), &order, self.settings.live);
+        let record = store::Record {
+            order_id: Some(&order.id),
+            valid: problems.is_empty(),
+            checked: true,
+        };
+        store::record_payment(tx, notice, &record, inbox_id, at)?;
         if problems.is_empty() && notice.kind == PaymentKind::Charge(ChargeStatus::Completed) {
             let others = store::other_completed_charges(tx, &order.id, &notice.txn_id)?;
             if !others.is_empty() {
@@ -298,26 +305,50 @@ impl Handler {
             store::flag(tx, Some(&order.id), inbox_id, problem, at)?;
         }
         let queued = self.settle_order(tx, &order, now)?;
-        let held = notice.parent_id.is_some() && parent_order.is_none();
-        let (outcome, detail) = match (problems.is_empty(), held) {
-            (false, _) => (Outcome::Flagged, Some(problems.join("; "))),
-            (true, true) => (
-                Outcome::Held,
-                Some(format!(
-                    "waits for its payment {}",
-                    notice.parent_id.as_deref().unwrap_or_default()
-                )),
-            ),
-            (true, false) => (Outcome::Applied, None),
-        };
-        let handled = Handled {
-            event_type: Some(&event_type),
-            order_id: Some(&order.id),
-            detail: detail.as_deref(),
-            ..Handled::default()
-        };
-        store::mark(tx, inbox_id, outcome, &handled, at)?;
+        if problems.is_empty() {
+            mark(Outcome::Applied, Some(&order.id), None)?;
+        } else {
+            mark(
+                Outcome::Flagged,
+                Some(&order.id),
+                Some(&problems.join("; ")),
+            )?;
+        }
         Ok(queued)
+    }
+
+    /// Checks the refunds and reversals of `order` that came before their
+    /// payment, now that it is known: each is validated as it would have
+    /// been on arrival, and its message's outcome says what came of it.
+    fn settle_held(&self, tx: &Transaction<'_>, order: &Order, at: i64) -> Result<(), StoreError> {
+        for held in store::held_children(tx, &order.id)? {
+            let claim = Claim {
+                kind: held.kind,
+                amount: held.amount,
+                currency: &held.currency,
+                receiver: held.receiver.as_deref(),
+                livemode: held.livemode,
+                invoice: held.invoice.as_deref(),
+            };
+            let problems = validate(&claim, order, self.settings.live);
+            store::settle_held(tx, &held.txn_id, &order.id, problems.is_empty())?;
+            if problems.is_empty() {
+                store::set_outcome(tx, held.inbox_id, Outcome::Applied, &order.id, None)?;
+            } else {
+                for problem in &problems {
+                    store::flag(tx, Some(&order.id), held.inbox_id, problem, at)?;
+                }
+                let detail = problems.join("; ");
+                store::set_outcome(
+                    tx,
+                    held.inbox_id,
+                    Outcome::Flagged,
+                    &order.id,
+                    Some(&detail),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Re-derives an order's state from its facts and carries out what the
@@ -330,16 +361,11 @@ impl Handler {
         order: &Order,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
+        self.settle_held(tx, order, millis(now))?;
         let facts = store::order_facts(tx, &order.id)?;
         let flagged = store::is_flagged(tx, &order.id)?;
         let derived = order_state::derive(&facts, flagged, order.fulfilled_at.is_some());
-        store::set_order_status(
-            tx,
-            &order.id,
-            derived.status,
-            derived.paid_by.is_some(),
-            millis(now),
-        )?;
+        store::set_order_status(tx, &order.id, derived.status, derived.paid, millis(now))?;
         let grants = self.settle_downloads(tx, order, &derived, now)?;
         let mut mail = Mail {
             handler: self,
@@ -450,36 +476,86 @@ impl Handler {
     }
 }
 
+/// What a payment notice claims, as checked against its order.
+#[derive(Debug, Clone, Copy)]
+struct Claim<'a> {
+    kind: PaymentKind,
+    /// Signed minor units of `currency`.
+    amount: i64,
+    currency: &'a str,
+    receiver: Option<&'a str>,
+    livemode: bool,
+    invoice: Option<&'a str>,
+}
+
+impl<'a> Claim<'a> {
+    fn of(notice: &'a PaymentNotice) -> Self {
+        Self {
+            kind: notice.kind,
+            amount: notice.amount.minor(),
+            currency: notice.amount.currency().code(),
+            receiver: notice.receiver.as_deref(),
+            livemode: notice.livemode,
+            invoice: notice.invoice.as_deref(),
+        }
+    }
+}
+
 /// Checks a payment notice against its order; each problem is a sentence
-/// for the operator.
-fn validate(notice: &PaymentNotice, order: &Order, live: bool) -> Vec<String> {
+/// for the operator. A refund or reversal may leave out who was paid (real
+/// PayPal chargebacks do): its charge was checked.
+fn validate(claim: &Claim<'_>, order: &Order, live: bool) -> Vec<String> {
     let mut problems = Vec::new();
-    match (&notice.receiver, &order.merchant_id) {
+    let is_charge = matches!(claim.kind, PaymentKind::Charge(_));
+    match (claim.receiver, &order.merchant_id) {
         (Some(receiver), Some(expected)) if receiver != expected => problems.push(format!(
             "paid to merchant {receiver}, not to this shop ({expected})"
         )),
-        (None, Some(_)) => problems.push("the notice does not say who was paid".to_owned()),
+        (None, Some(_)) if is_charge => {
+            problems.push("the notice does not say who was paid".to_owned());
+        }
         _ => {}
     }
-    if notice.livemode != live {
-        problems.push(if notice.livemode {
+    if claim.livemode != live {
+        problems.push(if claim.livemode {
             "a live payment for a shop in test mode".to_owned()
         } else {
             "a test payment for a shop in live mode".to_owned()
         });
     }
-    let currency = notice.amount.currency();
-    if currency != order.total.currency() {
+    let expected = order.total.currency();
+    if claim.currency != expected.code() {
         problems.push(format!(
-            "paid in {currency}, but the order is in {}",
-            order.total.currency()
+            "paid in {}, but the order is in {expected}",
+            claim.currency
         ));
-    } else if let PaymentKind::Charge(_) = notice.kind
-        && notice.amount != order.total
-    {
+    } else if is_charge && claim.amount != order.total.minor() {
         problems.push(format!(
             "the payment is {}, but the order's total is {}",
-            notice.amount, order.total
+            Money::new(claim.amount, expected),
+            order.total
+        ));
+    }
+    let sign_ok = match claim.kind {
+        PaymentKind::Charge(_) => true,
+        PaymentKind::Refund | PaymentKind::Reversal => claim.amount < 0,
+        PaymentKind::ReversalCanceled => claim.amount > 0,
+    };
+    if !sign_ok {
+        problems.push(format!(
+            "a {} of {} {}: the amount has the wrong sign",
+            claim.kind.as_str(),
+            claim.amount,
+            claim.currency
+        ));
+    }
+    if !is_charge
+        && let Some(invoice) = claim.invoice
+        && invoice != order.id
+    {
+        problems.push(format!(
+            "it names order {invoice}, but its payment is for order {}",
+            order.id
         ));
     }
     problems
@@ -498,12 +574,14 @@ impl Mail<'_> {
     /// Which emails the order's state calls for:
     /// - pending (no charge completed yet): "payment pending", per charge;
     /// - only failed charges: "payment failed", once per order;
-    /// - paid: "order paid", then a download link per grant (while paid up);
-    /// - each refund of the paying charge: "refunded";
-    /// - a reversal not (yet) canceled: "reversed"; its cancellation:
-    ///   "reversal canceled", only when the customer was told of the
-    ///   reversal. A reversal whose cancellation is already known says
-    ///   nothing: it is over before the customer would hear of it.
+    /// - paid: "order paid" once, then a download link per grant (while
+    ///   paid up);
+    /// - each refund of a completed charge: "refunded";
+    /// - a charge reversed (more reversals than cancellations): "reversed"
+    ///   per reversal; a cancellation: "reversal canceled", only when the
+    ///   customer was told of a reversal of that charge. A reversal whose
+    ///   cancellation is already known says nothing: it is over before the
+    ///   customer would hear of it.
     fn order_emails(
         &mut self,
         facts: &[Fact],
@@ -544,52 +622,57 @@ impl Mail<'_> {
             OrderStatus::Created => return Ok(()),
             _ => {}
         }
-        let Some(paid_by) = &derived.paid_by else {
+        if !derived.paid {
             return Ok(());
-        };
+        }
         self.order_email(
             EmailKind::OrderPaid,
-            &format!("order_paid:{paid_by}"),
+            &format!("order_paid:{}", self.order.id),
             &[("total", total.clone()), ("items", self.items())],
         )?;
         if derived.payment_status.is_paid_up() {
             self.download_links(grants)?;
         }
-        let children = facts
-            .iter()
-            .filter(|fact| fact.parent_id.as_deref() == Some(paid_by.as_str()));
-        // Whether the customer was told of a reversal: only then is its
-        // cancellation news to them.
-        let mut reversal_told = false;
-        for fact in facts.iter().filter(|f| f.kind == PaymentKind::Reversal) {
-            reversal_told |= store::email_queued(self.tx, &format!("reversed:{}", fact.txn_id))?;
-        }
-        for child in children {
-            let amount = Money::new(child.amount.abs(), self.order.total.currency()).to_string();
-            match child.kind {
-                PaymentKind::Refund => self.order_email(
+        let currency = self.order.total.currency();
+        let amount = |fact: &Fact| Money::new(fact.amount.saturating_abs(), currency).to_string();
+        for charge in order_state::completed_charges(facts) {
+            for refund in &charge.refunds {
+                self.order_email(
                     EmailKind::Refunded,
-                    &format!("refunded:{}", child.txn_id),
-                    &[("amount", amount), ("total", total.clone())],
-                )?,
-                PaymentKind::Reversal if derived.reversed => self.order_email(
-                    EmailKind::Reversed,
-                    &format!("reversed:{}", child.txn_id),
-                    &[
-                        ("amount", amount),
-                        (
-                            "reason",
-                            "The payment was disputed with the card issuer (a chargeback)."
-                                .to_owned(),
-                        ),
-                    ],
-                )?,
-                PaymentKind::ReversalCanceled if reversal_told => self.order_email(
-                    EmailKind::ReversalCanceled,
-                    &format!("reversal_canceled:{}", child.txn_id),
-                    &[("amount", amount)],
-                )?,
-                _ => {}
+                    &format!("refunded:{}", refund.txn_id),
+                    &[("amount", amount(refund)), ("total", total.clone())],
+                )?;
+            }
+            if charge.is_reversed() {
+                for reversal in &charge.reversals {
+                    self.order_email(
+                        EmailKind::Reversed,
+                        &format!("reversed:{}", reversal.txn_id),
+                        &[
+                            ("amount", amount(reversal)),
+                            (
+                                "reason",
+                                "The payment was disputed with the card issuer (a chargeback)."
+                                    .to_owned(),
+                            ),
+                        ],
+                    )?;
+                }
+            }
+            // A cancellation is news only to a customer who was told of
+            // the reversal.
+            let mut told = false;
+            for reversal in &charge.reversals {
+                told |= store::email_queued(self.tx, &format!("reversed:{}", reversal.txn_id))?;
+            }
+            if told {
+                for cancellation in &charge.cancellations {
+                    self.order_email(
+                        EmailKind::ReversalCanceled,
+                        &format!("reversal_canceled:{}", cancellation.txn_id),
+                        &[("amount", amount(cancellation))],
+                    )?;
+                }
             }
         }
         Ok(())
@@ -597,7 +680,7 @@ impl Mail<'_> {
 
     fn download_links(&mut self, grants: &[downloads::Grant]) -> Result<(), StoreError> {
         let Some(key) = &self.handler.download_key else {
-            return Ok(());
+            anyhow::bail!("the download signing key is not loaded");
         };
         for grant in grants {
             let url = format!(

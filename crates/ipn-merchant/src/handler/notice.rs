@@ -109,6 +109,8 @@ pub struct SubscriptionNotice {
     pub payer_email: Option<String>,
     /// The whole object, when the dialect sends it (standard).
     pub subscription: Option<Box<Subscription>>,
+    /// The price of a period (PayPal's `mc_amount3`).
+    pub amount: Option<Money>,
 }
 
 /// What one message says.
@@ -132,8 +134,12 @@ pub struct Read {
     /// PayPal message of the same event are one notice); the body's hash
     /// when it has neither.
     pub keys: Vec<String>,
-    /// The event's `sequence` (standard dialect only).
-    pub sequence: Option<u64>,
+    /// When the change happened, in milliseconds since the Unix epoch, as
+    /// the notice tells it: the event's `created_at` (standard); for PayPal,
+    /// the time in an `ipn_track_id` that is one of our event ids (a ULID),
+    /// else `payment_date`. One scale for both dialects, so notices of one
+    /// subscription can be put in order whichever way they came.
+    pub happened_at: Option<i64>,
     pub notice: Notice,
 }
 
@@ -151,7 +157,7 @@ pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
     let event: Event =
         serde_json::from_slice(body).map_err(|e| bad(format!("not an ipn event: {e}")))?;
     let keys = vec![event.id.to_string()];
-    let sequence = Some(event.sequence);
+    let happened_at = Some(crate::handler::millis(event.created_at));
     let (t, livemode) = (&event.event_type, event.livemode);
     let notice = match &event.data {
         EventData::Payment(payment) => Notice::Payment(payment_notice(t, payment, livemode)?),
@@ -161,13 +167,14 @@ pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
             receiver: Some(sub.merchant_id.to_string()),
             livemode,
             payer_email: Some(sub.payer.email.clone()),
+            amount: Some(sub.amount()),
             subscription: Some(sub.clone()),
         }),
         _ => Notice::Ignored(format!("{t} is not about an order or a subscription")),
     };
     Ok(Read {
         keys,
-        sequence,
+        happened_at,
         notice,
     })
 }
@@ -214,12 +221,21 @@ fn payment_notice(
 /// Reads a PayPal-dialect body (only ever called on a `VERIFIED` one).
 pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
     let message = IpnMessage::parse(body).map_err(|e| bad(format!("not an IPN form: {e}")))?;
-    let Some(event_type) = message.event_type() else {
+    // An authorization voided or expired before capture did not clear: for
+    // the order it is a failed payment.
+    let voided = matches!(
+        message.payment_status(),
+        Some(PaypalStatus::Voided | PaypalStatus::Expired)
+    );
+    let event_type = message
+        .event_type()
+        .or_else(|| voided.then_some(EventType::PaymentFailed));
+    let Some(event_type) = event_type else {
         let txn_type = message.get("txn_type").unwrap_or("(none)");
         let status = message.get("payment_status").unwrap_or("(none)");
         return Ok(Read {
             keys: paypal_keys(&message, body, None),
-            sequence: None,
+            happened_at: paypal_time(&message),
             notice: Notice::Ignored(format!(
                 "txn_type {txn_type} with payment_status {status} is not acted on"
             )),
@@ -237,7 +253,7 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
             .to_owned();
         return Ok(Read {
             keys: paypal_keys(&message, body, None),
-            sequence: None,
+            happened_at: paypal_time(&message),
             notice: Notice::Subscription(SubscriptionNotice {
                 event_type,
                 subscription_id,
@@ -245,6 +261,7 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
                 livemode,
                 payer_email,
                 subscription: None,
+                amount: message.amount("mc_amount3").ok().flatten(),
             }),
         });
     }
@@ -262,6 +279,10 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
         Some(PaypalStatus::Completed) => PaymentKind::Charge(ChargeStatus::Completed),
         Some(PaypalStatus::Failed) => PaymentKind::Charge(ChargeStatus::Failed),
         Some(PaypalStatus::Denied) => PaymentKind::Charge(ChargeStatus::Denied),
+        // An authorization voided or expired before capture: nothing came.
+        Some(PaypalStatus::Voided | PaypalStatus::Expired) => {
+            PaymentKind::Charge(ChargeStatus::Failed)
+        }
         Some(PaypalStatus::Refunded) => PaymentKind::Refund,
         Some(PaypalStatus::Reversed) => PaymentKind::Reversal,
         Some(PaypalStatus::CanceledReversal) => PaymentKind::ReversalCanceled,
@@ -280,7 +301,7 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
     }
     Ok(Read {
         keys: paypal_keys(&message, body, Some(format!("{txn_id}:{status}"))),
-        sequence: None,
+        happened_at: paypal_time(&message),
         notice: Notice::Payment(PaymentNotice {
             event_type,
             txn_id,
@@ -293,6 +314,21 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
             subscription_id: message.subscr_id().map(str::to_owned),
             payer_email,
         }),
+    })
+}
+
+/// When a PayPal message's change happened (see [`Read::happened_at`]).
+fn paypal_time(message: &IpnMessage) -> Option<i64> {
+    let from_track = message
+        .ipn_track_id()
+        .and_then(|track| track.parse::<ipn_core::id::EventId>().ok())
+        .and_then(|id| i64::try_from(id.ulid().timestamp_ms()).ok());
+    from_track.or_else(|| {
+        message
+            .payment_date()
+            .ok()
+            .flatten()
+            .map(crate::handler::millis)
     })
 }
 

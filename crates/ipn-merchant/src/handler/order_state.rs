@@ -63,6 +63,65 @@ pub struct Fact {
     pub amount: i64,
 }
 
+/// A completed charge with what came back of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge<'a> {
+    pub fact: &'a Fact,
+    /// Minor units refunded, positive.
+    pub refunded: i64,
+    pub reversals: Vec<&'a Fact>,
+    pub cancellations: Vec<&'a Fact>,
+    pub refunds: Vec<&'a Fact>,
+}
+
+impl Charge<'_> {
+    /// Reversed more often than a reversal was canceled: the money is with
+    /// the payer's bank.
+    pub fn is_reversed(&self) -> bool {
+        self.reversals.len() > self.cancellations.len()
+    }
+
+    /// The shop still has (some of) this charge's money.
+    pub fn stands(&self) -> bool {
+        !self.is_reversed() && self.refunded < self.fact.amount
+    }
+}
+
+/// The completed charges among `facts`, each with its refunds and
+/// reversals, by charge id.
+pub fn completed_charges(facts: &[Fact]) -> Vec<Charge<'_>> {
+    let mut charges: Vec<Charge<'_>> = facts
+        .iter()
+        .filter(|fact| fact.kind == PaymentKind::Charge(ChargeStatus::Completed))
+        .map(|fact| Charge {
+            fact,
+            refunded: 0,
+            reversals: Vec::new(),
+            cancellations: Vec::new(),
+            refunds: Vec::new(),
+        })
+        .collect();
+    charges.sort_by(|a, b| a.fact.txn_id.cmp(&b.fact.txn_id));
+    for child in facts {
+        let Some(charge) = charges
+            .iter_mut()
+            .find(|c| child.parent_id.as_deref() == Some(c.fact.txn_id.as_str()))
+        else {
+            continue;
+        };
+        match child.kind {
+            PaymentKind::Refund => {
+                charge.refunded = charge.refunded.saturating_sub(child.amount);
+                charge.refunds.push(child);
+            }
+            PaymentKind::Reversal => charge.reversals.push(child),
+            PaymentKind::ReversalCanceled => charge.cancellations.push(child),
+            PaymentKind::Charge(_) => {}
+        }
+    }
+    charges
+}
+
 /// What the facts come to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Derived {
@@ -70,58 +129,47 @@ pub struct Derived {
     pub status: OrderStatus,
     /// The state the payments alone give.
     pub payment_status: OrderStatus,
-    /// The completed charge that paid the order (the first by id, should
-    /// there be two).
-    pub paid_by: Option<String>,
-    /// Minor units refunded, positive.
+    /// Some charge completed: the order was paid at least once.
+    pub paid: bool,
+    /// Minor units refunded over all charges, positive.
     pub refunded: i64,
-    /// A reversal of the paying charge that was not canceled.
-    pub reversed: bool,
 }
 
+/// The order's state. Paid while any completed charge still stands (so a
+/// customer who paid twice and had one refunded is still paid); refunded
+/// or reversed only once none does.
 pub fn derive(facts: &[Fact], flagged: bool, fulfilled: bool) -> Derived {
-    let charges = || {
-        facts.iter().filter_map(|fact| match fact.kind {
-            PaymentKind::Charge(status) => Some((fact, status)),
-            _ => None,
-        })
+    let charges = completed_charges(facts);
+    let refunded = charges.iter().map(|c| c.refunded).sum();
+    let any = |status| {
+        facts
+            .iter()
+            .any(|fact| fact.kind == PaymentKind::Charge(status))
     };
-    let paid = charges()
-        .filter(|(_, status)| *status == ChargeStatus::Completed)
-        .map(|(fact, _)| fact)
-        .min_by(|a, b| a.txn_id.cmp(&b.txn_id));
-    let mut refunded = 0i64;
-    let mut reversed = false;
-    let payment_status = match paid {
-        Some(charge) => {
-            let children = facts
-                .iter()
-                .filter(|fact| fact.parent_id.as_deref() == Some(charge.txn_id.as_str()));
-            let (mut reversal, mut canceled) = (false, false);
-            for child in children {
-                match child.kind {
-                    PaymentKind::Refund => refunded = refunded.saturating_sub(child.amount),
-                    PaymentKind::Reversal => reversal = true,
-                    PaymentKind::ReversalCanceled => canceled = true,
-                    PaymentKind::Charge(_) => {}
-                }
-            }
-            reversed = reversal && !canceled;
-            if reversed {
-                OrderStatus::Reversed
-            } else if refunded > 0 && refunded >= charge.amount {
-                OrderStatus::Refunded
-            } else if refunded > 0 {
-                OrderStatus::PartiallyRefunded
-            } else if fulfilled {
-                OrderStatus::Fulfilled
-            } else {
-                OrderStatus::Paid
-            }
+    let payment_status = if charges.is_empty() {
+        if any(ChargeStatus::Pending) {
+            OrderStatus::Pending
+        } else if facts
+            .iter()
+            .any(|fact| matches!(fact.kind, PaymentKind::Charge(_)))
+        {
+            OrderStatus::Failed
+        } else {
+            OrderStatus::Created
         }
-        None if charges().any(|(_, s)| s == ChargeStatus::Pending) => OrderStatus::Pending,
-        None if charges().next().is_some() => OrderStatus::Failed,
-        None => OrderStatus::Created,
+    } else {
+        let standing: Vec<&Charge<'_>> = charges.iter().filter(|c| c.stands()).collect();
+        if standing.iter().any(|c| c.refunded > 0) {
+            OrderStatus::PartiallyRefunded
+        } else if !standing.is_empty() && fulfilled {
+            OrderStatus::Fulfilled
+        } else if !standing.is_empty() {
+            OrderStatus::Paid
+        } else if charges.iter().any(Charge::is_reversed) {
+            OrderStatus::Reversed
+        } else {
+            OrderStatus::Refunded
+        }
     };
     Derived {
         status: if flagged {
@@ -130,9 +178,8 @@ pub fn derive(facts: &[Fact], flagged: bool, fulfilled: bool) -> Derived {
             payment_status
         },
         payment_status,
-        paid_by: paid.map(|fact| fact.txn_id.clone()),
+        paid: !charges.is_empty(),
         refunded,
-        reversed,
     }
 }
 
@@ -215,6 +262,43 @@ mod tests {
         );
         // Held: nothing to apply them to yet.
         assert_eq!(status(&[part, reversal, won]), OrderStatus::Created);
+    }
+
+    #[test]
+    fn a_second_chargeback_after_a_won_one_counts() {
+        let facts = [
+            charge("pay_a", ChargeStatus::Completed),
+            child("pay_v1", PaymentKind::Reversal, -1000),
+            child("pay_w", PaymentKind::ReversalCanceled, 1000),
+            child("pay_v2", PaymentKind::Reversal, -1000),
+        ];
+        assert_eq!(status(&facts), OrderStatus::Reversed);
+    }
+
+    #[test]
+    fn paid_twice_stays_paid_until_both_are_given_back() {
+        let a = charge("pay_a", ChargeStatus::Completed);
+        let mut b = charge("pay_b", ChargeStatus::Completed);
+        b.txn_id = "pay_b".into();
+        let refund_a = child("pay_ra", PaymentKind::Refund, -1000);
+        let mut refund_b = child("pay_rb", PaymentKind::Refund, -1000);
+        refund_b.parent_id = Some("pay_b".into());
+        let mut reverse_b = child("pay_vb", PaymentKind::Reversal, -1000);
+        reverse_b.parent_id = Some("pay_b".into());
+        assert_eq!(status(&[a.clone(), b.clone()]), OrderStatus::Paid);
+        assert_eq!(
+            status(&[a.clone(), b.clone(), refund_a.clone()]),
+            OrderStatus::Paid
+        );
+        assert_eq!(
+            status(&[a.clone(), b.clone(), refund_b.clone()]),
+            OrderStatus::Paid
+        );
+        assert_eq!(
+            status(&[a.clone(), b.clone(), refund_a.clone(), refund_b]),
+            OrderStatus::Refunded
+        );
+        assert_eq!(status(&[a, b, refund_a, reverse_b]), OrderStatus::Reversed);
     }
 
     #[test]

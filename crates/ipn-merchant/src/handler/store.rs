@@ -162,6 +162,18 @@ pub fn payment_order(
         .optional()?)
 }
 
+/// How a payment fact is recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The order it belongs to (or names, when that order does not exist).
+    pub order_id: Option<&'a str>,
+    /// False when it failed validation: it never counts.
+    pub valid: bool,
+    /// False for a refund or reversal held until its payment arrives: it is
+    /// validated then.
+    pub checked: bool,
+}
+
 /// Records what a payment notice says. A charge's status only moves
 /// forward (pending → completed, failed or denied), so a late `Pending`
 /// after its `Completed` changes nothing; a fact once found invalid stays
@@ -169,8 +181,7 @@ pub fn payment_order(
 pub fn record_payment(
     conn: &Connection,
     notice: &PaymentNotice,
-    order_id: Option<&str>,
-    valid: bool,
+    record: &Record<'_>,
     inbox_id: InboxId,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -180,8 +191,8 @@ pub fn record_payment(
     };
     conn.prepare_cached(
         "INSERT INTO payments (txn_id, parent_id, kind, status, order_id, subscription_id,
-             amount, currency, valid, inbox_id, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             amount, currency, valid, inbox_id, updated_at, receiver, livemode, checked)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (txn_id) DO UPDATE SET
              status = CASE WHEN excluded.status <> 'pending' AND payments.status = 'pending'
                            THEN excluded.status ELSE payments.status END,
@@ -194,13 +205,16 @@ pub fn record_payment(
         notice.parent_id,
         notice.kind.as_str(),
         status,
-        order_id,
+        record.order_id,
         notice.subscription_id,
         notice.amount.minor(),
         notice.amount.currency().code(),
-        valid,
+        record.valid,
         inbox_id,
-        now
+        now,
+        notice.receiver,
+        notice.livemode,
+        record.checked,
     ])?;
     Ok(())
 }
@@ -214,8 +228,8 @@ pub fn order_facts(conn: &Connection, order_id: &str) -> Result<Vec<Fact>, Store
          UNION ALL
          SELECT child.txn_id, child.parent_id, child.kind, child.status, child.amount
          FROM payments AS child JOIN payments AS charge ON charge.txn_id = child.parent_id
-         WHERE child.valid = 1 AND charge.valid = 1 AND charge.kind = 'charge'
-           AND charge.order_id = ?1
+         WHERE child.valid = 1 AND child.checked = 1 AND charge.valid = 1
+           AND charge.kind = 'charge' AND charge.order_id = ?1
          ORDER BY 1",
     )?;
     let rows = statement.query_map([order_id], |row| {
@@ -250,6 +264,88 @@ fn parse_kind(kind: &str, status: &str) -> Result<PaymentKind, StoreError> {
         "reversal_canceled" => PaymentKind::ReversalCanceled,
         other => anyhow::bail!("stored payment kind {other:?} is unknown"),
     })
+}
+
+/// A refund or reversal that arrived before its payment, as recorded.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub txn_id: String,
+    pub kind: PaymentKind,
+    pub amount: i64,
+    pub currency: String,
+    pub receiver: Option<String>,
+    pub livemode: bool,
+    /// The order its invoice named, if any.
+    pub invoice: Option<String>,
+    pub inbox_id: InboxId,
+}
+
+/// The held refunds and reversals of an order's charges, not yet checked.
+pub fn held_children(conn: &Connection, order_id: &str) -> Result<Vec<Held>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT child.txn_id, child.kind, child.amount, child.currency, child.receiver,
+             child.livemode, child.order_id, child.inbox_id
+         FROM payments AS child JOIN payments AS charge ON charge.txn_id = child.parent_id
+         WHERE child.checked = 0 AND charge.kind = 'charge' AND charge.order_id = ?1
+         ORDER BY child.txn_id",
+    )?;
+    let rows = statement.query_map([order_id], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, String>(3)?,
+            row.get::<_, Option<String>>(4)?,
+            row.get::<_, bool>(5)?,
+            row.get::<_, Option<String>>(6)?,
+            row.get::<_, InboxId>(7)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (txn_id, kind, amount, currency, receiver, livemode, invoice, inbox_id) = row?;
+        Ok(Held {
+            txn_id,
+            kind: parse_kind(&kind, "completed")?,
+            amount,
+            currency,
+            receiver,
+            livemode,
+            invoice,
+            inbox_id,
+        })
+    })
+    .collect()
+}
+
+/// Records the outcome of checking a held fact against its order.
+pub fn settle_held(
+    conn: &Connection,
+    txn_id: &str,
+    order_id: &str,
+    valid: bool,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE payments SET checked = 1, valid = MIN(valid, ?3), order_id = ?2
+         WHERE txn_id = ?1",
+    )?
+    .execute(params![txn_id, order_id, valid])?;
+    Ok(())
+}
+
+/// Updates a handled message's outcome (a held notice that now counted, or
+/// was found not to match).
+pub fn set_outcome(
+    conn: &Connection,
+    inbox_id: InboxId,
+    outcome: Outcome,
+    order_id: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE inbox SET outcome = ?2, order_id = ?3, outcome_detail = ?4 WHERE id = ?1",
+    )?
+    .execute(params![inbox_id, outcome.as_str(), order_id, detail])?;
+    Ok(())
 }
 
 /// Completed valid charges of an order other than `txn_id`.

@@ -4,13 +4,13 @@
 //!
 //! As for orders, the state is derived from what is known rather than moved
 //! by each message: whether a cancellation or expiry was heard of, and
-//! whether the latest failure comes after the latest payment. "Latest" is
-//! by the event's `sequence` (standard dialect); PayPal messages carry none,
-//! so for them the order of arrival stands in.
+//! whether the latest failure happened after the latest payment. "When" is
+//! the time the notice gives for its change (`Read::happened_at`), one
+//! scale for both dialects; a notice that gives none counts as happening
+//! when it is handled.
 
 use ipn_core::billing::Calendar;
 use ipn_core::event::EventType;
-use ipn_core::money::Money;
 use ipn_core::subscription::Subscription;
 use rusqlite::{OptionalExtension as _, Transaction, params};
 use time::OffsetDateTime;
@@ -69,14 +69,19 @@ pub fn payment(
     tx: &Transaction<'_>,
     inbox_id: InboxId,
     notice: &PaymentNotice,
-    sequence: Option<u64>,
+    happened_at: Option<i64>,
     now: OffsetDateTime,
 ) -> Result<usize, StoreError> {
     let id = notice.subscription_id.as_deref().unwrap_or_default();
     let at = millis(now);
     let event_type = notice.event_type.to_string();
     let problems = validate(handler, notice.receiver.as_deref(), notice.livemode);
-    store::record_payment(tx, notice, None, problems.is_empty(), inbox_id, at)?;
+    let record = store::Record {
+        order_id: None,
+        valid: problems.is_empty(),
+        checked: true,
+    };
+    store::record_payment(tx, notice, &record, inbox_id, at)?;
     if let Some(outcome) = flag(tx, inbox_id, id, &event_type, &problems, at)? {
         return Ok(outcome);
     }
@@ -87,7 +92,7 @@ pub fn payment(
         notice.receiver.as_deref(),
         at,
     )?;
-    let position = position(sequence, inbox_id);
+    let position = happened_at.unwrap_or(at);
     let paid = notice.kind == PaymentKind::Charge(ChargeStatus::Completed);
     if paid {
         tx.prepare_cached(
@@ -98,7 +103,9 @@ pub fn payment(
     }
     let row = settle(tx, id, at)?;
     let mut queued = 0;
-    if paid {
+    // The first period's payment comes with the signup, whose email says
+    // so; each later one is a renewal.
+    if paid && row.cycles_paid > 1 {
         queued += email(
             handler,
             tx,
@@ -119,7 +126,7 @@ pub fn change(
     tx: &Transaction<'_>,
     inbox_id: InboxId,
     notice: &SubscriptionNotice,
-    sequence: Option<u64>,
+    happened_at: Option<i64>,
     now: OffsetDateTime,
 ) -> Result<usize, StoreError> {
     let id = notice.subscription_id.as_str();
@@ -145,7 +152,7 @@ pub fn change(
         )?
         .execute(params![id, serde_json::to_string(object)?, paid_through])?;
     }
-    let position = position(sequence, inbox_id);
+    let position = happened_at.unwrap_or(at);
     match notice.event_type {
         EventType::SubscriptionPaymentFailed => tx
             .prepare_cached(
@@ -167,11 +174,8 @@ pub fn change(
     };
     let row = settle(tx, id, at)?;
     let amount = notice
-        .subscription
-        .as_deref()
-        .map(Subscription::amount)
-        .map(|money: Money| money.to_string())
-        .unwrap_or_default();
+        .amount
+        .map_or_else(|| "the plan's price".to_owned(), |money| money.to_string());
     let queued = match notice.event_type {
         EventType::SubscriptionCreated => email(
             handler,
@@ -217,10 +221,6 @@ pub fn change(
     };
     mark(tx, inbox_id, Outcome::Applied, &event_type, id, None, at)?;
     Ok(queued)
-}
-
-fn position(sequence: Option<u64>, inbox_id: InboxId) -> i64 {
-    sequence.map_or(inbox_id, |s| i64::try_from(s).unwrap_or(i64::MAX))
 }
 
 fn validate(handler: &Handler, receiver: Option<&str>, livemode: bool) -> Vec<String> {

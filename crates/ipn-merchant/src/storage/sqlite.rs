@@ -158,6 +158,17 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_downloads", crate::downloads::SCHEMA),
     // Where reconciliation has read the gateway's events up to.
     ("0007_reconcile", crate::reconcile::SCHEMA),
+    (
+        "0008_payment_checks",
+        // What a payment notice claimed beyond its amount (who was paid, live
+        // or test), so that a refund or reversal that arrived before its
+        // payment (`checked` 0) is validated against the order once the
+        // payment comes, exactly as if it had arrived after it.
+        "ALTER TABLE payments ADD COLUMN receiver TEXT;
+         ALTER TABLE payments ADD COLUMN livemode INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE payments ADD COLUMN checked INTEGER NOT NULL DEFAULT 1;
+         CREATE INDEX orders_by_created ON orders (created_at, id);",
+    ),
 ];
 
 /// Opens (creating if needed) the database, sets it up for durable writes
