@@ -68,7 +68,7 @@ pub struct Args {
     #[arg(long, env = "IPN_SHOP_NAME", default_value = "ipn demo shop")]
     shop_name: String,
     /// The folder the catalog's digital products (their `download` files)
-    /// are served from
+    /// are served from (default: a `downloads` folder beside the database)
     #[arg(long, env = "IPN_DOWNLOADS_DIR")]
     downloads_dir: Option<PathBuf>,
     /// This shop's merchant id at the gateway (mer_…): subscription notices
@@ -106,11 +106,16 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         Some(path) => Catalog::load(path).context("--catalog")?,
         None => Catalog::demo(),
     };
-    let mail_dir = args.mail_dir.unwrap_or_else(|| {
+    let beside = |name: &str| {
         database
             .parent()
-            .map_or_else(|| PathBuf::from("mail"), |dir| dir.join("mail"))
-    });
+            .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
+    };
+    let mail_dir = args.mail_dir.clone().unwrap_or_else(|| beside("mail"));
+    let downloads_dir = args
+        .downloads_dir
+        .clone()
+        .unwrap_or_else(|| beside("downloads"));
     let config = Config {
         database,
         webhook_secrets: args.webhook_secrets,
@@ -124,7 +129,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         mail_dir,
         mail_from: args.mail_from,
         shop_name: args.shop_name,
-        downloads_dir: args.downloads_dir,
+        downloads_dir: Some(downloads_dir),
         download_policy: Default::default(),
         live: args.live,
         merchant_id: args.merchant_id,

@@ -86,7 +86,8 @@ pub struct Config {
 impl Config {
     /// A merchant server on `database` that accepts messages signed with
     /// `webhook_secret`, with the default body limit, in test mode, writing
-    /// emails to a `mail` folder beside the database.
+    /// emails to a `mail` folder beside the database and serving downloads
+    /// from a `downloads` folder there.
     pub fn new(
         database: impl Into<PathBuf>,
         gateway_url: impl Into<String>,
@@ -94,9 +95,13 @@ impl Config {
         webhook_secret: WebhookSecret,
     ) -> Self {
         let database: PathBuf = database.into();
-        let mail_dir = database
-            .parent()
-            .map_or_else(|| PathBuf::from("mail"), |dir| dir.join("mail"));
+        let beside = |name: &str| {
+            database
+                .parent()
+                .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
+        };
+        let mail_dir = beside("mail");
+        let downloads_dir = beside("downloads");
         Self {
             database,
             webhook_secrets: vec![webhook_secret],
@@ -110,7 +115,7 @@ impl Config {
             mail_dir,
             mail_from: "ipn shop <shop@localhost>".to_owned(),
             shop_name: "ipn demo shop".to_owned(),
-            downloads_dir: None,
+            downloads_dir: Some(downloads_dir),
             download_policy: crate::downloads::Policy::default(),
             live: false,
             merchant_id: None,
@@ -339,6 +344,7 @@ impl Merchant {
                 })
                 .await
         });
+        warn_missing_downloads(&config);
         tracing::info!(%addr, database = %config.database.display(), "merchant started");
         Ok(Self {
             addr,
@@ -397,6 +403,28 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
         ip => ip,
     };
     SocketAddr::new(ip, addr.port())
+}
+
+/// Says at start which digital products' files are not where downloads are
+/// served from: their links would answer that the file is missing.
+fn warn_missing_downloads(config: &Config) {
+    for product in config.catalog.products() {
+        let Some(file) = &product.download else {
+            continue;
+        };
+        let found = config
+            .downloads_dir
+            .as_ref()
+            .is_some_and(|dir| dir.join(file).is_file());
+        if !found {
+            tracing::warn!(
+                sku = product.sku,
+                file,
+                downloads_dir = ?config.downloads_dir,
+                "a digital product's file is missing; its download links will fail"
+            );
+        }
+    }
 }
 
 fn open(path: &Path) -> anyhow::Result<rusqlite::Connection> {

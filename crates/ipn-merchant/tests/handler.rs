@@ -971,3 +971,82 @@ async fn a_subscription_from_signup_to_expiry_in_both_dialects() {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+#[tokio::test]
+async fn a_message_that_fails_waits_is_retried_and_can_be_sent_back_from_admin() {
+    let (stack, _) = Stack::start_with("standard", |config| {
+        config.admin_password = Some(ipn_merchant::Hidden::new("correct horse"));
+    })
+    .await;
+    let (order, total) = stack.order(json!([{"sku": "mug", "quantity": 1}])).await;
+    // Something about this shop makes recording a payment fail (here a
+    // trigger; in life, a bug or a bad row): not a storage failure.
+    let conn = rusqlite::Connection::open(&stack.shop.database).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER boom BEFORE INSERT ON payments BEGIN SELECT RAISE(ABORT, 'boom'); END",
+    )
+    .unwrap();
+    stack.pay(&order, total, card(VISA)).await;
+    let rows = stack
+        .shop
+        .wait_until("a failed attempt", WAIT, |rows| {
+            rows.len() == 1
+                && rows[0]
+                    .outcome_detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("boom"))
+        })
+        .await;
+    // It waits for its retry, untouched by the failure.
+    assert_eq!(rows[0].status, "received", "{rows:#?}");
+    let (_, body) = stack.shop.get_json(&format!("/api/orders/{order}")).await;
+    assert_eq!(body["status"], "created");
+
+    // Fixed: the retry applies it.
+    conn.execute_batch("DROP TRIGGER boom").unwrap();
+    stack.settled(&order, "paid", 1).await;
+
+    // A message set aside as failed goes back to the handler from /admin.
+    let (second, total) = stack.order(json!([{"sku": "mug", "quantity": 1}])).await;
+    conn.execute_batch(
+        "CREATE TRIGGER boom BEFORE INSERT ON payments BEGIN SELECT RAISE(ABORT, 'boom'); END",
+    )
+    .unwrap();
+    stack.pay(&second, total, card(VISA)).await;
+    let rows = stack
+        .shop
+        .wait_until("a failed attempt", WAIT, |rows| {
+            rows.len() == 2 && rows[1].outcome_detail.is_some()
+        })
+        .await;
+    let id = rows[1].id;
+    conn.execute("UPDATE inbox SET status = 'failed' WHERE id = ?1", [id])
+        .unwrap();
+    conn.execute_batch("DROP TRIGGER boom").unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let retry = |password: &'static str| {
+        client
+            .post(format!("{}/admin/messages/{id}/retry", stack.shop.url))
+            .header("origin", stack.shop.url.clone())
+            .basic_auth("admin", Some(password))
+            .send()
+    };
+    assert_eq!(
+        retry("wrong").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        stack.shop.inbox()[1].status,
+        "failed",
+        "a refused retry changes nothing"
+    );
+    let answer = retry("correct horse").await.unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    stack.settled(&second, "paid", 1).await;
+    // Only a failed message can be sent back.
+    let again = retry("correct horse").await.unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+}

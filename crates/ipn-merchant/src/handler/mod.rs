@@ -28,6 +28,7 @@ pub mod store;
 pub mod subscriptions;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipn_core::money::Money;
 use ipn_core::payment::ItemKind;
@@ -85,6 +86,22 @@ pub enum PassResult {
     Done,
     /// A full pass: more may be waiting.
     More,
+    /// Messages wait for a retry after a failure; the next is due then.
+    RetryIn(Duration),
+}
+
+/// Whether a failure is the database's (the disk, a lock, memory) rather
+/// than one message's: then the whole pass waits and nothing is counted
+/// against the messages.
+fn is_storage_failure(error: &StoreError) -> bool {
+    use rusqlite::ErrorCode as Code;
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<rusqlite::Error>(),
+            Some(rusqlite::Error::SqliteFailure(failure, _))
+                if !matches!(failure.code, Code::ConstraintViolation | Code::TypeMismatch)
+        )
+    })
 }
 
 impl Handler {
@@ -105,13 +122,19 @@ impl Handler {
         Ok(())
     }
 
-    /// Handles up to [`PASS`] waiting messages in one transaction. An error
-    /// is a storage failure: nothing of the pass is kept, and the messages
-    /// wait for the next one.
+    /// Handles up to [`PASS`] waiting messages in one transaction.
+    ///
+    /// An error is a storage failure (the disk, a lock): nothing of the pass
+    /// is kept, and the writer tries again later with the same messages.
+    /// Any other failure belongs to one message: it alone is undone and
+    /// tried again after a delay, and after [`store::MAX_ATTEMPTS`] it is
+    /// set aside as `failed` (kept, shown on /admin, where it can be sent
+    /// back) so that it cannot hold up the others.
     pub fn pass(&mut self, conn: &mut Connection) -> Result<PassResult, StoreError> {
         self.prepare(conn)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let waiting = store::waiting(&tx, PASS)?;
+        let wall = crate::clock::Clock::system().now_ms();
+        let waiting = store::waiting(&tx, wall, PASS)?;
         let mut emails = 0;
         for message in &waiting {
             let now = self.settings.clock.now();
@@ -121,13 +144,11 @@ impl Handler {
                     emails += queued;
                     tx.execute_batch("RELEASE message")?;
                 }
+                Err(error) if is_storage_failure(&error) => return Err(error),
                 Err(error) => {
-                    // This message alone is undone; it is tried again by
-                    // the next pass, and set aside after MAX_ATTEMPTS so it
-                    // cannot hold up the others forever.
                     tx.execute_batch("ROLLBACK TO message; RELEASE message")?;
                     let error = format!("{error:#}");
-                    let attempts = store::count_attempt(&tx, message.id, &error)?;
+                    let attempts = store::count_attempt(&tx, message.id, &error, wall)?;
                     tracing::error!(
                         inbox.id = message.id,
                         attempts,
@@ -149,15 +170,26 @@ impl Handler {
                 }
             }
         }
+        let next_retry = store::next_retry(&tx)?;
         tx.commit()?;
         if emails > 0 {
             self.mail_wake.notify_one();
         }
         Ok(if waiting.len() == PASS {
             PassResult::More
+        } else if let Some(at) = next_retry {
+            PassResult::RetryIn(Duration::from_millis(
+                u64::try_from(at.saturating_sub(wall)).unwrap_or(0),
+            ))
         } else {
             PassResult::Done
         })
+    }
+
+    /// Wakes the mail worker: the writer calls it after committing work that
+    /// may have queued emails outside a pass (an operator's review).
+    pub fn wake_mail(&self) {
+        self.mail_wake.notify_one();
     }
 
     /// Handles one message; returns how many emails it queued.
@@ -453,7 +485,6 @@ impl Handler {
         store::set_fulfilled(tx, order_id, millis(now))?;
         let order = orders::get(tx, order_id)?.unwrap_or(order);
         self.settle_order(tx, &order, now)?;
-        self.mail_wake.notify_one();
         Ok(Review::Done)
     }
 
@@ -466,7 +497,6 @@ impl Handler {
         };
         if let Some(order) = orders::get(tx, &order_id)? {
             self.settle_order(tx, &order, now)?;
-            self.mail_wake.notify_one();
         }
         Ok(Review::Done)
     }

@@ -25,14 +25,17 @@ pub struct Waiting {
 /// verified on arrival, PayPal ones whose postback said `VERIFIED`. (The
 /// first condition is the `inbox_waiting` index's, written out so SQLite
 /// uses it.)
+/// A message whose handling failed waits until its `handler_retry_at`.
 pub const WAITING: &str = "SELECT id, dialect, body FROM inbox
      WHERE status IN ('received', 'unverified', 'verified')
-       AND status IN ('received', 'verified')
-     ORDER BY id LIMIT ?1";
+       AND status IN ('received', 'verified') AND handler_retry_at <= ?1
+     ORDER BY id LIMIT ?2";
 
-pub fn waiting(conn: &Connection, limit: usize) -> Result<Vec<Waiting>, StoreError> {
+/// `now` is wall-clock time in ms (retry delays are real time).
+pub fn waiting(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Waiting>, StoreError> {
     let mut statement = conn.prepare_cached(WAITING)?;
-    let rows = statement.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement.query_map(params![now, limit], |row| {
         Ok(Waiting {
             id: row.get(0)?,
             dialect: row.get(1)?,
@@ -117,14 +120,46 @@ pub fn mark(
     Ok(())
 }
 
-/// Counts a failed attempt at a message; returns the attempts so far.
-pub fn count_attempt(conn: &Connection, id: InboxId, error: &str) -> Result<i64, StoreError> {
+/// Counts a failed attempt at a message, which waits 1 s, 2 s, 4 s … before
+/// the next; returns the attempts so far. `now` is wall-clock ms.
+pub fn count_attempt(
+    conn: &Connection,
+    id: InboxId,
+    error: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached(
-            "UPDATE inbox SET handler_attempts = handler_attempts + 1, outcome_detail = ?2
+            "UPDATE inbox SET handler_attempts = handler_attempts + 1, outcome_detail = ?2,
+                 handler_retry_at = ?3 + (1000 << MIN(handler_attempts, 16))
              WHERE id = ?1 RETURNING handler_attempts",
         )?
-        .query_row(params![id, error], |row| row.get(0))?)
+        .query_row(params![id, error, now], |row| row.get(0))?)
+}
+
+/// When the earliest message waiting after a failure is due again.
+pub fn next_retry(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT min(handler_retry_at) FROM inbox
+             WHERE status IN ('received', 'unverified', 'verified')
+               AND status IN ('received', 'verified') AND handler_attempts > 0",
+        )?
+        .query_row([], |row| row.get(0))?)
+}
+
+/// Sends a `failed` message back to the handler, as if it had just
+/// arrived; false if it is not failed.
+pub fn requeue(conn: &Connection, id: InboxId) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE inbox SET
+                 status = CASE dialect WHEN 'paypal' THEN 'verified' ELSE 'received' END,
+                 handler_attempts = 0, handler_retry_at = 0, outcome = NULL
+             WHERE id = ?1 AND status = 'failed'",
+        )?
+        .execute([id])?;
+    Ok(changed == 1)
 }
 
 /// The first of `keys` an earlier message claimed, if any: the notice is a
@@ -521,7 +556,7 @@ mod tests {
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {WAITING}"))
             .unwrap()
-            .query_map([10], |row| row.get(3))
+            .query_map([0, 10], |row| row.get(3))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();

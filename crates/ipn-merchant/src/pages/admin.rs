@@ -276,7 +276,15 @@ fn inbox(messages: &[InboxSummary], with_order: bool) -> String {
             event = esc(message.event_type.as_deref().unwrap_or("—")),
             verification = esc(verification(message)),
             status = esc(&message.status),
-            outcome = esc(message.outcome.as_deref().unwrap_or("—")),
+            outcome = if message.status == "failed" {
+                format!(
+                    "failed <form method=\"post\" action=\"/admin/messages/{}/retry\" \
+                     class=\"inline\"><button type=\"submit\">Retry</button></form>",
+                    message.id
+                )
+            } else {
+                esc(message.outcome.as_deref().unwrap_or("—")).into_owned()
+            },
             detail = esc(message.outcome_detail.as_deref().unwrap_or("")),
         ));
     }

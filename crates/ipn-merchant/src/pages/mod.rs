@@ -11,6 +11,7 @@
 //! | `GET /admin/orders/{id}` | one order with its IPNs, payments, flags, emails, downloads |
 //! | `POST /admin/orders/{id}/fulfil` | marks a paid order shipped; 303 back, 409 when it cannot be |
 //! | `POST /admin/flags/{id}/resolve` | resolves a flag; 303 back |
+//! | `POST /admin/messages/{id}/retry` | sends a `failed` IPN back to the handler; 303 back |
 //!
 //! Admin pages need the admin password (HTTP Basic) and admin posts must
 //! come from the shop's own pages; see `auth.rs`. Without a password the
@@ -206,6 +207,7 @@ pub fn router(state: Pages) -> Router {
         .route("/admin/orders/{id}", get(admin_order))
         .route("/admin/orders/{id}/fulfil", post(fulfil))
         .route("/admin/flags/{id}/resolve", post(resolve))
+        .route("/admin/messages/{id}/retry", post(retry))
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .with_state(state)
 }
@@ -325,16 +327,13 @@ async fn fulfil(
     if let Some(response) = pages.admin_post_refusal(&headers) {
         return response;
     }
-    match pages.shop.writer.fulfil(id.clone()).await {
-        Ok(Review::Done) => see_other(&format!("/admin/orders/{id}")),
-        Ok(Review::NotFound) => pages.message(
-            StatusCode::NOT_FOUND,
-            "No such order",
-            "There is no such order.",
-        ),
-        Ok(Review::Refused(why)) => pages.message(StatusCode::CONFLICT, "Not fulfilled", &why),
-        Err(error) => pages.write_failed(&error),
-    }
+    let review = pages.shop.writer.fulfil(id.clone()).await;
+    pages.reviewed(
+        review,
+        &format!("/admin/orders/{id}"),
+        "order",
+        "Not fulfilled",
+    )
 }
 
 async fn resolve(
@@ -353,24 +352,62 @@ async fn resolve(
             "There is no such flag.",
         );
     };
-    let back = body
-        .ok()
+    let review = pages.shop.writer.resolve_flag(id).await;
+    pages.reviewed(review, &back_path(body), "flag", "Not resolved")
+}
+
+async fn retry(
+    State(pages): State<Pages>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Some(response) = pages.admin_post_refusal(&headers) {
+        return response;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return pages.message(
+            StatusCode::NOT_FOUND,
+            "No such message",
+            "There is no such message.",
+        );
+    };
+    let review = pages.shop.writer.requeue(id).await;
+    pages.reviewed(review, &back_path(body), "message", "Not sent back")
+}
+
+/// The form's `back` field when it is an admin path, else `/admin`.
+fn back_path(body: Result<Bytes, BytesRejection>) -> String {
+    body.ok()
         .and_then(|body| {
             url::form_urlencoded::parse(&body)
                 .find(|(key, _)| key == "back")
                 .map(|(_, value)| value.into_owned())
         })
         .filter(|back| is_admin_path(back))
-        .unwrap_or_else(|| "/admin".to_owned());
-    match pages.shop.writer.resolve_flag(id).await {
-        Ok(Review::Done) => see_other(&back),
-        Ok(Review::NotFound) => pages.message(
-            StatusCode::NOT_FOUND,
-            "No such flag",
-            "There is no such flag.",
-        ),
-        Ok(Review::Refused(why)) => pages.message(StatusCode::CONFLICT, "Not resolved", &why),
-        Err(error) => pages.write_failed(&error),
+        .unwrap_or_else(|| "/admin".to_owned())
+}
+
+impl Pages {
+    /// The answer to an operator's action on a `thing`: 303 to `back` when
+    /// done.
+    fn reviewed(
+        &self,
+        review: Result<Review, WriteError>,
+        back: &str,
+        thing: &str,
+        refused: &str,
+    ) -> Response {
+        match review {
+            Ok(Review::Done) => see_other(back),
+            Ok(Review::NotFound) => self.message(
+                StatusCode::NOT_FOUND,
+                &format!("No such {thing}"),
+                &format!("There is no such {thing}."),
+            ),
+            Ok(Review::Refused(why)) => self.message(StatusCode::CONFLICT, refused, &why),
+            Err(error) => self.write_failed(&error),
+        }
     }
 }
 

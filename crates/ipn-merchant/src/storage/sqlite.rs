@@ -169,6 +169,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
          ALTER TABLE payments ADD COLUMN checked INTEGER NOT NULL DEFAULT 1;
          CREATE INDEX orders_by_created ON orders (created_at, id);",
     ),
+    (
+        "0009_handler_retry",
+        // When a message whose handling failed (not on storage: on itself)
+        // is tried again; 0 means now.
+        "ALTER TABLE inbox ADD COLUMN handler_retry_at INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// Opens (creating if needed) the database, sets it up for durable writes

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::orders::{self, Order};
-use super::{NewMessage, StoreError, Stored, Verification, postback, sqlite};
+use super::{InboxId, NewMessage, StoreError, Stored, Verification, postback, sqlite};
 use crate::handler::{Handler, PassResult};
 
 /// Most messages in one transaction; bounds the latency a batch adds.
@@ -45,6 +45,8 @@ enum Work {
     Fulfil(String),
     /// The operator reviewed a flag.
     ResolveFlag(i64),
+    /// The operator sends a failed message back to the handler.
+    Requeue(InboxId),
     /// Events read from the gateway's list, and the cursor after them.
     Reconcile {
         messages: Vec<NewMessage>,
@@ -133,6 +135,11 @@ impl Writer {
         self.review(Work::ResolveFlag(flag_id)).await
     }
 
+    /// Sends a message the handler set aside as `failed` back to it.
+    pub async fn requeue(&self, inbox_id: InboxId) -> Result<Review, WriteError> {
+        self.review(Work::Requeue(inbox_id)).await
+    }
+
     async fn review(&self, work: Work) -> Result<Review, WriteError> {
         match self.submit(work).await? {
             Done::Reviewed(review) => Ok(review),
@@ -181,7 +188,11 @@ enum Pass {
     Idle,
     /// Something was committed that may be waiting for it.
     Due,
-    /// The last pass failed on storage; the next waits until then.
+    /// Nothing new, but a message that failed is due again then (or when
+    /// something new is committed, whichever comes first).
+    IdleUntil(Instant),
+    /// The last pass failed on storage; the next waits until then, whatever
+    /// is committed meanwhile.
     RetryAt(Instant),
 }
 
@@ -220,7 +231,7 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, mut handler: Option<
                 None => break,
             },
             // The timer must be made inside the runtime that drives it.
-            Pass::RetryAt(at) => {
+            Pass::RetryAt(at) | Pass::IdleUntil(at) => {
                 match clock.block_on(async { tokio::time::timeout_at(at, jobs.recv()).await }) {
                     Ok(Some(job)) => Some(job),
                     Ok(None) => break,
@@ -239,9 +250,23 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, mut handler: Option<
                     Err(_) => break,
                 }
             }
+            let reviewed = batch.iter().any(|job| {
+                matches!(
+                    job.work,
+                    Work::Fulfil(_) | Work::ResolveFlag(_) | Work::Requeue(_)
+                )
+            });
             commit_batch(&mut conn, &mut batch, handler.as_ref());
-            if handler.is_some() && pass == Pass::Idle {
-                pass = Pass::Due;
+            if let Some(handler) = handler.as_ref() {
+                // An operator's review may have queued emails; they are
+                // committed now.
+                if reviewed {
+                    handler.wake_mail();
+                }
+                // After a storage failure, new work waits for the retry.
+                if !matches!(pass, Pass::RetryAt(_)) || reviewed {
+                    pass = Pass::Due;
+                }
             }
         }
         if pass != Pass::Due {
@@ -256,6 +281,10 @@ fn run(mut conn: Connection, mut jobs: mpsc::Receiver<Job>, mut handler: Option<
             Ok(PassResult::Done) => {
                 failures = 0;
                 Pass::Idle
+            }
+            Ok(PassResult::RetryIn(delay)) => {
+                failures = 0;
+                Pass::IdleUntil(Instant::now() + delay)
             }
             Err(error) => {
                 failures = failures.saturating_add(1);
@@ -330,6 +359,13 @@ fn apply(tx: &Transaction<'_>, work: &Work, handler: Option<&Handler>) -> Result
             crate::reconcile::save_cursor(tx, cursor, now)?;
             Ok(Done::Reconciled(new))
         }
+        Work::Requeue(id) => Ok(Done::Reviewed(
+            if crate::handler::store::requeue(tx, *id)? {
+                Review::Done
+            } else {
+                Review::Refused(format!("message {id} is not a failed one"))
+            },
+        )),
         Work::Fulfil(order_id) => {
             let Some(handler) = handler else {
                 return Ok(Done::Reviewed(Review::Refused(
