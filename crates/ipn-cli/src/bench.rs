@@ -8,6 +8,8 @@
 //!   listens and delivers the first, how fast it delivers them all.
 //! - `isolation` (bench/isolation.rs): healthy deliveries per second to 100
 //!   endpoints, alone and beside one dead endpoint.
+//! - `merchant` (bench/merchant.rs): signed IPNs posted to a merchant
+//!   server, verified, stored and applied to the shop's orders.
 //!
 //! Their parts:
 //! - `api`: set-up calls, `/metrics`, and the ingest requests.
@@ -33,6 +35,7 @@ mod delivery;
 mod in_process;
 mod isolation;
 mod load;
+mod merchant;
 mod meter;
 mod receiver;
 mod retries;
@@ -56,6 +59,8 @@ pub enum Scenario {
     Retries,
     /// Healthy endpoints' throughput, alone and beside one dead endpoint
     Isolation,
+    /// Signed IPNs verified, stored and applied by a merchant server
+    Merchant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -80,11 +85,13 @@ pub struct Args {
     #[arg(value_enum)]
     scenario: Scenario,
     /// A short run: delivery 10,000 events, 2 s of latency run, 2 s of
-    /// baseline; retries 20,000 pending; isolation 500 events
+    /// baseline; retries 20,000 pending; isolation 500 events; merchant 5,000
+    /// IPNs
     #[arg(long)]
     quick: bool,
     /// Events to ingest [default: delivery 100000, retries 1000000, isolation
-    /// 10000 (each to every endpoint); with --quick 10000, 20000, 500]
+    /// 10000 (each to every endpoint), merchant 100000 IPNs; with --quick
+    /// 10000, 20000, 500, 5000]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     events: Option<u64>,
     /// Connections the load generator keeps open
@@ -146,6 +153,22 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         }
         Scenario::Retries => {
             let figures = retries::run(&retries_settings(&args)?).await?;
+            (
+                figures.json(started.elapsed()),
+                figures.errors,
+                figures.lost,
+            )
+        }
+        Scenario::Merchant => {
+            let figures = merchant::run(&merchant::Settings {
+                messages: args
+                    .events
+                    .unwrap_or(if args.quick { 5_000 } else { 100_000 }),
+                concurrency: usize::try_from(args.concurrency)?,
+                timeout: args.timeout.unwrap_or(Duration::from_secs(120)),
+                show_progress: show_progress(),
+            })
+            .await?;
             (
                 figures.json(started.elapsed()),
                 figures.errors,

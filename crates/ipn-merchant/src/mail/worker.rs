@@ -260,7 +260,7 @@ impl Mailer {
             let started = std::time::Instant::now();
             match self.sender.send(&email, &self.from).await {
                 Ok(()) => {
-                    tracing::info!(
+                    tracing::debug!(
                         email.id = email.id,
                         email.kind = email.kind,
                         attempt = attempts,
