@@ -147,3 +147,24 @@ fn a_short_isolation_run_delivers_every_event_to_every_healthy_endpoint() {
         &context,
     );
 }
+
+#[test]
+fn a_short_merchant_run_applies_every_ipn() {
+    let (code, figures, context) = bench(&["merchant", "--events", "300", "--concurrency", "8"]);
+    assert_eq!(code, Some(0), "{context}");
+    assert_eq!(figures["scenario"], "merchant", "{context}");
+    assert_eq!(figures["messages"], 300, "{context}");
+    assert_eq!(figures["lost"], 0, "{context}");
+    assert_eq!(figures["errors"], 0, "{context}");
+    assert_numbers(
+        &figures,
+        &[
+            "stored_per_s",
+            "applied_per_s",
+            "answer_p50_ms",
+            "answer_p99_ms",
+            "elapsed_s",
+        ],
+        &context,
+    );
+}
