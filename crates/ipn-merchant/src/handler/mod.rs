@@ -318,7 +318,13 @@ impl Handler {
         };
         store::record_payment(tx, notice, &record, inbox_id, at)?;
         if problems.is_empty() && notice.kind == PaymentKind::Charge(ChargeStatus::Completed) {
-            let others = store::other_completed_charges(tx, &order.id, &notice.txn_id)?;
+            // Another payment that still stands (not refunded or reversed).
+            let facts = store::order_facts(tx, &order.id)?;
+            let others: Vec<&str> = order_state::completed_charges(&facts)
+                .into_iter()
+                .filter(|charge| charge.stands() && charge.fact.txn_id != notice.txn_id)
+                .map(|charge| charge.fact.txn_id.as_str())
+                .collect();
             if !others.is_empty() {
                 problems.push(format!(
                     "paid twice: {} and {} both completed for this order; refund one",
@@ -422,7 +428,10 @@ impl Handler {
     ) -> Result<Vec<downloads::Grant>, StoreError> {
         match derived.payment_status {
             status if status.is_paid_up() => {
+                // Paid up again (a chargeback won, or another payment
+                // stands): whatever took the downloads away no longer holds.
                 downloads::restore_order(tx, &order.id, "reversed")?;
+                downloads::restore_order(tx, &order.id, "refunded")?;
                 let mut grants = Vec::new();
                 for line in order.lines.iter().filter(|l| l.kind == ItemKind::Digital) {
                     let file = self

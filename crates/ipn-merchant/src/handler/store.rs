@@ -211,8 +211,9 @@ pub struct Record<'a> {
 
 /// Records what a payment notice says. A charge's status only moves
 /// forward (pending → completed, failed or denied), so a late `Pending`
-/// after its `Completed` changes nothing; a fact once found invalid stays
-/// invalid.
+/// after its `Completed` changes nothing. A valid claim wins over an invalid
+/// one for the same transaction whichever came first: a bad copy (another
+/// currency, another receiver) can neither shadow nor spoil the real one.
 pub fn record_payment(
     conn: &Connection,
     notice: &PaymentNotice,
@@ -231,8 +232,20 @@ pub fn record_payment(
          ON CONFLICT (txn_id) DO UPDATE SET
              status = CASE WHEN excluded.status <> 'pending' AND payments.status = 'pending'
                            THEN excluded.status ELSE payments.status END,
-             order_id = COALESCE(payments.order_id, excluded.order_id),
-             valid = MIN(payments.valid, excluded.valid),
+             order_id = CASE WHEN payments.valid = 0 AND excluded.valid = 1
+                             THEN excluded.order_id
+                             ELSE COALESCE(payments.order_id, excluded.order_id) END,
+             amount = CASE WHEN payments.valid = 0 AND excluded.valid = 1
+                           THEN excluded.amount ELSE payments.amount END,
+             currency = CASE WHEN payments.valid = 0 AND excluded.valid = 1
+                             THEN excluded.currency ELSE payments.currency END,
+             receiver = CASE WHEN payments.valid = 0 AND excluded.valid = 1
+                             THEN excluded.receiver ELSE payments.receiver END,
+             livemode = CASE WHEN payments.valid = 0 AND excluded.valid = 1
+                             THEN excluded.livemode ELSE payments.livemode END,
+             inbox_id = CASE WHEN payments.valid = 0 AND excluded.valid = 1
+                             THEN excluded.inbox_id ELSE payments.inbox_id END,
+             valid = MAX(payments.valid, excluded.valid),
              updated_at = excluded.updated_at",
     )?
     .execute(params![
@@ -381,21 +394,6 @@ pub fn set_outcome(
     )?
     .execute(params![inbox_id, outcome.as_str(), order_id, detail])?;
     Ok(())
-}
-
-/// Completed valid charges of an order other than `txn_id`.
-pub fn other_completed_charges(
-    conn: &Connection,
-    order_id: &str,
-    txn_id: &str,
-) -> Result<Vec<String>, StoreError> {
-    let mut statement = conn.prepare_cached(
-        "SELECT txn_id FROM payments
-         WHERE order_id = ?1 AND kind = 'charge' AND status = 'completed' AND valid = 1
-           AND txn_id <> ?2 ORDER BY txn_id",
-    )?;
-    let rows = statement.query_map(params![order_id, txn_id], |row| row.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Flags an order (or, with no order, just the message) for review.

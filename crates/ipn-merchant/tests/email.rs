@@ -1,0 +1,349 @@
+//! Customer emails end to end: the real gateway pays the shop's orders and
+//! notifies the real merchant server, whose mail worker sends to a real SMTP
+//! server (MailDev) started by the test. What arrives there is what a
+//! customer would read.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{Account, Bound, TestGateway, TestMerchant, WAIT};
+use ipn_testkit::maildev::{MailDev, ReceivedEmail};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const VISA: &str = "4242 4242 4242 4242";
+/// A name with every character HTML must escape.
+const SHOP_NAME: &str = "Ann's <Mugs> & \"Books\"";
+const SHOP_NAME_IN_HTML: &str = "Ann&#39;s &lt;Mugs&gt; &amp; &quot;Books&quot;";
+const EBOOK_FILE: &str = "webhooks-exactly-once.pdf";
+
+/// A gateway, the shop's account there, and the shop, which sends its
+/// emails to `maildev` and receives the account's standard notices.
+struct Stack {
+    gw: TestGateway,
+    account: Account,
+    shop: TestMerchant,
+}
+
+impl Stack {
+    async fn start(maildev: &MailDev) -> Self {
+        let gw = TestGateway::start().await;
+        let account = gw.account("shop").await;
+        let bound = Bound::new().await;
+        let (_, secret) = gw
+            .endpoint(
+                &account,
+                json!({
+                    "url": format!("{}/webhooks", bound.url),
+                    "dialect": "standard",
+                    "events": ["payment.*"],
+                }),
+            )
+            .await;
+        let merchant_id = account.id.clone();
+        let clock = gw.gateway.clock();
+        let smtp_url = maildev.smtp_url();
+        let shop = TestMerchant::configured(bound, &gw.url, &account.key, &secret, |config| {
+            config.merchant_id = Some(merchant_id);
+            config.clock = ipn_merchant::clock::Clock::from_fn(move || clock.now());
+            config.smtp_url = Some(smtp_url);
+            config.shop_name = SHOP_NAME.to_owned();
+        })
+        .await;
+        Self { gw, account, shop }
+    }
+
+    /// Creates an order for ann@example.com; returns its id and total.
+    async fn order(&self, items: Value) -> (String, i64) {
+        let (status, order) = self
+            .shop
+            .post_json(
+                "/api/orders",
+                &json!({"items": items, "customer_email": "ann@example.com"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        (
+            order["id"].as_str().unwrap().to_owned(),
+            order["total"]["amount"].as_i64().unwrap(),
+        )
+    }
+
+    /// Pays `amount` for `invoice` by card at the gateway; returns the
+    /// payment's id.
+    async fn pay(&self, invoice: &str, amount: i64) -> String {
+        let (status, payment) = self
+            .gw
+            .post(
+                &self.account.key,
+                "/v1/payments",
+                json!({
+                    "amount": amount,
+                    "currency": "USD",
+                    "invoice": invoice,
+                    "payer": {"email": "ann@example.com", "name": "Ann Smith"},
+                    "payment_method": {"card_number": VISA},
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{payment}");
+        payment["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn refund(&self, payment: &str, amount: i64) {
+        let (status, answer) = self
+            .gw
+            .post(
+                &self.account.key,
+                &format!("/v1/payments/{payment}/refunds"),
+                json!({"amount": amount}),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {answer}");
+    }
+
+    async fn get_order(&self, order: &str) -> Value {
+        let (status, body) = self.shop.get_json(&format!("/api/orders/{order}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Waits until the order is `status` with `emails` emails, all sent
+    /// (the shop's word for "the SMTP server accepted it"); returns it.
+    async fn settled(&self, order: &str, status: &str, emails: usize, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let body = self.get_order(order).await;
+            let all = body["emails"].as_array().unwrap();
+            if body["status"] == status
+                && all.len() == emails
+                && all.iter().all(|e| e["status"] == "sent")
+            {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for order {order} to be {status} with {emails} emails sent: {body:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The order's emails as stored: kind, status, attempts, last error.
+    fn outbox(&self, order: &str) -> Vec<(String, String, i64, Option<String>)> {
+        let conn = rusqlite::Connection::open(&self.shop.database).unwrap();
+        let mut statement = conn
+            .prepare(
+                "SELECT kind, status, attempts, last_error FROM emails
+                 WHERE order_id = ?1 ORDER BY id",
+            )
+            .unwrap();
+        statement
+            .query_map([order], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+}
+
+fn mug_and_ebook() -> Value {
+    json!([{"sku": "mug", "quantity": 2}, {"sku": "ebook", "quantity": 1}])
+}
+
+fn subjects(emails: &[ReceivedEmail]) -> Vec<&str> {
+    emails.iter().map(|m| m.subject.as_str()).collect()
+}
+
+/// Every email arrived once: as many distinct Message-IDs as emails, each
+/// one the merchant's own.
+fn assert_each_once(emails: &[ReceivedEmail]) {
+    let ids: BTreeSet<&str> = emails
+        .iter()
+        .map(|m| m.message_id.as_deref().unwrap())
+        .collect();
+    assert_eq!(ids.len(), emails.len(), "a Message-ID twice: {emails:#?}");
+    for id in ids {
+        assert!(
+            id.starts_with("<email-") && id.ends_with("@ipn-merchant>"),
+            "{id}"
+        );
+    }
+}
+
+/// The first `{shop}/downloads/…` link in `text`.
+fn download_link(text: &str, shop: &str) -> String {
+    let start = format!("{shop}/downloads/");
+    let at = text
+        .find(&start)
+        .unwrap_or_else(|| panic!("no {start} link in {text}"));
+    text[at..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn emails_reach_a_real_smtp_server_once_each() {
+    let maildev = MailDev::start().await.unwrap();
+    let stack = Stack::start(&maildev).await;
+    let downloads = stack.shop.dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    std::fs::write(downloads.join(EBOOK_FILE), b"%PDF the book").unwrap();
+
+    let (order, total) = stack.order(mug_and_ebook()).await;
+    assert_eq!(total, 3499);
+    let payment = stack.pay(&order, total).await;
+    stack.settled(&order, "paid", 2, WAIT).await;
+    let paid = maildev.wait_for(2, WAIT).await.unwrap();
+    assert_eq!(
+        subjects(&paid),
+        [
+            format!("Thank you! Order {order} is paid"),
+            "Your download: Webhooks, exactly once (e-book)".to_owned(),
+        ]
+    );
+
+    // The link in the download email works.
+    let link = download_link(paid[1].text.as_deref().unwrap(), &stack.shop.url);
+    let response = reqwest::get(&link).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{link}");
+    assert_eq!(&response.bytes().await.unwrap()[..], b"%PDF the book");
+
+    stack.refund(&payment, 500).await;
+    stack.settled(&order, "partially_refunded", 3, WAIT).await;
+    let all = maildev.wait_for(3, WAIT).await.unwrap();
+    assert_eq!(
+        subjects(&all),
+        [
+            format!("Thank you! Order {order} is paid"),
+            "Your download: Webhooks, exactly once (e-book)".to_owned(),
+            format!("Order {order}: 5.00 USD refunded"),
+        ]
+    );
+    for email in &all {
+        assert_eq!(email.to, ["ann@example.com"], "{email:#?}");
+        assert_eq!(email.from, ["shop@localhost"], "{email:#?}");
+        let text = email.text.as_deref().unwrap();
+        let html = email.html.as_deref().unwrap();
+        assert!(text.contains(&order), "{text}");
+        assert!(html.contains(&order), "{html}");
+        // Values are escaped in the HTML part, and only there.
+        assert!(html.contains(SHOP_NAME_IN_HTML), "{html}");
+        assert!(!html.contains("<Mugs>"), "{html}");
+        assert!(text.contains(SHOP_NAME), "{text}");
+    }
+    let order_paid = all[0].text.as_deref().unwrap();
+    assert!(
+        order_paid.contains("2 × Enamel mug: 25.00 USD"),
+        "{order_paid}"
+    );
+    assert!(order_paid.contains("34.99 USD"), "{order_paid}");
+    assert!(
+        all[2].text.as_deref().unwrap().contains("5.00 USD"),
+        "{:?}",
+        all[2].text
+    );
+
+    // The same link is in both parts of the download email.
+    assert!(
+        all[1].html.as_deref().unwrap().contains(&link),
+        "{link} not in {:?}",
+        all[1].html
+    );
+    // The partial refund revoked it.
+    let response = reqwest::get(&link).await.unwrap();
+    assert_eq!(response.status(), StatusCode::GONE, "{link}");
+
+    // Nothing more comes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let later = maildev.emails().await.unwrap();
+    assert_eq!(later.len(), 3, "{later:#?}");
+    assert_each_once(&later);
+    let order = stack.get_order(&order).await;
+    let kinds: Vec<&str> = order["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["order_paid", "download_link", "refunded"]);
+}
+
+#[tokio::test]
+async fn mails_wait_while_the_smtp_server_is_down_and_go_once_when_it_is_back() {
+    let mut maildev = MailDev::start().await.unwrap();
+    let stack = Stack::start(&maildev).await;
+
+    // One order while the server is up: its email is in MailDev's folder
+    // when it stops, and must still be there once, not twice, after.
+    let (first, total) = stack.order(json!([{"sku": "mug", "quantity": 1}])).await;
+    stack.pay(&first, total).await;
+    stack.settled(&first, "paid", 1, WAIT).await;
+    assert_eq!(maildev.wait_for(1, WAIT).await.unwrap().len(), 1);
+
+    maildev.stop();
+    let (second, total) = stack.order(mug_and_ebook()).await;
+    stack.pay(&second, total).await;
+    // The order is paid at once; its emails wait, each tried and failed.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let outbox = loop {
+        let outbox = stack.outbox(&second);
+        if outbox.len() == 2 && outbox.iter().all(|(_, _, attempts, _)| *attempts >= 1) {
+            break outbox;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for failed attempts: {outbox:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for (kind, status, _, error) in &outbox {
+        assert_eq!(status, "queued", "{kind}: {outbox:#?}");
+        assert!(
+            error.as_deref().is_some_and(|e| !e.is_empty()),
+            "{kind}: {outbox:#?}"
+        );
+    }
+    let waiting = stack.get_order(&second).await;
+    assert_eq!(waiting["status"], "paid", "{waiting:#}");
+    let emails = waiting["emails"].as_array().unwrap();
+    let kinds: Vec<&str> = emails.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["order_paid", "download_link"]);
+    for email in emails {
+        assert_eq!(email["status"], "queued", "{waiting:#}");
+        assert!(email["attempts"].as_u64().unwrap() >= 1, "{waiting:#}");
+        assert_eq!(email["sent_at"], Value::Null, "{waiting:#}");
+    }
+
+    // Back: the worker's next retry (1 s, 2 s, 4 s … after the failures)
+    // delivers them.
+    maildev.restart().await.unwrap();
+    let arrived = maildev.wait_for(3, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(
+        subjects(&arrived),
+        [
+            format!("Thank you! Order {first} is paid"),
+            format!("Thank you! Order {second} is paid"),
+            "Your download: Webhooks, exactly once (e-book)".to_owned(),
+        ]
+    );
+    let sent = stack.settled(&second, "paid", 2, WAIT).await;
+    for email in sent["emails"].as_array().unwrap() {
+        assert!(email["sent_at"].is_string(), "{sent:#}");
+    }
+    for (kind, status, attempts, error) in stack.outbox(&second) {
+        assert_eq!(status, "sent", "{kind}");
+        assert!(attempts >= 2, "{kind}: {attempts}");
+        assert_eq!(error, None, "{kind}");
+    }
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = maildev.emails().await.unwrap();
+    assert_eq!(later.len(), 3, "{later:#?}");
+    assert_each_once(&later);
+}
