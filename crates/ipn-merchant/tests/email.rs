@@ -8,129 +8,28 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Account, Bound, TestGateway, TestMerchant, WAIT};
+use common::WAIT;
+use common::stack::{Stack, VISA, card};
 use ipn_testkit::maildev::{MailDev, ReceivedEmail};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const VISA: &str = "4242 4242 4242 4242";
 /// A name with every character HTML must escape.
 const SHOP_NAME: &str = "Ann's <Mugs> & \"Books\"";
 const SHOP_NAME_IN_HTML: &str = "Ann&#39;s &lt;Mugs&gt; &amp; &quot;Books&quot;";
 const EBOOK_FILE: &str = "webhooks-exactly-once.pdf";
 
-/// A gateway, the shop's account there, and the shop, which sends its
-/// emails to `maildev` and receives the account's standard notices.
-struct Stack {
-    gw: TestGateway,
-    account: Account,
-    shop: TestMerchant,
+/// The shop's stack, sending its emails to `maildev`.
+async fn start(maildev: &MailDev) -> Stack {
+    let smtp_url = maildev.smtp_url();
+    Stack::start("standard", None, |config| {
+        config.smtp_url = Some(smtp_url);
+        config.shop_name = SHOP_NAME.to_owned();
+    })
+    .await
 }
 
 impl Stack {
-    async fn start(maildev: &MailDev) -> Self {
-        let gw = TestGateway::start().await;
-        let account = gw.account("shop").await;
-        let bound = Bound::new().await;
-        let (_, secret) = gw
-            .endpoint(
-                &account,
-                json!({
-                    "url": format!("{}/webhooks", bound.url),
-                    "dialect": "standard",
-                    "events": ["payment.*"],
-                }),
-            )
-            .await;
-        let merchant_id = account.id.clone();
-        let clock = gw.gateway.clock();
-        let smtp_url = maildev.smtp_url();
-        let shop = TestMerchant::configured(bound, &gw.url, &account.key, &secret, |config| {
-            config.merchant_id = Some(merchant_id);
-            config.clock = ipn_merchant::clock::Clock::from_fn(move || clock.now());
-            config.smtp_url = Some(smtp_url);
-            config.shop_name = SHOP_NAME.to_owned();
-        })
-        .await;
-        Self { gw, account, shop }
-    }
-
-    /// Creates an order for ann@example.com; returns its id and total.
-    async fn order(&self, items: Value) -> (String, i64) {
-        let (status, order) = self
-            .shop
-            .post_json(
-                "/api/orders",
-                &json!({"items": items, "customer_email": "ann@example.com"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{order}");
-        (
-            order["id"].as_str().unwrap().to_owned(),
-            order["total"]["amount"].as_i64().unwrap(),
-        )
-    }
-
-    /// Pays `amount` for `invoice` by card at the gateway; returns the
-    /// payment's id.
-    async fn pay(&self, invoice: &str, amount: i64) -> String {
-        let (status, payment) = self
-            .gw
-            .post(
-                &self.account.key,
-                "/v1/payments",
-                json!({
-                    "amount": amount,
-                    "currency": "USD",
-                    "invoice": invoice,
-                    "payer": {"email": "ann@example.com", "name": "Ann Smith"},
-                    "payment_method": {"card_number": VISA},
-                }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{payment}");
-        payment["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn refund(&self, payment: &str, amount: i64) {
-        let (status, answer) = self
-            .gw
-            .post(
-                &self.account.key,
-                &format!("/v1/payments/{payment}/refunds"),
-                json!({"amount": amount}),
-            )
-            .await;
-        assert!(status.is_success(), "{status} {answer}");
-    }
-
-    async fn get_order(&self, order: &str) -> Value {
-        let (status, body) = self.shop.get_json(&format!("/api/orders/{order}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
-    }
-
-    /// Waits until the order is `status` with `emails` emails, all sent
-    /// (the shop's word for "the SMTP server accepted it"); returns it.
-    async fn settled(&self, order: &str, status: &str, emails: usize, wait: Duration) -> Value {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let body = self.get_order(order).await;
-            let all = body["emails"].as_array().unwrap();
-            if body["status"] == status
-                && all.len() == emails
-                && all.iter().all(|e| e["status"] == "sent")
-            {
-                return body;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for order {order} to be {status} with {emails} emails sent: {body:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     /// The order's emails as stored: kind, status, attempts, last error.
     fn outbox(&self, order: &str) -> Vec<(String, String, i64, Option<String>)> {
         let conn = rusqlite::Connection::open(&self.shop.database).unwrap();
@@ -190,15 +89,16 @@ fn download_link(text: &str, shop: &str) -> String {
 #[tokio::test]
 async fn emails_reach_a_real_smtp_server_once_each() {
     let maildev = MailDev::start().await.unwrap();
-    let stack = Stack::start(&maildev).await;
+    let stack = start(&maildev).await;
     let downloads = stack.shop.dir.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
     std::fs::write(downloads.join(EBOOK_FILE), b"%PDF the book").unwrap();
 
     let (order, total) = stack.order(mug_and_ebook()).await;
     assert_eq!(total, 3499);
-    let payment = stack.pay(&order, total).await;
-    stack.settled(&order, "paid", 2, WAIT).await;
+    let payment = stack.pay(&order, total, card(VISA)).await;
+    let payment = payment["id"].as_str().unwrap();
+    stack.settled(&order, "paid", 2).await;
     let paid = maildev.wait_for(2, WAIT).await.unwrap();
     assert_eq!(
         subjects(&paid),
@@ -214,8 +114,10 @@ async fn emails_reach_a_real_smtp_server_once_each() {
     assert_eq!(response.status(), StatusCode::OK, "{link}");
     assert_eq!(&response.bytes().await.unwrap()[..], b"%PDF the book");
 
-    stack.refund(&payment, 500).await;
-    stack.settled(&order, "partially_refunded", 3, WAIT).await;
+    stack
+        .operate(payment, "refunds", json!({"amount": 500}))
+        .await;
+    stack.settled(&order, "partially_refunded", 3).await;
     let all = maildev.wait_for(3, WAIT).await.unwrap();
     assert_eq!(
         subjects(&all),
@@ -277,18 +179,18 @@ async fn emails_reach_a_real_smtp_server_once_each() {
 #[tokio::test]
 async fn mails_wait_while_the_smtp_server_is_down_and_go_once_when_it_is_back() {
     let mut maildev = MailDev::start().await.unwrap();
-    let stack = Stack::start(&maildev).await;
+    let stack = start(&maildev).await;
 
     // One order while the server is up: its email is in MailDev's folder
     // when it stops, and must still be there once, not twice, after.
     let (first, total) = stack.order(json!([{"sku": "mug", "quantity": 1}])).await;
-    stack.pay(&first, total).await;
-    stack.settled(&first, "paid", 1, WAIT).await;
+    stack.pay(&first, total, card(VISA)).await;
+    stack.settled(&first, "paid", 1).await;
     assert_eq!(maildev.wait_for(1, WAIT).await.unwrap().len(), 1);
 
     maildev.stop();
     let (second, total) = stack.order(mug_and_ebook()).await;
-    stack.pay(&second, total).await;
+    stack.pay(&second, total, card(VISA)).await;
     // The order is paid at once; its emails wait, each tried and failed.
     let deadline = tokio::time::Instant::now() + WAIT;
     let outbox = loop {
@@ -332,7 +234,7 @@ async fn mails_wait_while_the_smtp_server_is_down_and_go_once_when_it_is_back() 
             "Your download: Webhooks, exactly once (e-book)".to_owned(),
         ]
     );
-    let sent = stack.settled(&second, "paid", 2, WAIT).await;
+    let sent = stack.settled(&second, "paid", 2).await;
     for email in sent["emails"].as_array().unwrap() {
         assert!(email["sent_at"].is_string(), "{sent:#}");
     }

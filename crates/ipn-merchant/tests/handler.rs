@@ -7,164 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Account, Bound, TestGateway, TestMerchant, WAIT};
+use common::stack::{Stack, VISA, card, download_states, email_kinds};
+use common::{Account, WAIT};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const VISA: &str = "4242 4242 4242 4242";
 const DECLINED: &str = "4000000000000002";
 const PENDING: &str = "4000000000000077";
-
-/// A gateway, a shop account and the shop's merchant server, with one
-/// endpoint of `dialect` at the gateway pointing at the shop's receiver.
-struct Stack {
-    gw: TestGateway,
-    account: Account,
-    shop: TestMerchant,
-}
-
-impl Stack {
-    async fn start(dialect: &str) -> Self {
-        Self::start_with(dialect, |_| {}).await.0
-    }
-
-    /// [`Stack::start`] with `adjust` applied to the shop's configuration;
-    /// also returns the shop's endpoint id at the gateway.
-    async fn start_with(
-        dialect: &str,
-        adjust: impl FnOnce(&mut ipn_merchant::Config),
-    ) -> (Self, String) {
-        let gw = TestGateway::start().await;
-        let account = gw.account("shop").await;
-        let bound = Bound::new().await;
-        let path = if dialect == "paypal" {
-            "/ipn"
-        } else {
-            "/webhooks"
-        };
-        let (endpoint_id, secret) = gw
-            .endpoint(
-                &account,
-                json!({
-                    "url": format!("{}{path}", bound.url),
-                    "dialect": dialect,
-                    "events": ["payment.*", "subscription.*"],
-                }),
-            )
-            .await;
-        let merchant_id = account.id.clone();
-        let clock = gw.gateway.clock();
-        let shop = TestMerchant::configured(bound, &gw.url, &account.key, &secret, |config| {
-            config.merchant_id = Some(merchant_id);
-            // The shop follows the gateway's test clock.
-            config.clock = ipn_merchant::clock::Clock::from_fn(move || clock.now());
-            adjust(config);
-        })
-        .await;
-        (Self { gw, account, shop }, endpoint_id)
-    }
-
-    /// Creates an order; returns its id and total.
-    async fn order(&self, items: Value) -> (String, i64) {
-        let (status, order) = self
-            .shop
-            .post_json(
-                "/api/orders",
-                &json!({"items": items, "customer_email": "ann@example.com"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{order}");
-        (
-            order["id"].as_str().unwrap().to_owned(),
-            order["total"]["amount"].as_i64().unwrap(),
-        )
-    }
-
-    /// Pays `amount` for `invoice` at the gateway; returns the payment.
-    async fn pay(&self, invoice: &str, amount: i64, method: Value) -> Value {
-        let (status, payment) = self
-            .gw
-            .post(
-                &self.account.key,
-                "/v1/payments",
-                json!({
-                    "amount": amount,
-                    "currency": "USD",
-                    "invoice": invoice,
-                    "payer": {"email": "ann@example.com", "name": "Ann Smith"},
-                    "payment_method": method,
-                }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{payment}");
-        payment
-    }
-
-    /// An operation on a payment (`refunds`, `reverse`, …) at the gateway.
-    async fn operate(&self, payment: &str, operation: &str, body: Value) -> Value {
-        let (status, answer) = self
-            .gw
-            .post(
-                &self.account.key,
-                &format!("/v1/payments/{payment}/{operation}"),
-                body,
-            )
-            .await;
-        assert!(status.is_success(), "{operation}: {status} {answer}");
-        answer
-    }
-
-    /// Waits until the order is `status` with `emails` emails, all sent;
-    /// returns it.
-    async fn settled(&self, order: &str, status: &str, emails: usize) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (code, body) = self.shop.get_json(&format!("/api/orders/{order}")).await;
-            assert_eq!(code, StatusCode::OK, "{body}");
-            let sent = body["emails"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["status"] == "sent")
-                .count();
-            if body["status"] == status && sent == emails {
-                return body;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for order {order} to be {status} with {emails} emails sent: {body:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-fn card(number: &str) -> Value {
-    json!({"card_number": number})
-}
-
-fn email_kinds(order: &Value) -> Vec<String> {
-    order["emails"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn download_states(order: &Value) -> Vec<(String, Option<String>)> {
-    order["downloads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["state"].as_str().unwrap().to_owned(),
-                d["revoked_reason"].as_str().map(str::to_owned),
-            )
-        })
-        .collect()
-}
 
 fn mug_and_ebook() -> Value {
     json!([{"sku": "mug", "quantity": 2}, {"sku": "ebook", "quantity": 1}])
@@ -173,7 +22,7 @@ fn mug_and_ebook() -> Value {
 #[tokio::test]
 async fn paid_then_refunded_in_part_then_in_full_in_both_dialects() {
     for dialect in ["standard", "paypal"] {
-        let stack = Stack::start(dialect).await;
+        let stack = Stack::start(dialect, None, |_| {}).await;
         let (order, total) = stack.order(mug_and_ebook()).await;
         let payment = stack.pay(&order, total, card(VISA)).await;
         let pay_id = payment["id"].as_str().unwrap();
@@ -236,7 +85,7 @@ async fn paid_then_refunded_in_part_then_in_full_in_both_dialects() {
 #[tokio::test]
 async fn a_chargeback_and_its_cancellation_in_both_dialects() {
     for dialect in ["standard", "paypal"] {
-        let stack = Stack::start(dialect).await;
+        let stack = Stack::start(dialect, None, |_| {}).await;
         let (order, total) = stack.order(mug_and_ebook()).await;
         let payment = stack.pay(&order, total, card(VISA)).await;
         let pay_id = payment["id"].as_str().unwrap();
@@ -274,7 +123,7 @@ async fn a_chargeback_and_its_cancellation_in_both_dialects() {
 #[tokio::test]
 async fn pending_then_completed_or_failed_and_a_declined_card_in_both_dialects() {
     for dialect in ["standard", "paypal"] {
-        let stack = Stack::start(dialect).await;
+        let stack = Stack::start(dialect, None, |_| {}).await;
         let items = json!([{"sku": "mug", "quantity": 1}]);
 
         let (order, total) = stack.order(items.clone()).await;
@@ -313,28 +162,10 @@ async fn pending_then_completed_or_failed_and_a_declined_card_in_both_dialects()
     }
 }
 
-impl Stack {
-    /// The events the gateway made for this account, oldest first.
-    async fn events(&self) -> Vec<Value> {
-        let (status, body) = self.gw.get(&self.account.key, "/v1/events?limit=100").await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["data"].as_array().unwrap().clone()
-    }
-
-    /// Waits until no message waits for the handler; returns the inbox.
-    async fn quiet(&self, messages: usize) -> Vec<common::InboxRow> {
-        self.shop
-            .wait_until("every message handled", WAIT, |rows| {
-                rows.len() >= messages && rows.iter().all(|row| row.outcome.is_some())
-            })
-            .await
-    }
-}
-
 #[tokio::test]
 async fn the_same_ipn_delivered_three_times_has_one_effect_in_both_dialects() {
     for dialect in ["standard", "paypal"] {
-        let stack = Stack::start(dialect).await;
+        let stack = Stack::start(dialect, None, |_| {}).await;
         let (order, total) = stack.order(json!([{"sku": "ebook", "quantity": 1}])).await;
         stack.pay(&order, total, card(VISA)).await;
         stack.settled(&order, "paid", 2).await;
@@ -381,40 +212,21 @@ struct Replay {
     stack: Stack,
     recorder: ipn_testkit::Receiver,
     path: &'static str,
-    /// The endpoint's signing secret, which the shop accepts.
-    secret: String,
 }
 
 impl Replay {
     async fn start(dialect: &str) -> Self {
-        let gw = TestGateway::start().await;
-        let account = gw.account("shop").await;
         let recorder = ipn_testkit::Receiver::start().await.unwrap();
-        let (_, secret) = gw
-            .endpoint(
-                &account,
-                json!({"url": recorder.url("/hook"), "dialect": dialect, "events": ["payment.*"]}),
-            )
-            .await;
-        let merchant_id = account.id.clone();
-        let shop = TestMerchant::configured(
-            Bound::new().await,
-            &gw.url,
-            &account.key,
-            &secret.clone(),
-            |config| config.merchant_id = Some(merchant_id),
-        )
-        .await;
+        let stack = Stack::start(dialect, Some(recorder.url("/hook")), |_| {}).await;
         let path = if dialect == "paypal" {
             "/ipn"
         } else {
             "/webhooks"
         };
         Self {
-            stack: Stack { gw, account, shop },
+            stack,
             recorder,
             path,
-            secret,
         }
     }
 
@@ -426,19 +238,7 @@ impl Replay {
 
     /// Hands the shop one recorded message; returns its answer.
     async fn send(&self, message: &ipn_testkit::Recorded) -> (StatusCode, String) {
-        let headers: Vec<(&str, &str)> = [
-            "webhook-id",
-            "webhook-timestamp",
-            "webhook-signature",
-            "content-type",
-        ]
-        .into_iter()
-        .filter_map(|name| message.header(name).map(|value| (name, value)))
-        .collect();
-        self.stack
-            .shop
-            .post(self.path, &headers, message.body.to_vec())
-            .await
+        self.stack.hand(self.path, message).await
     }
 
     /// Makes a payment at the gateway with `body` (as `account`); returns the
@@ -670,7 +470,7 @@ async fn forged_tampered_and_mismatched_notices_never_mark_an_order_paid() {
                 .deliver(&resigned(
                     &to_thief,
                     to_thief.body.to_vec(),
-                    &replay.secret,
+                    &replay.stack.secret,
                     now,
                 ))
                 .await;
@@ -679,7 +479,12 @@ async fn forged_tampered_and_mismatched_notices_never_mark_an_order_paid() {
             // Tampered: the amount changed after signing.
             let other = ipn_core::standard::WebhookSecret::generate().reveal();
             let forged = resigned(&genuine, genuine.body.to_vec(), &other, now);
-            let stale = resigned(&genuine, genuine.body.to_vec(), &replay.secret, now - 600);
+            let stale = resigned(
+                &genuine,
+                genuine.body.to_vec(),
+                &replay.stack.secret,
+                now - 600,
+            );
             let mut altered = genuine.clone();
             let text = String::from_utf8(genuine.body.to_vec()).unwrap();
             let total_field = format!("\"amount\":{total}");
@@ -769,7 +574,7 @@ async fn forged_tampered_and_mismatched_notices_never_mark_an_order_paid() {
 #[tokio::test]
 async fn an_ipn_dropped_at_the_gateway_is_recovered_by_reconciliation_in_both_dialects() {
     for dialect in ["standard", "paypal"] {
-        let (stack, endpoint) = Stack::start_with(dialect, |config| {
+        let stack = Stack::start(dialect, None, |config| {
             config.reconcile_every = Some(Duration::from_millis(100));
         })
         .await;
@@ -779,7 +584,7 @@ async fn an_ipn_dropped_at_the_gateway_is_recovered_by_reconciliation_in_both_di
             .gw
             .post(
                 &stack.account.key,
-                &format!("/v1/endpoints/{endpoint}/disable"),
+                &format!("/v1/endpoints/{}/disable", stack.endpoint_id),
                 json!({}),
             )
             .await;
@@ -805,7 +610,7 @@ async fn an_ipn_dropped_at_the_gateway_is_recovered_by_reconciliation_in_both_di
             .gw
             .post(
                 &stack.account.key,
-                &format!("/v1/endpoints/{endpoint}/enable"),
+                &format!("/v1/endpoints/{}/enable", stack.endpoint_id),
                 json!({}),
             )
             .await;
@@ -888,7 +693,7 @@ impl Stack {
 #[tokio::test]
 async fn a_subscription_from_signup_to_expiry_in_both_dialects() {
     for dialect in ["standard", "paypal"] {
-        let stack = Stack::start(dialect).await;
+        let stack = Stack::start(dialect, None, |_| {}).await;
         let (status, sub) = stack
             .gw
             .post(
@@ -974,7 +779,7 @@ async fn a_subscription_from_signup_to_expiry_in_both_dialects() {
 
 #[tokio::test]
 async fn a_message_that_fails_waits_is_retried_and_can_be_sent_back_from_admin() {
-    let (stack, _) = Stack::start_with("standard", |config| {
+    let stack = Stack::start("standard", None, |config| {
         config.admin_password = Some(ipn_merchant::Hidden::new("correct horse"));
     })
     .await;

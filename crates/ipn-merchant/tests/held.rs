@@ -6,148 +6,44 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Account, Bound, TestGateway, TestMerchant, WAIT};
+use common::WAIT;
+use common::stack::{Stack, VISA, card};
 use ipn_testkit::{Receiver, Recorded};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const VISA: &str = "4242 4242 4242 4242";
 const ADMIN_PASSWORD: &str = "correct horse";
 
-/// A gateway, the shop's account there and the shop. The account's one
-/// standard endpoint goes to the shop, or to a recorder so that the test
-/// hands the shop the messages itself, in the order it wants.
-struct Stack {
-    gw: TestGateway,
-    account: Account,
-    shop: TestMerchant,
-    /// The endpoint's signing secret, which the shop accepts.
-    secret: String,
+/// The shop's stack, with /admin on. The account's one standard endpoint
+/// goes to the shop, or to a recorder so that the test hands the shop the
+/// messages itself, in the order it wants.
+async fn start(recorder: Option<&Receiver>) -> Stack {
+    Stack::start("standard", recorder.map(|r| r.url("/hook")), |config| {
+        config.admin_password = Some(ipn_merchant::Hidden::new(ADMIN_PASSWORD));
+    })
+    .await
+}
+
+/// Two mugs and the e-book.
+fn items() -> Value {
+    json!([{"sku": "mug", "quantity": 2}, {"sku": "ebook", "quantity": 1}])
 }
 
 impl Stack {
-    async fn start(recorder: Option<&Receiver>) -> Self {
-        let gw = TestGateway::start().await;
-        let account = gw.account("shop").await;
-        let bound = Bound::new().await;
-        let url = match recorder {
-            Some(recorder) => recorder.url("/hook"),
-            None => format!("{}/webhooks", bound.url),
-        };
-        let (_, secret) = gw
-            .endpoint(
-                &account,
-                json!({"url": url, "dialect": "standard", "events": ["payment.*"]}),
-            )
-            .await;
-        let merchant_id = account.id.clone();
-        let shop = TestMerchant::configured(bound, &gw.url, &account.key, &secret, |config| {
-            config.merchant_id = Some(merchant_id);
-            config.admin_password = Some(ipn_merchant::Hidden::new(ADMIN_PASSWORD));
-        })
-        .await;
-        Self {
-            gw,
-            account,
-            shop,
-            secret,
-        }
-    }
-
-    /// Creates an order of two mugs and the e-book; returns its id and total.
-    async fn order(&self) -> (String, i64) {
-        let items = json!([{"sku": "mug", "quantity": 2}, {"sku": "ebook", "quantity": 1}]);
-        let (status, order) = self
-            .shop
-            .post_json(
-                "/api/orders",
-                &json!({"items": items, "customer_email": "ann@example.com"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{order}");
-        (
-            order["id"].as_str().unwrap().to_owned(),
-            order["total"]["amount"].as_i64().unwrap(),
-        )
-    }
-
     /// Pays `amount` USD for `invoice` by card; returns the payment's id.
-    async fn pay(&self, invoice: &str, amount: i64) -> String {
-        let (status, payment) = self
-            .gw
-            .post(
-                &self.account.key,
-                "/v1/payments",
-                json!({
-                    "amount": amount,
-                    "currency": "USD",
-                    "invoice": invoice,
-                    "payer": {"email": "ann@example.com", "name": "Ann Smith"},
-                    "payment_method": {"card_number": VISA},
-                }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{payment}");
+    async fn pay_card(&self, invoice: &str, amount: i64) -> String {
+        let payment = self.pay(invoice, amount, card(VISA)).await;
         payment["id"].as_str().unwrap().to_owned()
     }
 
     /// Refunds `payment` at the gateway (`{}`: all that is left).
     async fn refund(&self, payment: &str, body: Value) {
-        let (status, answer) = self
-            .gw
-            .post(
-                &self.account.key,
-                &format!("/v1/payments/{payment}/refunds"),
-                body,
-            )
-            .await;
-        assert!(status.is_success(), "{status} {answer}");
-    }
-
-    async fn get_order(&self, order: &str) -> Value {
-        let (status, body) = self.shop.get_json(&format!("/api/orders/{order}")).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body
-    }
-
-    /// Waits until the order is `status` with `emails` emails, all sent;
-    /// returns it.
-    async fn settled(&self, order: &str, status: &str, emails: usize) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let body = self.get_order(order).await;
-            let all = body["emails"].as_array().unwrap();
-            if body["status"] == status
-                && all.len() == emails
-                && all.iter().all(|e| e["status"] == "sent")
-            {
-                return body;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for order {order} to be {status} with {emails} emails sent: {body:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.operate(payment, "refunds", body).await;
     }
 
     /// Hands the shop one standard message, with its signature headers.
     async fn deliver(&self, message: &Recorded) {
-        let headers: Vec<(&str, &str)> = [
-            "webhook-id",
-            "webhook-timestamp",
-            "webhook-signature",
-            "content-type",
-        ]
-        .into_iter()
-        .filter_map(|name| message.header(name).map(|value| (name, value)))
-        .collect();
-        let (status, answer) = self
-            .shop
-            .post("/webhooks", &headers, message.body.to_vec())
-            .await;
+        let (status, answer) = self.hand("/webhooks", message).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
 
@@ -288,12 +184,12 @@ fn in_euros(message: &Recorded, secret: &str) -> Recorded {
 #[tokio::test]
 async fn a_refund_in_another_currency_is_flagged_whether_it_comes_before_or_after_its_payment() {
     let recorder = Receiver::start().await.unwrap();
-    let stack = Stack::start(Some(&recorder)).await;
+    let stack = start(Some(&recorder)).await;
     // Two orders, each paid and refunded in part at the gateway.
     let mut orders = Vec::new();
     for _ in 0..2 {
-        let (order, total) = stack.order().await;
-        let payment = stack.pay(&order, total).await;
+        let (order, total) = stack.order(items()).await;
+        let payment = stack.pay_card(&order, total).await;
         stack.refund(&payment, json!({"amount": 500})).await;
         orders.push((order, total));
     }
@@ -382,12 +278,12 @@ async fn a_refund_in_another_currency_is_flagged_whether_it_comes_before_or_afte
 
 #[tokio::test]
 async fn paid_twice_then_one_refunded_stays_paid() {
-    let stack = Stack::start(None).await;
-    let (order, total) = stack.order().await;
-    let first = stack.pay(&order, total).await;
+    let stack = start(None).await;
+    let (order, total) = stack.order(items()).await;
+    let first = stack.pay_card(&order, total).await;
     stack.settled(&order, "paid", 2).await;
 
-    let second = stack.pay(&order, total).await;
+    let second = stack.pay_card(&order, total).await;
     let twice = stack.settled(&order, "flagged", 2).await;
     assert_eq!(email_kinds(&twice), ["order_paid", "download_link"]);
     assert_eq!(download_states(&twice), [("active", None)]);
@@ -456,14 +352,14 @@ async fn paid_twice_then_one_refunded_stays_paid() {
 
 #[tokio::test]
 async fn paid_again_after_a_full_refund_is_paid_with_its_download_back() {
-    let stack = Stack::start(None).await;
-    let (order, total) = stack.order().await;
-    let first = stack.pay(&order, total).await;
+    let stack = start(None).await;
+    let (order, total) = stack.order(items()).await;
+    let first = stack.pay_card(&order, total).await;
     stack.settled(&order, "paid", 2).await;
     stack.refund(&first, json!({})).await;
     stack.settled(&order, "refunded", 3).await;
     // The customer pays again: only one payment stands, so nothing to flag.
-    stack.pay(&order, total).await;
+    stack.pay_card(&order, total).await;
     let again = stack.settled(&order, "paid", 3).await;
     let (_, flags) = payments_and_flags(&again);
     assert_eq!(flags, Vec::<Value>::new(), "{again:#}");
@@ -477,9 +373,9 @@ async fn paid_again_after_a_full_refund_is_paid_with_its_download_back() {
 #[tokio::test]
 async fn a_bad_copy_of_a_refund_does_not_spoil_the_real_one() {
     let recorder = Receiver::start().await.unwrap();
-    let stack = Stack::start(Some(&recorder)).await;
-    let (order, total) = stack.order().await;
-    let payment = stack.pay(&order, total).await;
+    let stack = start(Some(&recorder)).await;
+    let (order, total) = stack.order(items()).await;
+    let payment = stack.pay_card(&order, total).await;
     stack.refund(&payment, json!({"amount": 500})).await;
     let recorded = recorder.wait_for(2, WAIT).await;
     let genuine_payment = message_of(&recorded, &order, "payment.completed");

@@ -7,21 +7,28 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Account, Bound, TestGateway, TestMerchant, WAIT};
+use common::stack::{Stack, VISA, card};
+use common::{TestMerchant, WAIT};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION};
-use serde_json::json;
 
 const PASSWORD: &str = "correct horse battery staple";
-const VISA: &str = "4242 4242 4242 4242";
 const BOOK: &[u8] = b"%PDF-1.4 webhooks, exactly once\n";
 
-struct Stack {
-    gw: TestGateway,
-    account: Account,
-    shop: TestMerchant,
+/// The shop's stack with /admin on and the e-book's file in place, and a
+/// browser-like client (no redirects followed).
+struct Site {
+    stack: Stack,
     client: reqwest::Client,
     _downloads: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Site {
+    type Target = Stack;
+
+    fn deref(&self) -> &Stack {
+        &self.stack
+    }
 }
 
 /// What a page request came to.
@@ -40,35 +47,18 @@ impl Page {
     }
 }
 
-impl Stack {
+impl Site {
     async fn start() -> Self {
-        let gw = TestGateway::start().await;
-        let account = gw.account("shop").await;
-        let bound = Bound::new().await;
-        let (_, secret) = gw
-            .endpoint(
-                &account,
-                json!({
-                    "url": format!("{}/webhooks", bound.url),
-                    "dialect": "standard",
-                    "events": ["payment.*"],
-                }),
-            )
-            .await;
         let downloads = tempfile::tempdir().unwrap();
         std::fs::write(downloads.path().join("webhooks-exactly-once.pdf"), BOOK).unwrap();
         let dir = downloads.path().to_owned();
-        let merchant_id = account.id.clone();
-        let shop = TestMerchant::configured(bound, &gw.url, &account.key, &secret, |config| {
-            config.merchant_id = Some(merchant_id);
+        let stack = Stack::start("standard", None, |config| {
             config.admin_password = Some(ipn_merchant::Hidden::new(PASSWORD));
             config.downloads_dir = Some(dir);
         })
         .await;
         Self {
-            gw,
-            account,
-            shop,
+            stack,
             client: browser(),
             _downloads: downloads,
         }
@@ -119,25 +109,6 @@ impl Stack {
             |row| row.get(0),
         )
         .expect("the order was stored with its checkout")
-    }
-
-    /// Pays `amount` for `invoice` at the gateway.
-    async fn pay(&self, invoice: &str, amount: i64) {
-        let (status, payment) = self
-            .gw
-            .post(
-                &self.account.key,
-                "/v1/payments",
-                json!({
-                    "amount": amount,
-                    "currency": "USD",
-                    "invoice": invoice,
-                    "payer": {"email": "ann@example.com", "name": "Ann Smith"},
-                    "payment_method": {"card_number": VISA},
-                }),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{payment}");
     }
 
     /// Fetches `path` until its text contains `needle`.
@@ -206,7 +177,7 @@ fn download_link(text: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_catalog_has_a_buy_form_per_product_and_refuses_bad_input() {
-    let stack = Stack::start().await;
+    let stack = Site::start().await;
     let home = stack.get("/", None).await;
     assert_eq!(home.status, StatusCode::OK);
     assert_html(&home);
@@ -263,7 +234,7 @@ async fn the_catalog_has_a_buy_form_per_product_and_refuses_bad_input() {
 
 #[tokio::test]
 async fn a_paid_order_says_so_and_its_download_works() {
-    let stack = Stack::start().await;
+    let stack = Site::start().await;
     let order = stack.buy("ebook", 1).await;
     let path = format!("/orders/{order}");
 
@@ -282,7 +253,7 @@ async fn a_paid_order_says_so_and_its_download_works() {
     );
     assert!(waiting.text.contains("9.99 USD"));
 
-    stack.pay(&order, 999).await;
+    stack.pay(&order, 999, card(VISA)).await;
     // Where the gateway's checkout sends the customer back to.
     let back = format!("{path}?session_id=cs_whatever");
     let paid = stack.wait_for(&back, None, "/downloads/").await;
@@ -307,7 +278,7 @@ async fn a_paid_order_says_so_and_its_download_works() {
 
 #[tokio::test]
 async fn admin_needs_the_password_and_is_off_without_one() {
-    let stack = Stack::start().await;
+    let stack = Site::start().await;
     for password in [None, Some("wrong"), Some("")] {
         let denied = stack.get("/admin", password).await;
         assert_eq!(denied.status, StatusCode::UNAUTHORIZED, "{password:?}");
@@ -343,9 +314,9 @@ async fn admin_needs_the_password_and_is_off_without_one() {
 
 #[tokio::test]
 async fn the_admin_sees_the_ipn_fulfils_a_mug_and_resolves_a_flag() {
-    let stack = Stack::start().await;
+    let stack = Site::start().await;
     let mug = stack.buy("mug", 2).await;
-    stack.pay(&mug, 2500).await;
+    stack.pay(&mug, 2500, card(VISA)).await;
     let admin_path = format!("/admin/orders/{mug}");
     let page = stack
         .wait_for(&admin_path, Some(PASSWORD), "data-status=\"paid\"")
@@ -405,7 +376,7 @@ async fn the_admin_sees_the_ipn_fulfils_a_mug_and_resolves_a_flag() {
     assert!(refused.text.contains("only a paid order can be fulfilled"));
 
     // Paid the wrong amount: flagged; the operator resolves the flag.
-    stack.pay(&unpaid, 1).await;
+    stack.pay(&unpaid, 1, card(VISA)).await;
     let flagged = stack
         .wait_for("/admin", Some(PASSWORD), "but the order&#39;s total is")
         .await;

@@ -3,6 +3,8 @@
 //! merchant's file, as an operator would.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod stack;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
