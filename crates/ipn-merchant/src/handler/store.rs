@@ -531,7 +531,9 @@ pub fn order_flags(conn: &Connection, order_id: &str) -> Result<Vec<FlagRow>, St
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn flag_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FlagRow> {
+/// A `flags` row read as `id, order_id, inbox_id, reason, created_at,
+/// resolved_at`.
+pub fn flag_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FlagRow> {
     Ok(FlagRow {
         id: row.get(0)?,
         order_id: row.get(1)?,

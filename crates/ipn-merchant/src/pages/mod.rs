@@ -342,18 +342,11 @@ async fn resolve(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Some(response) = pages.admin_post_refusal(&headers) {
-        return response;
-    }
-    let Ok(id) = id.parse::<i64>() else {
-        return pages.message(
-            StatusCode::NOT_FOUND,
-            "No such flag",
-            "There is no such flag.",
-        );
-    };
-    let review = pages.shop.writer.resolve_flag(id).await;
-    pages.reviewed(review, &back_path(body), "flag", "Not resolved")
+    let writer = pages.shop.writer.clone();
+    let review = |id| async move { writer.resolve_flag(id).await };
+    pages
+        .review_post(&headers, &id, body, ("flag", "Not resolved"), review)
+        .await
 }
 
 async fn retry(
@@ -362,18 +355,36 @@ async fn retry(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Some(response) = pages.admin_post_refusal(&headers) {
-        return response;
+    let writer = pages.shop.writer.clone();
+    let review = |id| async move { writer.requeue(id).await };
+    pages
+        .review_post(&headers, &id, body, ("message", "Not sent back"), review)
+        .await
+}
+
+impl Pages {
+    /// An operator's POST on the numbered `thing` (a flag, a message): the
+    /// admin checks, the id, the action, then 303 back (or why not).
+    async fn review_post<F>(
+        &self,
+        headers: &HeaderMap,
+        id: &str,
+        body: Result<Bytes, BytesRejection>,
+        (thing, refused): (&str, &str),
+        act: impl FnOnce(i64) -> F,
+    ) -> Response
+    where
+        F: std::future::Future<Output = Result<Review, WriteError>>,
+    {
+        if let Some(response) = self.admin_post_refusal(headers) {
+            return response;
+        }
+        let Ok(id) = id.parse::<i64>() else {
+            return self.reviewed(Ok(Review::NotFound), "/admin", thing, refused);
+        };
+        let review = act(id).await;
+        self.reviewed(review, &back_path(body), thing, refused)
     }
-    let Ok(id) = id.parse::<i64>() else {
-        return pages.message(
-            StatusCode::NOT_FOUND,
-            "No such message",
-            "There is no such message.",
-        );
-    };
-    let review = pages.shop.writer.requeue(id).await;
-    pages.reviewed(review, &back_path(body), "message", "Not sent back")
 }
 
 /// The form's `back` field when it is an admin path, else `/admin`.

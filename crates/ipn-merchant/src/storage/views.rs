@@ -148,16 +148,10 @@ pub fn open_flags(conn: &Connection, limit: usize) -> Result<Vec<FlagRow>, Store
         "SELECT id, order_id, inbox_id, reason, created_at, resolved_at
          FROM flags WHERE resolved_at IS NULL ORDER BY id LIMIT ?1",
     )?;
-    let rows = statement.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
-        Ok(FlagRow {
-            id: row.get(0)?,
-            order_id: row.get(1)?,
-            inbox_id: row.get(2)?,
-            reason: row.get(3)?,
-            created_at: row.get(4)?,
-            resolved_at: row.get(5)?,
-        })
-    })?;
+    let rows = statement.query_map(
+        [i64::try_from(limit).unwrap_or(i64::MAX)],
+        crate::handler::store::flag_row,
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
