@@ -154,18 +154,31 @@ fn message_of(recorded: &[Recorded], order: &str, event_type: &str) -> Recorded 
 /// event (its own id, so it is not taken for the original), signed with
 /// `secret` now.
 fn in_euros(message: &Recorded, secret: &str) -> Recorded {
+    altered(
+        message,
+        secret,
+        &[("\"currency\":\"USD\"", "\"currency\":\"EUR\"")],
+    )
+}
+
+/// A copy of `message` with each `(from, to)` replaced once (each must be
+/// there exactly once), as a new event with its own id, signed with
+/// `secret` now.
+fn altered(message: &Recorded, secret: &str, changes: &[(&str, &str)]) -> Recorded {
     use ipn_core::standard::{Signer, WebhookSecret};
     let old_id = message.header("webhook-id").unwrap();
     let new_id = ipn_core::id::EventId::generate(time::OffsetDateTime::now_utc()).to_string();
-    let text = message.body_text();
-    let usd = "\"currency\":\"USD\"";
+    let mut text = message.body_text();
     let old_field = format!("\"id\":\"{old_id}\"");
-    assert_eq!(text.matches(usd).count(), 1, "{text}");
-    assert_eq!(text.matches(&old_field).count(), 1, "{text}");
-    let body = text
-        .replacen(usd, "\"currency\":\"EUR\"", 1)
-        .replacen(&old_field, &format!("\"id\":\"{new_id}\""), 1)
-        .into_bytes();
+    for (from, to) in changes
+        .iter()
+        .copied()
+        .chain([(old_field.as_str(), format!("\"id\":\"{new_id}\"").as_str())])
+    {
+        assert_eq!(text.matches(from).count(), 1, "{from} in {text}");
+        text = text.replacen(from, to, 1);
+    }
+    let body = text.into_bytes();
     let timestamp = common::unix_now();
     let signer = Signer::Secret(WebhookSecret::parse(secret).unwrap());
     let mut copy = message.clone();
@@ -405,4 +418,86 @@ async fn a_bad_copy_of_a_refund_does_not_spoil_the_real_one() {
         ["order_paid", "download_link", "refunded"],
         "{after:#}"
     );
+}
+
+#[tokio::test]
+async fn a_bad_completed_copy_never_completes_a_pending_payment_in_either_order() {
+    const PENDING: &str = "4000000000000077";
+    let recorder = Receiver::start().await.unwrap();
+    let stack = start(Some(&recorder)).await;
+    let mut orders = Vec::new();
+    for _ in 0..2 {
+        let (order, total) = stack.order(items()).await;
+        stack.pay(&order, total, card(PENDING)).await;
+        orders.push(order);
+    }
+    let recorded = recorder.wait_for(2, WAIT).await;
+    for (i, order) in orders.iter().enumerate() {
+        let pending = message_of(&recorded, order, "payment.pending");
+        // The pending payment claimed completed, in euros.
+        let bad = altered(
+            &pending,
+            &stack.secret,
+            &[
+                (
+                    "\"type\":\"payment.pending\"",
+                    "\"type\":\"payment.completed\"",
+                ),
+                ("\"status\":\"pending\"", "\"status\":\"completed\""),
+                ("\"currency\":\"USD\"", "\"currency\":\"EUR\""),
+            ],
+        );
+        if i == 0 {
+            stack.deliver(&pending).await;
+            stack.deliver(&bad).await;
+        } else {
+            stack.deliver(&bad).await;
+            stack.deliver(&pending).await;
+        }
+    }
+    stack.quiet(4).await;
+    for order in &orders {
+        let body = stack.get_order(order).await;
+        assert_eq!(body["status"], "flagged", "{body:#}");
+        assert_eq!(body["paid_at"], Value::Null, "never paid: {body:#}");
+        assert_eq!(body["downloads"], json!([]), "{body:#}");
+        let kinds = email_kinds(&body);
+        assert!(!kinds.contains(&"order_paid"), "{kinds:?}");
+        let (payments, _) = payments_and_flags(&body);
+        assert_eq!(
+            payments,
+            [json!(["charge", "pending", 3499, "USD", true])],
+            "{body:#}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn of_two_held_copies_of_a_refund_the_real_one_counts() {
+    let recorder = Receiver::start().await.unwrap();
+    let stack = start(Some(&recorder)).await;
+    let (order, total) = stack.order(items()).await;
+    let payment = stack.pay_card(&order, total).await;
+    stack.refund(&payment, json!({"amount": 500})).await;
+    let recorded = recorder.wait_for(2, WAIT).await;
+    let genuine_payment = message_of(&recorded, &order, "payment.completed");
+    let genuine_refund = message_of(&recorded, &order, "payment.refunded");
+    // Both copies arrive before the payment: both are held.
+    let bad = in_euros(&genuine_refund, &stack.secret);
+    stack.deliver(&bad).await;
+    stack.deliver(&genuine_refund).await;
+    stack.deliver(&genuine_payment).await;
+    // Refunded in part before it was ever paid up: no download was granted.
+    let after = stack.settled(&order, "flagged", 2).await;
+    let (payments, flags) = payments_and_flags(&after);
+    assert!(
+        payments.contains(&json!(["refund", "completed", -500, "USD", true])),
+        "{after:#}"
+    );
+    assert_eq!(flags.len(), 1, "the euro copy's flag: {after:#}");
+    assert_eq!(email_kinds(&after), ["order_paid", "refunded"], "{after:#}");
+    let bad_id = bad.header("webhook-id").unwrap();
+    let real_id = genuine_refund.header("webhook-id").unwrap();
+    stack.outcome(bad_id, "flagged").await;
+    stack.outcome(real_id, "applied").await;
 }

@@ -156,6 +156,13 @@ impl Handler {
                         "handling a message failed"
                     );
                     if attempts >= store::MAX_ATTEMPTS {
+                        // Set aside, and raised for review so that it is
+                        // seen until someone sends it back.
+                        let reason = format!(
+                            "message #{} could not be handled ({attempts} attempts): {error}",
+                            message.id
+                        );
+                        store::flag(&tx, None, message.id, &reason, millis(now))?;
                         store::mark(
                             &tx,
                             message.id,
@@ -170,12 +177,13 @@ impl Handler {
                 }
             }
         }
-        let next_retry = store::next_retry(&tx)?;
+        let full = waiting.len() == PASS;
+        let next_retry = if full { None } else { store::next_retry(&tx)? };
         tx.commit()?;
         if emails > 0 {
             self.mail_wake.notify_one();
         }
-        Ok(if waiting.len() == PASS {
+        Ok(if full {
             PassResult::More
         } else if let Some(at) = next_retry {
             PassResult::RetryIn(Duration::from_millis(
@@ -273,14 +281,10 @@ impl Handler {
             Some(parent) => match store::payment_order(tx, parent)? {
                 Some(order_id) => order_id,
                 None => {
-                    // Its payment is not known yet: kept, and checked and
-                    // counted when the payment arrives (`settle_held`).
-                    let record = store::Record {
-                        order_id: notice.invoice.as_deref(),
-                        valid: true,
-                        checked: false,
-                    };
-                    store::record_payment(tx, notice, &record, inbox_id, at)?;
+                    // Its payment is not known yet: kept as claimed, and
+                    // checked and counted when the payment arrives
+                    // (`settle_held`).
+                    store::hold(tx, inbox_id, notice)?;
                     let detail = format!("waits for its payment {parent}");
                     mark(Outcome::Held, notice.invoice.as_deref(), Some(&detail))?;
                     return Ok(0);
@@ -302,7 +306,6 @@ impl Handler {
             let record = store::Record {
                 order_id: order_id.as_deref(),
                 valid: false,
-                checked: true,
             };
             store::record_payment(tx, notice, &record, inbox_id, at)?;
             store::flag(tx, None, inbox_id, &reason, at)?;
@@ -310,11 +313,10 @@ impl Handler {
             mark(Outcome::Flagged, None, Some(&reason))?;
             return Ok(0);
         };
-        let mut problems = validate(&Claim::of(notice), &order, self.settings.live);
+        let mut problems = validate(notice, &order, self.settings.live);
         let record = store::Record {
             order_id: Some(&order.id),
             valid: problems.is_empty(),
-            checked: true,
         };
         store::record_payment(tx, notice, &record, inbox_id, at)?;
         if problems.is_empty() && notice.kind == PaymentKind::Charge(ChargeStatus::Completed) {
@@ -359,31 +361,22 @@ impl Handler {
     /// payment, now that it is known: each is validated as it would have
     /// been on arrival, and its message's outcome says what came of it.
     fn settle_held(&self, tx: &Transaction<'_>, order: &Order, at: i64) -> Result<(), StoreError> {
-        for held in store::held_children(tx, &order.id)? {
-            let claim = Claim {
-                kind: held.kind,
-                amount: held.amount,
-                currency: &held.currency,
-                receiver: held.receiver.as_deref(),
-                livemode: held.livemode,
-                invoice: held.invoice.as_deref(),
+        for (inbox_id, notice) in store::held_for_order(tx, &order.id)? {
+            let problems = validate(&notice, order, self.settings.live);
+            let record = store::Record {
+                order_id: Some(&order.id),
+                valid: problems.is_empty(),
             };
-            let problems = validate(&claim, order, self.settings.live);
-            store::settle_held(tx, &held.txn_id, &order.id, problems.is_empty())?;
+            store::record_payment(tx, &notice, &record, inbox_id, at)?;
+            store::release(tx, inbox_id)?;
             if problems.is_empty() {
-                store::set_outcome(tx, held.inbox_id, Outcome::Applied, &order.id, None)?;
+                store::set_outcome(tx, inbox_id, Outcome::Applied, &order.id, None)?;
             } else {
                 for problem in &problems {
-                    store::flag(tx, Some(&order.id), held.inbox_id, problem, at)?;
+                    store::flag(tx, Some(&order.id), inbox_id, problem, at)?;
                 }
                 let detail = problems.join("; ");
-                store::set_outcome(
-                    tx,
-                    held.inbox_id,
-                    Outcome::Flagged,
-                    &order.id,
-                    Some(&detail),
-                )?;
+                store::set_outcome(tx, inbox_id, Outcome::Flagged, &order.id, Some(&detail))?;
             }
         }
         Ok(())
@@ -484,6 +477,11 @@ impl Handler {
         if order.fulfilled_at.is_some() {
             return Ok(Review::Done);
         }
+        if store::is_flagged(tx, order_id)? {
+            return Ok(Review::Refused(format!(
+                "order {order_id} is flagged: review and resolve its flags before shipping"
+            )));
+        }
         if !derived.payment_status.is_paid_up() {
             return Ok(Review::Refused(format!(
                 "order {order_id} is {}: only a paid order can be fulfilled",
@@ -515,38 +513,13 @@ impl Handler {
     }
 }
 
-/// What a payment notice claims, as checked against its order.
-#[derive(Debug, Clone, Copy)]
-struct Claim<'a> {
-    kind: PaymentKind,
-    /// Signed minor units of `currency`.
-    amount: i64,
-    currency: &'a str,
-    receiver: Option<&'a str>,
-    livemode: bool,
-    invoice: Option<&'a str>,
-}
-
-impl<'a> Claim<'a> {
-    fn of(notice: &'a PaymentNotice) -> Self {
-        Self {
-            kind: notice.kind,
-            amount: notice.amount.minor(),
-            currency: notice.amount.currency().code(),
-            receiver: notice.receiver.as_deref(),
-            livemode: notice.livemode,
-            invoice: notice.invoice.as_deref(),
-        }
-    }
-}
-
 /// Checks a payment notice against its order; each problem is a sentence
 /// for the operator. A refund or reversal may leave out who was paid (real
 /// PayPal chargebacks do): its charge was checked.
-fn validate(claim: &Claim<'_>, order: &Order, live: bool) -> Vec<String> {
+fn validate(claim: &PaymentNotice, order: &Order, live: bool) -> Vec<String> {
     let mut problems = Vec::new();
     let is_charge = matches!(claim.kind, PaymentKind::Charge(_));
-    match (claim.receiver, &order.merchant_id) {
+    match (claim.receiver.as_deref(), &order.merchant_id) {
         (Some(receiver), Some(expected)) if receiver != expected => problems.push(format!(
             "paid to merchant {receiver}, not to this shop ({expected})"
         )),
@@ -562,34 +535,33 @@ fn validate(claim: &Claim<'_>, order: &Order, live: bool) -> Vec<String> {
             "a test payment for a shop in live mode".to_owned()
         });
     }
-    let expected = order.total.currency();
-    if claim.currency != expected.code() {
+    let currency = claim.amount.currency();
+    if currency != order.total.currency() {
         problems.push(format!(
-            "paid in {}, but the order is in {expected}",
-            claim.currency
+            "paid in {currency}, but the order is in {}",
+            order.total.currency()
         ));
-    } else if is_charge && claim.amount != order.total.minor() {
+    } else if is_charge && claim.amount != order.total {
         problems.push(format!(
             "the payment is {}, but the order's total is {}",
-            Money::new(claim.amount, expected),
-            order.total
+            claim.amount, order.total
         ));
     }
+    let minor = claim.amount.minor();
     let sign_ok = match claim.kind {
         PaymentKind::Charge(_) => true,
-        PaymentKind::Refund | PaymentKind::Reversal => claim.amount < 0,
-        PaymentKind::ReversalCanceled => claim.amount > 0,
+        PaymentKind::Refund | PaymentKind::Reversal => minor < 0,
+        PaymentKind::ReversalCanceled => minor > 0,
     };
     if !sign_ok {
         problems.push(format!(
-            "a {} of {} {}: the amount has the wrong sign",
+            "a {} of {}: the amount has the wrong sign",
             claim.kind.as_str(),
-            claim.amount,
-            claim.currency
+            claim.amount
         ));
     }
     if !is_charge
-        && let Some(invoice) = claim.invoice
+        && let Some(invoice) = claim.invoice.as_deref()
         && invoice != order.id
     {
         problems.push(format!(

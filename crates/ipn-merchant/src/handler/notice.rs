@@ -111,6 +111,8 @@ pub struct SubscriptionNotice {
     pub subscription: Option<Box<Subscription>>,
     /// The price of a period (PayPal's `mc_amount3`).
     pub amount: Option<Money>,
+    /// When the subscriber signed up (ms; PayPal's `subscr_date`).
+    pub signed_up_at: Option<i64>,
 }
 
 /// What one message says.
@@ -168,6 +170,7 @@ pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
             livemode,
             payer_email: Some(sub.payer.email.clone()),
             amount: Some(sub.amount()),
+            signed_up_at: Some(crate::handler::millis(sub.created_at)),
             subscription: Some(sub.clone()),
         }),
         _ => Notice::Ignored(format!("{t} is not about an order or a subscription")),
@@ -262,6 +265,10 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
                 payer_email,
                 subscription: None,
                 amount: message.amount("mc_amount3").ok().flatten(),
+                signed_up_at: message
+                    .get("subscr_date")
+                    .and_then(|date| ipn_core::paypal::date::parse_payment_date(date).ok())
+                    .map(crate::handler::millis),
             }),
         });
     }

@@ -79,7 +79,6 @@ pub fn payment(
     let record = store::Record {
         order_id: None,
         valid: problems.is_empty(),
-        checked: true,
     };
     store::record_payment(tx, notice, &record, inbox_id, at)?;
     if let Some(outcome) = flag(tx, inbox_id, id, &event_type, &problems, at)? {
@@ -103,9 +102,13 @@ pub fn payment(
     }
     let row = settle(tx, id, at)?;
     let mut queued = 0;
-    // The first period's payment comes with the signup, whose email says
-    // so; each later one is a renewal.
-    if paid && row.cycles_paid > 1 {
+    // A payment made at the signup is the first period's, which the
+    // signup's email announces; any later one (the first after a trial
+    // included) is a renewal. Not knowing the signup yet, it counts as one.
+    let at_signup = row
+        .signed_up_at
+        .is_some_and(|signed_up| position <= signed_up.saturating_add(1000));
+    if paid && !at_signup {
         queued += email(
             handler,
             tx,
@@ -143,6 +146,12 @@ pub fn change(
         notice.receiver.as_deref(),
         at,
     )?;
+    if let Some(signed_up_at) = notice.signed_up_at {
+        tx.prepare_cached(
+            "UPDATE subscriptions SET signed_up_at = COALESCE(signed_up_at, ?2) WHERE id = ?1",
+        )?
+        .execute(params![id, signed_up_at])?;
+    }
     if let Some(object) = &notice.subscription {
         let paid_through = object.paid_through.map(millis);
         tx.prepare_cached(
@@ -320,6 +329,8 @@ pub struct Row {
     pub customer_email: Option<String>,
     pub paid_through: Option<i64>,
     pub cycles_paid: u32,
+    /// When the subscriber signed up, once a notice said so.
+    pub signed_up_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -327,7 +338,8 @@ pub struct Row {
 pub fn get(conn: &rusqlite::Connection, id: &str) -> Result<Option<Row>, StoreError> {
     let row = conn
         .prepare_cached(
-            "SELECT status, customer_email, paid_through, cycles_paid, created_at, updated_at
+            "SELECT status, customer_email, paid_through, cycles_paid, created_at, updated_at,
+                 signed_up_at
              FROM subscriptions WHERE id = ?1",
         )?
         .query_row([id], |row| {
@@ -338,10 +350,19 @@ pub fn get(conn: &rusqlite::Connection, id: &str) -> Result<Option<Row>, StoreEr
                 row.get::<_, u32>(3)?,
                 row.get::<_, i64>(4)?,
                 row.get::<_, i64>(5)?,
+                row.get::<_, Option<i64>>(6)?,
             ))
         })
         .optional()?;
-    let Some((status, customer_email, paid_through, cycles_paid, created_at, updated_at)) = row
+    let Some((
+        status,
+        customer_email,
+        paid_through,
+        cycles_paid,
+        created_at,
+        updated_at,
+        signed_up_at,
+    )) = row
     else {
         return Ok(None);
     };
@@ -352,6 +373,7 @@ pub fn get(conn: &rusqlite::Connection, id: &str) -> Result<Option<Row>, StoreEr
         customer_email,
         paid_through,
         cycles_paid,
+        signed_up_at,
         created_at,
         updated_at,
     }))

@@ -227,9 +227,17 @@ fn kind(kind: ItemKind) -> &'static str {
     }
 }
 
+/// A link to an order's admin page; an id that is not one of ours (a
+/// payer's invoice on a flagged message) is shown, not linked.
 fn order_link(id: &str) -> String {
-    let id = esc(id);
-    format!("<a href=\"/admin/orders/{id}\"><code>{id}</code></a>")
+    let ours = id
+        .strip_prefix("ord_")
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if ours {
+        format!("<a href=\"/admin/orders/{id}\"><code>{id}</code></a>")
+    } else {
+        format!("<code>{}</code>", esc(id))
+    }
 }
 
 /// How a message was verified: the PayPal postback's answer, or, for a
