@@ -4,6 +4,7 @@
 //! - `verify` (verify.rs): checks a captured message's signature.
 //! - `gateway`, `migrate` (gateway.rs): the gateway as a service.
 //! - `merchant` (merchant.rs): the merchant server as a service.
+//! - `up` (up.rs): the gateway and the demo shop in one process.
 //! - `bench` (bench.rs, bench/): the load generator behind the benchmark suite.
 //!
 //! Exit codes are part of the interface: 0 success, 1 the thing checked or
@@ -15,6 +16,7 @@ mod gateway;
 mod merchant;
 mod sample;
 mod send;
+mod up;
 mod verify;
 
 use std::process::ExitCode;
@@ -39,6 +41,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway and the demo shop together on one data directory: the whole flow
+    Up(Box<up::Args>),
     /// Run the gateway: API, delivery engine, PayPal postback
     Gateway(Box<gateway::Args>),
     /// Run the merchant server: receive IPNs, verify them, store them before answering
@@ -58,8 +62,15 @@ type Fatal = anyhow::Error;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // `ipn up` is watched by a person: it shows each IPN and order change
+    // (debug elsewhere, so a busy shop's log stays quiet).
+    let default_log = match cli.command {
+        Command::Up(_) => "info,ipn_merchant::handler=debug",
+        _ => "info",
+    };
+    init_logging(default_log);
     let outcome = match cli.command {
+        Command::Up(args) => runtime_multi().and_then(|rt| rt.block_on(up::run(*args))),
         Command::Gateway(args) => runtime_multi().and_then(|rt| rt.block_on(gateway::run(*args))),
         Command::Merchant(args) => runtime_multi().and_then(|rt| rt.block_on(merchant::run(*args))),
         Command::Migrate(args) => gateway::migrate(args),
@@ -76,10 +87,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to standard error; `IPN_LOG` (e.g. `debug`, `ipn_gateway=trace`) sets the level.
-fn init_logging() {
+/// Logs to standard error at `default`; `IPN_LOG` (e.g. `debug`,
+/// `ipn_gateway=trace`) sets the level instead.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("IPN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -346,6 +346,13 @@ impl Handler {
         }
         let queued = self.settle_order(tx, &order, now)?;
         if problems.is_empty() {
+            tracing::debug!(
+                inbox.id = inbox_id,
+                event = event_type,
+                txn = notice.txn_id,
+                order.id = order.id,
+                "IPN applied"
+            );
             mark(Outcome::Applied, Some(&order.id), None)?;
         } else {
             mark(
@@ -397,6 +404,14 @@ impl Handler {
         let flagged = store::is_flagged(tx, &order.id)?;
         let derived = order_state::derive(&facts, flagged, order.fulfilled_at.is_some());
         store::set_order_status(tx, &order.id, derived.status, derived.paid, millis(now))?;
+        if order.status != derived.status.as_str() {
+            tracing::debug!(
+                order.id = order.id,
+                from = order.status,
+                to = derived.status.as_str(),
+                "order state changed"
+            );
+        }
         let grants = self.settle_downloads(tx, order, &derived, now)?;
         let mut mail = Mail {
             handler: self,
