@@ -5,6 +5,8 @@
 //! - `gateway`, `migrate` (gateway.rs): the gateway as a service.
 //! - `merchant` (merchant.rs): the merchant server as a service.
 //! - `up` (up.rs): the gateway and the demo shop in one process.
+//! - `listen` (listen.rs): follows a merchant's events and forwards them to a
+//!   local URL.
 //! - `bench` (bench.rs, bench/): the load generator behind the benchmark suite.
 //!
 //! Exit codes are part of the interface: 0 success, 1 the thing checked or
@@ -13,6 +15,7 @@
 
 mod bench;
 mod gateway;
+mod listen;
 mod merchant;
 mod sample;
 mod send;
@@ -49,6 +52,8 @@ enum Command {
     Merchant(Box<merchant::Args>),
     /// Apply the gateway's database schema
     Migrate(gateway::MigrateArgs),
+    /// Follow a merchant's events at a gateway and forward each, signed, to a local URL
+    Listen(Box<listen::Args>),
     /// Send one realistic, signed test IPN to a URL and print the answer
     Send(Box<send::Args>),
     /// Check a captured message's Standard Webhooks signature
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
     init_logging(default_log);
     let outcome = match cli.command {
         Command::Up(args) => runtime_multi().and_then(|rt| rt.block_on(up::run(*args))),
+        Command::Listen(args) => runtime().and_then(|rt| rt.block_on(listen::run(*args))),
         Command::Gateway(args) => runtime_multi().and_then(|rt| rt.block_on(gateway::run(*args))),
         Command::Merchant(args) => runtime_multi().and_then(|rt| rt.block_on(merchant::run(*args))),
         Command::Migrate(args) => gateway::migrate(args),
