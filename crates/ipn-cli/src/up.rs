@@ -150,20 +150,38 @@ impl Up {
             ),
             None => "sent to the SMTP server".to_owned(),
         };
-        format!(
-            "ipn is up.\n\
-             \n  shop      {shop}/            buy something\
-             \n  admin     {shop}/admin       user admin, password {password}\
-             \n  gateway   {gateway}/v1/…     merchant key in the credentials\
-             \n  emails    {mail}\
-             \n  keys      {credentials}\
-             \n\nTest cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined, \
+        let rows = [
+            (
+                "shop",
+                format!("{}/", c.shop_url),
+                "buy something".to_owned(),
+            ),
+            (
+                "admin",
+                format!("{}/admin", c.shop_url),
+                format!("user admin, password {}", c.admin_password),
+            ),
+            (
+                "gateway",
+                c.gateway_url.clone(),
+                "the API; the merchant key is in the credentials".to_owned(),
+            ),
+        ];
+        let mut text = "ipn is up.\n\n".to_owned();
+        for (name, url, what) in rows {
+            text.push_str(&format!("  {name:<8} {url:<34} {what}\n"));
+        }
+        text.push_str(&format!("  {:<8} {mail}\n", "emails"));
+        text.push_str(&format!(
+            "  {:<8} {}\n",
+            "keys",
+            self.data_dir.join("credentials.json").display()
+        ));
+        text.push_str(
+            "\nTest cards: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 is declined, \
              4000 0000 0000 0077 stays pending.\nCtrl-C stops.",
-            shop = c.shop_url,
-            gateway = c.gateway_url,
-            password = c.admin_password,
-            credentials = self.data_dir.join("credentials.json").display(),
-        )
+        );
+        text
     }
 
     pub async fn shutdown(self) -> anyhow::Result<()> {
