@@ -353,3 +353,83 @@ fn paypal_keys(message: &IpnMessage, body: &[u8], transaction: Option<String>) -
     }
     keys
 }
+
+#[cfg(test)]
+mod tests {
+    use ipn_core::money::Currency;
+
+    use super::*;
+
+    /// The published PayPal IPN bodies (`shared/vectors/paypal-ipn.json`).
+    fn samples() -> Vec<(String, Vec<u8>)> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/vectors/paypal-ipn.json"
+        );
+        let text = std::fs::read_to_string(path).expect("the shared PayPal vectors");
+        let vectors: serde_json::Value = serde_json::from_str(&text).unwrap();
+        vectors["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|sample| {
+                (
+                    sample["name"].as_str().unwrap().to_owned(),
+                    sample["body"].as_str().unwrap().as_bytes().to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    fn payment(name: &str) -> (Read, PaymentNotice) {
+        let (_, body) = samples()
+            .into_iter()
+            .find(|(n, _)| n.starts_with(name))
+            .unwrap_or_else(|| panic!("no sample {name:?}"));
+        let read = read_paypal(&body).unwrap();
+        let Notice::Payment(payment) = read.notice.clone() else {
+            panic!("{name}: {read:?}");
+        };
+        (read, payment)
+    }
+
+    #[test]
+    fn paypal_s_published_completed_sample_is_a_charge() {
+        let (read, p) = payment("express_checkout completed");
+        assert_eq!(p.kind, PaymentKind::Charge(ChargeStatus::Completed));
+        assert_eq!(p.txn_id, "61E67681CH3238416");
+        assert_eq!(p.amount, Money::new(1995, Currency::USD));
+        assert_eq!(p.receiver.as_deref(), Some("S8XGHLYDW9T3S"));
+        assert!(!p.livemode, "test_ipn=1");
+        assert_eq!(p.parent_id, None);
+        assert_eq!(read.keys[0], "61E67681CH3238416:Completed");
+        // 2009-01-13 20:12:59 PST.
+        assert_eq!(read.happened_at, Some(1_231_906_379_000));
+    }
+
+    #[test]
+    fn a_real_chargeback_is_a_reversal_of_its_parent_with_a_negative_amount() {
+        let (_, p) = payment("reversal (chargeback)");
+        assert_eq!(p.kind, PaymentKind::Reversal);
+        assert_eq!(p.parent_id.as_deref(), Some("46L99229E45560012"));
+        assert_eq!(p.amount.minor(), -926);
+    }
+
+    #[test]
+    fn every_published_sample_reads() {
+        for (name, body) in samples() {
+            let read = read_paypal(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!read.keys.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_standard_event_s_keys_and_time() {
+        let body = br#"{"id":"evt_01J0000000000000000000000A","type":"demo.ping","created_at":"2026-01-01T00:00:00Z","livemode":false,"sequence":1,"data":{}}"#;
+        let read = read_standard(body).unwrap();
+        assert_eq!(read.keys, ["evt_01J0000000000000000000000A"]);
+        assert_eq!(read.happened_at, Some(1_767_225_600_000));
+        assert!(matches!(read.notice, Notice::Ignored(_)));
+        assert!(read_standard(b"{}").is_err());
+    }
+}
