@@ -132,22 +132,32 @@ async fn a_merchant_killed_mid_stream_applies_everything_once_after_a_restart() 
         orders.push(order["id"].as_str().unwrap().to_owned());
     }
     // Pay them all; half way, the shop dies without warning.
-    for (n, order) in orders.iter().enumerate() {
-        if n == ORDERS / 2 {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
+    let pay = |order: String| {
+        let client = client.clone();
+        let url = format!("{gateway_url}/v1/payments");
+        let key = key.clone();
+        async move {
+            call(
+                &client,
+                &url,
+                Some(&key),
+                json!({
+                    "amount": 1250, "currency": "USD", "invoice": order,
+                    "payer": {"email": "ann@example.com"},
+                    "payment_method": {"card_number": "4242424242424242"},
+                }),
+            )
+            .await
         }
-        call(
-            &client,
-            &format!("{gateway_url}/v1/payments"),
-            Some(&key),
-            json!({
-                "amount": 1250, "currency": "USD", "invoice": order,
-                "payer": {"email": "ann@example.com"},
-                "payment_method": {"card_number": "4242424242424242"},
-            }),
-        )
-        .await;
+    };
+    let (first, second) = orders.split_at(ORDERS / 2);
+    for order in first {
+        pay(order.clone()).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    for order in second {
+        pay(order.clone()).await;
     }
     let mut child = shop.start();
 
