@@ -2,6 +2,8 @@
 //!
 //! - `app`: starts and stops the whole gateway ([`Gateway`], [`Config`]).
 //! - `api/`: the HTTP API, the PayPal postback, health and metrics.
+//! - `dashboard/`: the server-rendered dashboard at `/dashboard` (key
+//!   sign-in, events, endpoints, payments, subscriptions).
 //! - `publish`: an event and its deliveries, committed together, then scheduled.
 //! - `writer`: the one thread that writes, committing queued writes together.
 //! - `storage/`: the [`storage::Store`] trait and its SQLite implementation.
@@ -21,6 +23,7 @@ pub mod app;
 pub mod billing;
 pub mod checkout;
 pub mod clock;
+pub mod dashboard;
 pub mod delivery;
 pub mod directory;
 pub mod metrics;

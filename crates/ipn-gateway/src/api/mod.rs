@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(openapi::spec))
+        .merge(crate::dashboard::router(state.clone()))
         .fallback(system::not_found)
         .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))

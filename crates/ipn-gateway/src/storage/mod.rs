@@ -281,4 +281,13 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: CheckoutSessionId,
     ) -> Result<Option<CheckoutSession>, StoreError>;
+    /// Runs `f` on a reader connection: the dashboard's own read-only
+    /// queries (`dashboard/queries.rs`). A store without SQLite has none.
+    fn read_sqlite(
+        &self,
+        f: &mut dyn FnMut(&rusqlite::Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let _ = f;
+        Err(anyhow::anyhow!("this store has no SQLite reader"))
+    }
 }

@@ -489,6 +489,13 @@ impl Store for Sqlite {
         self.read(|conn| find_checkout_session(conn, id))
     }
 
+    fn read_sqlite(
+        &self,
+        f: &mut dyn FnMut(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        self.read(|conn| f(conn))
+    }
+
     fn paypal_sending(&self, event_id: EventId) -> Result<Option<bool>, StoreError> {
         self.read(|conn| {
             // A delivery row exists from the moment the message goes out, so

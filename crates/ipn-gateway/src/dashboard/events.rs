@@ -1,0 +1,585 @@
+//! `/dashboard/events`: the list (type, delivery status, date range,
+//! search, paging, optional live refresh) and one event's page: payload,
+//! the headers its last attempt carried, deliveries, every attempt, and
+//! Resend.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use ipn_core::Dialect;
+use ipn_core::event::Event;
+use ipn_core::id::{EndpointId, EventId};
+use ipn_core::standard::signature_header;
+use serde::Deserialize;
+use time::macros::format_description;
+
+use super::html::{self, Section, badge, esc, query, when, when_at};
+use super::queries::{self, EventFilter};
+use super::{Poster, Viewer, blocking, form, given};
+use crate::api::{ApiError, AppState};
+use crate::clock::to_millis;
+use crate::model::{AttemptStatus, DeliveryStatus, Endpoint, ROTATION_OVERLAP_MS};
+use crate::storage::{StoredEvent, Write};
+
+const PAGE: u32 = 50;
+/// Seconds between reloads of the live list.
+const LIVE_EVERY: u32 = 5;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    q: Option<String>,
+    before: Option<i64>,
+    live: Option<String>,
+}
+
+/// `YYYY-MM-DD` as milliseconds at its midnight, UTC.
+fn day(text: &str) -> Option<i64> {
+    let date = time::Date::parse(text, format_description!("[year]-[month]-[day]")).ok()?;
+    Some(to_millis(date.midnight().assume_utc()))
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+pub async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    params: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let q = params.map(|Query(q)| q).unwrap_or_default();
+    let mut problems = Vec::new();
+    let delivery = match given(&q.status).as_deref() {
+        None => None,
+        Some(text) => match DeliveryStatus::parse(text) {
+            Some(status) => Some(status.as_str()),
+            None => {
+                problems.push("Delivery status must be pending, delivered or failed.");
+                None
+            }
+        },
+    };
+    let mut date = |text: &Option<String>, shift: i64| match given(text) {
+        None => None,
+        Some(text) => match day(&text) {
+            Some(ms) => Some(ms + shift),
+            None => {
+                problems.push("Dates are written YYYY-MM-DD.");
+                None
+            }
+        },
+    };
+    let from = date(&q.from, 0);
+    let until = date(&q.to, DAY_MS); // the whole "to" day is included
+    let filter = EventFilter {
+        merchant: viewer.scope(),
+        event_type: given(&q.event_type),
+        delivery,
+        from,
+        until,
+        search: given(&q.q),
+        before_seq: q.before,
+        limit: PAGE,
+    };
+    let store = Arc::clone(&state.engine.store);
+    let scope = viewer.scope();
+    let found = blocking(move || {
+        queries::read(store.as_ref(), |conn| {
+            Ok((
+                queries::events(conn, &filter)?,
+                queries::event_types(conn, scope)?,
+            ))
+        })
+    })
+    .await;
+    let ((rows, more), types) = match found {
+        Ok(found) => found,
+        Err(error) => return viewer.failed(error),
+    };
+    let live = q.live.as_deref() == Some("1") && q.before.is_none();
+
+    let value = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
+    let mut main = String::from("<h1>Events</h1>\n");
+    for problem in problems {
+        let _ = writeln!(main, "<div class=\"problem\">{}</div>", esc(problem));
+    }
+    main.push_str("<div class=\"card\"><form method=\"get\" action=\"/dashboard/events\" class=\"filters\" id=\"filters\">");
+    let _ = write!(
+        main,
+        "<label>Search<input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"invoice, pay_…, evt_…\" size=\"24\"></label>",
+        value(&q.q)
+    );
+    main.push_str("<label>Type<select name=\"type\"><option value=\"\">Any type</option>");
+    let chosen = given(&q.event_type).unwrap_or_default();
+    for t in &types {
+        let selected = if *t == chosen { " selected" } else { "" };
+        let _ = write!(main, "<option value=\"{0}\"{selected}>{0}</option>", esc(t));
+    }
+    main.push_str(
+        "</select></label><label>Delivery<select name=\"status\"><option value=\"\">Any</option>",
+    );
+    let status = given(&q.status).unwrap_or_default();
+    for s in ["pending", "delivered", "failed"] {
+        let selected = if s == status { " selected" } else { "" };
+        let _ = write!(main, "<option value=\"{s}\"{selected}>{s}</option>");
+    }
+    let _ = write!(
+        main,
+        "</select></label><label>From<input type=\"date\" name=\"from\" value=\"{}\"></label>\
+         <label>To<input type=\"date\" name=\"to\" value=\"{}\"></label>",
+        value(&q.from),
+        value(&q.to)
+    );
+    if live {
+        main.push_str("<input type=\"hidden\" name=\"live\" value=\"1\">");
+    }
+    main.push_str("<button type=\"submit\" class=\"primary\">Filter</button> <a href=\"/dashboard/events\">Clear</a></form></div>\n");
+
+    let filters = |extra: &[(&str, &str)]| {
+        let mut pairs = vec![
+            ("q", q.q.as_deref().unwrap_or("")),
+            ("type", q.event_type.as_deref().unwrap_or("")),
+            ("status", q.status.as_deref().unwrap_or("")),
+            ("from", q.from.as_deref().unwrap_or("")),
+            ("to", q.to.as_deref().unwrap_or("")),
+        ];
+        pairs.extend_from_slice(extra);
+        query(&pairs)
+    };
+    main.push_str("<div class=\"card\">");
+    let _ = write!(
+        main,
+        "<p class=\"muted\">{} · <a id=\"live\" href=\"/dashboard/events?{}\">{}</a></p>",
+        if live {
+            format!("Live: this list reloads every {LIVE_EVERY} s")
+        } else {
+            "Newest first".to_owned()
+        },
+        filters(&[("live", if live { "" } else { "1" })]),
+        if live {
+            "Stop live updates"
+        } else {
+            "Live updates"
+        },
+    );
+    if rows.is_empty() {
+        main.push_str("<p id=\"no-events\">No events match.</p>");
+    } else {
+        main.push_str("<table id=\"events\"><thead><tr><th>Event</th><th>Type</th>");
+        if viewer.is_admin() {
+            main.push_str("<th>Merchant</th>");
+        }
+        main.push_str(
+            "<th>Object</th><th>Delivery</th><th class=\"num\">Endpoints</th><th>Created</th></tr></thead><tbody>\n",
+        );
+        for row in &rows {
+            let _ = write!(
+                main,
+                "<tr data-event=\"{id}\"><td><a href=\"/dashboard/events/{id}\"><code>{id}</code></a></td><td>{ty}</td>",
+                id = esc(&row.id),
+                ty = esc(&row.event_type),
+            );
+            if viewer.is_admin() {
+                let _ = write!(main, "<td><code>{}</code></td>", esc(&row.merchant_id));
+            }
+            let _ = writeln!(
+                main,
+                "<td>{}</td><td>{}</td><td class=\"num\"><small>{} ok · {} pending · {} failed</small></td><td>{}</td></tr>",
+                row.object_id
+                    .as_deref()
+                    .map(|o| format!("<code>{}</code>", esc(o)))
+                    .unwrap_or_default(),
+                badge(row.delivery_status()),
+                row.delivered,
+                row.pending,
+                row.failed,
+                when(row.created_at),
+            );
+        }
+        main.push_str("</tbody></table>");
+    }
+    main.push_str("<div class=\"pager\">");
+    if q.before.is_some() {
+        let _ = write!(
+            main,
+            "<a href=\"/dashboard/events?{}\">← Newest</a>",
+            filters(&[])
+        );
+    }
+    if more && let Some(last) = rows.last() {
+        let before = last.seq.to_string();
+        let _ = write!(
+            main,
+            "<a id=\"older\" href=\"/dashboard/events?{}\">Older →</a>",
+            filters(&[("before", &before)])
+        );
+    }
+    main.push_str("</div></div>\n");
+    let bar = viewer.bar(Section::Events);
+    let refresh = live.then_some(LIVE_EVERY);
+    html::respond(
+        StatusCode::OK,
+        html::document(Some(&bar), "Events", &main, refresh),
+    )
+}
+
+/// The viewer's event, or `None` (also for another merchant's).
+async fn find(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<Option<StoredEvent>, ApiError> {
+    let Ok(id) = EventId::parse(id) else {
+        return Ok(None);
+    };
+    let store = Arc::clone(&state.engine.store);
+    Ok(blocking(move || store.event(id))
+        .await?
+        .filter(|e| viewer.sees(e.merchant_id)))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    params: Result<Query<Done>, QueryRejection>,
+) -> Response {
+    let notice = params
+        .ok()
+        .and_then(|Query(d)| d.done)
+        .and_then(|d| match d.as_str() {
+            "resent" => Some("Resend scheduled: the deliveries are pending again and go out now."),
+            _ => None,
+        });
+    page(&state, &viewer, &id, notice, None).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+/// The event's page, with a notice or a problem (and its status) on top.
+async fn page(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    notice: Option<&str>,
+    problem: Option<(StatusCode, &str)>,
+) -> Response {
+    match render(state, viewer, id, notice, problem).await {
+        Ok(Some(response)) => response,
+        Ok(None) => viewer.not_found("event"),
+        Err(error) => viewer.failed(error),
+    }
+}
+
+async fn render(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    notice: Option<&str>,
+    problem: Option<(StatusCode, &str)>,
+) -> Result<Option<Response>, ApiError> {
+    let Some(stored) = find(state, viewer, id).await? else {
+        return Ok(None);
+    };
+    let store = Arc::clone(&state.engine.store);
+    let event_id = stored.id;
+    let (attempts, deliveries) = blocking(move || {
+        let attempts = store.attempts(event_id)?;
+        let deliveries = queries::read(store.as_ref(), |conn| {
+            queries::deliveries(conn, &event_id.to_string())
+        })?;
+        Ok((attempts, deliveries))
+    })
+    .await?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&stored.body).map_err(ApiError::internal)?;
+    let pretty = serde_json::to_string_pretty(&value).map_err(ApiError::internal)?;
+    let event_type = value["type"].as_str().unwrap_or("");
+    let directory = &state.engine.directory;
+    let id = esc(&stored.id.to_string());
+
+    let mut main = format!(
+        "<p><a href=\"/dashboard/events\">← Events</a></p>\n<h1>Event <code>{id}</code></h1>\n"
+    );
+    if let Some(notice) = notice {
+        let _ = writeln!(
+            main,
+            "<div class=\"notice\" id=\"notice\">{}</div>",
+            esc(notice)
+        );
+    }
+    if let Some((_, problem)) = problem {
+        let _ = writeln!(
+            main,
+            "<div class=\"problem\" id=\"problem\">{}</div>",
+            esc(problem)
+        );
+    }
+    let merchant_name = directory
+        .merchant(stored.merchant_id)
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    let _ = writeln!(
+        main,
+        "<div class=\"card\"><dl class=\"facts\"><dt>Type</dt><dd>{ty}</dd>\
+         <dt>Created</dt><dd>{created}</dd><dt>Merchant</dt><dd>{name} <code>{merchant}</code></dd>\
+         <dt>Sequence</dt><dd>{sequence}</dd><dt>Object</dt><dd>{object}</dd></dl></div>",
+        ty = esc(event_type),
+        created = html::rfc3339(&value["created_at"]),
+        name = esc(&merchant_name),
+        merchant = esc(&stored.merchant_id.to_string()),
+        sequence = esc(&value["sequence"].to_string()),
+        object = object_link(&value),
+    );
+
+    // Resend: to every subscribed endpoint, or one.
+    let endpoints = directory.endpoints_of(stored.merchant_id);
+    let _ = write!(
+        main,
+        "<div class=\"card\"><h2>Resend</h2><form method=\"post\" action=\"/dashboard/events/{id}/resend\" class=\"inline\">\
+         <select name=\"endpoint_id\"><option value=\"\">Every endpoint that subscribes to it</option>"
+    );
+    for e in endpoints.iter() {
+        let _ = write!(
+            main,
+            "<option value=\"{0}\">{0} · {1}</option>",
+            esc(&e.id.to_string()),
+            esc(&e.url)
+        );
+    }
+    let _ = writeln!(
+        main,
+        "</select><button type=\"submit\" class=\"primary\" id=\"resend\">Resend</button></form>\
+         <p class=\"muted\">The same as <code>POST /v1/events/{id}/resend</code>: the deliveries go back \
+         to pending and are attempted now; earlier attempts stay below.</p></div>",
+    );
+
+    main.push_str("<div class=\"card\"><h2>Payload</h2><pre id=\"payload\">");
+    main.push_str(&esc(&pretty));
+    main.push_str("</pre></div>\n");
+
+    main.push_str("<div class=\"card\" id=\"headers\"><h2>Signed headers</h2>");
+    if deliveries.is_empty() {
+        main.push_str("<p>No endpoint subscribed to this event when it was sent.</p>");
+    }
+    for delivery in &deliveries {
+        let endpoint = EndpointId::parse(&delivery.endpoint_id)
+            .ok()
+            .and_then(|id| directory.endpoint(id));
+        let last = attempts
+            .iter()
+            .rev()
+            .find(|a| a.endpoint_id.to_string() == delivery.endpoint_id);
+        let _ = write!(
+            main,
+            "<h3><code>{}</code> <small>{}</small></h3>",
+            esc(&delivery.endpoint_id),
+            esc(endpoint.as_ref().map(|e| e.url.as_str()).unwrap_or(""))
+        );
+        match last {
+            None => main.push_str("<p class=\"muted\">Not attempted yet.</p>"),
+            Some(attempt) => {
+                let at = to_millis(attempt.attempted_at);
+                let timestamp = at.div_euclid(1000);
+                let signature = endpoint
+                    .as_ref()
+                    .map(|e| signature_at(e, &stored, at, timestamp))
+                    .unwrap_or_else(|| "(endpoint unknown)".to_owned());
+                let _ = write!(
+                    main,
+                    "<p class=\"muted\">As sent by attempt {} at {}.</p><pre>webhook-id: {}\nwebhook-timestamp: {}\nwebhook-signature: {}</pre>",
+                    attempt.number,
+                    when_at(attempt.attempted_at),
+                    id,
+                    timestamp,
+                    esc(&signature),
+                );
+            }
+        }
+    }
+    main.push_str("</div>\n");
+
+    main.push_str("<div class=\"card\"><h2>Deliveries</h2>");
+    if !deliveries.is_empty() {
+        main.push_str("<table id=\"deliveries\"><thead><tr><th>Endpoint</th><th>Status</th><th class=\"num\">Attempts</th><th>Next attempt</th></tr></thead><tbody>");
+        for d in &deliveries {
+            let _ = write!(
+                main,
+                "<tr><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                esc(&d.endpoint_id),
+                badge(&d.status),
+                d.attempts,
+                d.next_attempt_at.map(when).unwrap_or_default()
+            );
+        }
+        main.push_str("</tbody></table>");
+    } else {
+        main.push_str("<p>None.</p>");
+    }
+    main.push_str("</div>\n<div class=\"card\"><h2>Attempts</h2>");
+    if attempts.is_empty() {
+        main.push_str("<p id=\"no-attempts\">None yet.</p>");
+    } else {
+        main.push_str("<table id=\"attempts\"><thead><tr><th>#</th><th>Endpoint</th><th>Result</th><th class=\"num\">HTTP</th><th class=\"num\">Duration</th><th>Error</th><th>At</th></tr></thead><tbody>\n");
+        for a in &attempts {
+            let status = match a.status {
+                AttemptStatus::Succeeded => "succeeded",
+                AttemptStatus::Failed => "failed",
+            };
+            let body = a
+                .response_body
+                .as_deref()
+                .filter(|b| !b.is_empty())
+                .map(|b| {
+                    format!(
+                        "<details><summary>response</summary><pre>{}</pre></details>",
+                        esc(b)
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                main,
+                "<tr class=\"attempt\"><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{} ms</td><td>{}{}</td><td>{}</td></tr>",
+                a.number,
+                esc(&a.endpoint_id.to_string()),
+                badge(status),
+                a.response_status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "—".to_owned()),
+                a.duration_ms,
+                esc(a.error.as_deref().unwrap_or("")),
+                body,
+                when_at(a.attempted_at),
+            );
+        }
+        main.push_str("</tbody></table>");
+    }
+    main.push_str("</div>\n");
+    let status = problem.map(|(s, _)| s).unwrap_or(StatusCode::OK);
+    Ok(Some(viewer.page(Section::Events, status, "Event", &main)))
+}
+
+/// A link to the event's payment, or its object id as text.
+fn object_link(event: &serde_json::Value) -> String {
+    let id = event["data"]["id"].as_str().unwrap_or("");
+    let object = event["data"]["object"].as_str().unwrap_or("");
+    if object == "payment" || id.starts_with("pay_") {
+        format!(
+            "<a href=\"/dashboard/payments/{0}\"><code>{0}</code></a>",
+            esc(id)
+        )
+    } else if id.is_empty() {
+        "—".to_owned()
+    } else {
+        format!("<code>{}</code>", esc(id))
+    }
+}
+
+/// The `webhook-signature` an attempt at `at` carried, recomputed: the
+/// secrets that signed then are known unless the endpoint's secret was
+/// rotated since (the rotated-out one is kept only for its overlap).
+fn signature_at(endpoint: &Endpoint, event: &StoredEvent, at: i64, timestamp: i64) -> String {
+    if endpoint.dialect == Dialect::Paypal {
+        return "(covers the PayPal form body; not recomputed here)".to_owned();
+    }
+    if let Some((_, expires)) = &endpoint.previous_secret
+        && at < expires - ROTATION_OVERLAP_MS
+    {
+        return "(signed with a secret rotated out since; not recomputable)".to_owned();
+    }
+    signature_header(
+        &endpoint.signers(at),
+        &event.id.to_string(),
+        timestamp,
+        &event.body,
+    )
+}
+
+pub async fn resend(
+    State(state): State<AppState>,
+    Poster(viewer): Poster,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let stored = match find(&state, &viewer, &id).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return viewer.not_found("event"),
+        Err(error) => return viewer.failed(error),
+    };
+    let chosen = form(&body).remove("endpoint_id").filter(|v| !v.is_empty());
+    match resend_event(&state, &stored, chosen.as_deref()).await {
+        Ok(_) => html::see_other(&format!("/dashboard/events/{}?done=resent", stored.id)),
+        Err(error) if error.status.is_client_error() => {
+            page(
+                &state,
+                &viewer,
+                &id,
+                None,
+                Some((error.status, &error.message)),
+            )
+            .await
+        }
+        Err(error) => viewer.failed(error),
+    }
+}
+
+/// What `POST /v1/events/{id}/resend` does, with the same refusals: the
+/// deliveries to the chosen endpoint, or to every enabled endpoint of the
+/// event's merchant that subscribes to its type, go back to pending.
+async fn resend_event(
+    state: &AppState,
+    stored: &StoredEvent,
+    endpoint_id: Option<&str>,
+) -> Result<usize, ApiError> {
+    let event: Event = serde_json::from_slice(&stored.body).map_err(ApiError::internal)?;
+    let engine = &state.engine;
+    let merchant = stored.merchant_id;
+    let endpoints = match endpoint_id {
+        Some(id) => {
+            let endpoint = EndpointId::parse(id)
+                .ok()
+                .and_then(|id| engine.directory.endpoint(id))
+                .filter(|e| e.merchant_id == merchant)
+                .ok_or_else(|| ApiError::not_found("endpoint"))?;
+            if !endpoint.is_enabled() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "endpoint_disabled",
+                    "enable the endpoint before resending to it",
+                ));
+            }
+            if !endpoint.wants(&event.event_type) {
+                return Err(ApiError::invalid(format!(
+                    "endpoint {} does not subscribe to {}",
+                    endpoint.id, event.event_type
+                )));
+            }
+            vec![endpoint.id]
+        }
+        None => engine
+            .directory
+            .endpoints_of(merchant)
+            .iter()
+            .filter(|e| e.is_enabled() && e.wants(&event.event_type))
+            .map(|e| e.id)
+            .collect(),
+    };
+    let write = Write::Resend {
+        event_id: stored.id,
+        endpoint_ids: endpoints,
+        now: engine.clock.now_ms(),
+    };
+    Ok(crate::publish::redeliver(engine, write, Some(Arc::clone(&stored.body))).await?)
+}

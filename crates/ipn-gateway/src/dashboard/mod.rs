@@ -1,0 +1,461 @@
+//! `/dashboard`: the gateway's server-rendered dashboard (DESIGN §4).
+//!
+//! - `mod.rs`: routes, sign-in with an API key, sessions, the CSRF check.
+//! - `events.rs`: the events list (filters, search, paging, live refresh),
+//!   an event's page (payload, signed headers, attempts) and Resend.
+//! - `endpoints.rs`: endpoints with their health; disable, enable, rotate
+//!   the secret, recover failed deliveries.
+//! - `payments.rs`: payments, a payment's page with refund and chargeback;
+//!   subscriptions.
+//! - `queries.rs`: the read-only SQL the lists need; `html.rs`: the page.
+//!
+//! **Sign-in.** A form takes an API key: the admin key sees every
+//! merchant, a merchant's key only its own objects (the API's scoping).
+//! The key is checked once and never kept: the browser gets a random
+//! 256-bit session token in an `HttpOnly; SameSite=Strict` cookie scoped
+//! to `/dashboard` (and `Secure` behind https); the token maps, in memory,
+//! to the caller for 12 hours. A restart signs everyone out.
+//!
+//! **Cross-site posts.** Every `POST` (sign-in included) must come from
+//! the gateway's own pages: its `Origin` (or, when a browser sends none,
+//! its `Referer`) must name the requested `Host` or the public URL.
+//! `SameSite=Strict` already keeps the cookie off cross-site posts; the
+//! check is the second lock.
+//!
+//! **Invariant:** buttons do what the API does, through the same engine
+//! calls (the writer's operations, `publish::redeliver`), so a dashboard
+//! action and an API call cannot disagree.
+
+mod endpoints;
+mod events;
+mod html;
+mod payments;
+pub mod queries;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Extension, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Router, body::Bytes};
+use ipn_core::id::MerchantId;
+use subtle::ConstantTimeEq as _;
+
+use crate::api::{ApiError, AppState, Caller, hash_key};
+use html::{Bar, Section, esc};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "ipn_dashboard";
+/// How long a sign-in lasts.
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// The dashboard's routes, to merge into the gateway's router.
+pub fn router(_state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(home))
+        .route("/dashboard/", get(home))
+        .route("/dashboard/login", get(login_form).post(login))
+        .route("/dashboard/logout", post(logout))
+        .route("/dashboard/events", get(events::list))
+        .route("/dashboard/events/{id}", get(events::show))
+        .route("/dashboard/events/{id}/resend", post(events::resend))
+        .route("/dashboard/endpoints", get(endpoints::list))
+        .route("/dashboard/endpoints/{id}/{action}", post(endpoints::act))
+        .route("/dashboard/payments", get(payments::list))
+        .route("/dashboard/payments/{id}", get(payments::show))
+        .route("/dashboard/payments/{id}/{action}", post(payments::act))
+        .route("/dashboard/subscriptions", get(payments::subscriptions))
+        .route("/dashboard/{*rest}", get(not_found).post(not_found))
+        .layer(Extension(Arc::new(Sessions::default())))
+}
+
+/// Signed-in browsers: token → who, until when.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, (Caller, Instant)>>,
+}
+
+impl Sessions {
+    fn create(&self, caller: Caller) -> String {
+        // 256 bits from the thread's CSPRNG.
+        let token = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (_, expires)| *expires > now);
+        map.insert(token.clone(), (caller, now + SESSION_TTL));
+        token
+    }
+
+    fn get(&self, token: &str) -> Option<Caller> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(token)
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(caller, _)| *caller)
+    }
+
+    fn remove(&self, token: &str) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(token);
+    }
+}
+
+/// The signed-in caller of a dashboard request, with a name for the bar.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    pub caller: Caller,
+    pub name: String,
+}
+
+impl Viewer {
+    /// Only this merchant's objects; `None` for the admin (all of them).
+    pub fn scope(&self) -> Option<MerchantId> {
+        match self.caller {
+            Caller::Admin => None,
+            Caller::Merchant(id) => Some(id),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.caller == Caller::Admin
+    }
+
+    /// Whether this viewer may see an object of `merchant`.
+    pub fn sees(&self, merchant: MerchantId) -> bool {
+        self.scope().is_none_or(|m| m == merchant)
+    }
+
+    pub fn bar(&self, section: Section) -> Bar<'_> {
+        Bar {
+            who: &self.name,
+            section,
+        }
+    }
+
+    /// A page in the layout, with the bar.
+    pub fn page(&self, section: Section, status: StatusCode, title: &str, main: &str) -> Response {
+        html::respond(
+            status,
+            html::document(Some(&self.bar(section)), title, main, None),
+        )
+    }
+
+    /// The dashboard's "not found" page (also for another merchant's ids).
+    pub fn not_found(&self, what: &str) -> Response {
+        html::message(
+            Some(&self.bar(Section::None)),
+            StatusCode::NOT_FOUND,
+            "Not found",
+            &format!("There is no such {what}."),
+        )
+    }
+
+    /// A failure of the gateway (logged once by `ApiError::internal`).
+    pub fn failed(&self, error: ApiError) -> Response {
+        html::message(
+            Some(&self.bar(Section::None)),
+            error.status,
+            "Something went wrong",
+            &error.message,
+        )
+    }
+}
+
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn sessions(parts: &Parts) -> Option<Arc<Sessions>> {
+    parts.extensions.get::<Arc<Sessions>>().cloned()
+}
+
+fn caller_name(state: &AppState, caller: Caller) -> String {
+    match caller {
+        Caller::Admin => "admin (all merchants)".to_owned(),
+        Caller::Merchant(id) => state
+            .engine
+            .directory
+            .merchant(id)
+            .map(|m| format!("{} · {id}", m.name))
+            .unwrap_or_else(|| id.to_string()),
+    }
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let to_login = || html::see_other("/dashboard/login");
+        let sessions = sessions(parts).ok_or_else(to_login)?;
+        let token = cookie(&parts.headers).ok_or_else(to_login)?;
+        let caller = sessions.get(&token).ok_or_else(to_login)?;
+        if let Caller::Merchant(id) = caller
+            && state.engine.directory.merchant(id).is_none()
+        {
+            return Err(to_login());
+        }
+        Ok(Self {
+            caller,
+            name: caller_name(state, caller),
+        })
+    }
+}
+
+/// A signed-in viewer whose `POST` came from the gateway's own pages.
+#[derive(Debug, Clone)]
+pub struct Poster(pub Viewer);
+
+impl FromRequestParts<AppState> for Poster {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        if !same_origin(&parts.headers, &state.public_url) {
+            return Err(cross_site());
+        }
+        Viewer::from_request_parts(parts, state).await.map(Self)
+    }
+}
+
+fn cross_site() -> Response {
+    html::message(
+        None,
+        StatusCode::FORBIDDEN,
+        "Refused",
+        "This form was not sent from the gateway's own pages.",
+    )
+}
+
+/// Whether a `POST` comes from this gateway's pages: its `Origin`, else its
+/// `Referer`, names the requested `Host` or `public_url`'s host.
+pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let source = match text(header::ORIGIN).or_else(|| text(header::REFERER)) {
+        Some(source) => source,
+        None => return false,
+    };
+    let Some(source) = authority(source) else {
+        return false; // `null`, or not a URL
+    };
+    let host = text(header::HOST).map(str::to_ascii_lowercase);
+    host.as_deref() == Some(source.as_str())
+        || authority(public_url).is_some_and(|public| public == source)
+}
+
+/// `host[:port]` of an http(s) URL, lower case, the port only when it is
+/// not the scheme's default (as a `Host` header writes it).
+fn authority(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    })
+}
+
+async fn home(viewer: Result<Viewer, Response>) -> Response {
+    match viewer {
+        Ok(_) => html::see_other("/dashboard/events"),
+        Err(to_login) => to_login,
+    }
+}
+
+async fn not_found(viewer: Result<Viewer, Response>) -> Response {
+    match viewer {
+        Ok(viewer) => viewer.not_found("page"),
+        Err(to_login) => to_login,
+    }
+}
+
+async fn login_form() -> Response {
+    login_page(StatusCode::OK, None)
+}
+
+fn login_page(status: StatusCode, problem: Option<&str>) -> Response {
+    let problem = problem
+        .map(|p| format!("<div class=\"problem\" id=\"problem\">{}</div>\n", esc(p)))
+        .unwrap_or_default();
+    let main = format!(
+        "<div class=\"card login\"><h1>Sign in</h1>\n{problem}\
+         <p class=\"muted\">Use the admin key to see every merchant, or a merchant's API key \
+         to see its own events, endpoints and payments.</p>\n\
+         <form method=\"post\" action=\"/dashboard/login\">\
+         <label for=\"api_key\">API key</label>\
+         <input type=\"password\" id=\"api_key\" name=\"api_key\" autocomplete=\"off\" required autofocus>\
+         <button type=\"submit\" class=\"primary\">Sign in</button></form></div>\n"
+    );
+    html::respond(status, html::document(None, "Sign in", &main, None))
+}
+
+/// The caller an API key names, checked as the API checks it.
+fn caller_of(state: &AppState, key: &str) -> Option<Caller> {
+    let key = key.trim();
+    if key.is_empty() {
+        return None;
+    }
+    let hash = hash_key(key);
+    if bool::from(hash.as_bytes().ct_eq(state.admin_key_hash.as_bytes())) {
+        return Some(Caller::Admin);
+    }
+    state
+        .engine
+        .directory
+        .merchant_by_key_hash(&hash)
+        .map(Caller::Merchant)
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !same_origin(&headers, &state.public_url) {
+        return cross_site();
+    }
+    let key = url::form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "api_key")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    let Some(caller) = caller_of(&state, &key) else {
+        return login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("That key is not the admin key or a merchant's API key."),
+        );
+    };
+    let token = sessions.create(caller);
+    let secure = if state.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let mut response = html::see_other("/dashboard/events");
+    let value = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age={}{secure}",
+        SESSION_TTL.as_secs()
+    );
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    headers: HeaderMap,
+) -> Response {
+    if !same_origin(&headers, &state.public_url) {
+        return cross_site();
+    }
+    if let Some(token) = cookie(&headers) {
+        sessions.remove(&token);
+    }
+    let mut response = html::see_other("/dashboard/login");
+    let value = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/dashboard; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Runs a blocking read off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::from)
+}
+
+/// Reads a form body into pairs.
+pub(crate) fn form(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// A non-empty, trimmed query value.
+pub(crate) fn given(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(name.clone(), HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn posts_must_come_from_the_gateway_itself() {
+        let public = "https://gw.example";
+        let host = (header::HOST, "127.0.0.1:7700");
+        let ok = |pairs: &[(header::HeaderName, &str)]| same_origin(&with(pairs), public);
+        assert!(ok(&[
+            host.clone(),
+            (header::ORIGIN, "http://127.0.0.1:7700")
+        ]));
+        assert!(ok(&[
+            host.clone(),
+            (header::REFERER, "http://127.0.0.1:7700/dashboard/events")
+        ]));
+        assert!(ok(&[host.clone(), (header::ORIGIN, "https://GW.example")]));
+        assert!(!ok(&[
+            host.clone(),
+            (header::ORIGIN, "http://evil.example")
+        ]));
+        assert!(!ok(&[
+            host.clone(),
+            (header::ORIGIN, "http://127.0.0.1:7701")
+        ]));
+        assert!(!ok(&[host.clone(), (header::ORIGIN, "null")]));
+        assert!(!ok(&[
+            host.clone(),
+            (header::ORIGIN, "http://evil.example"),
+            (header::REFERER, "http://127.0.0.1:7700/dashboard")
+        ]));
+        assert!(!ok(&[host]), "neither header");
+    }
+
+    #[test]
+    fn sessions_are_opaque_and_end() {
+        let sessions = Sessions::default();
+        let token = sessions.create(Caller::Admin);
+        assert_eq!(token.len(), 64);
+        assert_eq!(sessions.get(&token), Some(Caller::Admin));
+        assert_ne!(sessions.create(Caller::Admin), token);
+        sessions.remove(&token);
+        assert_eq!(sessions.get(&token), None);
+        let cookies = with(&[(header::COOKIE, "a=b; ipn_dashboard=tok; c=d")]);
+        assert_eq!(cookie(&cookies).as_deref(), Some("tok"));
+    }
+}

@@ -1,0 +1,330 @@
+//! The dashboard's own read-only queries: lists and figures the API does
+//! not need (events by date and content, payments, subscriptions,
+//! endpoint health). They run on a store reader connection
+//! ([`Store::read_sqlite`]), never on the writer's.
+
+use ipn_core::id::{EndpointId, MerchantId};
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use crate::clock::Millis;
+use crate::storage::{Store, StoreError};
+
+/// Runs `f` on a reader connection of `store`.
+pub fn read<T>(
+    store: &dyn Store,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
+    let mut f = Some(f);
+    let mut out = None;
+    store.read_sqlite(&mut |conn| {
+        if let Some(f) = f.take() {
+            out = Some(f(conn)?);
+        }
+        Ok(())
+    })?;
+    out.ok_or_else(|| anyhow::anyhow!("the dashboard query did not run"))
+}
+
+/// Filters of the events list; `None` or empty means any.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub merchant: Option<MerchantId>,
+    pub event_type: Option<String>,
+    /// `pending`, `delivered` or `failed`: events with a delivery in it.
+    pub delivery: Option<&'static str>,
+    /// Created at or after.
+    pub from: Option<Millis>,
+    /// Created before.
+    pub until: Option<Millis>,
+    /// An event id, a payment or subscription id, an invoice: matched as
+    /// the event's id, its object, or any JSON string value in its body.
+    pub search: Option<String>,
+    /// Only events stored before this position (paging, newest first).
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// One row of the events list.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub seq: i64,
+    pub id: String,
+    pub merchant_id: String,
+    pub event_type: String,
+    pub created_at: Millis,
+    pub object_id: Option<String>,
+    pub pending: u32,
+    pub delivered: u32,
+    pub failed: u32,
+}
+
+impl EventRow {
+    /// One word for its deliveries: failed wins, then pending.
+    pub fn delivery_status(&self) -> &'static str {
+        if self.failed > 0 {
+            "failed"
+        } else if self.pending > 0 {
+            "pending"
+        } else if self.delivered > 0 {
+            "delivered"
+        } else {
+            "no endpoint"
+        }
+    }
+}
+
+/// Events matching `filter`, newest first; `true` when more follow.
+pub fn events(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<(Vec<EventRow>, bool)> {
+    // The search term as a JSON string, quotes included: it matches a whole
+    // value in the stored body ("inv-1" does not find "inv-10").
+    let quoted = filter
+        .search
+        .as_ref()
+        .map(|s| serde_json::to_string(s).unwrap_or_default());
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.seq, e.id, e.merchant_id, e.type, e.created_at, e.object_id,
+                (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending'),
+                (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id AND d.status = 'delivered'),
+                (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id AND d.status = 'failed')
+         FROM events e
+         WHERE (?1 IS NULL OR e.merchant_id = ?1)
+           AND (?2 IS NULL OR e.type = ?2)
+           AND (?3 IS NULL OR EXISTS (
+                SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = ?3))
+           AND (?4 IS NULL OR e.created_at >= ?4)
+           AND (?5 IS NULL OR e.created_at < ?5)
+           AND (?6 IS NULL OR e.id = ?6 OR e.object_id = ?6
+                OR instr(CAST(e.body AS TEXT), ?7) > 0)
+           AND (?8 IS NULL OR e.seq < ?8)
+         ORDER BY e.seq DESC LIMIT ?9",
+    )?;
+    let mut rows: Vec<EventRow> = stmt
+        .query_map(
+            params![
+                filter.merchant.map(|m| m.to_string()),
+                filter.event_type,
+                filter.delivery,
+                filter.from,
+                filter.until,
+                filter.search,
+                quoted,
+                filter.before_seq,
+                i64::from(filter.limit) + 1,
+            ],
+            |row| {
+                Ok(EventRow {
+                    seq: row.get(0)?,
+                    id: row.get(1)?,
+                    merchant_id: row.get(2)?,
+                    event_type: row.get(3)?,
+                    created_at: row.get(4)?,
+                    object_id: row.get(5)?,
+                    pending: row.get(6)?,
+                    delivered: row.get(7)?,
+                    failed: row.get(8)?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let more = rows.len() > filter.limit as usize;
+    rows.truncate(filter.limit as usize);
+    Ok((rows, more))
+}
+
+/// The event types a merchant (or everyone) has events of, for the filter.
+pub fn event_types(
+    conn: &Connection,
+    merchant: Option<MerchantId>,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT type FROM events WHERE (?1 IS NULL OR merchant_id = ?1)
+         ORDER BY type LIMIT 200",
+    )?;
+    let rows = stmt.query_map([merchant.map(|m| m.to_string())], |row| row.get(0))?;
+    rows.collect()
+}
+
+/// An event's delivery to one endpoint.
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub endpoint_id: String,
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: Option<Millis>,
+}
+
+pub fn deliveries(conn: &Connection, event_id: &str) -> rusqlite::Result<Vec<DeliveryRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT endpoint_id, status, attempts, next_attempt_at FROM deliveries
+         WHERE event_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([event_id], |row| {
+        Ok(DeliveryRow {
+            endpoint_id: row.get(0)?,
+            status: row.get(1)?,
+            attempts: row.get(2)?,
+            next_attempt_at: row.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// How an endpoint's recent attempts went.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// Attempts since the window's start, and how many succeeded.
+    pub attempts: u32,
+    pub succeeded: u32,
+    pub last_attempt_at: Option<Millis>,
+    /// The latest failed attempt: its error and when.
+    pub last_error: Option<(String, Millis)>,
+    pub pending: u32,
+    pub failed: u32,
+}
+
+/// The health of one endpoint over attempts made at or after `since`.
+pub fn health(conn: &Connection, endpoint: EndpointId, since: Millis) -> rusqlite::Result<Health> {
+    let id = endpoint.to_string();
+    let (attempts, succeeded, last_attempt_at) = conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(a.status = 'succeeded'), 0), max(a.attempted_at)
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.endpoint_id = ?1 AND a.attempted_at >= ?2",
+        )?
+        .query_row(params![id, since], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    let last_error = conn
+        .prepare_cached(
+            "SELECT coalesce(a.error, 'failed'), a.attempted_at
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.endpoint_id = ?1 AND a.status = 'failed'
+             ORDER BY a.attempted_at DESC, a.id DESC LIMIT 1",
+        )?
+        .query_row([&id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let count = |status: &str| -> rusqlite::Result<u32> {
+        conn.prepare_cached(
+            "SELECT count(*) FROM deliveries WHERE endpoint_id = ?1 AND status = ?2",
+        )?
+        .query_row(params![id, status], |row| row.get(0))
+    };
+    Ok(Health {
+        attempts,
+        succeeded,
+        last_attempt_at,
+        last_error,
+        pending: count("pending")?,
+        failed: count("failed")?,
+    })
+}
+
+/// A payment or subscription row of a list: its merchant and the object
+/// (as JSON) with how it was paid.
+#[derive(Debug, Clone)]
+pub struct ObjectRow {
+    pub position: i64,
+    pub merchant_id: String,
+    pub object: serde_json::Value,
+    pub method: serde_json::Value,
+}
+
+/// Filters of the payments and subscriptions lists.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectFilter {
+    pub merchant: Option<MerchantId>,
+    pub status: Option<String>,
+    /// An id or an invoice, exactly.
+    pub search: Option<String>,
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+fn object_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
+    let json = |index: usize| -> rusqlite::Result<serde_json::Value> {
+        let text: String = row.get(index)?;
+        Ok(serde_json::from_str(&text).unwrap_or_default())
+    };
+    Ok(ObjectRow {
+        position: row.get(0)?,
+        merchant_id: row.get(1)?,
+        object: json(2)?,
+        method: json(3)?,
+    })
+}
+
+fn page(mut rows: Vec<ObjectRow>, limit: u32) -> (Vec<ObjectRow>, bool) {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    (rows, more)
+}
+
+/// Payments (refunds and reversals included), newest first.
+pub fn payments(conn: &Connection, f: &ObjectFilter) -> rusqlite::Result<(Vec<ObjectRow>, bool)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid, merchant_id, object, method FROM payments
+         WHERE (?1 IS NULL OR merchant_id = ?1)
+           AND (?2 IS NULL OR status = ?2)
+           AND (?3 IS NULL OR id = ?3 OR invoice = ?3 OR parent_id = ?3)
+           AND (?4 IS NULL OR rowid < ?4)
+         ORDER BY rowid DESC LIMIT ?5",
+    )?;
+    let rows = stmt
+        .query_map(
+            params![
+                f.merchant.map(|m| m.to_string()),
+                f.status,
+                f.search,
+                f.before,
+                i64::from(f.limit) + 1
+            ],
+            object_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(page(rows, f.limit))
+}
+
+/// The refunds and reversals of a payment, oldest first.
+pub fn children(conn: &Connection, payment_id: &str) -> rusqlite::Result<Vec<ObjectRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid, merchant_id, object, method FROM payments
+         WHERE parent_id = ?1 ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([payment_id], object_row)?;
+    rows.collect()
+}
+
+/// Whose payment this is (the admin sees every merchant's).
+pub fn payment_merchant(conn: &Connection, payment_id: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT merchant_id FROM payments WHERE id = ?1")?
+        .query_row([payment_id], |row| row.get(0))
+        .optional()
+}
+
+/// Subscriptions, newest first.
+pub fn subscriptions(
+    conn: &Connection,
+    f: &ObjectFilter,
+) -> rusqlite::Result<(Vec<ObjectRow>, bool)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid, merchant_id, object, method FROM subscriptions
+         WHERE (?1 IS NULL OR merchant_id = ?1)
+           AND (?2 IS NULL OR status = ?2)
+           AND (?3 IS NULL OR id = ?3 OR json_extract(object, '$.invoice') = ?3)
+           AND (?4 IS NULL OR rowid < ?4)
+         ORDER BY rowid DESC LIMIT ?5",
+    )?;
+    let rows = stmt
+        .query_map(
+            params![
+                f.merchant.map(|m| m.to_string()),
+                f.status,
+                f.search,
+                f.before,
+                i64::from(f.limit) + 1
+            ],
+            object_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(page(rows, f.limit))
+}
