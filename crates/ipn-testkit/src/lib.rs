@@ -5,8 +5,11 @@
 //! scripted sequence of replies (fail twice, then succeed; answer slowly), so a
 //! test can make an endpoint start failing in the middle of a run.
 //! [`ResettingServer`] accepts connections and resets them mid-request.
+//! [`maildev::MailDev`] runs a MailDev SMTP server; [`webdriver::Browser`]
+//! drives a headless Chromium through `chromedriver`.
 
 pub mod maildev;
+pub mod webdriver;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

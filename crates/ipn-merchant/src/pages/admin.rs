@@ -5,7 +5,8 @@
 //! open flag with a Resolve button, the latest IPNs with their verification
 //! and what the handler made of them, and the latest emails. An order's
 //! page adds its IPNs, payments, flags, emails, downloads and, for a paid
-//! order with something to ship, a "Mark fulfilled" button.
+//! order with something to ship, a "Mark fulfilled" button. Each email
+//! links to its own page, which shows it as the customer got it.
 
 use std::path::Path;
 
@@ -18,7 +19,7 @@ use crate::downloads::GrantState;
 use crate::handler::store::FlagRow;
 use crate::mail::EmailRow;
 use crate::storage::reader::{Dashboard, OrderDetails};
-use crate::storage::views::InboxSummary;
+use crate::storage::views::{EmailView, InboxSummary};
 
 /// The dashboard's markup. `mail_dir`: where emails are written when there
 /// is no SMTP server.
@@ -365,10 +366,11 @@ fn emails(emails: &[EmailRow], with_order: bool) -> String {
             String::new()
         };
         out.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td>{}</td><td>{}</td>{order}</tr>\n",
+            "<tr><td>{}</td><td><a href=\"/admin/emails/{}\">{}</a></td><td>{}</td><td>{}</td>\
+             <td class=\"num\">{}</td><td>{}</td><td>{}</td>{order}</tr>\n",
             esc(&email.to),
-            esc(&email.subject),
+            email.id,
+            subject(&email.subject),
             esc(email.kind.as_str()),
             esc(email.status.as_str()),
             email.attempts,
@@ -378,6 +380,98 @@ fn emails(emails: &[EmailRow], with_order: bool) -> String {
     }
     out.push_str("</tbody>\n</table>\n");
     out
+}
+
+/// A subject as a link's text: never empty, so the link can be clicked.
+fn subject(subject: &str) -> std::borrow::Cow<'_, str> {
+    if subject.trim().is_empty() {
+        "(no subject)".into()
+    } else {
+        esc(subject)
+    }
+}
+
+/// One email's page: who it went to, where it stands, its text body as
+/// sent, and the links in it as anchors, so an operator can follow what
+/// the customer got.
+///
+/// The HTML body is deliberately not rendered: it is markup from the
+/// templates (which a merchant may override) with customer data in it, and
+/// the text body says the same; showing it safely would take a sandboxed
+/// frame and a looser Content-Security-Policy for no gain.
+pub fn email(email: &EmailView) -> String {
+    let mut main = String::from("<p><a href=\"/admin\">← Admin</a>");
+    if let Some(id) = &email.order_id {
+        main.push_str(&format!(" · order {}", order_link(id)));
+    }
+    main.push_str("</p>\n");
+    main.push_str(&format!(
+        "<h1 id=\"subject\">{}</h1>\n<table id=\"email\">\n<tbody>\n",
+        subject(&email.subject)
+    ));
+    let status = match email.sent_at {
+        Some(at) if email.status == "sent" => format!("sent {}", when(at)),
+        _ => esc(&email.status).into_owned(),
+    };
+    let mut facts = vec![
+        ("To", esc(&email.to).into_owned()),
+        ("Kind", esc(&email.kind).into_owned()),
+        ("Status", status),
+        ("Attempts", email.attempts.to_string()),
+        ("Queued", when(email.created_at)),
+    ];
+    if let Some(error) = &email.last_error {
+        facts.push(("Last error", esc(error).into_owned()));
+    }
+    if let Some(id) = &email.subscription_id {
+        facts.push(("Subscription", format!("<code>{}</code>", esc(id))));
+    }
+    for (name, value) in facts {
+        main.push_str(&format!(
+            "<tr><th scope=\"row\">{name}</th><td>{value}</td></tr>\n"
+        ));
+    }
+    main.push_str("</tbody>\n</table>\n");
+
+    let links = links(&email.text_body);
+    if !links.is_empty() {
+        main.push_str("<h2>Links</h2>\n<ul id=\"links\" style=\"overflow-wrap:anywhere\">\n");
+        for link in &links {
+            let link = esc(link);
+            main.push_str(&format!(
+                "<li><a href=\"{link}\" rel=\"noreferrer\">{link}</a></li>\n"
+            ));
+        }
+        main.push_str(
+            "</ul>\n<p class=\"note\">These are the customer&#39;s own links: a download \
+             opened here counts as one of theirs.</p>\n",
+        );
+    }
+    main.push_str(&format!(
+        "<h2>Text</h2>\n<pre id=\"text-body\" style=\"white-space:pre-wrap;\
+         overflow-wrap:anywhere;background:#f5f5f7;padding:1rem;border-radius:6px\">{}</pre>\n\
+         <p class=\"note\">The HTML version ({} bytes) says the same and is not shown \
+         here.</p>\n",
+        esc(&email.text_body),
+        email.html_body.len(),
+    ));
+    main
+}
+
+/// The `http` and `https` URLs in a text, in order, each once; trailing
+/// punctuation is not part of a URL.
+pub fn links(text: &str) -> Vec<&str> {
+    let mut found: Vec<&str> = Vec::new();
+    for word in text.split_whitespace() {
+        let word = word
+            .trim_start_matches(['<', '(', '"', '\''])
+            .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '>', '"', '\'']);
+        let web = word.starts_with("http://") || word.starts_with("https://");
+        if web && url::Url::parse(word).is_ok() && !found.contains(&word) {
+            found.push(word);
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -518,5 +612,76 @@ mod tests {
         );
         assert!(page.contains("signature valid"), "{page}");
         assert!(!page.contains("<script>"), "{page}");
+    }
+
+    fn stored_email() -> EmailView {
+        EmailView {
+            id: 4,
+            kind: "download_link".into(),
+            to: format!("{EVIL}@example.com"),
+            order_id: Some("ord_1".into()),
+            subscription_id: None,
+            subject: format!("Your download: {EVIL}"),
+            status: "failed".into(),
+            attempts: 2,
+            last_error: Some(EVIL.into()),
+            created_at: 0,
+            sent_at: None,
+            text_body: format!(
+                "Hello {EVIL},\nget it at http://shop.example/downloads/t0k?a=1&b=\"2\"x.\n\
+                 Again: http://shop.example/downloads/t0k?a=1&b=\"2\"x or \
+                 javascript:alert(1) or (https://shop.example/orders/ord_1)\n"
+            ),
+            html_body: format!("<p onclick=\"x\">{EVIL}</p>"),
+        }
+    }
+
+    #[test]
+    fn an_email_page_shows_the_text_escaped_and_its_web_links() {
+        let page = email(&stored_email());
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(
+            !page.contains("onclick"),
+            "the HTML body is not shown: {page}"
+        );
+        assert!(
+            page.contains("<pre id=\"text-body\" style=\"white-space:pre-wrap;"),
+            "{page}"
+        );
+        assert!(page.contains("Hello &lt;script&gt;alert(1)&lt;/script&gt;,"));
+        assert!(page.contains("<h1 id=\"subject\">Your download: &lt;script&gt;"));
+        assert!(page.contains("href=\"/admin/orders/ord_1\""), "{page}");
+        assert!(page.contains("<td>failed</td>"), "{page}");
+        let anchors: Vec<&str> = page.matches("<li><a href=").collect();
+        assert_eq!(anchors.len(), 2, "each link once: {page}");
+        assert!(
+            page.contains(
+                "<a href=\"http://shop.example/downloads/t0k?a=1&amp;b=&quot;2&quot;x\" \
+                 rel=\"noreferrer\">"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("href=\"https://shop.example/orders/ord_1\""));
+        assert!(!page.contains("href=\"javascript"), "{page}");
+    }
+
+    #[test]
+    fn links_are_web_urls_without_trailing_punctuation() {
+        assert_eq!(
+            links(
+                "see http://a.example/x. and <https://b.example/y>, ftp://c javascript:x http://"
+            ),
+            ["http://a.example/x", "https://b.example/y"]
+        );
+        assert!(links("no links here").is_empty());
+    }
+
+    #[test]
+    fn each_email_row_links_to_its_page() {
+        let page = dashboard(&board(), None, false);
+        assert!(
+            page.contains("<a href=\"/admin/emails/1\">&lt;script&gt;"),
+            "{page}"
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! | `GET /orders/{id}` | the order's status for its customer (reloads itself while unpaid) |
 //! | `GET /admin` | orders (`?before=ord_…` pages back), open flags, latest IPNs and emails |
 //! | `GET /admin/orders/{id}` | one order with its IPNs, payments, flags, emails, downloads |
+//! | `GET /admin/emails/{id}` | one email: recipient, status, text body, its links |
 //! | `POST /admin/orders/{id}/fulfil` | marks a paid order shipped; 303 back, 409 when it cannot be |
 //! | `POST /admin/flags/{id}/resolve` | resolves a flag; 303 back |
 //! | `POST /admin/messages/{id}/retry` | sends a `failed` IPN back to the handler; 303 back |
@@ -205,6 +206,7 @@ pub fn router(state: Pages) -> Router {
         .route("/orders/{id}", get(order_page))
         .route("/admin", get(dashboard))
         .route("/admin/orders/{id}", get(admin_order))
+        .route("/admin/emails/{id}", get(admin_email))
         .route("/admin/orders/{id}/fulfil", post(fulfil))
         .route("/admin/flags/{id}/resolve", post(resolve))
         .route("/admin/messages/{id}/retry", post(retry))
@@ -314,6 +316,29 @@ async fn admin_order(
             StatusCode::NOT_FOUND,
             "No such order",
             "There is no such order.",
+        ),
+        Err(error) => pages.read_failed(&error),
+    }
+}
+
+async fn admin_email(
+    State(pages): State<Pages>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(response) = pages.admin_refusal(&headers) {
+        return response;
+    }
+    let found = match id.parse::<i64>() {
+        Ok(id) => pages.shop.reader.admin_email(id).await,
+        Err(_) => Ok(None),
+    };
+    match found {
+        Ok(Some(email)) => pages.page(StatusCode::OK, "Email", &admin::email(&email), None),
+        Ok(None) => pages.message(
+            StatusCode::NOT_FOUND,
+            "No such email",
+            "There is no such email.",
         ),
         Err(error) => pages.read_failed(&error),
     }

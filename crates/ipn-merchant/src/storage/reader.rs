@@ -204,3 +204,13 @@ impl Reader {
         .await
     }
 }
+
+impl Reader {
+    /// The email `id` with its bodies, for the admin's email page.
+    pub async fn admin_email(
+        &self,
+        id: i64,
+    ) -> Result<Option<super::views::EmailView>, StoreError> {
+        self.with(move |conn| super::views::email(conn, id)).await
+    }
+}

@@ -163,6 +163,55 @@ pub fn open_flags(conn: &Connection, limit: usize) -> Result<Vec<FlagRow>, Store
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// One stored email with its bodies, for the admin's email page. Kind and
+/// status are the stored names, like the inbox's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailView {
+    pub id: i64,
+    /// `order_paid`, `download_link`, …
+    pub kind: String,
+    pub to: String,
+    pub order_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub subject: String,
+    /// `queued`, `sent` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub text_body: String,
+    pub html_body: String,
+}
+
+/// The email `id`, bodies included.
+pub fn email(conn: &Connection, id: i64) -> Result<Option<EmailView>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, kind, to_address, order_id, subscription_id, subject, status, attempts,
+             last_error, created_at, sent_at, text_body, html_body
+         FROM emails WHERE id = ?1",
+    )?;
+    let mut rows = statement.query_map([id], |row| {
+        Ok(EmailView {
+            id: row.get(0)?,
+            kind: row.get(1)?,
+            to: row.get(2)?,
+            order_id: row.get(3)?,
+            subscription_id: row.get(4)?,
+            subject: row.get(5)?,
+            status: row.get(6)?,
+            attempts: row.get(7)?,
+            last_error: row.get(8)?,
+            created_at: row.get(9)?,
+            sent_at: row.get(10)?,
+            text_body: row.get(11)?,
+            html_body: row.get(12)?,
+        })
+    })?;
+    Ok(rows.next().transpose()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +275,25 @@ mod tests {
         let flags = open_flags(&conn, 10).unwrap();
         assert_eq!(flags.len(), 1);
         assert_eq!(flags[0].reason, "open one");
+    }
+
+    #[test]
+    fn an_email_reads_with_its_bodies() {
+        let conn = db();
+        conn.execute_batch(
+            "INSERT INTO emails (id, dedupe_key, kind, to_address, order_id, subject,
+                 text_body, html_body, status, attempts, next_try_at, created_at, sent_at)
+             VALUES (4, 'k', 'download_link', 'ann@example.com', 'ord_a', 'Your download',
+                 'Get it: http://shop/downloads/x', '<p>Get it</p>', 'sent', 1, 0, 10, 11);",
+        )
+        .unwrap();
+        let got = email(&conn, 4).unwrap().unwrap();
+        assert_eq!(got.kind, "download_link");
+        assert_eq!(got.status, "sent");
+        assert_eq!(got.order_id.as_deref(), Some("ord_a"));
+        assert_eq!(got.text_body, "Get it: http://shop/downloads/x");
+        assert_eq!(got.html_body, "<p>Get it</p>");
+        assert_eq!(got.sent_at, Some(11));
+        assert_eq!(email(&conn, 5).unwrap(), None);
     }
 }

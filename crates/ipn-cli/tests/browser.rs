@@ -1,0 +1,332 @@
+//! `ipn up` in a real browser, as a person uses it: buy the e-book in the
+//! shop, pay on the gateway's checkout page, watch the order page turn to
+//! paid, read the download email in the shop's admin and fetch the file;
+//! then buy again with a card that is declined and see it said.
+//!
+//! Each step's screenshot is written to `target/screenshots/<step>.png`,
+//! the test's artifacts for a person to look at.
+//!
+//! It needs `chromedriver` and Chromium (the Debian packages `chromium
+//! chromium-driver`; `.ci/run` installs them). Without them the test
+//! fails, saying so: it does not skip.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ipn_testkit::webdriver::Browser;
+use serde_json::Value;
+
+/// Long enough for a page to reload itself (every 3 s) after the IPN.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// `ipn up` on free ports, stopped (SIGTERM, as Ctrl-C) when dropped, so a
+/// failing test does not leave it running.
+struct Up(Child);
+
+impl Up {
+    /// Starts it; returns once its banner is printed.
+    fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ipn"))
+            .args([
+                "up",
+                "--gateway-port",
+                "0",
+                "--shop-port",
+                "0",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("IPN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ipn up starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            let line = lines.next().expect("ipn up prints its banner").unwrap();
+            if line.starts_with("ipn is up.") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Self(child)
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Where the screenshots go: the workspace's `target/screenshots`.
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn snap(browser: &Browser, step: &str) {
+    let path = screenshots().join(format!("{step}.png"));
+    browser
+        .screenshot_full_page(&path)
+        .await
+        .unwrap_or_else(|e| panic!("screenshot {step}: {e:#}"));
+}
+
+/// On the catalog: buys one e-book for `email`; returns once the browser is
+/// on the gateway's checkout page.
+async fn buy_ebook(browser: &Browser, shop: &str, gateway: &str, email: &str) {
+    browser.goto(&format!("{shop}/")).await.unwrap();
+    let quantity = browser
+        .find("#product-ebook input[name=quantity]")
+        .await
+        .unwrap();
+    quantity.clear().await.unwrap();
+    quantity.send_keys("1").await.unwrap();
+    browser
+        .find("#product-ebook input[name=customer_email]")
+        .await
+        .unwrap()
+        .send_keys(email)
+        .await
+        .unwrap();
+    browser
+        .find("#product-ebook button[type=submit]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_url(&format!("{gateway}/checkout/"), WAIT)
+        .await
+        .unwrap();
+}
+
+/// On the checkout page: fills the form in.
+async fn fill_checkout(browser: &Browser, name: &str, email: &str, card: &str) {
+    browser
+        .find("#name")
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    let field = browser.find("#email").await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(email).await.unwrap();
+    browser
+        .find("#card_number")
+        .await
+        .unwrap()
+        .send_keys(card)
+        .await
+        .unwrap();
+}
+
+/// On the checkout page: presses Pay.
+async fn press_pay(browser: &Browser) {
+    browser
+        .find("form button[type=submit]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_customer_buys_and_an_operator_reads_the_email_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ipn-data");
+    let _up = Up::start(&data);
+    let credentials: Value =
+        serde_json::from_slice(&std::fs::read(data.join("credentials.json")).unwrap()).unwrap();
+    let shop = credentials["shop_url"].as_str().unwrap();
+    let gateway = credentials["gateway_url"].as_str().unwrap();
+    let password = credentials["admin_password"].as_str().unwrap();
+
+    let browser = Browser::start()
+        .await
+        .unwrap_or_else(|e| panic!("this test needs a browser: {e:#}"));
+
+    // a) The catalog; the e-book bought and paid with the card that pays.
+    browser.goto(&format!("{shop}/")).await.unwrap();
+    assert_eq!(browser.title().await.unwrap(), "Shop · ipn demo shop");
+    snap(&browser, "01-catalog").await;
+    buy_ebook(&browser, shop, gateway, "ann@example.com").await;
+    browser.wait_for_text("h1", "Pay", WAIT).await.unwrap();
+    snap(&browser, "02-checkout").await;
+    fill_checkout(
+        &browser,
+        "Ann Smith",
+        "ann@example.com",
+        "4242 4242 4242 4242",
+    )
+    .await;
+    snap(&browser, "03-checkout-filled").await;
+    press_pay(&browser).await;
+    let order_url = browser
+        .wait_for_url(&format!("{shop}/orders/ord_"), WAIT)
+        .await
+        .unwrap();
+    // The page reloads itself until the IPN has made the order paid.
+    let status = browser
+        .wait_for_text("#status", "Paid", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(status, "Paid — thank you!");
+    let total = browser.find("#total").await.unwrap().text().await.unwrap();
+    assert!(total.ends_with("USD"), "{total}");
+    snap(&browser, "04-order-paid").await;
+
+    // b) The admin: refused without the password (on a Basic challenge
+    // headless Chromium shows an empty page, neither a prompt nor the 401's
+    // body), shown with the password sent as HTTP Basic auth.
+    browser.goto(&format!("{shop}/admin")).await.unwrap();
+    assert!(
+        browser.find_all("main").await.unwrap().is_empty(),
+        "without the password nothing is shown: {}",
+        browser.page_source().await.unwrap()
+    );
+    browser.set_basic_auth("admin", password).await.unwrap();
+    browser.goto(&format!("{shop}/admin")).await.unwrap();
+    browser.wait_for_text("h1", "Admin", WAIT).await.unwrap();
+    snap(&browser, "05-admin").await;
+    let mut download_email = None;
+    for link in browser
+        .find_all("table.emails a[href*='/admin/emails/']")
+        .await
+        .unwrap()
+    {
+        if link.text().await.unwrap().starts_with("Your download") {
+            download_email = Some(link);
+            break;
+        }
+    }
+    let download_email = download_email.expect("the download email on /admin");
+    download_email.click().await.unwrap();
+    let email_url = browser
+        .wait_for_url(&format!("{shop}/admin/emails/"), WAIT)
+        .await
+        .unwrap();
+    let subject = browser
+        .find("#subject")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(subject.starts_with("Your download:"), "{subject}");
+    let body = browser
+        .find("#text-body")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("ready to download"), "{body}");
+    snap(&browser, "06-admin-email").await;
+    let link = browser
+        .find("#links a[href*='/downloads/']")
+        .await
+        .unwrap()
+        .attribute("href")
+        .await
+        .unwrap()
+        .expect("the download link has an href");
+    assert!(link.starts_with(&format!("{shop}/downloads/")), "{link}");
+    // Headless Chromium turns a navigation to an attachment into a
+    // download and stays on the page, so the file is fetched as the link
+    // would fetch it, and checked to be the PDF.
+    let file = reqwest::get(&link).await.unwrap();
+    assert_eq!(file.status(), 200, "{link}");
+    assert!(file.bytes().await.unwrap().starts_with(b"%PDF"));
+    // The email page is the admin's alone.
+    let http = reqwest::Client::new();
+    let refused = http.get(&email_url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let missing = http
+        .get(format!("{shop}/admin/emails/999999"))
+        .basic_auth("admin", Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // The order's admin page links its emails too.
+    browser
+        .goto(&order_url.replacen("/orders/", "/admin/orders/", 1))
+        .await
+        .unwrap();
+    let linked = browser
+        .find_all("table.emails a[href*='/admin/emails/']")
+        .await
+        .unwrap();
+    assert_eq!(linked.len(), 2, "the order's two emails are linked");
+    snap(&browser, "07-admin-order").await;
+
+    // c) Again with the card that is declined: the checkout says so.
+    buy_ebook(&browser, shop, gateway, "bob@example.com").await;
+    fill_checkout(
+        &browser,
+        "Bob Jones",
+        "bob@example.com",
+        "4000 0000 0000 0002",
+    )
+    .await;
+    press_pay(&browser).await;
+    let problem = browser
+        .wait_for_text(".problem", "declined", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        problem,
+        "Your card was declined and nothing was charged. Try another card."
+    );
+    assert!(
+        browser
+            .current_url()
+            .await
+            .unwrap()
+            .starts_with(&format!("{gateway}/checkout/")),
+        "the customer stays on the checkout to try another card"
+    );
+    snap(&browser, "08-checkout-declined").await;
+
+    // The shop's own page for that order (the newest on the admin page),
+    // where the payment-failed email sends the customer.
+    browser.goto(&format!("{shop}/admin")).await.unwrap();
+    let newest = browser
+        .find("#orders tbody tr a")
+        .await
+        .unwrap()
+        .property("href")
+        .await
+        .unwrap()
+        .unwrap();
+    browser
+        .goto(&newest.replacen("/admin/orders/", "/orders/", 1))
+        .await
+        .unwrap();
+    // The gateway's IPN for the declined payment marks the order failed;
+    // the page reloads itself until it has.
+    let status = browser
+        .wait_for_text("#status", "Payment failed", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(status, "Payment failed");
+    let words = browser.find("main").await.unwrap().text().await.unwrap();
+    assert!(words.contains("Nothing was charged."), "{words}");
+    snap(&browser, "09-order-after-decline").await;
+
+    browser.quit().await.unwrap();
+}
