@@ -45,17 +45,24 @@ pub fn when_at(at: OffsetDateTime) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f5f5f7;color:#1d1d1f;margin:0}\
 header{background:#1d1d1f;color:#fff;padding:.6rem 2rem}header a{color:#fff;text-decoration:none}\
-main{max-width:60rem;margin:1.5rem auto;background:#fff;padding:1.5rem 2rem;border-radius:8px}\
-table{width:100%;border-collapse:collapse;margin:.5rem 0 1rem}\
-td,th{padding:.35rem .4rem;text-align:left;border-bottom:1px solid #eee;vertical-align:top}\
+main{max-width:80rem;margin:1.5rem auto;background:#fff;padding:1.5rem 2rem;border-radius:8px}\
+table{width:100%;border-collapse:collapse;margin:.5rem 0 1rem;font-size:.92rem}\
+td,th{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #eee;vertical-align:top}\
+td{white-space:nowrap}td:has(a[href^='/admin/emails/']),td.outcome+td{white-space:normal}\
 th{font-size:.85rem;color:#555}.num{text-align:right;white-space:nowrap}\
 .product{border:1px solid #ddd;border-radius:6px;padding:1rem;margin:0 0 1rem}\
 .product h2{margin:.1rem 0}.price{font-weight:600}\
 label{margin-right:.5rem}input{padding:.35rem;margin-right:.5rem}\
-input[type=number]{width:4rem}button{padding:.4rem .9rem}\
+input[type=number]{width:4rem}\
+button{padding:.45rem 1rem;background:#0a66c2;color:#fff;border:0;border-radius:6px;\
+font-weight:600;cursor:pointer}button:hover{background:#084f96}\
+a.action{display:inline-block;padding:.45rem 1rem;background:#0a66c2;color:#fff;\
+border-radius:6px;font-weight:600;text-decoration:none}\
 .problem{background:#fde2e1;padding:.5rem;border-radius:4px}\
-.status{font-size:1.3rem}.note{font-size:.85rem;color:#555}\
-small,code{color:#555}form.inline{display:inline}";
+.status{font-size:1.3rem;padding:.6rem .9rem;border-radius:6px;background:#f0f0f2}\
+.status-good{background:#e3f4e8;color:#14532d}.status-wait{background:#fff4d6;color:#713f12}\
+.status-bad{background:#fde2e1;color:#7f1d1d}.note{font-size:.85rem;color:#555}\
+small,code{color:#555}td code{font-size:.8rem}form.inline{display:inline}";
 
 /// The Content-Security-Policy of every page: nothing may load or run but
 /// the inline style; forms post only to this shop, plus `form_origin`

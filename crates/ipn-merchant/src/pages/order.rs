@@ -68,9 +68,15 @@ pub fn waiting(status: &str) -> bool {
 pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> String {
     let order = &details.order;
     let (heading, sentence) = status_words(&order.status).unwrap_or(("Order status", ""));
+    let tone = match order.status.as_str() {
+        "paid" | "fulfilled" => "status-good",
+        "created" | "pending" | "flagged" => "status-wait",
+        "failed" | "reversed" | "refunded" | "partially_refunded" => "status-bad",
+        _ => "",
+    };
     let mut main = format!(
         "<h1>Order <code>{id}</code></h1>\n\
-         <p class=\"status\" id=\"status\" data-status=\"{status}\"><strong>{heading}</strong></p>\n",
+         <p class=\"status {tone}\" id=\"status\" data-status=\"{status}\"><strong>{heading}</strong></p>\n",
         id = esc(&order.id),
         status = esc(&order.status),
         heading = esc(heading),
@@ -80,9 +86,16 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     } else {
         main.push_str(&format!("<p>{}</p>\n", esc(sentence)));
     }
-    if order.status == "created" {
+    // The checkout stays open until it is paid (or expires): after a
+    // declined card the customer can try another.
+    let pay = match order.status.as_str() {
+        "created" => Some("Pay now"),
+        "failed" => Some("Try another card"),
+        _ => None,
+    };
+    if let Some(label) = pay {
         main.push_str(&format!(
-            "<p><a href=\"{}\" id=\"pay\">Pay now</a></p>\n",
+            "<p><a class=\"action\" href=\"{}\" id=\"pay\">{label}</a></p>\n",
             esc(&order.checkout_url)
         ));
     }
