@@ -280,6 +280,15 @@ async fn a_merchant_sees_only_its_own_objects_and_the_admin_sees_all() {
             .await
             .contains(their_payment)
     );
+    // As in the API, the admin looks but does not act for a merchant.
+    let refused = admin
+        .post(&format!("/dashboard/payments/{their_payment}/refunds"), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let (_, payment) = gw
+        .get(&theirs.key, &format!("/v1/payments/{their_payment}"))
+        .await;
+    assert_eq!(payment["status"], "completed", "not refunded by the admin");
 }
 
 #[tokio::test]
@@ -658,6 +667,20 @@ async fn endpoints_show_their_health_and_can_be_disabled_enabled_and_rotated() {
         .await;
     let last = arrival(&receiver, event["id"].as_str().unwrap()).await;
     common::verify_signed(&last, secret);
+    // A second rotation at once (a double click) is refused: it would drop
+    // the secret receivers still check.
+    let again = browser
+        .post(
+            &format!("/dashboard/endpoints/{}/rotate-secret", endpoint.id),
+            &[],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert!(
+        again.body.contains("less than a minute ago"),
+        "{}",
+        again.body
+    );
 }
 
 #[tokio::test]

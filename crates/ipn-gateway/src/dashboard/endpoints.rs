@@ -247,6 +247,29 @@ pub async fn act(
         "enable" => enable(&state, &endpoint).await.map(|()| "enabled"),
         "recover" => recover(&state, &endpoint, &body).await.map(|_| "recovered"),
         "rotate-secret" => {
+            // A second rotation within a minute (a double click, a reload
+            // of the answer) would drop the secret receivers still check
+            // before anyone saw the one in between.
+            let now = state.engine.clock.now_ms();
+            let recently = endpoint
+                .previous_secret
+                .as_ref()
+                .is_some_and(|(_, expires)| {
+                    expires.saturating_sub(crate::model::ROTATION_OVERLAP_MS) > now - 60_000
+                });
+            if recently {
+                return page(
+                    &state,
+                    &viewer,
+                    None,
+                    Some((
+                        StatusCode::CONFLICT,
+                        "This endpoint's secret was rotated less than a minute ago; \
+                         rotating again now would drop the secret your receiver still uses.",
+                    )),
+                )
+                .await;
+            }
             return match rotate(&state, &endpoint).await {
                 Ok(secret) => rotated(&viewer, &endpoint, &secret),
                 Err(error) => viewer.failed(error),

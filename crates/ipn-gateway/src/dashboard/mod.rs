@@ -226,7 +226,19 @@ impl FromRequestParts<AppState> for Poster {
         if !same_origin(&parts.headers, &state.public_url) {
             return Err(cross_site());
         }
-        Viewer::from_request_parts(parts, state).await.map(Self)
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        // As in the API: the admin key sees every merchant but acts for
+        // none (no refunds, resends or rotations in a merchant's name).
+        if viewer.is_admin() {
+            return Err(html::message(
+                None,
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "The admin key can look at every merchant but act for none: sign in with \
+                 the merchant's API key to change its payments, events or endpoints.",
+            ));
+        }
+        Ok(Self(viewer))
     }
 }
 

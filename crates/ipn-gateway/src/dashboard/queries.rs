@@ -74,7 +74,25 @@ impl EventRow {
 }
 
 /// Events matching `filter`, newest first; `true` when more follow.
+/// How many of the newest events a filtered list or a search looks
+/// through: a filter that matches little would otherwise read the whole
+/// table on every page load (and `?live=1` reloads it every few seconds),
+/// holding a reader connection the delivery engine needs.
+pub const FILTER_WINDOW: i64 = 100_000;
+
 pub fn events(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<(Vec<EventRow>, bool)> {
+    let filtered = filter.event_type.is_some()
+        || filter.delivery.is_some()
+        || filter.from.is_some()
+        || filter.until.is_some()
+        || filter.search.is_some();
+    let floor: Option<i64> = if filtered {
+        let newest: Option<i64> =
+            conn.query_row("SELECT max(seq) FROM events", [], |row| row.get(0))?;
+        newest.map(|seq| seq - FILTER_WINDOW)
+    } else {
+        None
+    };
     // The search term as a JSON string, quotes included: it matches a whole
     // value in the stored body ("inv-1" does not find "inv-10").
     let quoted = filter
@@ -96,6 +114,7 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<(Vec<
            AND (?6 IS NULL OR e.id = ?6 OR e.object_id = ?6
                 OR instr(CAST(e.body AS TEXT), ?7) > 0)
            AND (?8 IS NULL OR e.seq < ?8)
+           AND (?10 IS NULL OR e.seq > ?10)
          ORDER BY e.seq DESC LIMIT ?9",
     )?;
     let mut rows: Vec<EventRow> = stmt
@@ -110,6 +129,7 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<(Vec<
                 quoted,
                 filter.before_seq,
                 i64::from(filter.limit) + 1,
+                floor,
             ],
             |row| {
                 Ok(EventRow {

@@ -189,10 +189,16 @@ impl Sqlite {
             if readers.open < MAX_READERS {
                 readers.open += 1;
                 drop(readers);
-                return open_connection(&self.path).inspect_err(|_| {
-                    lock(&self.readers).open -= 1;
-                    self.reader_free.notify_one(); // a waiter may open one
-                });
+                // Readers cannot write: only the writer thread does.
+                return open_connection(&self.path)
+                    .and_then(|conn| {
+                        conn.pragma_update(None, "query_only", "ON")?;
+                        Ok(conn)
+                    })
+                    .inspect_err(|_| {
+                        lock(&self.readers).open -= 1;
+                        self.reader_free.notify_one(); // a waiter may open one
+                    });
             }
             readers = self
                 .reader_free
