@@ -10,9 +10,10 @@
 //! chromium-driver`; `.ci/run` installs them). Without them the test
 //! fails, saying so: it does not skip.
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use ipn_testkit::webdriver::Browser;
@@ -26,43 +27,14 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Up(Child);
 
 impl Up {
-    /// Starts it; returns once its banner is printed.
     fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ipn"))
-            .args([
-                "up",
-                "--gateway-port",
-                "0",
-                "--shop-port",
-                "0",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .env("IPN_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ipn up starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            let line = lines.next().expect("ipn up prints its banner").unwrap();
-            if line.starts_with("ipn is up.") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Self(child)
+        Self(common::start_up(data_dir))
     }
 }
 
 impl Drop for Up {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
+        common::terminate(&mut self.0);
     }
 }
 

@@ -3,54 +3,14 @@
 //! mail folder; Ctrl-C (SIGTERM) stops it cleanly, and the next run reuses
 //! the merchant, its endpoint and its keys.
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Starts `ipn up` on free ports; returns it once its banner is printed.
-fn up(data_dir: &Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ipn"))
-        .args([
-            "up",
-            "--gateway-port",
-            "0",
-            "--shop-port",
-            "0",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("IPN_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ipn up starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines.next().expect("ipn up prints its banner").unwrap();
-        if line.starts_with("ipn is up.") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    child
-}
-
-/// SIGTERM, as Ctrl-C would; the exit code.
-fn stop(mut child: Child) -> Option<i32> {
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    child.wait().unwrap().code()
-}
 
 fn credentials(data_dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(data_dir.join("credentials.json")).unwrap()).unwrap()
@@ -60,7 +20,7 @@ fn credentials(data_dir: &Path) -> Value {
 async fn ipn_up_runs_the_whole_flow_and_keeps_its_setup() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("ipn-data");
-    let child = up(&data);
+    let mut child = common::start_up(&data);
     let first = credentials(&data);
     for field in [
         "gateway_url",
@@ -153,10 +113,10 @@ async fn ipn_up_runs_the_whole_flow_and_keeps_its_setup() {
     let file = client.get(&link).send().await.unwrap();
     assert_eq!(file.status(), 200);
     assert!(file.bytes().await.unwrap().starts_with(b"%PDF"));
-    assert_eq!(stop(child), Some(0), "a clean stop");
+    assert_eq!(common::terminate(&mut child), Some(0), "a clean stop");
 
     // The next run reuses the setup; the endpoint follows the shop's port.
-    let child = up(&data);
+    let mut child = common::start_up(&data);
     let second = credentials(&data);
     for field in [
         "merchant_id",
@@ -192,5 +152,5 @@ async fn ipn_up_runs_the_whole_flow_and_keeps_its_setup() {
         .await
         .unwrap();
     assert_eq!(again["status"], "paid", "the shop's data is kept");
-    assert_eq!(stop(child), Some(0));
+    assert_eq!(common::terminate(&mut child), Some(0));
 }

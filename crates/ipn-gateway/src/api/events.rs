@@ -220,11 +220,25 @@ pub async fn resend(
     } else {
         parse_json(&body)?
     };
+    let count = resend_event(&state, &stored, request.endpoint_id.as_deref()).await?;
+    let body = serde_json::to_vec(&json!({"scheduled": count})).map_err(ApiError::internal)?;
+    Idempotency::remember(&state, idem.as_ref(), StatusCode::ACCEPTED, body).await
+}
+
+/// What `POST /v1/events/{id}/resend` does, with the same refusals: the
+/// deliveries to the chosen endpoint, or to every enabled endpoint of the
+/// event's merchant that subscribes to its type, go back to pending.
+pub(crate) async fn resend_event(
+    state: &AppState,
+    stored: &StoredEvent,
+    endpoint_id: Option<&str>,
+) -> Result<usize, ApiError> {
     let event: Event = serde_json::from_slice(&stored.body).map_err(ApiError::internal)?;
     let engine = &state.engine;
-    let endpoints = match request.endpoint_id {
+    let merchant = stored.merchant_id;
+    let endpoints = match endpoint_id {
         Some(id) => {
-            let endpoint = EndpointId::parse(&id)
+            let endpoint = EndpointId::parse(id)
                 .ok()
                 .and_then(|id| engine.directory.endpoint(id))
                 .filter(|e| e.merchant_id == merchant)
@@ -257,7 +271,5 @@ pub async fn resend(
         endpoint_ids: endpoints,
         now: engine.clock.now_ms(),
     };
-    let count = crate::publish::redeliver(engine, write, Some(Arc::clone(&stored.body))).await?;
-    let body = serde_json::to_vec(&json!({"scheduled": count})).map_err(ApiError::internal)?;
-    Idempotency::remember(&state, idem.as_ref(), StatusCode::ACCEPTED, body).await
+    Ok(crate::publish::redeliver(engine, write, Some(Arc::clone(&stored.body))).await?)
 }

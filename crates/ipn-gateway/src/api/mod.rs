@@ -10,7 +10,7 @@ mod checkout;
 mod checkout_page;
 mod endpoints;
 mod error;
-mod events;
+pub(crate) mod events;
 mod merchants;
 mod openapi;
 mod payments;

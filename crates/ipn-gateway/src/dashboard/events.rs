@@ -12,7 +12,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use ipn_core::Dialect;
-use ipn_core::event::Event;
 use ipn_core::id::{EndpointId, EventId};
 use ipn_core::standard::signature_header;
 use serde::Deserialize;
@@ -24,7 +23,7 @@ use super::{Poster, Viewer, blocking, form, given};
 use crate::api::{ApiError, AppState};
 use crate::clock::to_millis;
 use crate::model::{AttemptStatus, DeliveryStatus, Endpoint, ROTATION_OVERLAP_MS};
-use crate::storage::{StoredEvent, Write};
+use crate::storage::StoredEvent;
 
 const PAGE: u32 = 50;
 /// Seconds between reloads of the live list.
@@ -519,7 +518,7 @@ pub async fn resend(
         Err(error) => return viewer.failed(error),
     };
     let chosen = form(&body).remove("endpoint_id").filter(|v| !v.is_empty());
-    match resend_event(&state, &stored, chosen.as_deref()).await {
+    match crate::api::events::resend_event(&state, &stored, chosen.as_deref()).await {
         Ok(_) => html::see_other(&format!("/dashboard/events/{}?done=resent", stored.id)),
         Err(error) if error.status.is_client_error() => {
             page(
@@ -533,53 +532,4 @@ pub async fn resend(
         }
         Err(error) => viewer.failed(error),
     }
-}
-
-/// What `POST /v1/events/{id}/resend` does, with the same refusals: the
-/// deliveries to the chosen endpoint, or to every enabled endpoint of the
-/// event's merchant that subscribes to its type, go back to pending.
-async fn resend_event(
-    state: &AppState,
-    stored: &StoredEvent,
-    endpoint_id: Option<&str>,
-) -> Result<usize, ApiError> {
-    let event: Event = serde_json::from_slice(&stored.body).map_err(ApiError::internal)?;
-    let engine = &state.engine;
-    let merchant = stored.merchant_id;
-    let endpoints = match endpoint_id {
-        Some(id) => {
-            let endpoint = EndpointId::parse(id)
-                .ok()
-                .and_then(|id| engine.directory.endpoint(id))
-                .filter(|e| e.merchant_id == merchant)
-                .ok_or_else(|| ApiError::not_found("endpoint"))?;
-            if !endpoint.is_enabled() {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "endpoint_disabled",
-                    "enable the endpoint before resending to it",
-                ));
-            }
-            if !endpoint.wants(&event.event_type) {
-                return Err(ApiError::invalid(format!(
-                    "endpoint {} does not subscribe to {}",
-                    endpoint.id, event.event_type
-                )));
-            }
-            vec![endpoint.id]
-        }
-        None => engine
-            .directory
-            .endpoints_of(merchant)
-            .iter()
-            .filter(|e| e.is_enabled() && e.wants(&event.event_type))
-            .map(|e| e.id)
-            .collect(),
-    };
-    let write = Write::Resend {
-        event_id: stored.id,
-        endpoint_ids: endpoints,
-        now: engine.clock.now_ms(),
-    };
-    Ok(crate::publish::redeliver(engine, write, Some(Arc::clone(&stored.body))).await?)
 }
