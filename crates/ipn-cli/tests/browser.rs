@@ -1,7 +1,9 @@
 //! `ipn up` in a real browser, as a person uses it: buy the e-book in the
 //! shop, pay on the gateway's checkout page, watch the order page turn to
 //! paid, read the download email in the shop's admin and fetch the file;
-//! then buy again with a card that is declined and see it said.
+//! then buy again with a card that is declined and see it said; last, the
+//! merchant refunds the paid order in the gateway's dashboard and the shop's
+//! page shows it refunded, its download gone.
 //!
 //! Each step's screenshot is written to `target/screenshots/<step>.png`,
 //! the test's artifacts for a person to look at.
@@ -299,6 +301,87 @@ async fn a_customer_buys_and_an_operator_reads_the_email_in_a_real_browser() {
     let words = browser.find("main").await.unwrap().text().await.unwrap();
     assert!(words.contains("Nothing was charged."), "{words}");
     snap(&browser, "09-order-after-decline").await;
+
+    // e) The merchant refunds the paid order in the gateway's dashboard;
+    // the shop's page says refunded and its download is gone.
+    let paid_order = order_url
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    browser
+        .goto(&format!("{gateway}/dashboard/login"))
+        .await
+        .unwrap();
+    browser
+        .find("#api_key")
+        .await
+        .unwrap()
+        .send_keys(credentials["merchant_api_key"].as_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .find("form button[type=submit]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_url(&format!("{gateway}/dashboard/events"), WAIT)
+        .await
+        .unwrap();
+    snap(&browser, "10-dashboard-events").await;
+    browser
+        .goto(&format!("{gateway}/dashboard/payments?q={paid_order}"))
+        .await
+        .unwrap();
+    browser
+        .find("table a[href^='/dashboard/payments/pay_']")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_url(&format!("{gateway}/dashboard/payments/pay_"), WAIT)
+        .await
+        .unwrap();
+    snap(&browser, "11-dashboard-payment").await;
+    // No amount: all that is left.
+    browser
+        .find("#refund")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for_text("main", "refunded", WAIT)
+        .await
+        .unwrap();
+    snap(&browser, "12-dashboard-refunded").await;
+
+    // The shop learns of it by IPN; its page shows it when next loaded.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        browser.goto(&order_url).await.unwrap();
+        let status = browser.find("#status").await.unwrap().text().await.unwrap();
+        if status == "Refunded" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the order page still says {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let links = browser.find_all("a[href*='/downloads/']").await.unwrap();
+    assert!(links.is_empty(), "a refunded order offers no download");
+    snap(&browser, "13-order-refunded").await;
 
     browser.quit().await.unwrap();
 }

@@ -124,8 +124,10 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     if !payments.is_empty() {
         main.push_str("<h2>Payments</h2>\n<ul id=\"payments\">\n");
         for payment in payments {
+            // Money going back is stored negative; the customer reads "a
+            // refund of 9.99 USD".
             let amount = Currency::parse(&payment.currency)
-                .map(|currency| money(Money::new(payment.amount, currency)))
+                .map(|currency| money(Money::new(payment.amount.saturating_abs(), currency)))
                 .unwrap_or_else(|_| {
                     esc(&format!("{} {}", payment.amount, payment.currency)).into_owned()
                 });
