@@ -698,6 +698,7 @@ async fn payment_buttons_refund_and_charge_back_and_show_the_apis_refusals() {
     assert!(list.contains(id) && list.contains("19.99 USD"), "{list}");
     let found = browser.page("/dashboard/payments?q=order-1").await;
     assert!(found.contains(id));
+
     assert!(
         !browser
             .page("/dashboard/payments?q=order-2")
@@ -773,6 +774,27 @@ async fn payment_buttons_refund_and_charge_back_and_show_the_apis_refusals() {
         .get(&merchant.key, "/v1/events?type=payment.reversed")
         .await;
     assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
+
+    // The refund form sent twice (a double click) refunds once.
+    let other = pay(&gw, &merchant, 1999, "order-dup").await;
+    let other = other["id"].as_str().unwrap();
+    let page = browser.page(&format!("/dashboard/payments/{other}")).await;
+    let action = page
+        .split(&format!(
+            "action=\"/dashboard/payments/{other}/refunds?nonce="
+        ))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|nonce| format!("/dashboard/payments/{other}/refunds?nonce={nonce}"))
+        .expect("the refund form carries a nonce");
+    let first = browser.post(&action, &[("amount", "1.00")]).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    let second = browser.post(&action, &[("amount", "1.00")]).await;
+    assert_eq!(second.status, StatusCode::CONFLICT, "{}", second.body);
+    let (_, after) = gw
+        .get(&merchant.key, &format!("/v1/payments/{other}"))
+        .await;
+    assert_eq!(after["refunded_amount"], 100, "one refund: {after}");
 }
 
 fn html_escape(text: &str) -> String {

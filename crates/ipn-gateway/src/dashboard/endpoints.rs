@@ -194,8 +194,9 @@ async fn page(
             description = esc(&endpoint.description),
         );
         let action = |name: &str, label: &str, class: &str| {
+            let nonce = super::nonce();
             format!(
-                "<form method=\"post\" action=\"/dashboard/endpoints/{id}/{name}\" class=\"inline\">\
+                "<form method=\"post\" action=\"/dashboard/endpoints/{id}/{name}?nonce={nonce}\" class=\"inline\">\
                  <button type=\"submit\" class=\"{class}\" name=\"do\" value=\"{name}\">{label}</button></form>"
             )
         };
@@ -206,9 +207,10 @@ async fn page(
         }
         main.push_str(&action("rotate-secret", "Rotate secret", ""));
         if endpoint.is_enabled() {
+            let nonce = super::nonce();
             let _ = write!(
                 main,
-                "<form method=\"post\" action=\"/dashboard/endpoints/{id}/recover\" class=\"inline\">\
+                "<form method=\"post\" action=\"/dashboard/endpoints/{id}/recover?nonce={nonce}\" class=\"inline\">\
                  <label>failed since <input type=\"date\" name=\"since\" value=\"{}\" required></label>\
                  <button type=\"submit\">Recover</button></form>",
                 today - time::Duration::days(7)

@@ -344,9 +344,10 @@ async fn render(
 
     // Resend: to every subscribed endpoint, or one.
     let endpoints = directory.endpoints_of(stored.merchant_id);
+    let nonce = super::nonce();
     let _ = write!(
         main,
-        "<div class=\"card\"><h2>Resend</h2><form method=\"post\" action=\"/dashboard/events/{id}/resend\" class=\"inline\">\
+        "<div class=\"card\"><h2>Resend</h2><form method=\"post\" action=\"/dashboard/events/{id}/resend?nonce={nonce}\" class=\"inline\">\
          <select name=\"endpoint_id\"><option value=\"\">Every endpoint that subscribes to it</option>"
     );
     for e in endpoints.iter() {

@@ -73,10 +73,23 @@ pub fn router(_state: AppState) -> Router<AppState> {
         .layer(Extension(Arc::new(Sessions::default())))
 }
 
-/// Signed-in browsers: token → who, until when.
+/// Signed-in browsers: token → who, until when; and the forms already
+/// sent (their nonce → until when it is remembered).
 #[derive(Debug, Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, (Caller, Instant)>>,
+    sent: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long a sent form's nonce is remembered: longer than anyone keeps a
+/// page open before pressing its button again.
+const NONCE_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// A fresh nonce for a state-changing form: it rides in the form's action
+/// URL, so the same form sent twice (a double click, a reload of the
+/// answer) acts once.
+pub(crate) fn nonce() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 impl Sessions {
@@ -99,6 +112,14 @@ impl Sessions {
         map.get(token)
             .filter(|(_, expires)| *expires > Instant::now())
             .map(|(caller, _)| *caller)
+    }
+
+    /// Records a form's nonce; false when it was sent before.
+    fn first_use(&self, nonce: &str) -> bool {
+        let now = Instant::now();
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        sent.retain(|_, until| *until > now);
+        sent.insert(nonce.to_owned(), now + NONCE_TTL).is_none()
     }
 
     fn remove(&self, token: &str) {
@@ -236,6 +257,22 @@ impl FromRequestParts<AppState> for Poster {
                 "Refused",
                 "The admin key can look at every merchant but act for none: sign in with \
                  the merchant's API key to change its payments, events or endpoints.",
+            ));
+        }
+        let nonce = parts.uri.query().and_then(|query| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(name, _)| name == "nonce")
+                .map(|(_, value)| value.into_owned())
+        });
+        if let (Some(nonce), Some(sessions)) = (nonce, parts.extensions.get::<Arc<Sessions>>())
+            && !sessions.first_use(&nonce)
+        {
+            return Err(html::message(
+                None,
+                StatusCode::CONFLICT,
+                "Already done",
+                "This form was already sent, and nothing was done a second time. \
+                 Go back and reload the page to see where things stand.",
             ));
         }
         Ok(Self(viewer))

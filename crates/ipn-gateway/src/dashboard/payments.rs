@@ -320,21 +320,23 @@ fn render(
 
     if payment.parent_id.is_none() {
         let button = |operation: &str, label: &str, class: &str| {
+            let nonce = super::nonce();
             format!(
-                "<form method=\"post\" action=\"/dashboard/payments/{id}/{operation}\" class=\"inline\">\
+                "<form method=\"post\" action=\"/dashboard/payments/{id}/{operation}?nonce={nonce}\" class=\"inline\">\
                  <button type=\"submit\" class=\"{class}\" id=\"{operation}\">{label}</button></form>"
             )
         };
         let _ = writeln!(
             main,
             "<div class=\"card\"><h2>Test-mode actions</h2>\
-             <form method=\"post\" action=\"/dashboard/payments/{id}/refunds\" class=\"inline\">\
+             <form method=\"post\" action=\"/dashboard/payments/{id}/refunds?nonce={nonce}\" class=\"inline\">\
              <label>Refund <input type=\"text\" name=\"amount\" inputmode=\"decimal\" size=\"8\" \
              placeholder=\"all left\"> {currency}</label>\
              <button type=\"submit\" class=\"primary\" id=\"refund\">Refund</button></form>{reverse}{cancel}{complete}\
              <p class=\"muted\">The same operations as <code>POST /v1/payments/{id}/…</code>: each commits \
              the payment with its events, which go to the merchant's endpoints.</p></div>",
             currency = esc(&payment.currency.to_string()),
+            nonce = super::nonce(),
             reverse = button("reverse", "Chargeback", "danger"),
             cancel = if payment.status.as_str() == "reversed" {
                 button("cancel-reversal", "Cancel reversal", "")
