@@ -913,3 +913,32 @@ async fn behind_https_the_session_cookie_is_secure() {
     let set = page.headers[SET_COOKIE].to_str().unwrap();
     assert!(set.ends_with("; Secure"), "{set}");
 }
+
+#[tokio::test]
+async fn signing_in_again_ends_the_earlier_session_and_two_cookies_count_as_none() {
+    let gw = TestGateway::start().await;
+    let merchant = gw.merchant("shop").await;
+    let mut browser = Browser::signed_in(&gw, &merchant.key).await;
+    let earlier = browser.cookie.clone().unwrap();
+    let page = browser.sign_in(&merchant.key).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let now = browser.cookie.clone().unwrap();
+    assert_ne!(earlier, now);
+    assert_eq!(
+        browser.get("/dashboard/events").await.status,
+        StatusCode::OK
+    );
+    // The earlier token no longer opens anything.
+    browser.cookie = Some(earlier.clone());
+    let page = browser.get("/dashboard/events").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "back to sign-in");
+    // A second cookie of the same name (planted beside ours): signed out.
+    browser.cookie = Some(format!("{now}; {earlier}"));
+    let page = browser.get("/dashboard/events").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "back to sign-in");
+    // A method a page does not take is not answered in the API's JSON.
+    browser.cookie = Some(now);
+    let page = browser.get("/dashboard/logout").await;
+    assert_eq!(page.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(!page.body.contains("\"error\""), "{}", page.body);
+}

@@ -99,14 +99,20 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::spec))
         .merge(crate::dashboard::router(state.clone()))
         .fallback(system::not_found)
-        .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
 /// Gives the answers axum makes itself (a body over the limit, a method a
-/// route does not take) the API's JSON error shape.
-async fn json_errors(response: Response) -> Response {
+/// route does not take) the API's JSON error shape; the dashboard's pages
+/// are HTML and keep theirs.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let dashboard = request.uri().path().starts_with("/dashboard");
+    let response = next.run(request).await;
+    if dashboard {
+        return response;
+    }
     let is_json = response
         .headers()
         .get("content-type")

@@ -189,15 +189,19 @@ impl Viewer {
     }
 }
 
+/// The session cookie's value. Two cookies of that name (one planted from a
+/// sibling domain beside ours) count as none: which is ours is unknowable.
 fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
+        .filter(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned());
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
 }
 
 fn sessions(parts: &Parts) -> Option<Arc<Sessions>> {
@@ -392,6 +396,11 @@ async fn login(
             Some("That key is not the admin key or a merchant's API key."),
         );
     };
+    // The browser's earlier session, if any, ends here: one browser, one
+    // session.
+    if let Some(old) = cookie(&headers) {
+        sessions.remove(&old);
+    }
     let token = sessions.create(caller);
     let secure = if state.public_url.starts_with("https://") {
         "; Secure"
