@@ -77,9 +77,35 @@ pub fn router(_state: AppState) -> Router<AppState> {
 /// sent (their nonce → until when it is remembered).
 #[derive(Debug, Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<String, (Caller, Instant)>>,
+    map: Mutex<HashMap<String, Session>>,
     sent: Mutex<HashMap<String, Instant>>,
+    /// Sessions made so far: each one's number, to know the oldest.
+    made: std::sync::atomic::AtomicU64,
 }
+
+/// One signed-in browser.
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    caller: Caller,
+    /// Its number in the order sessions were made.
+    number: u64,
+    /// Signed out then, however active.
+    expires: Instant,
+    /// Signed out after [`IDLE_TTL`] without a request.
+    last_seen: Instant,
+}
+
+impl Session {
+    fn live(&self, now: Instant) -> bool {
+        self.expires > now && now.duration_since(self.last_seen) < IDLE_TTL
+    }
+}
+
+/// A session unused this long is over.
+const IDLE_TTL: Duration = Duration::from_secs(3600);
+/// The most sessions one key holds; signing in again beyond it ends the
+/// oldest, so scripted sign-ins cannot grow the map without bound.
+const SESSIONS_PER_CALLER: usize = 20;
 
 /// How long a sent form's nonce is remembered: longer than anyone keeps a
 /// page open before pressing its button again.
@@ -102,16 +128,35 @@ impl Sessions {
         );
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, expires)| *expires > now);
-        map.insert(token.clone(), (caller, now + SESSION_TTL));
+        map.retain(|_, session| session.live(now));
+        let mut mine: Vec<(u64, String)> = map
+            .iter()
+            .filter(|(_, session)| session.caller == caller)
+            .map(|(token, session)| (session.number, token.clone()))
+            .collect();
+        if mine.len() >= SESSIONS_PER_CALLER {
+            mine.sort();
+            for (_, token) in mine.iter().take(mine.len() + 1 - SESSIONS_PER_CALLER) {
+                map.remove(token);
+            }
+        }
+        let session = Session {
+            caller,
+            number: self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            expires: now + SESSION_TTL,
+            last_seen: now,
+        };
+        map.insert(token.clone(), session);
         token
     }
 
+    /// The caller of a live session, which counts as activity.
     fn get(&self, token: &str) -> Option<Caller> {
-        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(token)
-            .filter(|(_, expires)| *expires > Instant::now())
-            .map(|(caller, _)| *caller)
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let session = map.get_mut(token).filter(|session| session.live(now))?;
+        session.last_seen = now;
+        Some(session.caller)
     }
 
     /// Records a form's nonce; false when it was sent before.
@@ -515,5 +560,43 @@ mod tests {
         assert_eq!(sessions.get(&token), None);
         let cookies = with(&[(header::COOKIE, "a=b; ipn_dashboard=tok; c=d")]);
         assert_eq!(cookie(&cookies).as_deref(), Some("tok"));
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_holds_at_most_twenty_sessions_the_oldest_ending_first() {
+        let sessions = Sessions::default();
+        let merchant = Caller::Merchant(MerchantId::generate(time::OffsetDateTime::now_utc()));
+        let tokens: Vec<String> = (0..25).map(|_| sessions.create(merchant)).collect();
+        let live: Vec<bool> = tokens.iter().map(|t| sessions.get(t).is_some()).collect();
+        assert_eq!(live.iter().filter(|l| **l).count(), SESSIONS_PER_CALLER);
+        assert!(live[..5].iter().all(|l| !l), "the oldest ended: {live:?}");
+        assert!(live[5..].iter().all(|l| *l));
+        // Another caller's sessions are not touched.
+        let admin = sessions.create(Caller::Admin);
+        assert_eq!(sessions.get(&admin), Some(Caller::Admin));
+        assert_eq!(sessions.get(&tokens[24]), Some(merchant));
+    }
+
+    #[test]
+    fn an_idle_or_expired_session_is_over() {
+        let now = Instant::now();
+        let session = Session {
+            caller: Caller::Admin,
+            number: 0,
+            expires: now + SESSION_TTL,
+            last_seen: now,
+        };
+        assert!(session.live(now));
+        assert!(!session.live(now + IDLE_TTL));
+        let expired = Session {
+            expires: now,
+            ..session
+        };
+        assert!(!expired.live(now));
     }
 }
