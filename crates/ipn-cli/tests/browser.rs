@@ -55,6 +55,24 @@ async fn snap(browser: &Browser, step: &str) {
         .unwrap_or_else(|e| panic!("screenshot {step}: {e:#}"));
 }
 
+/// Clicks the element `css` finds.
+async fn click(browser: &Browser, css: &str) {
+    let element = browser
+        .find(css)
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e:#}"));
+    element.click().await.unwrap();
+}
+
+/// Types `text` into the field `css` finds, after what it holds.
+async fn fill(browser: &Browser, css: &str, text: &str) {
+    let element = browser
+        .find(css)
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e:#}"));
+    element.send_keys(text).await.unwrap();
+}
+
 /// On the catalog: buys one e-book for `email`; returns once the browser is
 /// on the gateway's checkout page.
 async fn buy_ebook(browser: &Browser, shop: &str, gateway: &str, email: &str) {
@@ -65,20 +83,8 @@ async fn buy_ebook(browser: &Browser, shop: &str, gateway: &str, email: &str) {
         .unwrap();
     quantity.clear().await.unwrap();
     quantity.send_keys("1").await.unwrap();
-    browser
-        .find("#product-ebook input[name=customer_email]")
-        .await
-        .unwrap()
-        .send_keys(email)
-        .await
-        .unwrap();
-    browser
-        .find("#product-ebook button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill(browser, "#product-ebook input[name=customer_email]", email).await;
+    click(browser, "#product-ebook button[type=submit]").await;
     browser
         .wait_for_url(&format!("{gateway}/checkout/"), WAIT)
         .await
@@ -87,34 +93,16 @@ async fn buy_ebook(browser: &Browser, shop: &str, gateway: &str, email: &str) {
 
 /// On the checkout page: fills the form in.
 async fn fill_checkout(browser: &Browser, name: &str, email: &str, card: &str) {
-    browser
-        .find("#name")
-        .await
-        .unwrap()
-        .send_keys(name)
-        .await
-        .unwrap();
+    fill(browser, "#name", name).await;
     let field = browser.find("#email").await.unwrap();
     field.clear().await.unwrap();
     field.send_keys(email).await.unwrap();
-    browser
-        .find("#card_number")
-        .await
-        .unwrap()
-        .send_keys(card)
-        .await
-        .unwrap();
+    fill(browser, "#card_number", card).await;
 }
 
 /// On the checkout page: presses Pay.
 async fn press_pay(browser: &Browser) {
-    browser
-        .find("form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(browser, "form button[type=submit]").await;
 }
 
 #[tokio::test]
@@ -316,20 +304,13 @@ async fn a_customer_buys_and_an_operator_reads_the_email_in_a_real_browser() {
         .goto(&format!("{gateway}/dashboard/login"))
         .await
         .unwrap();
-    browser
-        .find("#api_key")
-        .await
-        .unwrap()
-        .send_keys(credentials["merchant_api_key"].as_str().unwrap())
-        .await
-        .unwrap();
-    browser
-        .find("form button[type=submit]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill(
+        &browser,
+        "#api_key",
+        credentials["merchant_api_key"].as_str().unwrap(),
+    )
+    .await;
+    click(&browser, "form button[type=submit]").await;
     browser
         .wait_for_url(&format!("{gateway}/dashboard/events"), WAIT)
         .await
@@ -339,26 +320,14 @@ async fn a_customer_buys_and_an_operator_reads_the_email_in_a_real_browser() {
         .goto(&format!("{gateway}/dashboard/payments?q={paid_order}"))
         .await
         .unwrap();
-    browser
-        .find("table a[href^='/dashboard/payments/pay_']")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "table a[href^='/dashboard/payments/pay_']").await;
     browser
         .wait_for_url(&format!("{gateway}/dashboard/payments/pay_"), WAIT)
         .await
         .unwrap();
     snap(&browser, "11-dashboard-payment").await;
     // No amount: all that is left.
-    browser
-        .find("#refund")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#refund").await;
     browser
         .wait_for_text("main", "refunded", WAIT)
         .await

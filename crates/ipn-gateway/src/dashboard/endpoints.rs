@@ -87,20 +87,7 @@ async fn page(
     };
 
     let mut main = String::from("<h1>Endpoints</h1>\n");
-    if let Some(notice) = notice {
-        let _ = writeln!(
-            main,
-            "<div class=\"notice\" id=\"notice\">{}</div>",
-            esc(notice)
-        );
-    }
-    if let Some((_, problem)) = problem {
-        let _ = writeln!(
-            main,
-            "<div class=\"problem\" id=\"problem\">{}</div>",
-            esc(problem)
-        );
-    }
+    main.push_str(&html::banners(notice, problem.map(|(_, p)| p)));
     if endpoints.is_empty() {
         main.push_str("<div class=\"card\"><p id=\"no-endpoints\">No endpoints yet: create one with <code>POST /v1/endpoints</code>.</p></div>");
     }

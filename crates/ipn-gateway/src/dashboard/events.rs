@@ -311,20 +311,7 @@ async fn render(
     let mut main = format!(
         "<p><a href=\"/dashboard/events\">← Events</a></p>\n<h1>Event <code>{id}</code></h1>\n"
     );
-    if let Some(notice) = notice {
-        let _ = writeln!(
-            main,
-            "<div class=\"notice\" id=\"notice\">{}</div>",
-            esc(notice)
-        );
-    }
-    if let Some((_, problem)) = problem {
-        let _ = writeln!(
-            main,
-            "<div class=\"problem\" id=\"problem\">{}</div>",
-            esc(problem)
-        );
-    }
+    main.push_str(&html::banners(notice, problem.map(|(_, p)| p)));
     let merchant_name = directory
         .merchant(stored.merchant_id)
         .map(|m| m.name.clone())

@@ -249,6 +249,25 @@ pub fn message(bar: Option<&Bar<'_>>, status: StatusCode, title: &str, text: &st
     respond(status, document(bar, title, &main, None))
 }
 
+/// What an action came to, above a page: the notice that it was done, or
+/// the problem that stopped it (escaped here).
+pub fn banners(notice: Option<&str>, problem: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(notice) = notice {
+        out.push_str(&format!(
+            "<div class=\"notice\" id=\"notice\">{}</div>\n",
+            esc(notice)
+        ));
+    }
+    if let Some(problem) = problem {
+        out.push_str(&format!(
+            "<div class=\"problem\" id=\"problem\">{}</div>\n",
+            esc(problem)
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,7 +46,7 @@ use ipn_core::id::MerchantId;
 use subtle::ConstantTimeEq as _;
 
 use crate::api::{ApiError, AppState, Caller, hash_key};
-use html::{Bar, Section, esc};
+use html::{Bar, Section};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "ipn_dashboard";
@@ -390,9 +390,7 @@ async fn login_form() -> Response {
 }
 
 fn login_page(status: StatusCode, problem: Option<&str>) -> Response {
-    let problem = problem
-        .map(|p| format!("<div class=\"problem\" id=\"problem\">{}</div>\n", esc(p)))
-        .unwrap_or_default();
+    let problem = html::banners(None, problem);
     let main = format!(
         "<div class=\"card login\"><h1>Sign in</h1>\n{problem}\
          <p class=\"muted\">Use the admin key to see every merchant, or a merchant's API key \
@@ -561,11 +559,6 @@ mod tests {
         let cookies = with(&[(header::COOKIE, "a=b; ipn_dashboard=tok; c=d")]);
         assert_eq!(cookie(&cookies).as_deref(), Some("tok"));
     }
-}
-
-#[cfg(test)]
-mod session_tests {
-    use super::*;
 
     #[test]
     fn a_key_holds_at_most_twenty_sessions_the_oldest_ending_first() {

@@ -270,20 +270,7 @@ fn render(
         "<p><a href=\"/dashboard/payments\">← Payments</a></p>\n\
          <h1>Payment <code>{id}</code> <span class=\"badge warn\">test mode</span></h1>\n"
     );
-    if let Some(notice) = notice {
-        let _ = writeln!(
-            main,
-            "<div class=\"notice\" id=\"notice\">{}</div>",
-            esc(notice)
-        );
-    }
-    if let Some((_, problem)) = problem {
-        let _ = writeln!(
-            main,
-            "<div class=\"problem\" id=\"problem\">{}</div>",
-            esc(problem)
-        );
-    }
+    main.push_str(&html::banners(notice, problem.map(|(_, p)| p)));
     let method_text = match text(&method, "type") {
         "card" => format!("{} ···· {}", text(&method, "brand"), text(&method, "last4")),
         other => other.replace('_', " "),

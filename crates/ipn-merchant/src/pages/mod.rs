@@ -307,18 +307,11 @@ async fn admin_order(
     if let Some(response) = pages.admin_refusal(&headers) {
         return response;
     }
-    match pages.shop.reader.admin_order(id).await {
-        Ok(Some((details, messages))) => {
-            let main = admin::order(&details, &messages, pages.shop.clock.now());
-            pages.page(StatusCode::OK, "Order", &main, None)
-        }
-        Ok(None) => pages.message(
-            StatusCode::NOT_FOUND,
-            "No such order",
-            "There is no such order.",
-        ),
-        Err(error) => pages.read_failed(&error),
-    }
+    let found = pages.shop.reader.admin_order(id).await;
+    pages.shown(found, "order", |(details, messages)| {
+        let main = admin::order(&details, &messages, pages.shop.clock.now());
+        pages.page(StatusCode::OK, "Order", &main, None)
+    })
 }
 
 async fn admin_email(
@@ -333,15 +326,9 @@ async fn admin_email(
         Ok(id) => pages.shop.reader.admin_email(id).await,
         Err(_) => Ok(None),
     };
-    match found {
-        Ok(Some(email)) => pages.page(StatusCode::OK, "Email", &admin::email(&email), None),
-        Ok(None) => pages.message(
-            StatusCode::NOT_FOUND,
-            "No such email",
-            "There is no such email.",
-        ),
-        Err(error) => pages.read_failed(&error),
-    }
+    pages.shown(found, "email", |email| {
+        pages.page(StatusCode::OK, "Email", &admin::email(&email), None)
+    })
 }
 
 async fn fulfil(
@@ -436,14 +423,33 @@ impl Pages {
     ) -> Response {
         match review {
             Ok(Review::Done) => see_other(back),
-            Ok(Review::NotFound) => self.message(
-                StatusCode::NOT_FOUND,
-                &format!("No such {thing}"),
-                &format!("There is no such {thing}."),
-            ),
+            Ok(Review::NotFound) => self.not_found(thing),
             Ok(Review::Refused(why)) => self.message(StatusCode::CONFLICT, refused, &why),
             Err(error) => self.write_failed(&error),
         }
+    }
+
+    /// An admin page of a `thing` read from storage: `render` it, or say it
+    /// does not exist, or that reading failed.
+    fn shown<T>(
+        &self,
+        found: Result<Option<T>, StoreError>,
+        thing: &str,
+        render: impl FnOnce(T) -> Response,
+    ) -> Response {
+        match found {
+            Ok(Some(value)) => render(value),
+            Ok(None) => self.not_found(thing),
+            Err(error) => self.read_failed(&error),
+        }
+    }
+
+    fn not_found(&self, thing: &str) -> Response {
+        self.message(
+            StatusCode::NOT_FOUND,
+            &format!("No such {thing}"),
+            &format!("There is no such {thing}."),
+        )
     }
 }
 
