@@ -19,6 +19,7 @@
 //!   and 7 days after each failure; after the fourth failed attempt the
 //!   subscription is canceled.
 
+use serde::{Deserialize, Serialize};
 use time::{Date, Duration, Month, OffsetDateTime, UtcOffset};
 
 use crate::subscription::{Interval, Subscription};
@@ -45,7 +46,12 @@ pub enum PlanError {
 /// Billing terms, valid once made: a period of 1 to [`Plan::max_interval_count`]
 /// intervals, a trial of at most [`Plan::MAX_TRIAL_DAYS`] days, and either
 /// at least one cycle or no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// In JSON it is `{"interval", "interval_count", "trial_days",
+/// "total_cycles"}` (count 1, no trial and no limit when left out), and it
+/// is checked on the way in: a `Plan` read from a file or a request is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "PlanTerms", into = "PlanTerms")]
 pub struct Plan {
     interval: Interval,
     interval_count: u32,
@@ -120,6 +126,50 @@ impl Plan {
     /// Periods billed in all; `None` until canceled.
     pub fn total_cycles(&self) -> Option<u32> {
         self.total_cycles
+    }
+
+    /// The period in words: `month`, `3 months`.
+    pub fn period(&self) -> String {
+        match self.interval_count {
+            1 => self.interval.as_str().to_owned(),
+            n => format!("{n} {}s", self.interval.as_str()),
+        }
+    }
+}
+
+/// A [`Plan`] as written, before it is checked.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanTerms {
+    interval: Interval,
+    #[serde(default = "one")]
+    interval_count: u32,
+    #[serde(default)]
+    trial_days: u32,
+    #[serde(default)]
+    total_cycles: Option<u32>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl TryFrom<PlanTerms> for Plan {
+    type Error = PlanError;
+
+    fn try_from(t: PlanTerms) -> Result<Plan, PlanError> {
+        Plan::new(t.interval, t.interval_count, t.trial_days, t.total_cycles)
+    }
+}
+
+impl From<Plan> for PlanTerms {
+    fn from(p: Plan) -> PlanTerms {
+        PlanTerms {
+            interval: p.interval,
+            interval_count: p.interval_count,
+            trial_days: p.trial_days,
+            total_cycles: p.total_cycles,
+        }
     }
 }
 
@@ -326,6 +376,30 @@ mod tests {
             Plan::new(interval, count, trial_days, total).unwrap(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_plan_is_checked_when_read_from_json() {
+        let plan: Plan = serde_json::from_str(r#"{"interval": "month"}"#).unwrap();
+        assert_eq!(plan, Plan::new(Interval::Month, 1, 0, None).unwrap());
+        assert_eq!(plan.period(), "month");
+        let json = serde_json::to_value(Plan::new(Interval::Week, 2, 7, Some(6)).unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"interval": "week", "interval_count": 2, "trial_days": 7, "total_cycles": 6})
+        );
+        assert_eq!(
+            serde_json::from_value::<Plan>(json).unwrap().period(),
+            "2 weeks"
+        );
+        for bad in [
+            r#"{"interval": "month", "interval_count": 0}"#,
+            r#"{"interval": "day", "trial_days": 91}"#,
+            r#"{"interval": "fortnight"}"#,
+            r#"{"interval": "year", "extra": 1}"#,
+        ] {
+            assert!(serde_json::from_str::<Plan>(bad).is_err(), "{bad}");
+        }
     }
 
     fn dues(calendar: &Calendar, cycles: u32) -> Vec<OffsetDateTime> {

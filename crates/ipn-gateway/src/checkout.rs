@@ -2,26 +2,36 @@
 //! (`POST /v1/checkout/sessions`) and its customer pays on the gateway's own
 //! page (`/checkout/{id}`, see `api/checkout_page.rs`).
 //!
+//! A session is in one of two modes, fixed at creation: `payment` (a
+//! one-time payment of the order) or `subscription` (the amount is charged
+//! every period of its [`Plan`]).
+//!
 //! A session is paid at most once. That guarantee lives in the writer's
-//! transaction (`storage::sqlite`, `Write::CheckoutPayment`): the session is
-//! read and checked open, the payment is created by the same operation as
-//! `POST /v1/payments` ([`crate::payments::apply`]), and the session is
+//! transaction (`storage::sqlite`, `Write::CheckoutPayment` and
+//! `Write::CheckoutSubscription`): the session is read and checked open, the
+//! payment or subscription is created by the same operation as
+//! `POST /v1/payments` ([`crate::payments::apply`]) or `POST
+//! /v1/subscriptions` ([`crate::subscriptions::apply`]), and the session is
 //! marked paid, all in one transaction of the one writer. Two submits that
 //! race are applied one after the other, so the second finds the session
 //! paid and creates nothing.
 //!
-//! The order (amount, items, URLs) never changes after creation; only
-//! `payment_id` and `paid_at` are set, once. Expiry is not stored: a session
-//! is expired when the gateway clock passes `expires_at`, so the test clock
-//! expires sessions without any sweeper.
+//! The order (amount, items, plan, URLs) never changes after creation; only
+//! `payment_id` or `subscription_id`, and `paid_at`, are set, once. Expiry
+//! is not stored: a session is expired when the gateway clock passes
+//! `expires_at`, so the test clock expires sessions without any sweeper.
 
-use ipn_core::id::{CheckoutSessionId, MerchantId, PaymentId};
+use std::fmt;
+
+use ipn_core::billing::Plan;
+use ipn_core::id::{CheckoutSessionId, MerchantId, PaymentId, SubscriptionId};
 use ipn_core::money::Money;
 use ipn_core::payment::{Custom, Item, PaymentStatus};
 use time::{Duration, OffsetDateTime};
 use url::Url;
 
 use crate::payments::PaymentWrite;
+use crate::subscriptions::SubscriptionWrite;
 
 /// How long a session can be paid after it is created.
 pub const LIFETIME: Duration = Duration::hours(24);
@@ -36,7 +46,8 @@ pub struct CheckoutSession {
     pub id: CheckoutSessionId,
     pub merchant_id: MerchantId,
     pub invoice: Option<String>,
-    /// The total, more than zero (the items' total when there are items).
+    /// The total, more than zero (the items' total when there are items);
+    /// with a plan, the amount charged each period.
     pub amount: Money,
     pub items: Vec<Item>,
     pub custom: Option<Custom>,
@@ -45,11 +56,31 @@ pub struct CheckoutSession {
     /// Absolute http(s) URLs, as the merchant gave them.
     pub success_url: String,
     pub cancel_url: String,
+    /// Subscription mode: paying starts a subscription on these terms.
+    pub plan: Option<Plan>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
-    /// The payment that paid it, once paid.
+    /// The payment that paid it, once paid (payment mode).
     pub payment_id: Option<PaymentId>,
+    /// The subscription that paid it, once paid (subscription mode).
+    pub subscription_id: Option<SubscriptionId>,
     pub paid_at: Option<OffsetDateTime>,
+}
+
+/// What paid a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaidBy {
+    Payment(PaymentId),
+    Subscription(SubscriptionId),
+}
+
+impl fmt::Display for PaidBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Payment(id) => write!(f, "payment {id}"),
+            Self::Subscription(id) => write!(f, "subscription {id}"),
+        }
+    }
 }
 
 /// Where a session stands at a given time.
@@ -79,16 +110,34 @@ impl SessionStatus {
 pub enum CheckoutRefusal {
     #[error("no such checkout session")]
     NotFound,
-    #[error("this checkout session is already paid (payment {payment_id})")]
-    Paid { payment_id: PaymentId },
+    #[error("this checkout session is already paid ({0})")]
+    Paid(PaidBy),
     #[error("this checkout session has expired")]
     Expired,
 }
 
 impl CheckoutSession {
+    /// The name of its mode on the wire: `payment` or `subscription`.
+    pub fn mode(&self) -> &'static str {
+        if self.plan.is_some() {
+            "subscription"
+        } else {
+            "payment"
+        }
+    }
+
+    /// The payment or subscription that paid it, if any.
+    pub fn paid_by(&self) -> Option<PaidBy> {
+        match (self.payment_id, self.subscription_id) {
+            (Some(id), _) => Some(PaidBy::Payment(id)),
+            (None, Some(id)) => Some(PaidBy::Subscription(id)),
+            (None, None) => None,
+        }
+    }
+
     pub fn status(&self, now: OffsetDateTime) -> SessionStatus {
         // Paid wins over expired: a session paid in time stays paid.
-        if self.payment_id.is_some() {
+        if self.paid_by().is_some() {
             SessionStatus::Paid
         } else if now >= self.expires_at {
             SessionStatus::Expired
@@ -97,11 +146,12 @@ impl CheckoutSession {
         }
     }
 
-    /// Whether a payment may be made for this session at `now`.
+    /// Whether a payment (or subscription) may be made for this session at
+    /// `now`.
     pub fn payable(&self, now: OffsetDateTime) -> Result<(), CheckoutRefusal> {
-        match (self.status(now), self.payment_id) {
-            (SessionStatus::Paid, Some(payment_id)) => Err(CheckoutRefusal::Paid { payment_id }),
-            (SessionStatus::Expired, _) => Err(CheckoutRefusal::Expired),
+        match (self.paid_by(), self.status(now)) {
+            (Some(by), _) => Err(CheckoutRefusal::Paid(by)),
+            (None, SessionStatus::Expired) => Err(CheckoutRefusal::Expired),
             _ => Ok(()),
         }
     }
@@ -171,6 +221,16 @@ pub struct CheckoutPayment {
     pub payment: PaymentWrite,
 }
 
+/// Pays a subscription-mode session: the subscription's signup, applied
+/// only while the session is open, and marking it paid when the subscription
+/// is created. A refused signup (declined card) leaves the session open.
+#[derive(Debug, Clone)]
+pub struct CheckoutSubscription {
+    pub session_id: CheckoutSessionId,
+    /// A `SubscriptionChange::Create` for the session's merchant.
+    pub subscription: SubscriptionWrite,
+}
+
 #[cfg(test)]
 mod tests {
     use ipn_core::money::Currency;
@@ -188,9 +248,11 @@ mod tests {
             customer_email: None,
             success_url: "https://shop.example/paid?order=1".to_owned(),
             cancel_url: "https://shop.example/cart".to_owned(),
+            plan: None,
             created_at: now,
             expires_at: now + LIFETIME,
             payment_id: None,
+            subscription_id: None,
             paid_at: None,
         }
     }
@@ -207,7 +269,18 @@ mod tests {
         let payment_id = PaymentId::generate(now);
         s.payment_id = Some(payment_id);
         assert_eq!(s.status(later), SessionStatus::Paid);
-        assert_eq!(s.payable(now), Err(CheckoutRefusal::Paid { payment_id }));
+        let paid = CheckoutRefusal::Paid(PaidBy::Payment(payment_id));
+        assert_eq!(s.payable(now), Err(paid));
+        assert_eq!(s.payable(later), Err(paid));
+
+        let mut s = session(now);
+        s.plan = Some(Plan::new(ipn_core::subscription::Interval::Month, 1, 0, None).unwrap());
+        assert_eq!(s.mode(), "subscription");
+        let subscription_id = SubscriptionId::generate(now);
+        s.subscription_id = Some(subscription_id);
+        assert_eq!(s.status(later), SessionStatus::Paid);
+        let paid = CheckoutRefusal::Paid(PaidBy::Subscription(subscription_id));
+        assert_eq!(s.payable(now), Err(paid));
     }
 
     #[test]
@@ -334,7 +407,7 @@ mod tests {
         assert!(
             matches!(
                 results[1],
-                Ok(Written::CheckoutRefused(CheckoutRefusal::Paid { payment_id })) if payment_id == first
+                Ok(Written::CheckoutRefused(CheckoutRefusal::Paid(PaidBy::Payment(id)))) if id == first
             ),
             "{results:?}"
         );
@@ -354,6 +427,123 @@ mod tests {
                 expires_at: crate::clock::from_millis(crate::clock::to_millis(open.expires_at)),
                 ..open
             }
+        );
+    }
+
+    /// The same for subscription mode: two signups for one session in the
+    /// same writer batch start one subscription.
+    #[test]
+    fn the_writer_starts_one_subscription_per_session_within_one_batch() {
+        use ipn_core::card::{CardBehaviour, CardBrand};
+        use ipn_core::payment::Payer;
+        use ipn_core::subscription::{Interval, Subscription, SubscriptionStatus};
+
+        use crate::model::Merchant;
+        use crate::payments::PaymentMethod;
+        use crate::storage::sqlite::{Durability, Sqlite};
+        use crate::storage::{Store, Write, WriteRequest, Written};
+        use crate::subscriptions::SubscriptionChange;
+
+        let request = |write| WriteRequest {
+            write,
+            idempotency: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let plan = Plan::new(Interval::Month, 1, 0, Some(12)).unwrap();
+        let open = CheckoutSession {
+            plan: Some(plan),
+            ..session(now)
+        };
+        let merchant = Merchant {
+            id: open.merchant_id,
+            name: "shop".to_owned(),
+            receiver_email: "shop@example.com".to_owned(),
+            api_key_hash: "hash".to_owned(),
+            created_at: 0,
+        };
+        let subscribe = |subscription_id: SubscriptionId| {
+            let subscription = Subscription {
+                id: subscription_id,
+                status: SubscriptionStatus::Active,
+                previous_status: None,
+                merchant_id: open.merchant_id,
+                receiver_email: merchant.receiver_email.clone(),
+                payer: Payer {
+                    email: "ann@example.com".to_owned(),
+                    name: None,
+                    id: None,
+                },
+                amount: open.amount.minor(),
+                currency: open.amount.currency(),
+                interval: plan.interval(),
+                interval_count: plan.interval_count(),
+                trial_days: plan.trial_days(),
+                total_cycles: plan.total_cycles(),
+                cycles_paid: 0,
+                paid_through: None,
+                cancel_at_period_end: false,
+                invoice: open.invoice.clone(),
+                custom: None,
+                created_at: now,
+            };
+            request(Write::CheckoutSubscription(Box::new(
+                CheckoutSubscription {
+                    session_id: open.id,
+                    subscription: SubscriptionWrite {
+                        merchant_id: open.merchant_id,
+                        subscription_id,
+                        change: SubscriptionChange::Create {
+                            subscription: Box::new(subscription),
+                            method: PaymentMethod::Card {
+                                brand: CardBrand::Visa,
+                                last4: "4242".to_owned(),
+                                behaviour: CardBehaviour::Completes,
+                            },
+                        },
+                        subscribers: Vec::new(),
+                        now,
+                        respond: None,
+                    },
+                },
+            )))
+        };
+        store
+            .apply(&[
+                request(Write::CreateMerchant(merchant.clone())),
+                request(Write::CreateCheckoutSession(Box::new(open.clone()))),
+            ])
+            .unwrap();
+        let (first, second) = (SubscriptionId::generate(now), SubscriptionId::generate(now));
+        let results = store.apply(&[subscribe(first), subscribe(second)]).unwrap();
+        assert!(
+            matches!(&results[0], Ok(Written::Subscription(done)) if done.row.subscription.id == first),
+            "{results:?}"
+        );
+        assert!(
+            matches!(
+                results[1],
+                Ok(Written::CheckoutRefused(CheckoutRefusal::Paid(PaidBy::Subscription(id)))) if id == first
+            ),
+            "{results:?}"
+        );
+        let stored = store.checkout_session(open.id).unwrap().unwrap();
+        assert_eq!(stored.subscription_id, Some(first));
+        assert_eq!(stored.payment_id, None);
+        assert_eq!(stored.status(now), SessionStatus::Paid);
+        assert_eq!(stored.plan, Some(plan), "the plan reads back as written");
+        let started = store
+            .subscription(open.merchant_id, first)
+            .unwrap()
+            .unwrap();
+        assert_eq!(started.subscription.status, SubscriptionStatus::Active);
+        assert_eq!(started.subscription.cycles_paid, 1);
+        assert!(
+            store
+                .subscription(open.merchant_id, second)
+                .unwrap()
+                .is_none()
         );
     }
 

@@ -1,6 +1,7 @@
 //! Hosted checkout: a session is created through the API, its page is
 //! fetched and its form posted as a browser would (no redirects followed),
-//! and the shop's endpoint gets the payment's event.
+//! and the shop's endpoint gets the payment's (or, in subscription mode, the
+//! subscription's) events.
 
 mod common;
 
@@ -16,6 +17,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 const VISA: &str = "4242 4242 4242 4242";
 const DECLINED: &str = "4000 0000 0000 0002";
+const STAYS_PENDING: &str = "4000 0000 0000 0077";
 const SUCCESS_URL: &str = "https://shop.example/orders/42/paid";
 const CANCEL_URL: &str = "https://shop.example/cart?step=pay";
 
@@ -172,6 +174,9 @@ async fn a_session_is_paid_by_posting_its_form_and_the_customer_returns_to_the_s
         format!("{}/checkout/{session_id}", shop.gw.url)
     );
     assert_eq!(session["status"], "open");
+    assert_eq!(session["mode"], "payment");
+    assert_eq!(session["subscription"], Value::Null);
+    assert_eq!(session["subscription_id"], Value::Null);
     assert_eq!(session["payment_id"], Value::Null);
     assert_eq!(session["amount"], 2999, "the items' total");
     assert_eq!(session["currency"], "USD");
@@ -234,6 +239,7 @@ async fn a_session_is_paid_by_posting_its_form_and_the_customer_returns_to_the_s
 
     let session = shop.fetch(session_id).await;
     assert_eq!(session["status"], "paid");
+    assert_eq!(session["subscription_id"], Value::Null);
     let payment_id = session["payment_id"].as_str().unwrap();
     assert!(payment_id.starts_with("pay_"), "{session}");
     assert!(session["paid_at"].is_string());
@@ -566,4 +572,326 @@ async fn a_session_survives_a_restart_and_is_paid_after_it() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+/// A monthly plan of 9.99 USD for 12 payments, with `trial_days` free.
+fn subscription_order(trial_days: u32) -> Value {
+    json!({
+        "invoice": "sub-order-7",
+        "amount": 999,
+        "currency": "USD",
+        "custom": "plan=gold",
+        "customer_email": "ann@example.com",
+        "success_url": SUCCESS_URL,
+        "cancel_url": CANCEL_URL,
+        "subscription": {"interval": "month", "trial_days": trial_days, "total_cycles": 12},
+    })
+}
+
+impl Shop {
+    async fn subscription(&self, id: &str) -> Value {
+        let (status, sub) = self
+            .gw
+            .get(&self.merchant.key, &format!("/v1/subscriptions/{id}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{sub}");
+        sub
+    }
+
+    /// The events that reached the endpoint, as (type, invoice) in sequence
+    /// order, once `count` arrived and nothing more came.
+    async fn received(&self, count: usize) -> Vec<(String, Value)> {
+        self.endpoint.wait_for(count, WAIT).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut events: Vec<Value> = self
+            .endpoint
+            .requests()
+            .iter()
+            .map(|r| {
+                verify_signed(r, &self.secret);
+                serde_json::from_slice(&r.body).unwrap()
+            })
+            .collect();
+        events.sort_by_key(|e| e["sequence"].as_u64());
+        events
+            .iter()
+            .map(|e| {
+                let kind = e["type"].as_str().unwrap().to_owned();
+                (kind, e["data"]["invoice"].clone())
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_session_shows_its_terms_and_paying_it_starts_the_subscription() {
+    let shop = Shop::open().await;
+    let session = shop.session(subscription_order(0)).await;
+    assert_eq!(session["mode"], "subscription");
+    assert_eq!(
+        session["subscription"],
+        json!({"interval": "month", "interval_count": 1, "trial_days": 0, "total_cycles": 12})
+    );
+    assert_eq!(session["subscription_id"], Value::Null);
+    assert_eq!(session["amount"], 999);
+
+    let page = shop.get_page(url(&session)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for expected in [
+        "Subscribe to Ann&#39;s &lt;Shop&gt; &amp; Co",
+        "<strong id=\"total\">9.99 USD</strong>",
+        "every month",
+        "for 12 payments",
+        ">Subscribe</button>",
+        "<form method=\"post\">",
+        "value=\"ann@example.com\"",
+    ] {
+        assert!(
+            page.html.contains(expected),
+            "no {expected:?} in\n{}",
+            page.html
+        );
+    }
+    assert!(!page.html.contains("days free"), "no trial: {}", page.html);
+    assert!(!page.html.contains(">Pay "), "{}", page.html);
+
+    let paid = shop
+        .submit(
+            url(&session),
+            "Ann Smith",
+            "ann.smith@example.com",
+            "4242424242424242",
+        )
+        .await;
+    assert_eq!(paid.status, StatusCode::SEE_OTHER, "{}", paid.html);
+    assert_eq!(
+        paid.location.as_deref(),
+        Some(returned_to(SUCCESS_URL, &session).as_str())
+    );
+
+    let fetched = shop.fetch(id(&session)).await;
+    assert_eq!(fetched["status"], "paid");
+    assert_eq!(fetched["payment_id"], Value::Null);
+    assert!(fetched["paid_at"].is_string());
+    let subscription_id = fetched["subscription_id"].as_str().unwrap();
+    assert!(subscription_id.starts_with("sub_"), "{fetched}");
+    let sub = shop.subscription(subscription_id).await;
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["invoice"], "sub-order-7");
+    assert_eq!(sub["custom"], "plan=gold");
+    assert_eq!(sub["amount"], 999);
+    assert_eq!(sub["currency"], "USD");
+    assert_eq!(sub["interval"], "month");
+    assert_eq!(sub["total_cycles"], 12);
+    assert_eq!(sub["cycles_paid"], 1);
+    assert_eq!(sub["payer"]["email"], "ann.smith@example.com");
+    assert_eq!(sub["payer"]["name"], "Ann Smith");
+    assert_eq!(sub["receiver_email"], "shop@example.com");
+    assert_eq!(sub["payment_method"]["last4"], "4242");
+
+    let invoice = json!("sub-order-7");
+    assert_eq!(
+        shop.received(2).await,
+        [
+            ("subscription.created".to_owned(), invoice.clone()),
+            ("subscription.payment".to_owned(), invoice),
+        ]
+    );
+
+    let page = shop.get_page(url(&session)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.html.contains("data-status=\"paid\""), "{}", page.html);
+    assert!(page.html.contains(subscription_id), "{}", page.html);
+    assert!(!page.html.contains("<form"), "a paid session takes no card");
+}
+
+#[tokio::test]
+async fn a_trial_session_starts_a_trialing_subscription_and_charges_nothing() {
+    let shop = Shop::open().await;
+    let session = shop.session(subscription_order(14)).await;
+    let page = shop.get_page(url(&session)).await;
+    assert!(
+        page.html
+            .contains("every month, first 14 days free, for 12 payments"),
+        "{}",
+        page.html
+    );
+    let paid = shop
+        .submit(url(&session), "Ann Smith", "ann@example.com", VISA)
+        .await;
+    assert_eq!(paid.status, StatusCode::SEE_OTHER, "{}", paid.html);
+    let fetched = shop.fetch(id(&session)).await;
+    assert_eq!(fetched["status"], "paid");
+    let sub = shop
+        .subscription(fetched["subscription_id"].as_str().unwrap())
+        .await;
+    assert_eq!(sub["status"], "trialing");
+    assert_eq!(sub["cycles_paid"], 0);
+    assert_eq!(
+        shop.received(1).await,
+        [("subscription.created".to_owned(), json!("sub-order-7"))]
+    );
+    assert_eq!(
+        shop.events("subscription.payment").await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(shop.events("payment.completed").await, Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn a_card_a_subscription_cannot_use_shows_the_form_again_and_the_session_stays_open() {
+    let shop = Shop::open().await;
+    let session = shop.session(subscription_order(0)).await;
+    let declined = shop
+        .submit(
+            url(&session),
+            "Ann Smith",
+            "ann@example.com",
+            "4000000000000002",
+        )
+        .await;
+    assert_eq!(
+        declined.status,
+        StatusCode::PAYMENT_REQUIRED,
+        "{}",
+        declined.html
+    );
+    assert_eq!(declined.location, None);
+    assert!(declined.html.contains("declined"), "{}", declined.html);
+    assert!(
+        declined.html.contains(">Subscribe</button>"),
+        "{}",
+        declined.html
+    );
+    assert!(
+        declined.html.contains("value=\"Ann Smith\""),
+        "{}",
+        declined.html
+    );
+
+    let pending = shop
+        .submit(url(&session), "Ann Smith", "ann@example.com", STAYS_PENDING)
+        .await;
+    assert_eq!(pending.status, StatusCode::BAD_REQUEST, "{}", pending.html);
+    assert!(
+        pending
+            .html
+            .contains("subscriptions need a card that charges at once"),
+        "{}",
+        pending.html
+    );
+    assert!(pending.html.contains("<form"), "{}", pending.html);
+
+    let fetched = shop.fetch(id(&session)).await;
+    assert_eq!(fetched["status"], "open");
+    assert_eq!(fetched["subscription_id"], Value::Null);
+    assert_eq!(shop.gw.count_rows("subscriptions"), 0, "no subscription");
+    let all = shop.gw.list_events(&shop.merchant, "").await;
+    assert_eq!(all["data"], json!([]), "no subscription, no event");
+
+    // Another card then starts it.
+    let paid = shop
+        .submit(url(&session), "Ann Smith", "ann@example.com", VISA)
+        .await;
+    assert_eq!(paid.status, StatusCode::SEE_OTHER, "{}", paid.html);
+    assert_eq!(shop.fetch(id(&session)).await["status"], "paid");
+}
+
+#[tokio::test]
+async fn a_subscription_session_starts_one_subscription_however_often_it_is_submitted() {
+    let shop = Shop::open().await;
+    let session = shop.session(subscription_order(0)).await;
+    let first = shop
+        .submit(url(&session), "Ann Smith", "ann@example.com", VISA)
+        .await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.html);
+    let again = shop
+        .submit(url(&session), "Ann Smith", "ann@example.com", VISA)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.html);
+    assert!(again.html.contains("already paid"), "{}", again.html);
+    let paid = shop.fetch(id(&session)).await;
+
+    // Submits at once for another session: one starts it.
+    let raced = shop.session(subscription_order(0)).await;
+    let submit = || shop.submit(url(&raced), "Bob", "bob@example.com", VISA);
+    let pages = tokio::join!(submit(), submit(), submit());
+    let mut statuses = [pages.0.status, pages.1.status, pages.2.status];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::SEE_OTHER,
+            StatusCode::CONFLICT,
+            StatusCode::CONFLICT
+        ]
+    );
+
+    assert_eq!(shop.gw.count_rows("subscriptions"), 2, "one per session");
+    assert_eq!(shop.events("subscription.created").await.len(), 2);
+    assert_eq!(shop.events("subscription.payment").await.len(), 2);
+    assert_eq!(
+        shop.fetch(id(&session)).await["subscription_id"],
+        paid["subscription_id"],
+        "the first subscription stays the session's"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_plan_is_a_400_and_stores_nothing() {
+    let shop = Shop::open().await;
+    let with = |terms: Value| {
+        let mut body = subscription_order(0);
+        body["subscription"] = terms;
+        body
+    };
+    let cases = [
+        ("unknown interval", with(json!({"interval": "fortnight"}))),
+        (
+            "trial too long",
+            with(json!({"interval": "month", "trial_days": 91})),
+        ),
+        (
+            "no intervals",
+            with(json!({"interval": "week", "interval_count": 0})),
+        ),
+        (
+            "zero cycles",
+            with(json!({"interval": "year", "total_cycles": 0})),
+        ),
+        (
+            "unknown term",
+            with(json!({"interval": "month", "colour": "red"})),
+        ),
+        ("not an object", with(json!("monthly"))),
+    ];
+    for (what, body) in cases {
+        let (status, answer) = shop.create(body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{what}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("subscription: "), "{what}: {message}");
+    }
+    assert_eq!(shop.gw.count_rows("checkout_sessions"), 0);
+    // A plan that is valid is taken, and `null` is payment mode.
+    shop.session(with(json!({"interval": "day", "interval_count": 90})))
+        .await;
+    let session = shop.session(with(Value::Null)).await;
+    assert_eq!(session["mode"], "payment");
+    assert_eq!(shop.gw.count_rows("checkout_sessions"), 2);
+}
+
+#[tokio::test]
+async fn an_expired_subscription_session_starts_nothing() {
+    let shop = Shop::open().await;
+    let session = shop.session(subscription_order(0)).await;
+    shop.gw.advance(24 * 3600 + 1).await;
+    let submitted = shop
+        .submit(url(&session), "Ann Smith", "ann@example.com", VISA)
+        .await;
+    assert_eq!(submitted.status, StatusCode::GONE, "{}", submitted.html);
+    let fetched = shop.fetch(id(&session)).await;
+    assert_eq!(fetched["status"], "expired");
+    assert_eq!(fetched["subscription_id"], Value::Null);
+    assert_eq!(shop.gw.count_rows("subscriptions"), 0);
 }

@@ -1,6 +1,7 @@
 //! `/v1/checkout/sessions` (merchant key): hosted checkout sessions. The
 //! session's `url` is the customer's page (`checkout_page.rs`); the rules
-//! (expiry, paid once) are `crate::checkout`'s.
+//! (expiry, paid once) are `crate::checkout`'s. With `subscription` terms,
+//! paying the session starts a subscription charging `amount` each period.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use ipn_core::billing::Plan;
 use ipn_core::id::CheckoutSessionId;
 use ipn_core::payment::Item;
 use serde::Deserialize;
@@ -37,6 +39,10 @@ struct NewSession {
     customer_email: Option<String>,
     success_url: String,
     cancel_url: String,
+    /// `{"interval", "interval_count", "trial_days", "total_cycles"}`: kept
+    /// as JSON here so a bad plan is refused with a message naming it.
+    #[serde(default)]
+    subscription: Option<Value>,
 }
 
 pub async fn create(
@@ -68,6 +74,12 @@ pub async fn create(
     ] {
         checkout::check_return_url(url).map_err(|e| ApiError::invalid(format!("{field} {e}")))?;
     }
+    // `Plan` checks its terms with `Plan::new` as it is read.
+    let plan = request
+        .subscription
+        .map(serde_json::from_value::<Plan>)
+        .transpose()
+        .map_err(|e| ApiError::invalid(format!("subscription: {e}")))?;
     let now = state.engine.clock.now();
     let session = CheckoutSession {
         id: CheckoutSessionId::generate(now),
@@ -79,9 +91,11 @@ pub async fn create(
         customer_email: request.customer_email,
         success_url: request.success_url,
         cancel_url: request.cancel_url,
+        plan,
         created_at: now,
         expires_at: now + checkout::LIFETIME,
         payment_id: None,
+        subscription_id: None,
         paid_at: None,
     };
     let answer = serde_json::to_vec(&view(&state, &session, now)).map_err(ApiError::internal)?;
@@ -144,7 +158,10 @@ fn view(state: &AppState, s: &CheckoutSession, now: OffsetDateTime) -> Value {
         "customer_email": s.customer_email,
         "success_url": s.success_url,
         "cancel_url": s.cancel_url,
+        "mode": s.mode(),
+        "subscription": s.plan,
         "payment_id": s.payment_id,
+        "subscription_id": s.subscription_id,
         "created_at": time(s.created_at),
         "expires_at": time(s.expires_at),
         "paid_at": s.paid_at.map(time),

@@ -2,13 +2,15 @@
 //! gateway.
 //!
 //! Plain server-rendered HTML that works without JavaScript. `GET` shows the
-//! order and a form; `POST` (form-urlencoded `name`, `email`,
-//! `card_number`) pays the session through the payments' create operation
-//! and answers `303 See Other` to the shop's `success_url` with
-//! `session_id=cs_…` added to its query. Otherwise the answer is a page whose
-//! status a script can read: 400 bad input (the form again), 402 declined
-//! card (the form again; the session stays open), 404 unknown session, 409
-//! already paid, 410 expired.
+//! order (and, in subscription mode, the terms) and a form; `POST`
+//! (form-urlencoded `name`, `email`, `card_number`) pays the session through
+//! the payments' create operation, or starts its subscription through the
+//! subscriptions' signup, and answers `303 See Other` to the shop's
+//! `success_url` with `session_id=cs_…` added to its query. Otherwise the
+//! answer is a page whose status a script can read: 400 bad input or a card
+//! a subscription cannot use (the form again), 402 declined card (the form
+//! again; the session stays open), 404 unknown session, 409 already paid,
+//! 410 expired.
 //!
 //! Every value that came from a merchant or a customer goes through
 //! [`escape`]; the card number is never written back into a page.
@@ -17,6 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use ipn_core::billing::Plan;
 use ipn_core::card::{CardNumber, TEST_CARDS};
 use ipn_core::id::CheckoutSessionId;
 use ipn_core::money::Money;
@@ -26,9 +29,14 @@ use time::macros::format_description;
 
 use super::checkout::load;
 use super::payments::{self, Method, Order, created, new_payment, payment_write};
+use super::subscriptions::{card_on_file, new_subscription};
 use super::{ApiError, AppState};
-use crate::checkout::{self, CheckoutPayment, CheckoutRefusal, CheckoutSession, SessionStatus};
+use crate::checkout::{
+    self, CheckoutPayment, CheckoutRefusal, CheckoutSession, CheckoutSubscription, PaidBy,
+    SessionStatus,
+};
 use crate::storage::{Write, WriteRequest, Written};
+use crate::subscriptions::{SubscriptionRefusal, SubscriptionWrite};
 
 /// Longest name or email taken from the form (PayPal's `payer_email` limit).
 const MAX_FIELD: usize = 127;
@@ -100,44 +108,84 @@ async fn pay_page(state: &AppState, id: &str, body: &[u8]) -> Result<Response, A
         custom: session.custom.clone(),
         items: session.items.clone(),
     };
-    let (payment_id, change) = new_payment(&merchant, order, payer, Method::card(&card), now);
-    let write = CheckoutPayment {
-        session_id: session.id,
-        payment: payment_write(state, merchant.id, payment_id, change, now, created),
+    // The same operation as the API's, in the session's mode.
+    let write = match &session.plan {
+        None => {
+            let (payment_id, change) =
+                new_payment(&merchant, order, payer, Method::card(&card), now);
+            Write::CheckoutPayment(Box::new(CheckoutPayment {
+                session_id: session.id,
+                payment: payment_write(state, merchant.id, payment_id, change, now, created),
+            }))
+        }
+        Some(plan) => {
+            let method = card_on_file(&card);
+            let (subscription_id, change) =
+                new_subscription(&merchant, order, payer, plan, method, now);
+            Write::CheckoutSubscription(Box::new(CheckoutSubscription {
+                session_id: session.id,
+                subscription: SubscriptionWrite {
+                    merchant_id: merchant.id,
+                    subscription_id,
+                    change,
+                    subscribers: state.engine.directory.subscribers(merchant.id),
+                    now,
+                    respond: None, // no Idempotency-Key to answer for
+                },
+            }))
+        }
     };
     let request = WriteRequest {
-        write: Write::CheckoutPayment(Box::new(write)),
+        write,
         idempotency: None, // the session itself makes a second submit harmless
     };
-    match state.engine.writer.write(request).await? {
+    let declined = "Your card was declined and nothing was charged. Try another card.";
+    let (status, problem) = match state.engine.writer.write(request).await? {
         Written::Payment(done) => {
             crate::publish::schedule_ingested(&state.engine, &done.events);
             let status = done.rows.first().map(|row| row.payment.status);
             if status.is_some_and(checkout::settles) {
-                let to = session.success_redirect().map_err(ApiError::internal)?;
-                Ok(Redirect::to(to.as_str()).into_response())
-            } else {
-                let problem = "Your card was declined and nothing was charged. Try another card.";
-                let status = StatusCode::PAYMENT_REQUIRED;
-                Ok(order_page(
-                    status,
-                    &session,
-                    &merchant_name,
-                    &filled,
-                    Some(problem),
-                ))
+                return success(&session);
             }
+            (StatusCode::PAYMENT_REQUIRED, declined.to_owned())
         }
+        Written::Subscription(done) => {
+            crate::publish::schedule_ingested(&state.engine, &done.events);
+            return success(&session);
+        }
+        // A refused signup commits nothing: the session stays open.
+        Written::SubscriptionRefused(SubscriptionRefusal::Declined) => {
+            (StatusCode::PAYMENT_REQUIRED, declined.to_owned())
+        }
+        Written::SubscriptionRefused(refusal @ SubscriptionRefusal::MethodNotChargeable) => (
+            StatusCode::BAD_REQUEST,
+            format!("This card cannot pay a subscription: {refusal}. Try another card."),
+        ),
         Written::CheckoutRefused(refusal) => {
             // Paid or expired since it was read: show it as it is now.
             let session = load(state, session.id).await?.unwrap_or(session);
-            Ok(refused_page(refusal, &session, &merchant_name))
+            return Ok(refused_page(refusal, &session, &merchant_name));
         }
-        Written::PaymentRefused(refusal) => Err(payments::refused(&refusal)),
-        other => Err(ApiError::internal(format!(
-            "unexpected result of a checkout payment: {other:?}"
-        ))),
-    }
+        Written::PaymentRefused(refusal) => return Err(payments::refused(&refusal)),
+        other => {
+            return Err(ApiError::internal(format!(
+                "unexpected result of a checkout: {other:?}"
+            )));
+        }
+    };
+    Ok(order_page(
+        status,
+        &session,
+        &merchant_name,
+        &filled,
+        Some(&problem),
+    ))
+}
+
+/// Back to the shop after paying.
+fn success(session: &CheckoutSession) -> Result<Response, ApiError> {
+    let to = session.success_redirect().map_err(ApiError::internal)?;
+    Ok(Redirect::to(to.as_str()).into_response())
 }
 
 /// The session and its merchant's name; `None` for an id that names no
@@ -299,9 +347,24 @@ fn order_page(
         ));
     }
     let total = money(session.amount);
+    let (heading, summary, button) = match &session.plan {
+        None => (
+            "Pay",
+            format!("<p class=\"total\">Total <strong id=\"total\">{total}</strong></p>\n"),
+            format!("Pay {total}"),
+        ),
+        Some(plan) => (
+            "Subscribe to",
+            format!(
+                "<p class=\"total\"><strong id=\"total\">{total}</strong> \
+                 <span id=\"terms\">{}</span></p>\n",
+                escape(&terms(plan))
+            ),
+            "Subscribe".to_owned(),
+        ),
+    };
     let main = format!(
-        "<h1>Pay {merchant}</h1>\n{invoice}{items}\
-         <p class=\"total\">Total <strong id=\"total\">{total}</strong></p>\n\
+        "<h1>{heading} {merchant}</h1>\n{invoice}{items}{summary}\
          {problem}\
          <form method=\"post\">\n\
          <label for=\"name\">Name on card</label>\n\
@@ -310,7 +373,7 @@ fn order_page(
          <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required maxlength=\"{MAX_FIELD}\" value=\"{email}\">\n\
          <label for=\"card_number\">Card number</label>\n\
          <input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required>\n\
-         <button type=\"submit\">Pay {total}</button>\n\
+         <button type=\"submit\">{button}</button>\n\
          </form>\n\
          {cancel}\
          <p class=\"note\">This checkout expires at {expires}.</p>\n\
@@ -321,7 +384,24 @@ fn order_page(
         email = escape(&form.email),
         expires = when(session.expires_at),
     );
-    page(status, &format!("Pay {merchant}"), &main)
+    page(status, &format!("{heading} {merchant}"), &main)
+}
+
+/// A plan's terms in words, after the amount: `every month, first 14 days
+/// free, for 12 payments`.
+fn terms(plan: &Plan) -> String {
+    let mut text = format!("every {}", plan.period());
+    match plan.trial_days() {
+        0 => {}
+        1 => text.push_str(", first day free"),
+        days => text.push_str(&format!(", first {days} days free")),
+    }
+    match plan.total_cycles() {
+        None => {}
+        Some(1) => text.push_str(", for 1 payment"),
+        Some(cycles) => text.push_str(&format!(", for {cycles} payments")),
+    }
+    text
 }
 
 /// The page of a paid session; `again` when a submit came after payment.
@@ -336,9 +416,14 @@ fn paid_page(
     } else {
         "This order has been paid."
     };
-    let payment = session
-        .payment_id
-        .map(|id| format!("<p>Payment <code>{}</code></p>\n", escape(&id.to_string())))
+    let paid_by = match session.paid_by() {
+        Some(PaidBy::Payment(id)) => format!("<p>Payment <code>{id}</code></p>\n"),
+        Some(PaidBy::Subscription(id)) => format!("<p>Subscription <code>{id}</code></p>\n"),
+        None => String::new(),
+    };
+    let terms = session
+        .plan
+        .map(|plan| format!(" {}", escape(&terms(&plan))))
         .unwrap_or_default();
     let paid_at = session
         .paid_at
@@ -356,7 +441,7 @@ fn paid_page(
         .unwrap_or_default();
     let main = format!(
         "<h1>Paid</h1>\n<p id=\"status\" data-status=\"paid\">{lead}</p>\n\
-         <p>{merchant}: <strong>{total}</strong></p>\n{payment}{paid_at}{back}",
+         <p>{merchant}: <strong>{total}</strong>{terms}</p>\n{paid_by}{paid_at}{back}",
         merchant = escape(merchant),
         total = money(session.amount),
     );
@@ -456,6 +541,26 @@ mod tests {
             "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
         );
         assert_eq!(escape("Zoë 1 × 2"), "Zoë 1 × 2");
+    }
+
+    #[test]
+    fn a_plan_reads_as_its_terms() {
+        use ipn_core::subscription::Interval;
+        for (interval, count, trial, cycles, expected) in [
+            (Interval::Month, 1, 0, None, "every month"),
+            (Interval::Week, 2, 1, None, "every 2 weeks, first day free"),
+            (
+                Interval::Month,
+                1,
+                14,
+                Some(12),
+                "every month, first 14 days free, for 12 payments",
+            ),
+            (Interval::Year, 1, 0, Some(1), "every year, for 1 payment"),
+        ] {
+            let plan = Plan::new(interval, count, trial, cycles).unwrap();
+            assert_eq!(terms(&plan), expected);
+        }
     }
 
     #[test]

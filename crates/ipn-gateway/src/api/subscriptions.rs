@@ -14,10 +14,12 @@ use ipn_core::payment::Payer;
 use ipn_core::subscription::{Interval, Subscription, SubscriptionStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
 use super::merchants::check_email;
 use super::payments::Order;
 use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
+use crate::model::Merchant;
 use crate::payments::PaymentMethod;
 use crate::storage::{SubscriptionDone, Write, WriteRequest, Written};
 use crate::subscriptions::{
@@ -68,15 +70,59 @@ struct CancelRequest {
     at_period_end: bool,
 }
 
-/// A card on file: brand, last four and its test behaviour, never the number.
+/// The request's card, checked, as a card on file.
 fn card(request: &CardRequest) -> Result<PaymentMethod, ApiError> {
     let card = CardNumber::parse(&request.card_number)
         .map_err(|e| ApiError::invalid(format!("payment_method.card_number: {e}")))?;
-    Ok(PaymentMethod::Card {
+    Ok(card_on_file(&card))
+}
+
+/// A card on file: brand, last four and its test behaviour, never the number.
+pub(super) fn card_on_file(card: &CardNumber) -> PaymentMethod {
+    PaymentMethod::Card {
         brand: card.brand(),
         last4: card.last4().to_owned(),
         behaviour: card.behaviour(),
-    })
+    }
+}
+
+/// A new subscription to `plan`, charging `order`'s amount each period, as
+/// the writer's signup: the one way a subscription is made, from the API or
+/// the checkout page. The order's items are not part of a subscription.
+pub(super) fn new_subscription(
+    merchant: &Merchant,
+    order: Order,
+    payer: Payer,
+    plan: &Plan,
+    method: PaymentMethod,
+    now: OffsetDateTime,
+) -> (SubscriptionId, SubscriptionChange) {
+    let subscription = Subscription {
+        id: SubscriptionId::generate(now),
+        status: SubscriptionStatus::Active, // decided when written
+        previous_status: None,
+        merchant_id: merchant.id,
+        receiver_email: merchant.receiver_email.clone(),
+        payer,
+        amount: order.amount.minor(),
+        currency: order.amount.currency(),
+        interval: plan.interval(),
+        interval_count: plan.interval_count(),
+        trial_days: plan.trial_days(),
+        total_cycles: plan.total_cycles(),
+        cycles_paid: 0,
+        paid_through: None,
+        cancel_at_period_end: false,
+        invoice: order.invoice,
+        custom: order.custom,
+        created_at: now,
+    };
+    let id = subscription.id;
+    let change = SubscriptionChange::Create {
+        subscription: Box::new(subscription),
+        method,
+    };
+    (id, change)
 }
 
 pub async fn create(
@@ -103,7 +149,7 @@ pub async fn create(
         Vec::new(),
     )?;
     check_email("payer.email", &request.payer.email)?;
-    Plan::new(
+    let plan = Plan::new(
         request.interval,
         request.interval_count,
         request.trial_days,
@@ -117,40 +163,9 @@ pub async fn create(
         .merchant(merchant_id)
         .ok_or_else(ApiError::unauthorized)?;
     let now = state.engine.clock.now();
-    let subscription = Subscription {
-        id: SubscriptionId::generate(now),
-        status: SubscriptionStatus::Active, // decided when written
-        previous_status: None,
-        merchant_id,
-        receiver_email: merchant.receiver_email.clone(),
-        payer: request.payer,
-        amount: order.amount.minor(),
-        currency: order.amount.currency(),
-        interval: request.interval,
-        interval_count: request.interval_count,
-        trial_days: request.trial_days,
-        total_cycles: request.total_cycles,
-        cycles_paid: 0,
-        paid_through: None,
-        cancel_at_period_end: false,
-        invoice: order.invoice,
-        custom: order.custom,
-        created_at: now,
-    };
-    let change = SubscriptionChange::Create {
-        subscription: Box::new(subscription.clone()),
-        method,
-    };
+    let (id, change) = new_subscription(&merchant, order, request.payer, &plan, method, now);
     let respond: Respond = |outcome| answer(outcome, StatusCode::CREATED);
-    write(
-        &state,
-        merchant_id,
-        subscription.id,
-        change,
-        idem.as_ref(),
-        respond,
-    )
-    .await
+    write(&state, merchant_id, id, change, idem.as_ref(), respond).await
 }
 
 pub async fn get_one(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ipn_core::event::Event;
 use ipn_core::id::{CheckoutSessionId, EndpointId, EventId, MerchantId, PaymentId, SubscriptionId};
 
-use crate::checkout::{CheckoutPayment, CheckoutRefusal, CheckoutSession};
+use crate::checkout::{CheckoutPayment, CheckoutRefusal, CheckoutSession, CheckoutSubscription};
 use crate::clock::Millis;
 use crate::model::{Attempt, DeliveryStatus, DisabledReason, Endpoint, Merchant};
 use crate::payments::{PaymentRefusal, PaymentWrite, StoredPayment};
@@ -60,6 +60,9 @@ pub enum Write {
     /// Pays an open checkout session: the payment's create operation, and
     /// the session marked paid with it, in this one transaction.
     CheckoutPayment(Box<CheckoutPayment>),
+    /// Pays an open subscription-mode checkout session: the subscription's
+    /// signup, and the session marked paid with it, in this one transaction.
+    CheckoutSubscription(Box<CheckoutSubscription>),
     /// A subscription step (signup, billing, cancel, new card), the same way.
     Subscription(Box<SubscriptionWrite>),
     /// Disables an endpoint and fails its pending deliveries.

@@ -17,7 +17,9 @@ use super::{
     Ingested, NewEvent, PaymentDone, Scheduled, Store, StoreError, StoredEvent, SubscriptionDone,
     Write, WriteRequest, Written,
 };
-use crate::checkout::{self, CheckoutPayment, CheckoutRefusal, CheckoutSession};
+use crate::checkout::{
+    self, CheckoutPayment, CheckoutRefusal, CheckoutSession, CheckoutSubscription,
+};
 use crate::clock::{Millis, from_millis};
 use crate::model::{
     Attempt, AttemptStatus, DeliveryStatus, Disabled, DisabledReason, Endpoint, EventFilter,
@@ -109,6 +111,16 @@ const MIGRATIONS: &[(&str, &str)] = &[
         // Secrets the gateway makes for itself, once.
         "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
          INSERT INTO secrets (name, value) VALUES ('idempotency_hash_key', randomblob(32));",
+    ),
+    (
+        "0008_checkout_subscriptions",
+        // Subscription-mode sessions: `plan` is the terms as JSON (`null`
+        // in payment mode), `subscription_id` is set once, by the signup
+        // that pays it. SQLite cannot add a UNIQUE column, hence the index.
+        "ALTER TABLE checkout_sessions ADD COLUMN plan TEXT;
+         ALTER TABLE checkout_sessions ADD COLUMN subscription_id TEXT REFERENCES subscriptions (id);
+         CREATE UNIQUE INDEX checkout_sessions_by_subscription ON checkout_sessions (subscription_id)
+             WHERE subscription_id IS NOT NULL;",
     ),
 ];
 
@@ -685,6 +697,7 @@ fn apply_write(tx: &Connection, write: &Write) -> Result<Written, StoreError> {
             Ok(Written::Done)
         }
         Write::CheckoutPayment(write) => checkout_payment_write(tx, write),
+        Write::CheckoutSubscription(write) => checkout_subscription_write(tx, write),
         Write::Subscription(write) => subscription_write(tx, write),
         Write::DisableEndpoint {
             endpoint_id,
@@ -864,8 +877,8 @@ fn save_checkout_session(tx: &Connection, s: &CheckoutSession) -> Result<(), Sto
     tx.prepare_cached(
         "INSERT INTO checkout_sessions (id, merchant_id, invoice, amount, currency, items, custom,
                                         customer_email, success_url, cancel_url, created_at,
-                                        expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                        expires_at, plan)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         s.id.to_string(),
@@ -880,6 +893,7 @@ fn save_checkout_session(tx: &Connection, s: &CheckoutSession) -> Result<(), Sto
         s.cancel_url,
         crate::clock::to_millis(s.created_at),
         crate::clock::to_millis(s.expires_at),
+        s.plan.as_ref().map(serde_json::to_string).transpose()?,
     ])?;
     Ok(())
 }
@@ -890,7 +904,8 @@ fn find_checkout_session(
 ) -> rusqlite::Result<Option<CheckoutSession>> {
     conn.prepare_cached(
         "SELECT id, merchant_id, invoice, amount, currency, items, custom, customer_email,
-                success_url, cancel_url, created_at, expires_at, payment_id, paid_at
+                success_url, cancel_url, created_at, expires_at, payment_id, paid_at, plan,
+                subscription_id
          FROM checkout_sessions WHERE id = ?1",
     )?
     .query_row([id.to_string()], |row| {
@@ -905,6 +920,17 @@ fn find_checkout_session(
             Some(_) => Some(parse_id(row, 12, PaymentId::parse)?),
             None => None,
         };
+        // Checked again as it is read (`Plan` validates when deserialized).
+        let plan = match row.get_ref(14)?.as_str_or_null()? {
+            Some(text) => {
+                Some(serde_json::from_str(text).map_err(|e| conversion(14, e.to_string()))?)
+            }
+            None => None,
+        };
+        let subscription_id = match row.get_ref(15)?.as_str_or_null()? {
+            Some(_) => Some(parse_id(row, 15, SubscriptionId::parse)?),
+            None => None,
+        };
         Ok(CheckoutSession {
             id: parse_id(row, 0, CheckoutSessionId::parse)?,
             merchant_id: parse_id(row, 1, MerchantId::parse)?,
@@ -915,9 +941,11 @@ fn find_checkout_session(
             customer_email: row.get(7)?,
             success_url: row.get(8)?,
             cancel_url: row.get(9)?,
+            plan,
             created_at: from_millis(row.get(10)?),
             expires_at: from_millis(row.get(11)?),
             payment_id,
+            subscription_id,
             paid_at: row.get::<_, Option<Millis>>(13)?.map(from_millis),
         })
     })
@@ -939,6 +967,13 @@ fn checkout_payment_write(tx: &Connection, write: &CheckoutPayment) -> Result<Wr
     if let Err(refusal) = session.payable(payment.now) {
         return Ok(Written::CheckoutRefused(refusal));
     }
+    if session.plan.is_some() {
+        // The page pays a session in its own mode; this is a gateway bug.
+        return Err(anyhow!(
+            "checkout session {} starts a subscription, not a payment",
+            write.session_id
+        ));
+    }
     let written = payment_write(tx, payment)?;
     if let Written::Payment(done) = &written
         && done
@@ -959,6 +994,54 @@ fn checkout_payment_write(tx: &Connection, write: &CheckoutPayment) -> Result<Wr
         if marked != 1 {
             // Found open above in this same transaction, so this cannot
             // happen; if it does, the error rolls the payment back too.
+            return Err(anyhow!(
+                "checkout session {} was paid twice in one transaction",
+                write.session_id
+            ));
+        }
+    }
+    Ok(written)
+}
+
+/// Pays a subscription-mode checkout session if it is open at the write's
+/// time: the same check, then the signup (the same create operation as the
+/// subscriptions API), then the mark, in this one transaction, so a session
+/// starts at most one subscription however many submits race.
+fn checkout_subscription_write(
+    tx: &Connection,
+    write: &CheckoutSubscription,
+) -> Result<Written, StoreError> {
+    let subscription = &write.subscription;
+    let Some(session) = find_checkout_session(tx, write.session_id)?
+        .filter(|s| s.merchant_id == subscription.merchant_id)
+    else {
+        return Ok(Written::CheckoutRefused(CheckoutRefusal::NotFound));
+    };
+    if let Err(refusal) = session.payable(subscription.now) {
+        return Ok(Written::CheckoutRefused(refusal));
+    }
+    if session.plan.is_none() {
+        // The page pays a session in its own mode; this is a gateway bug.
+        return Err(anyhow!(
+            "checkout session {} is for a payment, not a subscription",
+            write.session_id
+        ));
+    }
+    let written = subscription_write(tx, subscription)?;
+    if let Written::Subscription(done) = &written {
+        let marked = tx
+            .prepare_cached(
+                "UPDATE checkout_sessions SET subscription_id = ?2, paid_at = ?3
+                 WHERE id = ?1 AND payment_id IS NULL AND subscription_id IS NULL",
+            )?
+            .execute(params![
+                write.session_id.to_string(),
+                done.row.subscription.id.to_string(),
+                crate::clock::to_millis(subscription.now),
+            ])?;
+        if marked != 1 {
+            // Found open above in this same transaction, so this cannot
+            // happen; if it does, the error rolls the subscription back too.
             return Err(anyhow!(
                 "checkout session {} was paid twice in one transaction",
                 write.session_id

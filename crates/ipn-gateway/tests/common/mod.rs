@@ -329,3 +329,20 @@ impl Shop {
         self.gw.post(&self.merchant.key, path, body).await
     }
 }
+
+impl TestGateway {
+    /// How many rows a table of the gateway's database holds, read beside
+    /// the running gateway (WAL readers never block it): to check that a
+    /// refused request stored nothing.
+    pub fn count_rows(&self, table: &str) -> i64 {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.dir.path().join("gateway.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+    }
+}
