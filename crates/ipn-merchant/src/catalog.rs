@@ -5,9 +5,14 @@
 //! unique skus, one currency for every product (an order's total is one sum
 //! of money), prices above zero, and download file names that cannot leave
 //! the downloads directory. Each refusal names the product.
+//!
+//! A product with `subscription` terms is sold as a subscription: its price
+//! is charged every period by the gateway. It is ordered alone, one at a
+//! time, since one checkout starts one subscription at one price.
 
 use std::path::Path;
 
+use ipn_core::billing::Plan;
 use ipn_core::money::{Currency, Money};
 use ipn_core::payment::ItemKind;
 use serde::{Deserialize, Serialize};
@@ -32,6 +37,9 @@ pub struct Product {
     /// paid order may download. A plain file name, never a path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<String>,
+    /// Billing terms, for a product sold as a subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<Plan>,
 }
 
 /// A checked list of products in one currency.
@@ -72,6 +80,8 @@ pub enum CatalogError {
     },
     #[error("product {sku:?}: only a digital product has a download")]
     DownloadOnPhysical { sku: String },
+    #[error("product {sku:?}: a subscription has no download (access follows the subscription)")]
+    DownloadOnSubscription { sku: String },
     #[error("product {sku:?}: download {file:?} must be a plain file name, not a path")]
     BadDownload { sku: String, file: String },
     #[error("catalog file {path}: {error}")]
@@ -121,6 +131,9 @@ impl Catalog {
                 });
             }
             if let Some(file) = &product.download {
+                if product.subscription.is_some() {
+                    return Err(CatalogError::DownloadOnSubscription { sku: sku.clone() });
+                }
                 if product.kind != ItemKind::Digital {
                     return Err(CatalogError::DownloadOnPhysical { sku: sku.clone() });
                 }
@@ -151,7 +164,8 @@ impl Catalog {
         Self::new(file.products)
     }
 
-    /// The built-in catalog: a few products in USD, one of them digital.
+    /// The built-in catalog in USD: physical goods, a digital download and
+    /// a monthly subscription.
     pub fn demo() -> Self {
         let product = |sku: &str, name: &str, kind, cents, description: &str, download| Product {
             sku: sku.to_owned(),
@@ -160,7 +174,10 @@ impl Catalog {
             price: Money::new(cents, Currency::USD),
             description: description.to_owned(),
             download,
+            subscription: None,
         };
+        let monthly = Plan::new(ipn_core::subscription::Interval::Month, 1, 0, None)
+            .unwrap_or_else(|error| panic!("the demo plan is invalid: {error}"));
         let products = vec![
             product(
                 "mug",
@@ -186,6 +203,17 @@ impl Catalog {
                 "A PDF on receiving notifications without losing or repeating one.",
                 Some("webhooks-exactly-once.pdf".to_owned()),
             ),
+            Product {
+                subscription: Some(monthly),
+                ..product(
+                    "membership",
+                    "Webhook Weekly membership",
+                    ItemKind::Digital,
+                    499,
+                    "A monthly letter on delivering and receiving webhooks. Cancel any time.",
+                    None,
+                )
+            },
         ];
         // The demo is fixed; a mistake in it is a bug caught by the tests.
         Self::new(products).unwrap_or_else(|error| panic!("the demo catalog is invalid: {error}"))
@@ -225,6 +253,7 @@ mod tests {
             price: Money::new(cents, currency),
             description: String::new(),
             download: None,
+            subscription: None,
         }
     }
 
@@ -232,7 +261,9 @@ mod tests {
     fn the_demo_is_valid_and_has_a_digital_product() {
         let demo = Catalog::demo();
         assert_eq!(demo.currency(), Currency::USD);
-        assert!(demo.products().iter().any(|p| p.kind == ItemKind::Digital));
+        assert!(demo.products().iter().any(|p| p.download.is_some()));
+        assert!(demo.products().iter().any(|p| p.subscription.is_some()));
+        assert!(demo.products().iter().any(|p| p.kind == ItemKind::Physical));
     }
 
     #[test]
@@ -242,6 +273,12 @@ mod tests {
             kind: ItemKind::Digital,
             download: Some(file.into()),
             ..product("book", 100, usd)
+        };
+        let subscription_with_file = Product {
+            subscription: Some(
+                Plan::new(ipn_core::subscription::Interval::Month, 1, 0, None).unwrap(),
+            ),
+            ..digital("letter.pdf")
         };
         let physical_with_file = Product {
             download: Some("a.pdf".into()),
@@ -257,6 +294,7 @@ mod tests {
                 "\"b\"",
             ),
             (vec![physical_with_file], "\"mug\""),
+            (vec![subscription_with_file], "subscription has no download"),
             (vec![digital("../etc/passwd")], "\"book\""),
             (vec![digital("..")], "\"book\""),
         ];
@@ -280,6 +318,29 @@ mod tests {
         let catalog = Catalog::load(&path).unwrap();
         assert_eq!(catalog.currency(), Currency::EUR);
         assert_eq!(catalog.product("kit").unwrap().price.minor(), 1500);
+
+        std::fs::write(
+            &path,
+            r#"{"products": [{"sku": "club", "name": "Club", "kind": "digital",
+                "price": {"amount": 500, "currency": "EUR"},
+                "subscription": {"interval": "year", "trial_days": 30}}]}"#,
+        )
+        .unwrap();
+        let club = Catalog::load(&path)
+            .unwrap()
+            .product("club")
+            .unwrap()
+            .clone();
+        assert_eq!(club.subscription.unwrap().trial_days(), 30);
+        std::fs::write(
+            &path,
+            r#"{"products": [{"sku": "club", "name": "Club", "kind": "digital",
+                "price": {"amount": 500, "currency": "EUR"},
+                "subscription": {"interval": "year", "interval_count": 9}}]}"#,
+        )
+        .unwrap();
+        let error = Catalog::load(&path).unwrap_err().to_string();
+        assert!(error.contains("interval_count 9"), "{error}");
 
         std::fs::write(&path, r#"{"products": [{"sku": "kit"}]}"#).unwrap();
         let error = Catalog::load(&path).unwrap_err().to_string();

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::stack::{Stack, VISA, card, download_states, email_kinds};
+use common::stack::{DAY, Stack, VISA, card, download_states, email_kinds};
 use common::{Account, WAIT};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -651,44 +651,6 @@ async fn an_ipn_dropped_at_the_gateway_is_recovered_by_reconciliation_in_both_di
 }
 
 const DECLINES_RENEWALS: &str = "4000 0000 0000 0341";
-const DAY: u64 = 24 * 3600;
-
-impl Stack {
-    async fn advance(&self, seconds: u64) {
-        let (status, body) = self
-            .gw
-            .post(
-                common::ADMIN_KEY,
-                "/v1/test/clock/advance",
-                json!({"seconds": seconds}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
-
-    /// Waits until the subscription is `status` with `emails` emails sent;
-    /// returns it.
-    async fn subscription(&self, id: &str, status: &str, emails: usize) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let (code, body) = self
-                .shop
-                .get_json(&format!("/api/subscriptions/{id}"))
-                .await;
-            let sent = body["emails"].as_array().map_or(0, |emails| {
-                emails.iter().filter(|e| e["status"] == "sent").count()
-            });
-            if code == StatusCode::OK && body["status"] == status && sent == emails {
-                return body;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for subscription {id} to be {status} with {emails} emails: {code} {body:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_subscription_from_signup_to_expiry_in_both_dialects() {

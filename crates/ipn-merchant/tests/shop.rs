@@ -194,6 +194,7 @@ async fn a_file_catalog_and_a_public_url_are_used() {
         price: Money::new(1500, Currency::EUR),
         description: "Files to start with.".into(),
         download: Some("kit.zip".into()),
+        subscription: None,
     }])
     .unwrap();
     let shop = TestMerchant::shop_with(&gw.url, &account, |config| {

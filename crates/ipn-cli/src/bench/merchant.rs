@@ -203,6 +203,8 @@ fn make_orders(
             checkout_url: "http://127.0.0.1:9/checkout".to_owned(),
             merchant_id: Some(merchant_id.to_string()),
             created_at,
+            plan: None,
+            subscription_id: None,
             paid_at: None,
             fulfilled_at: None,
         };

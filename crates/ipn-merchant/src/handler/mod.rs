@@ -399,6 +399,14 @@ impl Handler {
         order: &Order,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
+        if order.plan.is_some() {
+            let started = order.subscription_id.is_some();
+            let flagged = store::is_flagged(tx, &order.id)?;
+            let status = order_state::derive_subscribed(started, flagged);
+            store::set_order_status(tx, &order.id, status, started, millis(now))?;
+            return Ok(0);
+        }
+        // Checking held claims may flag the order: before reading flags.
         self.settle_held(tx, order, millis(now))?;
         let facts = store::order_facts(tx, &order.id)?;
         let flagged = store::is_flagged(tx, &order.id)?;
@@ -487,6 +495,11 @@ impl Handler {
         let Some(order) = orders::get(tx, order_id)? else {
             return Ok(Review::NotFound);
         };
+        if order.plan.is_some() {
+            return Ok(Review::Refused(format!(
+                "order {order_id} is a subscription: there is nothing to ship"
+            )));
+        }
         let facts = store::order_facts(tx, order_id)?;
         let derived = order_state::derive(&facts, false, false);
         if order.fulfilled_at.is_some() {
@@ -534,6 +547,10 @@ impl Handler {
 fn validate(claim: &PaymentNotice, order: &Order, live: bool) -> Vec<String> {
     let mut problems = Vec::new();
     let is_charge = matches!(claim.kind, PaymentKind::Charge(_));
+    if is_charge && order.plan.is_some() {
+        // Its money comes as the subscription's period payments.
+        problems.push("a one-time payment for an order that is a subscription".to_owned());
+    }
     match (claim.receiver.as_deref(), &order.merchant_id) {
         (Some(receiver), Some(expected)) if receiver != expected => problems.push(format!(
             "paid to merchant {receiver}, not to this shop ({expected})"

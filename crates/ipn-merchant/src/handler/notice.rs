@@ -113,6 +113,8 @@ pub struct SubscriptionNotice {
     pub amount: Option<Money>,
     /// When the subscriber signed up (ms; PayPal's `subscr_date`).
     pub signed_up_at: Option<i64>,
+    /// The merchant's reference: the shop's order that bought it.
+    pub invoice: Option<String>,
 }
 
 /// What one message says.
@@ -171,6 +173,7 @@ pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
             payer_email: Some(sub.payer.email.clone()),
             amount: Some(sub.amount()),
             signed_up_at: Some(crate::handler::millis(sub.created_at)),
+            invoice: sub.invoice.clone(),
             subscription: Some(sub.clone()),
         }),
         _ => Notice::Ignored(format!("{t} is not about an order or a subscription")),
@@ -264,6 +267,7 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
                 livemode,
                 payer_email,
                 subscription: None,
+                invoice: message.invoice().map(str::to_owned),
                 amount: message.amount("mc_amount3").ok().flatten(),
                 signed_up_at: message
                     .get("subscr_date")

@@ -183,6 +183,21 @@ pub fn derive(facts: &[Fact], flagged: bool, fulfilled: bool) -> Derived {
     }
 }
 
+/// The state of an order for a subscription. Its money moves as the
+/// subscription's period payments (`subscriptions.rs`), not as charges of
+/// the order, so the order is paid once the subscription it bought has
+/// started (a free trial included) and stays paid: what happens to the
+/// subscription later is the subscription's state, shown beside it.
+pub fn derive_subscribed(started: bool, flagged: bool) -> OrderStatus {
+    if flagged {
+        OrderStatus::Flagged
+    } else if started {
+        OrderStatus::Paid
+    } else {
+        OrderStatus::Created
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

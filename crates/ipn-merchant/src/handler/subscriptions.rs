@@ -11,6 +11,7 @@
 
 use ipn_core::billing::Calendar;
 use ipn_core::event::EventType;
+use ipn_core::money::Money;
 use ipn_core::subscription::Subscription;
 use rusqlite::{OptionalExtension as _, Transaction, params};
 use time::OffsetDateTime;
@@ -19,7 +20,7 @@ use super::notice::{ChargeStatus, PaymentKind, PaymentNotice, SubscriptionNotice
 use super::store::{self, Handled, Outcome};
 use super::{Handler, millis};
 use crate::mail::{self, EmailKind, NewEmail, Vars};
-use crate::storage::{InboxId, StoreError};
+use crate::storage::{InboxId, StoreError, orders};
 
 /// A subscription's state as the shop sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +92,10 @@ pub fn payment(
         notice.receiver.as_deref(),
         at,
     )?;
+    if let PaymentKind::Charge(_) = notice.kind {
+        let order = notice.invoice.as_deref();
+        link(handler, tx, inbox_id, id, order, Some(notice.amount), now)?;
+    }
     let position = happened_at.unwrap_or(at);
     let paid = notice.kind == PaymentKind::Charge(ChargeStatus::Completed);
     if paid {
@@ -146,6 +151,8 @@ pub fn change(
         notice.receiver.as_deref(),
         at,
     )?;
+    let order = notice.invoice.as_deref();
+    link(handler, tx, inbox_id, id, order, notice.amount, now)?;
     if let Some(signed_up_at) = notice.signed_up_at {
         tx.prepare_cached(
             "UPDATE subscriptions SET signed_up_at = COALESCE(signed_up_at, ?2) WHERE id = ?1",
@@ -302,6 +309,65 @@ fn mark(
     store::mark(tx, inbox_id, outcome, &handled, at)
 }
 
+/// Ties a subscription to the shop's order that bought it (the notice's
+/// invoice) and settles that order, which is paid from then on. A notice
+/// naming an order that is not for a subscription, that started another
+/// one, or whose price differs flags the order and ties nothing. An
+/// invoice naming no order of this shop is a subscription made elsewhere
+/// (through the API, say): there is nothing to tie.
+fn link(
+    handler: &Handler,
+    tx: &Transaction<'_>,
+    inbox_id: InboxId,
+    id: &str,
+    invoice: Option<&str>,
+    amount: Option<Money>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let Some(order) = invoice
+        .filter(|invoice| !invoice.is_empty())
+        .map(|invoice| orders::get(tx, invoice))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(());
+    };
+    let problem = match (&order.plan, order.subscription_id.as_deref(), amount) {
+        (None, _, _) => Some(format!(
+            "subscription {id} names this order, which is not for a subscription"
+        )),
+        (Some(_), Some(other), _) if other != id => Some(format!(
+            "subscription {id} names this order, which started subscription {other} already"
+        )),
+        (Some(_), _, Some(price)) if price != order.total => Some(format!(
+            "subscription {id} charges {price} a period, but the order is for {}",
+            order.total
+        )),
+        _ => None,
+    };
+    let at = millis(now);
+    if let Some(reason) = problem {
+        tracing::warn!(
+            inbox.id = inbox_id,
+            order.id = order.id,
+            reason,
+            "order flagged"
+        );
+        store::flag(tx, Some(&order.id), inbox_id, &reason, at)?;
+    } else if order.subscription_id.is_none() {
+        tx.prepare_cached("UPDATE orders SET subscription_id = ?2 WHERE id = ?1")?
+            .execute(params![order.id, id])?;
+        tx.prepare_cached("UPDATE subscriptions SET order_id = ?2 WHERE id = ?1")?
+            .execute(params![id, order.id])?;
+    } else {
+        return Ok(());
+    }
+    let order = orders::get(tx, &order.id)?
+        .ok_or_else(|| anyhow::anyhow!("order {} vanished while linking", order.id))?;
+    handler.settle_order(tx, &order, now)?;
+    Ok(())
+}
+
 /// Makes the subscription's row if this is the first notice about it.
 fn ensure(
     tx: &Transaction<'_>,
@@ -331,6 +397,8 @@ pub struct Row {
     pub cycles_paid: u32,
     /// When the subscriber signed up, once a notice said so.
     pub signed_up_at: Option<i64>,
+    /// The shop's order that bought it, if one did.
+    pub order_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -339,7 +407,7 @@ pub fn get(conn: &rusqlite::Connection, id: &str) -> Result<Option<Row>, StoreEr
     let row = conn
         .prepare_cached(
             "SELECT status, customer_email, paid_through, cycles_paid, created_at, updated_at,
-                 signed_up_at
+                 signed_up_at, order_id
              FROM subscriptions WHERE id = ?1",
         )?
         .query_row([id], |row| {
@@ -351,6 +419,7 @@ pub fn get(conn: &rusqlite::Connection, id: &str) -> Result<Option<Row>, StoreEr
                 row.get::<_, i64>(4)?,
                 row.get::<_, i64>(5)?,
                 row.get::<_, Option<i64>>(6)?,
+                row.get::<_, Option<String>>(7)?,
             ))
         })
         .optional()?;
@@ -362,6 +431,7 @@ pub fn get(conn: &rusqlite::Connection, id: &str) -> Result<Option<Row>, StoreEr
         created_at,
         updated_at,
         signed_up_at,
+        order_id,
     )) = row
     else {
         return Ok(None);
@@ -374,6 +444,7 @@ pub fn get(conn: &rusqlite::Connection, id: &str) -> Result<Option<Row>, StoreEr
         paid_through,
         cycles_paid,
         signed_up_at,
+        order_id,
         created_at,
         updated_at,
     }))
@@ -482,7 +553,7 @@ fn email(
             dedupe_key: key.to_owned(),
             kind,
             to,
-            order_id: None,
+            order_id: row.order_id.clone(),
             subscription_id: Some(row.id.clone()),
             rendered,
             created_at: at,

@@ -214,6 +214,7 @@ pub fn order(details: &OrderDetails, messages: &[InboxSummary], now: OffsetDateT
 pub fn can_fulfil(details: &OrderDetails) -> bool {
     let order = &details.order;
     order.status == "paid"
+        && order.plan.is_none()
         && order.fulfilled_at.is_none()
         && order
             .lines
@@ -584,12 +585,15 @@ mod tests {
                 merchant_id: None,
                 created_at: 0,
                 paid_at: None,
+                plan: None,
+                subscription_id: None,
                 fulfilled_at,
             },
             payments: Vec::new(),
             flags: Vec::new(),
             emails: Vec::new(),
             downloads: Vec::new(),
+            subscription: None,
         };
         assert!(can_fulfil(&details("paid", ItemKind::Physical, None)));
         assert!(!can_fulfil(&details("paid", ItemKind::Digital, None)));

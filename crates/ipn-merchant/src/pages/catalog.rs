@@ -67,9 +67,33 @@ pub fn render(catalog: &Catalog, filled: Option<&Filled>, problem: Option<&str>)
             Some(form) => ("1", form.customer_email.as_str()),
             None => ("1", ""),
         };
-        let kind = match product.kind {
-            ItemKind::Physical => "Shipped to you",
-            ItemKind::Digital => "Digital download, emailed once paid",
+        let kind = match (product.kind, &product.subscription) {
+            (_, Some(plan)) if plan.trial_days() > 0 => {
+                format!(
+                    "Subscription, first {} days free; cancel any time",
+                    plan.trial_days()
+                )
+            }
+            (_, Some(_)) => "Subscription; cancel any time".to_owned(),
+            (ItemKind::Physical, None) => "Shipped to you".to_owned(),
+            (ItemKind::Digital, None) => "Digital download, emailed once paid".to_owned(),
+        };
+        // A subscription is bought once: no quantity to choose.
+        let (price, quantity_field, button) = match &product.subscription {
+            Some(plan) => (
+                format!("{} / {}", money(product.price), esc(&plan.period())),
+                "<input type=\"hidden\" name=\"quantity\" value=\"1\">".to_owned(),
+                "Subscribe",
+            ),
+            None => (
+                money(product.price),
+                format!(
+                    "<label>Quantity <input type=\"number\" name=\"quantity\" min=\"1\" \
+                     max=\"{MAX_QUANTITY}\" value=\"{}\" required></label>",
+                    esc(quantity)
+                ),
+                "Buy",
+            ),
         };
         main.push_str(&format!(
             "<section class=\"product\" id=\"product-{sku}\">\n\
@@ -77,16 +101,14 @@ pub fn render(catalog: &Catalog, filled: Option<&Filled>, problem: Option<&str>)
              <p><span class=\"price\">{price}</span> · <small>{kind}</small></p>\n\
              <form method=\"post\" action=\"/orders\">\n\
              <input type=\"hidden\" name=\"sku\" value=\"{sku}\">\n\
-             <label>Quantity <input type=\"number\" name=\"quantity\" min=\"1\" max=\"{MAX_QUANTITY}\" \
-             value=\"{quantity}\" required></label>\n\
+             {quantity_field}\n\
              <label>Email <input type=\"email\" name=\"customer_email\" autocomplete=\"email\" \
              value=\"{email}\" required></label>\n\
-             <button type=\"submit\">Buy</button>\n</form>\n</section>\n",
+             <button type=\"submit\">{button}</button>\n</form>\n</section>\n",
             sku = esc(&product.sku),
             name = esc(&product.name),
             description = esc(&product.description),
-            price = money(product.price),
-            quantity = esc(quantity),
+            kind = esc(&kind),
             email = esc(email),
         ));
     }
@@ -103,7 +125,7 @@ mod tests {
     #[test]
     fn every_product_has_a_buy_form_with_its_price() {
         let page = render(&Catalog::demo(), None, None);
-        for sku in ["mug", "tshirt", "ebook"] {
+        for sku in ["mug", "tshirt", "ebook", "membership"] {
             assert!(
                 page.contains(&format!("name=\"sku\" value=\"{sku}\"")),
                 "{sku}: {page}"
@@ -114,9 +136,17 @@ mod tests {
         assert_eq!(
             page.matches("<form method=\"post\" action=\"/orders\">")
                 .count(),
-            3
+            4
         );
         assert_eq!(page.matches(">Buy</button>").count(), 3);
+        // The subscription: its price per period, one at a time.
+        assert!(page.contains("4.99 USD / month"), "{page}");
+        assert_eq!(page.matches(">Subscribe</button>").count(), 1);
+        assert_eq!(
+            page.matches("<input type=\"hidden\" name=\"quantity\" value=\"1\">")
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -129,6 +159,7 @@ mod tests {
             price: Money::new(100, Currency::USD),
             description: format!("\"{evil}"),
             download: None,
+            subscription: None,
         }])
         .unwrap();
         let filled = Filled {

@@ -62,7 +62,10 @@ border-radius:6px;font-weight:600;text-decoration:none}\
 .status{font-size:1.3rem;padding:.6rem .9rem;border-radius:6px;background:#f0f0f2}\
 .status-good{background:#e3f4e8;color:#14532d}.status-wait{background:#fff4d6;color:#713f12}\
 .status-bad{background:#fde2e1;color:#7f1d1d}.note{font-size:.85rem;color:#555}\
-small,code{color:#555}td code{font-size:.8rem}form.inline{display:inline}";
+small,code{color:#555}td code{font-size:.8rem}form.inline{display:inline}\
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.35rem 1.25rem;margin:0 0 1rem}\
+dl.facts dt{color:#555;font-size:.85rem}dl.facts dd{margin:0}\
+dd .status-good,dd .status-wait,dd .status-bad{padding:.1rem .45rem;border-radius:4px}";
 
 /// The Content-Security-Policy of every page: nothing may load or run but
 /// the inline style; forms post only to this shop, plus `form_origin`

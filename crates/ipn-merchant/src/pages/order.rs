@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::html::{esc, money, when, when_at};
 use crate::downloads::{GrantState, SigningKey};
+use crate::handler::subscriptions::{Row as SubscriptionRow, Status, has_access};
 use crate::mail::EmailStatus;
 use crate::storage::reader::OrderDetails;
 
@@ -58,6 +59,34 @@ pub fn status_words(status: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// The subscription an order started: where it stands and until when the
+/// customer has access.
+fn subscription_section(row: &SubscriptionRow, now: OffsetDateTime) -> String {
+    let now = crate::handler::millis(now);
+    let access = has_access(row.status, row.paid_through, now);
+    let (state, tone) = match row.status {
+        Status::Active => ("Active", "status-good"),
+        Status::PastDue => ("Payment failed; we will try your card again", "status-wait"),
+        Status::Canceled if access => (
+            "Canceled; access continues to the end of the period",
+            "status-wait",
+        ),
+        Status::Canceled | Status::Expired => ("Ended", "status-bad"),
+    };
+    let until = match (access, row.paid_through) {
+        (true, Some(until)) => format!("<dt>Paid through</dt><dd>{}</dd>", when(until)),
+        _ => String::new(),
+    };
+    format!(
+        "<h2>Subscription</h2>\n<dl class=\"facts\" id=\"subscription\" data-status=\"{status}\">\
+         <dt>Status</dt><dd><span class=\"{tone}\">{state}</span></dd>{until}\
+         <dt>Periods paid</dt><dd>{cycles}</dd><dt>Reference</dt><dd><code>{id}</code></dd></dl>\n",
+        status = row.status.as_str(),
+        cycles = row.cycles_paid,
+        id = esc(&row.id),
+    )
+}
+
 /// Whether the order still waits for its payment: the page reloads.
 pub fn waiting(status: &str) -> bool {
     matches!(status, "created" | "pending")
@@ -67,7 +96,13 @@ pub fn waiting(status: &str) -> bool {
 /// links (signed with `key`) and the emails sent to the customer.
 pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> String {
     let order = &details.order;
-    let (heading, sentence) = status_words(&order.status).unwrap_or(("Order status", ""));
+    let (heading, sentence) = match (&order.plan, order.status.as_str()) {
+        (Some(_), "paid") => (
+            "Subscribed — thank you!",
+            "Your subscription has started. A confirmation is on its way to your inbox.",
+        ),
+        (_, status) => status_words(status).unwrap_or(("Order status", "")),
+    };
     let tone = match order.status.as_str() {
         "paid" | "fulfilled" => "status-good",
         "created" | "pending" | "flagged" => "status-wait",
@@ -104,10 +139,15 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
         "<h2>Items</h2>\n<table>\n<thead><tr><th>Item</th><th class=\"num\">Qty</th>\
          <th class=\"num\">Price</th><th class=\"num\">Amount</th></tr></thead>\n<tbody>\n",
     );
+    // A subscription's price is per period.
+    let per = order
+        .plan
+        .map(|plan| format!(" / {}", esc(&plan.period())))
+        .unwrap_or_default();
     for line in &order.lines {
         main.push_str(&format!(
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td></tr>\n",
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}{per}</td>\
+             <td class=\"num\">{}{per}</td></tr>\n",
             esc(&line.name),
             line.quantity,
             money(line.unit_price),
@@ -116,9 +156,12 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     }
     main.push_str(&format!(
         "</tbody>\n<tfoot><tr><th colspan=\"3\">Total</th>\
-         <th class=\"num\" id=\"total\">{}</th></tr></tfoot>\n</table>\n",
+         <th class=\"num\" id=\"total\">{}{per}</th></tr></tfoot>\n</table>\n",
         money(order.total)
     ));
+    if let Some(subscription) = &details.subscription {
+        main.push_str(&subscription_section(subscription, now));
+    }
 
     let payments: Vec<_> = details.payments.iter().filter(|p| p.valid).collect();
     if !payments.is_empty() {
@@ -233,6 +276,8 @@ mod tests {
                 merchant_id: None,
                 created_at: 0,
                 paid_at: None,
+                plan: None,
+                subscription_id: None,
                 fulfilled_at: None,
             },
             payments: Vec::new(),
@@ -255,6 +300,7 @@ mod tests {
                 grant("dl_active", None),
                 grant("dl_revoked", Some("refunded")),
             ],
+            subscription: None,
         }
     }
 

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use ipn_core::billing::Plan;
 use ipn_core::payment::Item;
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,10 @@ pub struct NewSession<'a> {
     pub currency: &'a str,
     pub items: Vec<Item>,
     pub customer_email: &'a str,
+    /// Billing terms: the session starts a subscription charging `amount`
+    /// every period instead of taking one payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<Plan>,
     pub success_url: &'a str,
     pub cancel_url: &'a str,
 }

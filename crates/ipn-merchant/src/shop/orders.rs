@@ -9,6 +9,7 @@
 //! payment for it would come in as an unknown invoice, which the handler
 //! flags rather than applies.
 
+use ipn_core::billing::Plan;
 use ipn_core::money::Money;
 use ipn_core::payment::Item;
 use serde::Deserialize;
@@ -51,9 +52,21 @@ pub fn parse_request(body: &[u8]) -> Result<OrderRequest, ShopError> {
     serde_json::from_slice(body).map_err(|e| ShopError::invalid(format!("request body: {e}")))
 }
 
+/// A cart priced from the catalog.
+#[derive(Debug)]
+pub struct Cart {
+    pub lines: Vec<Line>,
+    pub total: Money,
+    /// The billing terms when the cart is a subscription (its total is then
+    /// charged every period).
+    pub plan: Option<Plan>,
+}
+
 /// The lines of a cart, priced from the catalog, and their total: checked
-/// arithmetic in minor units, so an overflow is refused, never wrapped.
-pub fn price(catalog: &Catalog, items: &[RequestLine]) -> Result<(Vec<Line>, Money), ShopError> {
+/// arithmetic in minor units, so an overflow is refused, never wrapped. A
+/// subscription is ordered alone and once: one checkout starts one
+/// subscription at one price.
+pub fn price(catalog: &Catalog, items: &[RequestLine]) -> Result<Cart, ShopError> {
     if items.is_empty() {
         return Err(ShopError::invalid(
             "items: an order needs at least one item",
@@ -61,11 +74,19 @@ pub fn price(catalog: &Catalog, items: &[RequestLine]) -> Result<(Vec<Line>, Mon
     }
     let mut total = Money::new(0, catalog.currency());
     let mut lines: Vec<Line> = Vec::with_capacity(items.len());
+    let mut plan = None;
     for (index, item) in items.iter().enumerate() {
         let at = index + 1;
         let product = catalog.product(&item.sku).ok_or_else(|| {
             ShopError::invalid(format!("items[{at}]: no product with sku {:?}", item.sku))
         })?;
+        if product.subscription.is_some() && (items.len() > 1 || item.quantity != 1) {
+            return Err(ShopError::invalid(format!(
+                "items[{at}]: {:?} is a subscription: order it on its own, quantity 1",
+                item.sku
+            )));
+        }
+        plan = plan.or(product.subscription);
         if lines.iter().any(|line| line.sku == item.sku) {
             return Err(ShopError::invalid(format!(
                 "items[{at}]: sku {:?} is listed twice; give its total quantity once",
@@ -96,7 +117,7 @@ pub fn price(catalog: &Catalog, items: &[RequestLine]) -> Result<(Vec<Line>, Mon
             total: line_total,
         });
     }
-    Ok((lines, total))
+    Ok(Cart { lines, total, plan })
 }
 
 /// The gateway's rule for an email (one `@`, a dot in the domain, no
@@ -119,7 +140,7 @@ pub fn check_email(email: &str) -> Result<(), ShopError> {
 /// Checks and prices the request, creates the checkout session, then
 /// stores the order (see the module's note on why in that order).
 pub async fn create(shop: &Shop, request: OrderRequest) -> Result<Order, ShopError> {
-    let (lines, total) = price(&shop.catalog, &request.items)?;
+    let Cart { lines, total, plan } = price(&shop.catalog, &request.items)?;
     check_email(&request.customer_email)?;
     let now = OffsetDateTime::now_utc();
     let id = format!("ord_{}", ulid::Ulid::new());
@@ -141,6 +162,7 @@ pub async fn create(shop: &Shop, request: OrderRequest) -> Result<Order, ShopErr
                 })
                 .collect(),
             customer_email: &request.customer_email,
+            subscription: plan,
             // Paid or not, the customer comes back to the order's page,
             // which shows where it stands.
             success_url: &page,
@@ -159,6 +181,8 @@ pub async fn create(shop: &Shop, request: OrderRequest) -> Result<Order, ShopErr
         created_at: millis(now),
         paid_at: None,
         fulfilled_at: None,
+        plan,
+        subscription_id: None,
     };
     shop.writer.create_order(order.clone()).await?;
     tracing::info!(order.id = order.id, total = %order.total, "order created");
@@ -177,6 +201,7 @@ pub fn catalog_view(catalog: &Catalog) -> Value {
                 "kind": p.kind,
                 "price": p.price,
                 "description": p.description,
+                "subscription": p.subscription,
             })
         })
         .collect();
@@ -193,6 +218,7 @@ pub fn view(order: &Order) -> Value {
             flags: Vec::new(),
             emails: Vec::new(),
             downloads: Vec::new(),
+            subscription: None,
         },
         OffsetDateTime::UNIX_EPOCH,
     )
@@ -294,6 +320,22 @@ pub fn details_view(details: &OrderDetails, now: OffsetDateTime) -> Value {
         "flags": flags,
         "emails": emails,
         "downloads": downloads,
+        "plan": order.plan,
+        "subscription": details
+            .subscription
+            .as_ref()
+            .map(|row| subscription_summary(row, millis(now))),
+    })
+}
+
+/// What an order shows of the subscription it started.
+fn subscription_summary(row: &SubscriptionRow, now: i64) -> Value {
+    json!({
+        "id": row.id,
+        "status": row.status.as_str(),
+        "access": has_access(row.status, row.paid_through, now),
+        "paid_through": row.paid_through.map(rfc3339),
+        "cycles_paid": row.cycles_paid,
     })
 }
 
@@ -304,15 +346,11 @@ pub fn subscription_view(row: &SubscriptionRow, emails: &[EmailRow], now: i64) -
         .iter()
         .map(|e| json!({"kind": e.kind, "to": e.to, "status": e.status.as_str(), "subject": e.subject}))
         .collect();
-    json!({
-        "id": row.id,
-        "status": row.status.as_str(),
-        "access": has_access(row.status, row.paid_through, now),
-        "paid_through": row.paid_through.map(rfc3339),
-        "cycles_paid": row.cycles_paid,
-        "customer_email": row.customer_email,
-        "emails": emails,
-    })
+    let mut view = subscription_summary(row, now);
+    view["customer_email"] = json!(row.customer_email);
+    view["order_id"] = json!(row.order_id);
+    view["emails"] = json!(emails);
+    view
 }
 
 fn millis(at: OffsetDateTime) -> i64 {
@@ -342,7 +380,9 @@ mod tests {
     #[test]
     fn a_cart_is_priced_exactly() {
         let catalog = Catalog::demo();
-        let (lines, total) = price(&catalog, &[line("mug", 3), line("ebook", 1)]).unwrap();
+        let Cart { lines, total, plan } =
+            price(&catalog, &[line("mug", 3), line("ebook", 1)]).unwrap();
+        assert_eq!(plan, None);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].total.minor(), 3 * 1250);
         assert_eq!(total.minor(), 3 * 1250 + 999);
@@ -360,10 +400,22 @@ mod tests {
             (vec![line("mug", 101)], "not 101"),
             (vec![line("mug", -1)], "not -1"),
             (vec![line("mug", i64::MAX)], "quantity"),
+            (
+                vec![line("mug", 1), line("membership", 1)],
+                "items[2]: \"membership\" is a subscription: order it on its own, quantity 1",
+            ),
+            (vec![line("membership", 2)], "on its own, quantity 1"),
         ] {
             let error = price(&catalog, &items).unwrap_err().to_string();
             assert!(error.contains(expected), "{error}");
         }
+    }
+
+    #[test]
+    fn a_subscription_is_priced_per_period() {
+        let cart = price(&Catalog::demo(), &[line("membership", 1)]).unwrap();
+        assert_eq!(cart.total.minor(), 499);
+        assert_eq!(cart.plan.unwrap().period(), "month");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! a customer cannot pay. Amounts are integer minor units of the order's
 //! one currency, never floats.
 
+use ipn_core::billing::Plan;
 use ipn_core::money::{Currency, Money};
 use ipn_core::payment::ItemKind;
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
@@ -32,6 +33,11 @@ pub struct Order {
     pub paid_at: Option<i64>,
     /// When the shop marked it shipped (ms).
     pub fulfilled_at: Option<i64>,
+    /// The billing terms, when the order is for a subscription: its total
+    /// is then charged every period.
+    pub plan: Option<Plan>,
+    /// The subscription the order started, once the gateway said so.
+    pub subscription_id: Option<String>,
 }
 
 /// One line of an order, priced when the order was made: a later catalog
@@ -66,8 +72,8 @@ fn parse_kind(text: &str) -> Result<ItemKind, StoreError> {
 pub fn insert(tx: &Transaction<'_>, order: &Order) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO orders (id, status, customer_email, currency, total,
-             checkout_session_id, checkout_url, created_at, merchant_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             checkout_session_id, checkout_url, created_at, merchant_id, plan)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         order.id,
@@ -79,6 +85,10 @@ pub fn insert(tx: &Transaction<'_>, order: &Order) -> Result<(), StoreError> {
         order.checkout_url,
         order.created_at,
         order.merchant_id,
+        order
+            .plan
+            .map(|plan| serde_json::to_string(&plan))
+            .transpose()?,
     ])?;
     let mut line_insert = tx.prepare_cached(
         "INSERT INTO order_items (order_id, line, sku, name, kind, quantity, unit_amount, amount)
@@ -104,7 +114,8 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Order>, StoreError> {
     let row = conn
         .prepare_cached(
             "SELECT status, customer_email, currency, total, checkout_session_id,
-                 checkout_url, created_at, merchant_id, paid_at, fulfilled_at
+                 checkout_url, created_at, merchant_id, paid_at, fulfilled_at, plan,
+                 subscription_id
              FROM orders WHERE id = ?1",
         )?
         .query_row([id], |row| {
@@ -123,12 +134,17 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Order>, StoreError> {
                     row.get::<_, Option<i64>>(8)?,
                     row.get::<_, Option<i64>>(9)?,
                 ),
+                (
+                    row.get::<_, Option<String>>(10)?,
+                    row.get::<_, Option<String>>(11)?,
+                ),
             ))
         })
         .optional()?;
     let Some((
         (status, customer_email, currency, total),
         (session_id, url, created_at, merchant_id, paid_at, fulfilled_at),
+        (plan, subscription_id),
     )) = row
     else {
         return Ok(None);
@@ -173,6 +189,8 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Order>, StoreError> {
         created_at,
         paid_at,
         fulfilled_at,
+        plan: plan.map(|json| serde_json::from_str(&json)).transpose()?,
+        subscription_id,
     }))
 }
 
@@ -215,11 +233,23 @@ mod tests {
             created_at: 42,
             paid_at: None,
             fulfilled_at: None,
+            plan: None,
+            subscription_id: None,
+        };
+        let monthly = Order {
+            id: "ord_2".into(),
+            checkout_session_id: "cs_2".into(),
+            lines: order.lines[1..].to_vec(),
+            total: Money::new(999, usd),
+            plan: Some(Plan::new(ipn_core::subscription::Interval::Month, 1, 7, None).unwrap()),
+            ..order.clone()
         };
         let tx = conn.transaction().unwrap();
+        insert(&tx, &monthly).unwrap();
         insert(&tx, &order).unwrap();
         tx.commit().unwrap();
         assert_eq!(get(&conn, "ord_1").unwrap(), Some(order));
-        assert_eq!(get(&conn, "ord_2").unwrap(), None);
+        assert_eq!(get(&conn, "ord_2").unwrap(), Some(monthly));
+        assert_eq!(get(&conn, "ord_3").unwrap(), None);
     }
 }

@@ -65,6 +65,27 @@ pub struct OrderDetails {
     pub flags: Vec<crate::handler::store::FlagRow>,
     pub emails: Vec<crate::mail::EmailRow>,
     pub downloads: Vec<crate::downloads::Grant>,
+    /// The subscription the order started, for a subscription order.
+    pub subscription: Option<crate::handler::subscriptions::Row>,
+}
+
+impl OrderDetails {
+    /// `order` with what happened to it, read in the caller's transaction.
+    fn read(conn: &Connection, order: Order) -> Result<Self, StoreError> {
+        let id = order.id.as_str();
+        let subscription = match &order.subscription_id {
+            Some(sub) => crate::handler::subscriptions::get(conn, sub)?,
+            None => None,
+        };
+        Ok(Self {
+            payments: crate::handler::store::order_payments(conn, id)?,
+            flags: crate::handler::store::order_flags(conn, id)?,
+            emails: crate::mail::for_order(conn, id)?,
+            downloads: crate::downloads::for_order(conn, id)?,
+            subscription,
+            order,
+        })
+    }
 }
 
 impl Reader {
@@ -91,13 +112,7 @@ impl Reader {
             let Some(order) = orders::get(&tx, &id)? else {
                 return Ok(None);
             };
-            let details = OrderDetails {
-                payments: crate::handler::store::order_payments(&tx, &id)?,
-                flags: crate::handler::store::order_flags(&tx, &id)?,
-                emails: crate::mail::for_order(&tx, &id)?,
-                downloads: crate::downloads::for_order(&tx, &id)?,
-                order,
-            };
+            let details = OrderDetails::read(&tx, order)?;
             tx.finish()?;
             Ok(Some(details))
         })
@@ -168,13 +183,7 @@ impl Reader {
             let Some(order) = orders::get(&tx, &id)? else {
                 return Ok(None);
             };
-            let details = OrderDetails {
-                payments: crate::handler::store::order_payments(&tx, &id)?,
-                flags: crate::handler::store::order_flags(&tx, &id)?,
-                emails: crate::mail::for_order(&tx, &id)?,
-                downloads: crate::downloads::for_order(&tx, &id)?,
-                order,
-            };
+            let details = OrderDetails::read(&tx, order)?;
             let inbox = super::views::order_inbox(&tx, &id)?;
             tx.finish()?;
             Ok(Some((details, inbox)))

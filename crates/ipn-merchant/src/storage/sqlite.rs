@@ -203,6 +203,15 @@ const MIGRATIONS: &[(&str, &str)] = &[
          CREATE INDEX flags_open ON flags (id) WHERE resolved_at IS NULL;
          ALTER TABLE subscriptions ADD COLUMN signed_up_at INTEGER;",
     ),
+    (
+        "0011_subscription_orders",
+        // An order for a subscription product keeps its billing terms
+        // (`plan`, JSON) and, once the gateway says it started, the
+        // subscription it bought; the subscription points back.
+        "ALTER TABLE orders ADD COLUMN plan TEXT;
+         ALTER TABLE orders ADD COLUMN subscription_id TEXT;
+         ALTER TABLE subscriptions ADD COLUMN order_id TEXT;",
+    ),
 ];
 
 /// Opens (creating if needed) the database, sets it up for durable writes

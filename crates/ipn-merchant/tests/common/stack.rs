@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{Account, Bound, InboxRow, TestGateway, TestMerchant, WAIT};
 
 pub const VISA: &str = "4242 4242 4242 4242";
+pub const DAY: u64 = 24 * 3600;
 
 pub fn card(number: &str) -> Value {
     json!({"card_number": number})
@@ -118,6 +119,42 @@ impl Stack {
             .await;
         assert!(status.is_success(), "{operation}: {status} {answer}");
         answer
+    }
+
+    /// Moves the gateway's test clock (which the shop follows) on.
+    pub async fn advance(&self, seconds: u64) {
+        let (status, body) = self
+            .gw
+            .post(
+                super::ADMIN_KEY,
+                "/v1/test/clock/advance",
+                json!({"seconds": seconds}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Waits until the subscription is `status` with `emails` emails sent;
+    /// returns it.
+    pub async fn subscription(&self, id: &str, status: &str, emails: usize) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (code, body) = self
+                .shop
+                .get_json(&format!("/api/subscriptions/{id}"))
+                .await;
+            let sent = body["emails"].as_array().map_or(0, |emails| {
+                emails.iter().filter(|e| e["status"] == "sent").count()
+            });
+            if code == StatusCode::OK && body["status"] == status && sent == emails {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for subscription {id} to be {status} with {emails} emails: {code} {body:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// `GET /api/orders/{order}`.
