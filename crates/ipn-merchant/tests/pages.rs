@@ -185,6 +185,11 @@ async fn the_catalog_has_a_buy_form_per_product_and_refuses_bad_input() {
         ("Enamel mug", "12.50 USD", "mug"),
         ("IPN T-shirt", "20.00 USD", "tshirt"),
         ("Webhooks, exactly once (e-book)", "9.99 USD", "ebook"),
+        (
+            "Webhook Weekly membership",
+            "4.99 USD / month",
+            "membership",
+        ),
     ] {
         assert!(home.text.contains(name), "{name}: {}", home.text);
         assert!(home.text.contains(price), "{price}");
@@ -193,8 +198,9 @@ async fn the_catalog_has_a_buy_form_per_product_and_refuses_bad_input() {
             "{sku}"
         );
     }
-    assert_eq!(home.text.matches("action=\"/orders\"").count(), 3);
+    assert_eq!(home.text.matches("action=\"/orders\"").count(), 4);
     assert_eq!(home.text.matches(">Buy</button>").count(), 3);
+    assert_eq!(home.text.matches(">Subscribe</button>").count(), 1);
     let csp = home.headers["content-security-policy"].to_str().unwrap();
     assert!(
         csp.contains(&format!("form-action 'self' {}", stack.gw.url)),
