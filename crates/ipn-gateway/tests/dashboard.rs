@@ -115,6 +115,26 @@ impl Browser {
     }
 }
 
+/// The dashboard's one script, in every page's head.
+const LIVE_SCRIPT: &str = "<script src=\"/dashboard/live.js\" defer></script>";
+
+/// One directive of a Content-Security-Policy, as written.
+fn directive<'a>(csp: &'a str, name: &str) -> &'a str {
+    csp.split(';')
+        .map(str::trim)
+        .find(|d| d.split(' ').next() == Some(name))
+        .unwrap_or("")
+}
+
+/// The markup from the element with `id` to the first `end` after it.
+fn fragment<'a>(body: &'a str, id: &str, end: &str) -> &'a str {
+    let start = body
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in {body}"));
+    let rest = &body[start..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
 /// The event ids of an events list page, in order.
 fn listed(body: &str) -> Vec<String> {
     body.split("data-event=\"")
@@ -179,7 +199,7 @@ async fn signing_in_takes_a_real_key_and_gives_an_opaque_strict_cookie() {
     assert_eq!(headers["cache-control"], "no-store");
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.starts_with("default-src 'none'"), "{csp}");
-    assert!(!csp.contains("script-src"), "{csp}");
+    assert_eq!(directive(csp, "script-src"), "script-src 'self'", "{csp}");
 
     // A forged or stale cookie is no session.
     let forged = Browser {
@@ -400,15 +420,19 @@ async fn filters_search_dates_and_paging_find_the_right_events() {
     );
     assert_eq!(found, vec![other_event]);
 
-    // Live mode reloads by itself, without script.
+    // Live mode refreshes its rows (live.js), or without script reloads.
     let live = browser.page("/dashboard/events?live=1").await;
-    assert!(live.contains("http-equiv=\"refresh\""), "{live}");
     assert!(
-        !browser
-            .page("/dashboard/events")
-            .await
-            .contains("http-equiv")
+        live.contains("<tbody id=\"event-rows\" data-live=\"5\">"),
+        "{live}"
     );
+    assert!(
+        live.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"),
+        "{live}"
+    );
+    let still = browser.page("/dashboard/events").await;
+    assert!(!still.contains("http-equiv") && !still.contains("data-live"));
+    assert!(still.contains("<tbody id=\"event-rows\">"), "{still}");
 }
 
 #[tokio::test]
@@ -832,6 +856,7 @@ async fn every_page_escapes_markup_from_merchants_and_payers() {
         .post(&merchant.key, "/v1/subscriptions", subscription.take())
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let sub_id = body["id"].as_str().unwrap().to_owned();
     receiver.wait_for(2, WAIT).await;
 
     let (_, events) = gw
@@ -849,12 +874,19 @@ async fn every_page_escapes_markup_from_merchants_and_payers() {
             "/dashboard/payments".to_owned(),
             format!("/dashboard/payments/{pay_id}"),
             "/dashboard/subscriptions".to_owned(),
+            format!("/dashboard/subscriptions/{sub_id}"),
             format!("/dashboard/events/{event_id}/nope"),
         ] {
             let page = browser.get(&path).await;
             assert!(page.status == StatusCode::OK || page.status == StatusCode::NOT_FOUND);
+            assert_eq!(
+                page.body.matches(LIVE_SCRIPT).count(),
+                1,
+                "{path}: {}",
+                page.body
+            );
             assert!(
-                !page.body.contains("<script"),
+                !page.body.replace(LIVE_SCRIPT, "").contains("<script"),
                 "{path} as {key}: {}",
                 page.body
             );
@@ -941,4 +973,391 @@ async fn signing_in_again_ends_the_earlier_session_and_two_cookies_count_as_none
     let page = browser.get("/dashboard/logout").await;
     assert_eq!(page.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(!page.body.contains("\"error\""), "{}", page.body);
+}
+
+async fn subscribe(gw: &TestGateway, merchant: &TestMerchant, invoice: &str) -> String {
+    let (status, sub) = gw
+        .post(
+            &merchant.key,
+            "/v1/subscriptions",
+            json!({
+                "amount": 999, "currency": "USD", "interval": "month",
+                "invoice": invoice, "custom": "plan-basic",
+                "payer": {"email": "bo@example.com", "name": "Bo Lee"},
+                "payment_method": {"card_number": "4242424242424242"},
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sub}");
+    sub["id"].as_str().unwrap().to_owned()
+}
+
+/// The action (with its nonce) of a subscription page's cancel form.
+fn cancel_action(body: &str, id: &str, at_period_end: bool) -> String {
+    let marker = format!("action=\"/dashboard/subscriptions/{id}/cancel?nonce=");
+    let field = format!("name=\"at_period_end\" value=\"{at_period_end}\"");
+    body.split(&marker)
+        .skip(1)
+        .find(|form| form[..form.find("</form>").unwrap()].contains(&field))
+        .and_then(|form| form.split('"').next())
+        .map(|nonce| format!("/dashboard/subscriptions/{id}/cancel?nonce={nonce}"))
+        .unwrap_or_else(|| panic!("no cancel form ({at_period_end}) in {body}"))
+}
+
+/// The first event of `event_type`.
+async fn first_event(gw: &TestGateway, merchant: &TestMerchant, event_type: &str) -> Value {
+    let (_, events) = gw
+        .get(&merchant.key, &format!("/v1/events?type={event_type}"))
+        .await;
+    events["data"][0].clone()
+}
+
+#[tokio::test]
+async fn a_subscription_page_shows_its_plan_its_payments_and_its_events() {
+    let gw = TestGateway::start().await;
+    let merchant = gw.merchant("shop").await;
+    let id = subscribe(&gw, &merchant, "sub-order-1").await;
+    let period = first_event(&gw, &merchant, "subscription.payment").await;
+    let payment = period["data"]["id"].as_str().unwrap();
+    assert!(payment.starts_with("pay_"), "{period}");
+    let created = first_event(&gw, &merchant, "subscription.created").await;
+    let created = created["id"].as_str().unwrap();
+    let browser = Browser::signed_in(&gw, &merchant.key).await;
+
+    let list = browser.page("/dashboard/subscriptions").await;
+    assert!(
+        list.contains(&format!("href=\"/dashboard/subscriptions/{id}\"")),
+        "the list links to the page: {list}"
+    );
+    let page = browser
+        .page(&format!("/dashboard/subscriptions/{id}"))
+        .await;
+    for fact in [
+        "data-status=\"active\"",
+        "<dd id=\"plan\">9.99 USD every month</dd>",
+        "<dt>Trial</dt><dd>none</dd>",
+        "<dd id=\"cycles\">1 / ∞</dd>",
+        "<dd id=\"failed-attempts\">0</dd>",
+        "···· 4242</dd>",
+        "Bo Lee bo@example.com",
+        "sub-order-1",
+        "plan-basic",
+    ] {
+        assert!(page.contains(fact), "{fact} in {page}");
+    }
+    for dated in ["paid-through", "next"] {
+        let value = fragment(&page, dated, "</dd>");
+        assert!(value.contains(" UTC"), "{dated}: {value}");
+    }
+    assert!(page.contains("<dt>Next billing</dt>"), "{page}");
+    // Its period payment and its events, linked.
+    let payments = fragment(&page, "payments", "</table>");
+    assert!(
+        payments.contains(&format!("href=\"/dashboard/payments/{payment}\"")),
+        "{page}"
+    );
+    assert!(payments.contains("9.99 USD"), "{payments}");
+    let events = fragment(&page, "history", "</table>");
+    assert!(
+        events.contains(&format!("href=\"/dashboard/events/{created}\"")),
+        "{page}"
+    );
+    assert!(events.contains("subscription.payment"), "{events}");
+    assert!(page.contains("id=\"cancel-at-period-end\"") && page.contains("id=\"cancel-now\""));
+    // The payment's page leads back.
+    let paid = browser
+        .page(&format!("/dashboard/payments/{payment}"))
+        .await;
+    assert!(
+        paid.contains(&format!("href=\"/dashboard/subscriptions/{id}\"")),
+        "{paid}"
+    );
+}
+
+#[tokio::test]
+async fn a_merchant_cancels_a_subscription_from_its_page_as_the_api_would() {
+    let gw = TestGateway::start().await;
+    let merchant = gw.merchant("shop").await;
+    let id = subscribe(&gw, &merchant, "sub-1").await;
+    let browser = Browser::signed_in(&gw, &merchant.key).await;
+    let path = format!("/dashboard/subscriptions/{id}");
+
+    let page = browser.page(&path).await;
+    let action = cancel_action(&page, &id, true);
+    let done = browser.post(&action, &[("at_period_end", "true")]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location(), format!("{path}?done=canceled"));
+    let (_, sub) = gw
+        .get(&merchant.key, &format!("/v1/subscriptions/{id}"))
+        .await;
+    assert_eq!(sub["status"], "canceled", "{sub}");
+    assert_eq!(sub["cancel_at_period_end"], true, "{sub}");
+    let canceled = gw
+        .get(&merchant.key, "/v1/events?type=subscription.canceled")
+        .await
+        .1;
+    assert_eq!(canceled["data"].as_array().unwrap().len(), 1, "{canceled}");
+    assert_eq!(canceled["data"][0]["data"]["id"], id.as_str());
+
+    let page = browser.page(&format!("{path}?done=canceled")).await;
+    let notice = fragment(&page, "notice", "</div>");
+    assert!(
+        notice.contains("Canceled; access lasts until 20"),
+        "{notice}"
+    );
+    assert!(page.contains("data-status=\"canceled\""), "{page}");
+    assert!(
+        !page.contains("id=\"cancel-now\""),
+        "no buttons once canceled"
+    );
+    // The same form sent again (a double click) does nothing more.
+    let again = browser.post(&action, &[("at_period_end", "true")]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+
+    // Refused as the API refuses, with its status and words.
+    let (status, api_error) = gw
+        .post(
+            &merchant.key,
+            &format!("/v1/subscriptions/{id}/cancel"),
+            json!({"at_period_end": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let message = api_error["error"]["message"].as_str().unwrap();
+    let refused = browser
+        .post(&format!("{path}/cancel"), &[("at_period_end", "true")])
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(
+        refused.body.contains(&html_escape(message)),
+        "{message} in {}",
+        refused.body
+    );
+    let bad = browser
+        .post(&format!("{path}/cancel"), &[("at_period_end", "soon")])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let canceled = gw
+        .get(&merchant.key, "/v1/events?type=subscription.canceled")
+        .await
+        .1;
+    assert_eq!(canceled["data"].as_array().unwrap().len(), 1, "still one");
+
+    // Cancel now: access ends at once.
+    let other = subscribe(&gw, &merchant, "sub-2").await;
+    let page = browser
+        .page(&format!("/dashboard/subscriptions/{other}"))
+        .await;
+    let now = browser
+        .post(
+            &cancel_action(&page, &other, false),
+            &[("at_period_end", "false")],
+        )
+        .await;
+    assert_eq!(now.status, StatusCode::SEE_OTHER, "{}", now.body);
+    let (_, sub) = gw
+        .get(&merchant.key, &format!("/v1/subscriptions/{other}"))
+        .await;
+    assert_eq!(sub["status"], "expired", "{sub}");
+    let page = browser.page(now.location()).await;
+    assert!(
+        fragment(&page, "notice", "</div>").contains("Canceled now"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn only_the_merchant_from_the_gateways_pages_cancels_its_subscription() {
+    let gw = TestGateway::start().await;
+    let merchant = gw.merchant("shop").await;
+    let stranger = gw.merchant("stranger").await;
+    let id = subscribe(&gw, &merchant, "sub-1").await;
+    let path = format!("/dashboard/subscriptions/{id}");
+    let cancel = format!("{path}/cancel");
+    let form = [("at_period_end", "false")];
+    let still_active = || async {
+        let (_, sub) = gw
+            .get(&merchant.key, &format!("/v1/subscriptions/{id}"))
+            .await;
+        assert_eq!(sub["status"], "active", "{sub}");
+    };
+
+    let browser = Browser::signed_in(&gw, &merchant.key).await;
+    for origin in [Some("http://evil.example"), None] {
+        let page = browser.post_from(&cancel, &form, origin).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "from {origin:?}");
+    }
+    still_active().await;
+
+    let admin = Browser::signed_in(&gw, ADMIN_KEY).await;
+    let page = admin.page(&path).await;
+    assert!(page.contains("data-status=\"active\""), "{page}");
+    assert!(!page.contains("/cancel?nonce="), "read-only: {page}");
+    let refused = admin.post(&cancel, &form).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    still_active().await;
+
+    // Another merchant's id is as unknown as a made-up one.
+    let other = Browser::signed_in(&gw, &stranger.key).await;
+    let theirs = other.get(&path).await;
+    let unknown = other.get("/dashboard/subscriptions/sub_nonsense").await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    assert_eq!(theirs.body, unknown.body);
+    assert!(!theirs.body.contains("sub-1"));
+    let page = other.post(&cancel, &form).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+    still_active().await;
+}
+
+#[tokio::test]
+async fn live_js_is_served_and_pages_run_no_other_script() {
+    let gw = TestGateway::start().await;
+    let merchant = gw.merchant("shop").await;
+    let anyone = Browser::new(&gw);
+    let script = anyone.get("/dashboard/live.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert_eq!(
+        script.headers["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(script.headers["x-content-type-options"], "nosniff");
+    assert_eq!(script.headers["cache-control"], "no-cache");
+    assert!(script.body.contains("data-live") && script.body.contains("DOMParser"));
+    let etag = script.headers["etag"].to_str().unwrap().to_owned();
+    let unchanged = anyone
+        .send(
+            anyone
+                .client
+                .get(format!("{}/dashboard/live.js", gw.url))
+                .header("if-none-match", &etag),
+        )
+        .await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+
+    let login = anyone.get("/dashboard/login").await;
+    let browser = Browser::signed_in(&gw, &merchant.key).await;
+    let events = browser.get("/dashboard/events").await;
+    for page in [&login, &events] {
+        let csp = page.headers["content-security-policy"].to_str().unwrap();
+        assert_eq!(directive(csp, "script-src"), "script-src 'self'", "{csp}");
+        assert_eq!(directive(csp, "connect-src"), "connect-src 'self'", "{csp}");
+        assert!(!csp.contains("unsafe-eval"), "{csp}");
+        assert!(page.body.contains(LIVE_SCRIPT), "{}", page.body);
+        assert_eq!(page.body.matches("<script").count(), 1, "{}", page.body);
+    }
+}
+
+#[tokio::test]
+async fn pages_mark_what_refreshes_and_a_second_get_shows_what_is_new() {
+    let gw = TestGateway::start().await;
+    let merchant = gw.merchant("shop").await;
+    let receiver = Receiver::start().await.unwrap();
+    receiver.respond_with(Reply::status(500));
+    gw.endpoint(
+        &merchant,
+        json!({"url": receiver.url("/hook"), "events": ["payment.*"]}),
+    )
+    .await;
+    let browser = Browser::signed_in(&gw, &merchant.key).await;
+
+    // The live events list: its rows, refreshed, show an event made since.
+    let first = browser.page("/dashboard/events?live=1").await;
+    let rows = fragment(&first, "event-rows", "</tbody>");
+    assert!(
+        rows.starts_with("id=\"event-rows\" data-live=\"5\""),
+        "{rows}"
+    );
+    assert!(rows.contains("id=\"no-events\""), "{rows}");
+    let invoice = gw
+        .ingest(&merchant, "invoice.paid", json!({"id": "in_1"}))
+        .await;
+    let invoice = invoice["id"].as_str().unwrap();
+    let second = browser.page("/dashboard/events?live=1").await;
+    let rows = fragment(&second, "event-rows", "</tbody>");
+    assert_eq!(listed(rows), vec![invoice.to_owned()]);
+
+    // An event's deliveries refresh while one is pending, and show its
+    // attempts as they come; with none pending, nothing refreshes.
+    let payment = pay(&gw, &merchant, 1200, "order-1").await;
+    let pay_id = payment["id"].as_str().unwrap();
+    let pay_event = first_event(&gw, &merchant, "payment.completed").await;
+    let pay_event = pay_event["id"].as_str().unwrap();
+    gw.wait_attempts(&merchant, pay_event, "a failed attempt", |a| a.len() == 1)
+        .await;
+    let page = browser
+        .page(&format!("/dashboard/events/{pay_event}"))
+        .await;
+    let delivery = fragment(&page, "delivery", "</main>");
+    assert!(
+        delivery.starts_with("id=\"delivery\" data-live=\"3\""),
+        "{page}"
+    );
+    assert_eq!(delivery.matches("<tr class=\"attempt\">").count(), 1);
+    let page = browser.page(&format!("/dashboard/events/{invoice}")).await;
+    assert!(
+        page.contains("<div id=\"delivery\">"),
+        "no delivery: {page}"
+    );
+
+    let endpoints = browser.page("/dashboard/endpoints").await;
+    assert!(
+        endpoints.contains("<div id=\"endpoint-list\" data-live=\"10\">"),
+        "{endpoints}"
+    );
+
+    // A payment's facts and history; a refund shows on the next GET.
+    let path = format!("/dashboard/payments/{pay_id}");
+    let page = browser.page(&path).await;
+    for id in ["payment-facts", "payment-history"] {
+        assert!(
+            page.contains(&format!("id=\"{id}\" data-live=\"10\"")),
+            "{id}: {page}"
+        );
+    }
+    assert!(!fragment(&page, "payment-history", "</main>").contains("payment.refunded"));
+    let (status, _) = gw
+        .post(
+            &merchant.key,
+            &format!("/v1/payments/{pay_id}/refunds"),
+            json!({"amount": 200}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let page = browser.page(&path).await;
+    assert!(
+        fragment(&page, "payment-history", "</main>").contains("payment.refunded"),
+        "{page}"
+    );
+    assert!(fragment(&page, "payment-facts", "</dl>").contains("2.00 USD"));
+    // The answer to a refused form is at the POST's URL: nothing refreshes.
+    let refused = browser
+        .post(&format!("{path}/refunds"), &[("amount", "500.00")])
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(!refused.body.contains("data-live"), "{}", refused.body);
+
+    // A subscription's facts and history; a cancel through the API shows.
+    let id = subscribe(&gw, &merchant, "sub-1").await;
+    let path = format!("/dashboard/subscriptions/{id}");
+    let page = browser.page(&path).await;
+    for live in ["subscription-facts", "subscription-history"] {
+        assert!(
+            page.contains(&format!("id=\"{live}\" data-live=\"10\"")),
+            "{live}: {page}"
+        );
+    }
+    let (status, _) = gw
+        .post(
+            &merchant.key,
+            &format!("/v1/subscriptions/{id}/cancel"),
+            json!({"at_period_end": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let page = browser.page(&path).await;
+    assert!(fragment(&page, "subscription-facts", "</dl>").contains("data-status=\"canceled\""));
+    assert!(
+        fragment(&page, "subscription-history", "</main>").contains("subscription.canceled"),
+        "{page}"
+    );
 }

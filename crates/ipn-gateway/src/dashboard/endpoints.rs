@@ -25,6 +25,8 @@ use crate::storage::{Write, WriteRequest};
 
 /// The window of the success rate.
 const WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// Seconds between refreshes of the endpoints' health.
+const LIVE_EVERY: u32 = 10;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Done {
@@ -88,6 +90,16 @@ async fn page(
 
     let mut main = String::from("<h1>Endpoints</h1>\n");
     main.push_str(&html::banners(notice, problem.map(|(_, p)| p)));
+    // Health, breaker and state refresh in place; not as the answer to a
+    // refused button, whose URL is the POST's.
+    if problem.is_none() {
+        let _ = write!(
+            main,
+            "<div id=\"endpoint-list\" data-live=\"{LIVE_EVERY}\">"
+        );
+    } else {
+        main.push_str("<div id=\"endpoint-list\">");
+    }
     if endpoints.is_empty() {
         main.push_str("<div class=\"card\"><p id=\"no-endpoints\">No endpoints yet: create one with <code>POST /v1/endpoints</code>.</p></div>");
     }
@@ -205,6 +217,7 @@ async fn page(
         }
         main.push_str("</p></div>\n");
     }
+    main.push_str("</div>\n");
     let status = problem.map(|(s, _)| s).unwrap_or(StatusCode::OK);
     viewer.page(Section::Endpoints, status, "Endpoints", &main)
 }

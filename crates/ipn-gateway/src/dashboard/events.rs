@@ -26,8 +26,10 @@ use crate::model::{AttemptStatus, DeliveryStatus, Endpoint, ROTATION_OVERLAP_MS}
 use crate::storage::StoredEvent;
 
 const PAGE: u32 = 50;
-/// Seconds between reloads of the live list.
+/// Seconds between refreshes of the live list.
 const LIVE_EVERY: u32 = 5;
+/// Seconds between refreshes of an event's page while a delivery is pending.
+const PENDING_EVERY: u32 = 3;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
@@ -158,7 +160,7 @@ pub async fn list(
         main,
         "<p class=\"muted\">{} · <a id=\"live\" href=\"/dashboard/events?{}\">{}</a></p>",
         if live {
-            format!("Live: this list reloads every {LIVE_EVERY} s")
+            format!("Live: new events and delivery states show every {LIVE_EVERY} s")
         } else {
             "Newest first".to_owned()
         },
@@ -169,42 +171,53 @@ pub async fn list(
             "Live updates"
         },
     );
-    if rows.is_empty() {
-        main.push_str("<p id=\"no-events\">No events match.</p>");
-    } else {
-        main.push_str("<table id=\"events\"><thead><tr><th>Event</th><th>Type</th>");
-        if viewer.is_admin() {
-            main.push_str("<th>Merchant</th>");
-        }
-        main.push_str(
-            "<th>Object</th><th>Delivery</th><th class=\"num\">Endpoints</th><th>Created</th></tr></thead><tbody>\n",
-        );
-        for row in &rows {
-            let _ = write!(
-                main,
-                "<tr data-event=\"{id}\"><td><a href=\"/dashboard/events/{id}\"><code>{id}</code></a></td><td>{ty}</td>",
-                id = esc(&row.id),
-                ty = esc(&row.event_type),
-            );
-            if viewer.is_admin() {
-                let _ = write!(main, "<td><code>{}</code></td>", esc(&row.merchant_id));
-            }
-            let _ = writeln!(
-                main,
-                "<td>{}</td><td>{}</td><td class=\"num\"><small>{} ok · {} pending · {} failed</small></td><td>{}</td></tr>",
-                row.object_id
-                    .as_deref()
-                    .map(|o| format!("<code>{}</code>", esc(o)))
-                    .unwrap_or_default(),
-                badge(row.delivery_status()),
-                row.delivered,
-                row.pending,
-                row.failed,
-                when(row.created_at),
-            );
-        }
-        main.push_str("</tbody></table>");
+    // Live, the rows refresh in place (`live.js`), or without script the
+    // page reloads; the table is there even when empty, so the first event
+    // has somewhere to appear.
+    main.push_str("<table id=\"events\"><thead><tr><th>Event</th><th>Type</th>");
+    if viewer.is_admin() {
+        main.push_str("<th>Merchant</th>");
     }
+    main.push_str(
+        "<th>Object</th><th>Delivery</th><th class=\"num\">Endpoints</th><th>Created</th></tr></thead>",
+    );
+    if live {
+        let _ = writeln!(main, "<tbody id=\"event-rows\" data-live=\"{LIVE_EVERY}\">");
+    } else {
+        main.push_str("<tbody id=\"event-rows\">\n");
+    }
+    if rows.is_empty() {
+        let columns = if viewer.is_admin() { 7 } else { 6 };
+        let _ = write!(
+            main,
+            "<tr id=\"no-events\"><td colspan=\"{columns}\">No events match.</td></tr>"
+        );
+    }
+    for row in &rows {
+        let _ = write!(
+            main,
+            "<tr data-event=\"{id}\"><td><a href=\"/dashboard/events/{id}\"><code>{id}</code></a></td><td>{ty}</td>",
+            id = esc(&row.id),
+            ty = esc(&row.event_type),
+        );
+        if viewer.is_admin() {
+            let _ = write!(main, "<td><code>{}</code></td>", esc(&row.merchant_id));
+        }
+        let _ = writeln!(
+            main,
+            "<td>{}</td><td>{}</td><td class=\"num\"><small>{} ok · {} pending · {} failed</small></td><td>{}</td></tr>",
+            row.object_id
+                .as_deref()
+                .map(object_id_link)
+                .unwrap_or_default(),
+            badge(row.delivery_status()),
+            row.delivered,
+            row.pending,
+            row.failed,
+            when(row.created_at),
+        );
+    }
+    main.push_str("</tbody></table>");
     main.push_str("<div class=\"pager\">");
     if q.before.is_some() {
         let _ = write!(
@@ -356,6 +369,17 @@ async fn render(
     main.push_str(&esc(&pretty));
     main.push_str("</pre></div>\n");
 
+    // Refreshed while a delivery is pending (and not as the answer to a
+    // refused Resend, whose URL is the POST's); the last refresh, with
+    // nothing pending, drops `data-live` and ends them.
+    let pending = deliveries
+        .iter()
+        .any(|d| d.status == DeliveryStatus::Pending.as_str());
+    if pending && problem.is_none() {
+        let _ = write!(main, "<div id=\"delivery\" data-live=\"{PENDING_EVERY}\">");
+    } else {
+        main.push_str("<div id=\"delivery\">");
+    }
     main.push_str("<div class=\"card\" id=\"headers\"><h2>Signed headers</h2>");
     if deliveries.is_empty() {
         main.push_str("<p>No endpoint subscribed to this event when it was sent.</p>");
@@ -453,12 +477,12 @@ async fn render(
         }
         main.push_str("</tbody></table>");
     }
-    main.push_str("</div>\n");
+    main.push_str("</div></div>\n");
     let status = problem.map(|(s, _)| s).unwrap_or(StatusCode::OK);
     Ok(Some(viewer.page(Section::Events, status, "Event", &main)))
 }
 
-/// A link to the event's payment, or its object id as text.
+/// A link to the event's payment or subscription, or its object id as text.
 fn object_link(event: &serde_json::Value) -> String {
     let id = event["data"]["id"].as_str().unwrap_or("");
     let object = event["data"]["object"].as_str().unwrap_or("");
@@ -470,8 +494,24 @@ fn object_link(event: &serde_json::Value) -> String {
     } else if id.is_empty() {
         "—".to_owned()
     } else {
-        format!("<code>{}</code>", esc(id))
+        object_id_link(id)
     }
+}
+
+/// An object id, linked to its page when the dashboard has one (ingested
+/// events carry the platform's own ids, which have none).
+fn object_id_link(id: &str) -> String {
+    let page = if id.starts_with("pay_") {
+        "payments"
+    } else if id.starts_with("sub_") {
+        "subscriptions"
+    } else {
+        return format!("<code>{}</code>", esc(id));
+    };
+    format!(
+        "<a href=\"/dashboard/{page}/{0}\"><code>{0}</code></a>",
+        esc(id)
+    )
 }
 
 /// The `webhook-signature` an attempt at `at` carried, recomputed: the

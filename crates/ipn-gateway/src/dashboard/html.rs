@@ -124,11 +124,15 @@ form.inline{display:inline-flex;gap:.4rem;align-items:center;margin:0 .4rem .4re
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.35rem 1.25rem;margin:0}\
 dl.facts dt{color:#6b7280;font-size:.85rem}dl.facts dd{margin:0}\
 .login{max-width:26rem;margin:4rem auto}.login input{width:100%;margin:.35rem 0 1rem}\
-.secret{background:#fffbeb;border:1px solid #fde68a;padding:.75rem 1rem;border-radius:8px;word-break:break-all}";
+.secret{background:#fffbeb;border:1px solid #fde68a;padding:.75rem 1rem;border-radius:8px;word-break:break-all}\
+#live-status{position:fixed;right:1rem;bottom:1rem;background:#fef3c7;color:#92400e;border:1px solid #fde68a;border-radius:999px;padding:.2rem .8rem;font-size:.8rem}\
+.live-stale{opacity:.6}";
 
 /// The Content-Security-Policy of every page: nothing loads or runs but
-/// the inline style; forms post only to the gateway.
-pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; \
+/// the inline style and the gateway's own `live.js` (no inline script), which
+/// may fetch pages of the gateway; forms post only to the gateway.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+                       style-src 'unsafe-inline'; img-src 'self'; \
                        form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// Which section a page belongs to (highlighted in the bar).
@@ -149,11 +153,15 @@ pub struct Bar<'a> {
 }
 
 /// A whole document. `title` is text; `main` is markup the caller escaped.
-/// `refresh`: reload after that many seconds (the live events list).
+/// `refresh`: without script, reload after that many seconds (the live
+/// events list, whose rows `live.js` refreshes when script runs).
 pub fn document(bar: Option<&Bar<'_>>, title: &str, main: &str, refresh: Option<u32>) -> String {
-    let mut head = String::new();
+    let mut head = String::from("<script src=\"/dashboard/live.js\" defer></script>\n");
     if let Some(seconds) = refresh {
-        let _ = writeln!(head, "<meta http-equiv=\"refresh\" content=\"{seconds}\">");
+        let _ = writeln!(
+            head,
+            "<noscript><meta http-equiv=\"refresh\" content=\"{seconds}\"></noscript>"
+        );
     }
     let top = match bar {
         None => {

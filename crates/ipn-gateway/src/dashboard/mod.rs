@@ -5,9 +5,12 @@
 //!   an event's page (payload, signed headers, attempts) and Resend.
 //! - `endpoints.rs`: endpoints with their health; disable, enable, rotate
 //!   the secret, recover failed deliveries.
-//! - `payments.rs`: payments, a payment's page with refund and chargeback;
-//!   subscriptions.
+//! - `payments.rs`: payments, a payment's page with refund and chargeback.
+//! - `subscriptions.rs`: subscriptions, a subscription's page with its
+//!   payments, events and the cancel buttons.
 //! - `queries.rs`: the read-only SQL the lists need; `html.rs`: the page.
+//! - `live.js`: the one script, served at `/dashboard/live.js`; it refreshes
+//!   the parts of a page marked `data-live` (see the file's header).
 //!
 //! **Sign-in.** A form takes an API key: the admin key sees every
 //! merchant, a merchant's key only its own objects (the API's scoping).
@@ -15,6 +18,9 @@
 //! 256-bit session token in an `HttpOnly; SameSite=Strict` cookie scoped
 //! to `/dashboard` (and `Secure` behind https); the token maps, in memory,
 //! to the caller for 12 hours. A restart signs everyone out.
+//! An hour without a request signs out too; a page refreshing itself
+//! (`live.js`, which says so in an `X-Dashboard-Live` header) is no request
+//! from a person and does not count.
 //!
 //! **Cross-site posts.** Every `POST` (sign-in included) must come from
 //! the gateway's own pages: its `Origin` (or, when a browser sends none,
@@ -31,6 +37,7 @@ mod events;
 mod html;
 mod payments;
 pub mod queries;
+mod subscriptions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,7 +46,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Extension, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use ipn_core::id::MerchantId;
@@ -68,7 +75,13 @@ pub fn router(_state: AppState) -> Router<AppState> {
         .route("/dashboard/payments", get(payments::list))
         .route("/dashboard/payments/{id}", get(payments::show))
         .route("/dashboard/payments/{id}/{action}", post(payments::act))
-        .route("/dashboard/subscriptions", get(payments::subscriptions))
+        .route("/dashboard/subscriptions", get(subscriptions::list))
+        .route("/dashboard/subscriptions/{id}", get(subscriptions::show))
+        .route(
+            "/dashboard/subscriptions/{id}/cancel",
+            post(subscriptions::cancel),
+        )
+        .route("/dashboard/live.js", get(live_js))
         .route("/dashboard/{*rest}", get(not_found).post(not_found))
         .layer(Extension(Arc::new(Sessions::default())))
 }
@@ -100,6 +113,9 @@ impl Session {
         self.expires > now && now.duration_since(self.last_seen) < IDLE_TTL
     }
 }
+
+/// Sent by `live.js` on its refreshes, which are no sign of a person.
+const LIVE_HEADER: &str = "x-dashboard-live";
 
 /// A session unused this long is over.
 const IDLE_TTL: Duration = Duration::from_secs(3600);
@@ -152,10 +168,22 @@ impl Sessions {
 
     /// The caller of a live session, which counts as activity.
     fn get(&self, token: &str) -> Option<Caller> {
+        self.lookup(token, true)
+    }
+
+    /// The same without counting as activity: a page refreshing itself
+    /// (`live.js`) must not keep an unattended browser signed in.
+    fn peek(&self, token: &str) -> Option<Caller> {
+        self.lookup(token, false)
+    }
+
+    fn lookup(&self, token: &str, activity: bool) -> Option<Caller> {
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let session = map.get_mut(token).filter(|session| session.live(now))?;
-        session.last_seen = now;
+        if activity {
+            session.last_seen = now;
+        }
         Some(session.caller)
     }
 
@@ -272,7 +300,12 @@ impl FromRequestParts<AppState> for Viewer {
         let to_login = || html::see_other("/dashboard/login");
         let sessions = sessions(parts).ok_or_else(to_login)?;
         let token = cookie(&parts.headers).ok_or_else(to_login)?;
-        let caller = sessions.get(&token).ok_or_else(to_login)?;
+        let caller = if parts.headers.contains_key(LIVE_HEADER) {
+            sessions.peek(&token)
+        } else {
+            sessions.get(&token)
+        }
+        .ok_or_else(to_login)?;
         if let Caller::Merchant(id) = caller
             && state.engine.directory.merchant(id).is_none()
         {
@@ -369,6 +402,50 @@ fn authority(url: &str) -> Option<String> {
         Some(port) => format!("{host}:{port}"),
         None => host,
     })
+}
+
+/// The dashboard's script, built into the binary.
+const LIVE_JS: &str = include_str!("live.js");
+
+/// FNV-1a of the script: its `ETag`, so a browser revalidates it cheaply and
+/// never runs a stale copy after an upgrade.
+const LIVE_JS_TAG: u64 = {
+    let bytes = LIVE_JS.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+};
+
+/// `GET /dashboard/live.js`: no session needed (it holds nothing secret).
+async fn live_js(headers: HeaderMap) -> Response {
+    let etag = format!("\"{LIVE_JS_TAG:016x}\"");
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    let mut response = if unchanged {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        LIVE_JS.into_response()
+    };
+    let out = response.headers_mut();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        out.insert(header::ETAG, value);
+    }
+    response
 }
 
 async fn home(viewer: Result<Viewer, Response>) -> Response {
@@ -573,6 +650,19 @@ mod tests {
         let admin = sessions.create(Caller::Admin);
         assert_eq!(sessions.get(&admin), Some(Caller::Admin));
         assert_eq!(sessions.get(&tokens[24]), Some(merchant));
+    }
+
+    #[test]
+    fn a_page_refreshing_itself_does_not_keep_a_session_alive() {
+        let sessions = Sessions::default();
+        let token = sessions.create(Caller::Admin);
+        let seen = |sessions: &Sessions| sessions.map.lock().unwrap()[&token].last_seen;
+        let before = seen(&sessions);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(sessions.peek(&token), Some(Caller::Admin));
+        assert_eq!(seen(&sessions), before, "a refresh is no activity");
+        assert_eq!(sessions.get(&token), Some(Caller::Admin));
+        assert!(seen(&sessions) > before, "a request from a person is");
     }
 
     #[test]

@@ -1,7 +1,6 @@
-//! `/dashboard/payments` and `/dashboard/subscriptions`: test-mode
-//! payments (a page each, with Refund, Chargeback, Cancel reversal and
-//! Complete buttons that run the payment operations the API runs) and
-//! subscriptions.
+//! `/dashboard/payments`: test-mode payments (a page each, with Refund,
+//! Chargeback, Cancel reversal and Complete buttons that run the payment
+//! operations the API runs); the list helpers the subscriptions list shares.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -25,6 +24,9 @@ use crate::payments::{PaymentChange, PaymentRefusal, PaymentWrite, StoredPayment
 use crate::storage::{PaymentDone, StoredEvent, Write, WriteRequest, Written};
 
 const PAGE: u32 = 50;
+/// Seconds between refreshes of a payment's page (a pending payment clears,
+/// a refund or chargeback comes through the API).
+const LIVE_EVERY: u32 = 10;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
@@ -33,16 +35,16 @@ pub struct ListQuery {
     before: Option<i64>,
 }
 
-fn text<'a>(value: &'a Value, key: &str) -> &'a str {
+pub(super) fn text<'a>(value: &'a Value, key: &str) -> &'a str {
     value[key].as_str().unwrap_or("")
 }
 
-fn amount(value: &Value, key: &str) -> String {
+pub(super) fn amount(value: &Value, key: &str) -> String {
     money(value[key].as_i64().unwrap_or(0), text(value, "currency"))
 }
 
 /// A list's filter form and the pager's links.
-fn filters(action: &str, q: &ListQuery, statuses: &[&str]) -> String {
+pub(super) fn filters(action: &str, q: &ListQuery, statuses: &[&str]) -> String {
     let mut out = format!(
         "<div class=\"card\"><form method=\"get\" action=\"{action}\" class=\"filters\">\
          <label>Search<input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"id or invoice\" size=\"24\"></label>\
@@ -62,7 +64,7 @@ fn filters(action: &str, q: &ListQuery, statuses: &[&str]) -> String {
     out
 }
 
-fn pager(action: &str, q: &ListQuery, rows: &[ObjectRow], more: bool) -> String {
+pub(super) fn pager(action: &str, q: &ListQuery, rows: &[ObjectRow], more: bool) -> String {
     let mut out = String::from("<div class=\"pager\">");
     let base = [
         ("q", q.q.as_deref().unwrap_or("")),
@@ -85,7 +87,7 @@ fn pager(action: &str, q: &ListQuery, rows: &[ObjectRow], more: bool) -> String 
     out
 }
 
-fn object_filter(viewer: &Viewer, q: &ListQuery) -> ObjectFilter {
+pub(super) fn object_filter(viewer: &Viewer, q: &ListQuery) -> ObjectFilter {
     ObjectFilter {
         merchant: viewer.scope(),
         status: given(&q.status),
@@ -271,19 +273,29 @@ fn render(
          <h1>Payment <code>{id}</code> <span class=\"badge warn\">test mode</span></h1>\n"
     );
     main.push_str(&html::banners(notice, problem.map(|(_, p)| p)));
+    // Not refreshed as the answer to a refused form: its URL is the POST's.
+    let live = |name: &str| {
+        if problem.is_none() {
+            format!(" id=\"{name}\" data-live=\"{LIVE_EVERY}\"")
+        } else {
+            format!(" id=\"{name}\"")
+        }
+    };
     let method_text = match text(&method, "type") {
         "card" => format!("{} ···· {}", text(&method, "brand"), text(&method, "last4")),
         other => other.replace('_', " "),
     };
     let _ = writeln!(
         main,
-        "<div class=\"card\"><dl class=\"facts\">\
+        "<div class=\"card\"{live_facts}><dl class=\"facts\">\
          <dt>Status</dt><dd id=\"status\" data-status=\"{status}\">{status_badge}</dd>\
          <dt>Amount</dt><dd>{amount}</dd><dt>Refunded</dt><dd id=\"refunded\">{refunded}</dd>\
          <dt>Fee</dt><dd>{fee}</dd><dt>Invoice</dt><dd>{invoice}</dd><dt>Custom</dt><dd>{custom}</dd>\
          <dt>Payer</dt><dd>{payer_name} {payer_email}</dd><dt>Method</dt><dd>{method}</dd>\
          <dt>Merchant</dt><dd><code>{merchant}</code></dd><dt>Parent</dt><dd>{parent}</dd>\
+         <dt>Subscription</dt><dd>{subscription}</dd>\
          <dt>Created</dt><dd>{created}</dd></dl></div>",
+        live_facts = live("payment-facts"),
         status = esc(payment.status.as_str()),
         status_badge = badge(payment.status.as_str()),
         amount = amount(&p, "amount"),
@@ -300,6 +312,13 @@ fn render(
             .map(|parent| format!(
                 "<a href=\"/dashboard/payments/{0}\"><code>{0}</code></a>",
                 esc(&parent.to_string())
+            ))
+            .unwrap_or_else(|| "—".to_owned()),
+        subscription = payment
+            .subscription_id
+            .map(|sub| format!(
+                "<a href=\"/dashboard/subscriptions/{0}\"><code>{0}</code></a>",
+                esc(&sub.to_string())
             ))
             .unwrap_or_else(|| "—".to_owned()),
         created = rfc3339(&p["created_at"]),
@@ -356,7 +375,11 @@ fn render(
         main.push_str("</tbody></table></div>\n");
     }
 
-    main.push_str("<div class=\"card\"><h2>Refunds and reversals</h2>");
+    let _ = write!(
+        main,
+        "<div{}><div class=\"card\"><h2>Refunds and reversals</h2>",
+        live("payment-history")
+    );
     if found.children.is_empty() {
         main.push_str("<p>None.</p>");
     } else {
@@ -393,7 +416,7 @@ fn render(
         }
         main.push_str("</tbody></table>");
     }
-    main.push_str("</div>\n");
+    main.push_str("</div></div>\n");
     let status = problem.map(|(s, _)| s).unwrap_or(StatusCode::OK);
     viewer.page(Section::Payments, status, "Payment", &main)
 }
@@ -512,87 +535,4 @@ fn refused(refusal: &PaymentRefusal) -> ApiError {
             _ => ApiError::new(StatusCode::CONFLICT, "payment_state", rule.to_string()),
         },
     }
-}
-
-pub async fn subscriptions(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    params: Result<Query<ListQuery>, QueryRejection>,
-) -> Response {
-    let q = params.map(|Query(q)| q).unwrap_or_default();
-    let filter = object_filter(&viewer, &q);
-    let store = Arc::clone(&state.engine.store);
-    let found = blocking(move || {
-        queries::read(store.as_ref(), |conn| queries::subscriptions(conn, &filter))
-    })
-    .await;
-    let (rows, more) = match found {
-        Ok(found) => found,
-        Err(error) => return viewer.failed(error),
-    };
-    let mut main = String::from("<h1>Subscriptions</h1>\n");
-    main.push_str(&filters(
-        "/dashboard/subscriptions",
-        &q,
-        &["trialing", "active", "past_due", "canceled", "expired"],
-    ));
-    main.push_str("<div class=\"card\">");
-    if rows.is_empty() {
-        main.push_str("<p id=\"no-subscriptions\">No subscriptions match.</p>");
-    } else {
-        main.push_str("<table id=\"subscriptions\"><thead><tr><th>Subscription</th>");
-        if viewer.is_admin() {
-            main.push_str("<th>Merchant</th>");
-        }
-        main.push_str("<th>Status</th><th class=\"num\">Amount</th><th>Every</th><th class=\"num\">Cycles</th><th>Paid through</th><th>Invoice</th><th>Payer</th></tr></thead><tbody>\n");
-        for row in &rows {
-            let s = &row.object;
-            let _ = write!(
-                main,
-                "<tr><td><a href=\"/dashboard/events?{}\"><code>{}</code></a></td>",
-                query(&[("q", text(s, "id"))]),
-                esc(text(s, "id"))
-            );
-            if viewer.is_admin() {
-                let _ = write!(main, "<td><code>{}</code></td>", esc(&row.merchant_id));
-            }
-            let count = s["interval_count"].as_u64().unwrap_or(1);
-            let every = if count == 1 {
-                text(s, "interval").to_owned()
-            } else {
-                format!("{count} {}s", text(s, "interval"))
-            };
-            let cycles = match s["total_cycles"].as_u64() {
-                Some(total) => format!("{} / {total}", s["cycles_paid"].as_u64().unwrap_or(0)),
-                None => format!("{} / ∞", s["cycles_paid"].as_u64().unwrap_or(0)),
-            };
-            let status = if s["cancel_at_period_end"].as_bool() == Some(true) {
-                format!(
-                    "{} <small>cancels at period end</small>",
-                    badge(text(s, "status"))
-                )
-            } else {
-                badge(text(s, "status"))
-            };
-            let _ = writeln!(
-                main,
-                "<td>{status}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                amount(s, "amount"),
-                esc(&every),
-                esc(&cycles),
-                rfc3339(&s["paid_through"]),
-                esc(text(s, "invoice")),
-                esc(text(&s["payer"], "email")),
-            );
-        }
-        main.push_str("</tbody></table>");
-    }
-    main.push_str(&pager("/dashboard/subscriptions", &q, &rows, more));
-    main.push_str("</div>\n");
-    viewer.page(
-        Section::Subscriptions,
-        StatusCode::OK,
-        "Subscriptions",
-        &main,
-    )
 }

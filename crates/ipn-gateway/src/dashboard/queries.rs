@@ -348,3 +348,33 @@ pub fn subscriptions(
         .collect::<rusqlite::Result<_>>()?;
     Ok(page(rows, f.limit))
 }
+
+/// Whose subscription this is (the admin sees every merchant's).
+pub fn subscription_merchant(
+    conn: &Connection,
+    subscription_id: &str,
+) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT merchant_id FROM subscriptions WHERE id = ?1")?
+        .query_row([subscription_id], |row| row.get(0))
+        .optional()
+}
+
+/// A subscription's payments (its periods' charges, and their refunds and
+/// reversals), oldest first. The payments table has no subscription column:
+/// the merchant's index, from the signup on (no payment of it is older),
+/// narrows the rows whose object is read.
+pub fn subscription_payments(
+    conn: &Connection,
+    merchant: &str,
+    subscription_id: &str,
+    since: Millis,
+) -> rusqlite::Result<Vec<ObjectRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid, merchant_id, object, method FROM payments
+         WHERE merchant_id = ?1 AND created_at >= ?3
+           AND json_extract(object, '$.subscription_id') = ?2
+         ORDER BY created_at, rowid",
+    )?;
+    let rows = stmt.query_map(params![merchant, subscription_id, since], object_row)?;
+    rows.collect()
+}
