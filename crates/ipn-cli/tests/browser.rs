@@ -3,7 +3,9 @@
 //! paid, read the download email in the shop's admin and fetch the file;
 //! then buy again with a card that is declined and see it said; last, the
 //! merchant refunds the paid order in the gateway's dashboard and the shop's
-//! page shows it refunded, its download gone.
+//! page shows it refunded, its download gone. A second test subscribes to
+//! the demo membership, watches the renewal arrive on the open order page
+//! without a reload, and cancels it from the dashboard.
 //!
 //! Each step's screenshot is written to `target/screenshots/<step>.png`,
 //! the test's artifacts for a person to look at.
@@ -352,5 +354,143 @@ async fn a_customer_buys_and_an_operator_reads_the_email_in_a_real_browser() {
     assert!(links.is_empty(), "a refunded order offers no download");
     snap(&browser, "13-order-refunded").await;
 
+    browser.quit().await.unwrap();
+}
+
+/// The demo's subscription, bought in a real browser: the checkout page
+/// states the terms, the order page turns to subscribed by itself (without
+/// reloading), and a cancellation in the gateway's dashboard reaches it.
+#[tokio::test]
+async fn a_customer_subscribes_and_the_merchant_cancels_in_a_real_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ipn-data");
+    let _up = Up::start(&data);
+    let credentials: Value =
+        serde_json::from_slice(&std::fs::read(data.join("credentials.json")).unwrap()).unwrap();
+    let shop = credentials["shop_url"].as_str().unwrap();
+    let gateway = credentials["gateway_url"].as_str().unwrap();
+    let browser = Browser::start()
+        .await
+        .unwrap_or_else(|e| panic!("this test needs a browser: {e:#}"));
+
+    browser.goto(&format!("{shop}/")).await.unwrap();
+    let price = browser
+        .find("#product-membership .price")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(price, "4.99 USD / month");
+    fill(
+        &browser,
+        "#product-membership input[name=customer_email]",
+        "cat@example.com",
+    )
+    .await;
+    click(&browser, "#product-membership button[type=submit]").await;
+    browser
+        .wait_for_url(&format!("{gateway}/checkout/"), WAIT)
+        .await
+        .unwrap();
+    let terms = browser.find("#terms").await.unwrap().text().await.unwrap();
+    assert_eq!(terms, "every month");
+    let button = browser
+        .find("form button[type=submit]")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(button, "Subscribe");
+    fill_checkout(
+        &browser,
+        "Cat Jones",
+        "cat@example.com",
+        "4242 4242 4242 4242",
+    )
+    .await;
+    snap(&browser, "20-checkout-subscription").await;
+    press_pay(&browser).await;
+    let order_url = browser
+        .wait_for_url(&format!("{shop}/orders/ord_"), WAIT)
+        .await
+        .unwrap();
+    let status = browser
+        .wait_for_text("#status", "Subscribed", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(status, "Subscribed — thank you!");
+    let state = browser
+        .wait_for_text("#subscription", "Active", WAIT)
+        .await
+        .unwrap();
+    assert!(state.contains("Periods paid\n1"), "{state}");
+    snap(&browser, "21-order-subscribed").await;
+
+    // A month passes on the gateway's test clock: the renewal shows on the
+    // open page by itself. The banner is outside the part that refreshes,
+    // so a full reload would have made it stale.
+    let banner = browser.find("header").await.unwrap();
+    let advanced = reqwest::Client::new()
+        .post(format!("{gateway}/v1/test/clock/advance"))
+        .bearer_auth(credentials["admin_key"].as_str().unwrap())
+        .json(&serde_json::json!({"seconds": 31 * 24 * 3600}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(advanced.status(), 200);
+    let state = browser
+        .wait_for_text("#subscription", "Periods paid\n2", WAIT)
+        .await
+        .unwrap();
+    assert!(state.contains("Active"), "{state}");
+    assert!(
+        banner.text().await.is_ok(),
+        "the page updated in place, without reloading"
+    );
+
+    // The merchant cancels it in the gateway's dashboard, at the period's
+    // end; the shop's page says access continues until then.
+    browser
+        .goto(&format!("{gateway}/dashboard/login"))
+        .await
+        .unwrap();
+    fill(
+        &browser,
+        "#api_key",
+        credentials["merchant_api_key"].as_str().unwrap(),
+    )
+    .await;
+    click(&browser, "form button[type=submit]").await;
+    browser
+        .wait_for_url(&format!("{gateway}/dashboard/events"), WAIT)
+        .await
+        .unwrap();
+    browser
+        .goto(&format!("{gateway}/dashboard/subscriptions"))
+        .await
+        .unwrap();
+    click(&browser, "a[href^='/dashboard/subscriptions/sub_']").await;
+    browser
+        .wait_for_text("#status", "active", WAIT)
+        .await
+        .unwrap();
+    snap(&browser, "22-dashboard-subscription").await;
+    click(&browser, "#cancel-at-period-end").await;
+    browser
+        .wait_for_text("main", "Canceled; access lasts until", WAIT)
+        .await
+        .unwrap();
+    snap(&browser, "23-dashboard-subscription-canceled").await;
+    browser.goto(&order_url).await.unwrap();
+    let state = browser
+        .wait_for_text("#subscription", "Canceled", WAIT)
+        .await
+        .unwrap();
+    assert!(state.contains("access continues"), "{state}");
+    let status = browser.find("#status").await.unwrap().text().await.unwrap();
+    assert_eq!(status, "Subscribed — thank you!", "the order stays paid");
+    snap(&browser, "24-order-subscription-canceled").await;
     browser.quit().await.unwrap();
 }

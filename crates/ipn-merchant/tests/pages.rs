@@ -158,14 +158,18 @@ async fn page(response: reqwest::Response) -> Page {
     }
 }
 
-/// Every page is HTML that runs no script and cannot be framed.
+/// Every page is HTML that runs no script but the shop's own `/live.js`
+/// and cannot be framed.
 fn assert_html(page: &Page) {
     assert_eq!(page.headers["content-type"], "text/html; charset=utf-8");
     assert_eq!(page.headers["x-content-type-options"], "nosniff");
     let csp = page.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert!(!page.text.contains("<script"), "{}", page.text);
+    let ours = "<script src=\"/live.js\" defer></script>";
+    assert_eq!(page.text.matches("<script").count(), 1, "{}", page.text);
+    assert!(page.text.contains(ours), "{}", page.text);
 }
 
 /// The first `/downloads/…` link on a page.
@@ -252,11 +256,31 @@ async fn a_paid_order_says_so_and_its_download_works() {
         "{}",
         waiting.text
     );
+    // It refreshes itself in place, or without script reloads.
+    assert!(
+        waiting.text.contains("<div id=\"order\" data-live=\"3\">"),
+        "{}",
+        waiting.text
+    );
     assert!(
         waiting
             .text
-            .contains("<meta http-equiv=\"refresh\" content=\"3\">")
+            .contains("<noscript><meta http-equiv=\"refresh\" content=\"3\"></noscript>")
     );
+    assert!(
+        waiting
+            .text
+            .contains("<script src=\"/live.js\" defer></script>")
+    );
+    let script = reqwest::get(format!("{}/live.js", stack.shop.url))
+        .await
+        .unwrap();
+    assert_eq!(script.status(), StatusCode::OK);
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(script.text().await.unwrap().contains("data-live"));
     assert!(waiting.text.contains("9.99 USD"));
 
     stack.pay(&order, 999, card(VISA)).await;
@@ -268,6 +292,10 @@ async fn a_paid_order_says_so_and_its_download_works() {
     assert!(
         !paid.text.contains("http-equiv=\"refresh\""),
         "no reload once paid"
+    );
+    assert!(
+        paid.text.contains("<div id=\"order\" data-live=\"10\">"),
+        "slower once paid"
     );
     assert!(paid.text.contains("Payment of 9.99 USD"), "{}", paid.text);
 

@@ -497,8 +497,11 @@ main{max-width:32rem;margin:2rem auto;background:#fff;padding:1.5rem 2rem;border
 .mode{background:#fff4ce;padding:.25rem .5rem;border-radius:4px;font-size:.85rem}\
 table{width:100%;border-collapse:collapse}td,th{padding:.3rem 0;text-align:left}\
 .num{text-align:right}.total{font-size:1.2rem;text-align:right}\
-label{display:block;margin-top:.75rem}input{width:100%;padding:.4rem;box-sizing:border-box}\
-button{margin-top:1rem;width:100%;padding:.6rem;font-size:1rem}\
+label{display:block;margin-top:.75rem}\
+input{width:100%;padding:.5rem;box-sizing:border-box;border:1px solid #c7c7cc;border-radius:6px;\
+font-size:1rem}input:focus{outline:2px solid #0a66c2;border-color:#0a66c2}\
+button{margin-top:1.25rem;width:100%;padding:.7rem;font-size:1rem;font-weight:600;color:#fff;\
+background:#0a66c2;border:0;border-radius:6px;cursor:pointer}button:hover{background:#084f96}\
 .problem{background:#fde2e1;padding:.5rem;border-radius:4px}\
 .note,.cards{font-size:.85rem;color:#555}";
 

@@ -19,7 +19,7 @@
 //! to `/dashboard` (and `Secure` behind https); the token maps, in memory,
 //! to the caller for 12 hours. A restart signs everyone out.
 //! An hour without a request signs out too; a page refreshing itself
-//! (`live.js`, which says so in an `X-Dashboard-Live` header) is no request
+//! (`live.js`, which says so in an `X-Live-Refresh` header) is no request
 //! from a person and does not count.
 //!
 //! **Cross-site posts.** Every `POST` (sign-in included) must come from
@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Extension, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use ipn_core::id::MerchantId;
@@ -81,7 +81,7 @@ pub fn router(_state: AppState) -> Router<AppState> {
             "/dashboard/subscriptions/{id}/cancel",
             post(subscriptions::cancel),
         )
-        .route("/dashboard/live.js", get(live_js))
+        .route("/dashboard/live.js", get(ipn_web::live_js))
         .route("/dashboard/{*rest}", get(not_found).post(not_found))
         .layer(Extension(Arc::new(Sessions::default())))
 }
@@ -113,9 +113,6 @@ impl Session {
         self.expires > now && now.duration_since(self.last_seen) < IDLE_TTL
     }
 }
-
-/// Sent by `live.js` on its refreshes, which are no sign of a person.
-const LIVE_HEADER: &str = "x-dashboard-live";
 
 /// A session unused this long is over.
 const IDLE_TTL: Duration = Duration::from_secs(3600);
@@ -300,7 +297,7 @@ impl FromRequestParts<AppState> for Viewer {
         let to_login = || html::see_other("/dashboard/login");
         let sessions = sessions(parts).ok_or_else(to_login)?;
         let token = cookie(&parts.headers).ok_or_else(to_login)?;
-        let caller = if parts.headers.contains_key(LIVE_HEADER) {
+        let caller = if parts.headers.contains_key(ipn_web::LIVE_HEADER) {
             sessions.peek(&token)
         } else {
             sessions.get(&token)
@@ -402,50 +399,6 @@ fn authority(url: &str) -> Option<String> {
         Some(port) => format!("{host}:{port}"),
         None => host,
     })
-}
-
-/// The dashboard's script, built into the binary.
-const LIVE_JS: &str = include_str!("live.js");
-
-/// FNV-1a of the script: its `ETag`, so a browser revalidates it cheaply and
-/// never runs a stale copy after an upgrade.
-const LIVE_JS_TAG: u64 = {
-    let bytes = LIVE_JS.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
-};
-
-/// `GET /dashboard/live.js`: no session needed (it holds nothing secret).
-async fn live_js(headers: HeaderMap) -> Response {
-    let etag = format!("\"{LIVE_JS_TAG:016x}\"");
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
-    let mut response = if unchanged {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        LIVE_JS.into_response()
-    };
-    let out = response.headers_mut();
-    out.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
-    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    out.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        out.insert(header::ETAG, value);
-    }
-    response
 }
 
 async fn home(viewer: Result<Viewer, Response>) -> Response {

@@ -68,28 +68,31 @@ dl.facts dt{color:#555;font-size:.85rem}dl.facts dd{margin:0}\
 dd .status-good,dd .status-wait,dd .status-bad{padding:.1rem .45rem;border-radius:4px}";
 
 /// The Content-Security-Policy of every page: nothing may load or run but
-/// the inline style; forms post only to this shop, plus `form_origin`
+/// the inline style and the shop's own `/live.js` (which fetches only from
+/// the shop, no inline script); forms post only to this shop, plus `form_origin`
 /// when given (the catalog's `POST /orders` answers with a redirect to the
 /// gateway's checkout, and browsers check `form-action` on redirects).
 pub fn csp(form_origin: Option<&str>) -> String {
     let extra = form_origin.map(|o| format!(" {o}")).unwrap_or_default();
     format!(
-        "default-src 'none'; style-src 'unsafe-inline'; \
-         form-action 'self'{extra}; base-uri 'none'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'self'; connect-src 'self'; \
+         style-src 'unsafe-inline'; form-action 'self'{extra}; base-uri 'none'; \
+         frame-ancestors 'none'"
     )
 }
 
 /// A whole document. `title` and `shop_name` are text (escaped here);
-/// `main` is markup whose values the caller escaped. `refresh`: reload
-/// after that many seconds (a page waiting for an IPN, without script).
+/// `main` is markup whose values the caller escaped; parts of it marked
+/// `data-live` refresh in place (`/live.js`). `refresh`: without script,
+/// reload the whole page after that many seconds (a page waiting for an IPN).
 pub fn document(shop_name: &str, title: &str, main: &str, refresh: Option<u32>) -> String {
     let refresh = refresh
-        .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">\n"))
+        .map(|s| format!("<noscript><meta http-equiv=\"refresh\" content=\"{s}\"></noscript>\n"))
         .unwrap_or_default();
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         {refresh}<title>{title} · {shop}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+         <script src=\"/live.js\" defer></script>\n{refresh}<title>{title} · {shop}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
          <header><a href=\"/\">{shop}</a></header>\n<main>\n{main}</main>\n</body>\n</html>\n",
         title = esc(title),
         shop = esc(shop_name),
@@ -150,10 +153,14 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_allows_no_script_and_posts_only_home_and_to_checkout() {
+    fn the_policy_allows_only_the_shops_script_and_posts_only_home_and_to_checkout() {
         let policy = csp(Some("http://gw.example:7700"));
         assert!(policy.starts_with("default-src 'none';"), "{policy}");
-        assert!(!policy.contains("script-src"), "{policy}");
+        assert!(
+            policy.contains("script-src 'self'; connect-src 'self';"),
+            "{policy}"
+        );
+        assert!(!policy.contains("script-src 'unsafe-inline'"), "{policy}");
         assert!(
             policy.contains("form-action 'self' http://gw.example:7700;"),
             "{policy}"

@@ -204,6 +204,7 @@ pub fn router(state: Pages) -> Router {
         .route("/", get(home))
         .route("/orders", post(buy))
         .route("/orders/{id}", get(order_page))
+        .route("/live.js", get(ipn_web::live_js))
         .route("/admin", get(dashboard))
         .route("/admin/orders/{id}", get(admin_order))
         .route("/admin/emails/{id}", get(admin_email))

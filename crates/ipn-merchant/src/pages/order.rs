@@ -1,9 +1,11 @@
 //! `/orders/{id}`: where an order stands, in words, for its customer.
 //!
 //! The gateway's checkout sends the customer here after paying, usually
-//! before the IPN has arrived; while the order is `created` or `pending`
-//! the page reloads itself every few seconds (`<meta http-equiv=refresh>`,
-//! no script), so it turns to "Paid" on its own once the IPN is applied.
+//! before the IPN has arrived. The page's content refreshes itself in place
+//! (`data-live`, the shared `/live.js`): every few seconds while the order
+//! is `created` or `pending`, so it turns to "Paid" on its own once the IPN
+//! is applied, and slowly after, so a refund or a renewal shows up too.
+//! Without script, a waiting page reloads itself instead.
 
 use ipn_core::money::{Currency, Money};
 use time::OffsetDateTime;
@@ -14,8 +16,10 @@ use crate::handler::subscriptions::{Row as SubscriptionRow, Status, has_access};
 use crate::mail::EmailStatus;
 use crate::storage::reader::OrderDetails;
 
-/// Seconds between reloads of a page that waits for a payment.
+/// Seconds between refreshes of a page that waits for a payment.
 pub const REFRESH_SECONDS: u32 = 3;
+/// Seconds between refreshes once it no longer waits.
+pub const SETTLED_REFRESH_SECONDS: u32 = 10;
 
 /// An order's status as its customer reads it: a heading and a sentence.
 /// `None` for a status this code does not know (shown as stored).
@@ -109,8 +113,13 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
         "failed" | "reversed" | "refunded" | "partially_refunded" => "status-bad",
         _ => "",
     };
+    let every = if waiting(&order.status) {
+        REFRESH_SECONDS
+    } else {
+        SETTLED_REFRESH_SECONDS
+    };
     let mut main = format!(
-        "<h1>Order <code>{id}</code></h1>\n\
+        "<div id=\"order\" data-live=\"{every}\">\n<h1>Order <code>{id}</code></h1>\n\
          <p class=\"status {tone}\" id=\"status\" data-status=\"{status}\"><strong>{heading}</strong></p>\n",
         id = esc(&order.id),
         status = esc(&order.status),
@@ -235,7 +244,7 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
         main.push_str("</ul>\n");
     }
     main.push_str(&format!(
-        "<p class=\"note\">Ordered {}. Keep this page's address to come back to it.</p>\n",
+        "<p class=\"note\">Ordered {}. Keep this page's address to come back to it.</p>\n</div>\n",
         when(order.created_at)
     ));
     main

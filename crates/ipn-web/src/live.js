@@ -1,4 +1,5 @@
-// live.js: refreshes the parts of a dashboard page that change on their own.
+// live.js: refreshes the parts of a page that change on their own (the
+// gateway's dashboard, the shop's order page).
 //
 // An element with an `id` and `data-live="SECONDS"` is refreshed every that
 // many seconds: the page's own URL is fetched again and the element takes the
@@ -15,7 +16,7 @@
 //   refreshes do not count as activity): the page reloads, which leads to
 //   the sign-in form.
 //
-// The dashboard's CSP allows this file and no inline script. No frameworks,
+// The pages' CSP allows this file and no inline script. No frameworks,
 // nothing loaded from elsewhere.
 (function () {
   'use strict';
@@ -77,8 +78,11 @@
     timer = setTimeout(tick, Math.max(0, next - Date.now()));
   }
 
-  function signedOut(response) {
-    return new URL(response.url, location.href).pathname === '/dashboard/login';
+  // Sent elsewhere (the dashboard's sign-in page once the session ended):
+  // the whole page goes there.
+  function movedAway(response) {
+    return response.redirected &&
+      new URL(response.url, location.href).pathname !== location.pathname;
   }
 
   function tick() {
@@ -105,10 +109,10 @@
       cache: 'no-store',
       // Tells the gateway this is no person's click: an unattended page
       // still signs out when the session idles out.
-      headers: { 'X-Dashboard-Live': '1' },
+      headers: { 'X-Live-Refresh': '1' },
     })
       .then(function (response) {
-        if (signedOut(response)) {
+        if (movedAway(response)) {
           stopped = true;
           location.reload();
           return null;
