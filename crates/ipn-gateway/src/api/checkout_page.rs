@@ -167,6 +167,9 @@ async fn pay_page(state: &AppState, id: &str, body: &[u8]) -> Result<Response, A
             return Ok(refused_page(refusal, &session, &merchant_name));
         }
         Written::PaymentRefused(refusal) => return Err(payments::refused(&refusal)),
+        Written::SubscriptionRefused(refusal) => {
+            return Err(super::subscriptions::refused(&refusal));
+        }
         other => {
             return Err(ApiError::internal(format!(
                 "unexpected result of a checkout: {other:?}"

@@ -13,9 +13,9 @@ mod error;
 pub(crate) mod events;
 mod merchants;
 mod openapi;
-mod payments;
+pub(crate) mod payments;
 mod postback;
-mod subscriptions;
+pub(crate) mod subscriptions;
 mod system;
 
 use std::sync::Arc;

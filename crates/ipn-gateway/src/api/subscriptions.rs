@@ -290,7 +290,8 @@ fn parse_id(id: &str) -> Result<SubscriptionId, ApiError> {
     SubscriptionId::parse(id).map_err(|_| ApiError::not_found("subscription"))
 }
 
-fn refused(refusal: &SubscriptionRefusal) -> ApiError {
+/// A refusal as the API (and the dashboard) answers it.
+pub(crate) fn refused(refusal: &SubscriptionRefusal) -> ApiError {
     match refusal {
         SubscriptionRefusal::NotFound => ApiError::not_found("subscription"),
         SubscriptionRefusal::Plan(_) | SubscriptionRefusal::MethodNotChargeable => {

@@ -12,13 +12,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use ipn_core::id::{MerchantId, PaymentId};
 use ipn_core::money::Money;
-use ipn_core::payment_flow::PaymentError;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::html::{self, Section, badge, esc, money, query, rfc3339};
 use super::queries::{self, ObjectFilter, ObjectRow};
 use super::{Poster, Viewer, blocking, form, given};
+use crate::api::payments::refused;
 use crate::api::{ApiError, AppState};
 use crate::payments::{PaymentChange, PaymentRefusal, PaymentWrite, StoredPayment};
 use crate::storage::{PaymentDone, StoredEvent, Write, WriteRequest, Written};
@@ -518,21 +518,5 @@ async fn operate(
         other => Err(ApiError::internal(format!(
             "unexpected result of a payment write: {other:?}"
         ))),
-    }
-}
-
-/// The refusal as the API words it (`api/payments.rs`'s `refused`).
-fn refused(refusal: &PaymentRefusal) -> ApiError {
-    match refusal {
-        PaymentRefusal::NotFound => ApiError::not_found("payment"),
-        PaymentRefusal::Exists => {
-            ApiError::new(StatusCode::CONFLICT, "payment_exists", refusal.to_string())
-        }
-        PaymentRefusal::Rule(rule) => match rule {
-            PaymentError::NotPositive { .. }
-            | PaymentError::RefundExceedsRemaining { .. }
-            | PaymentError::CurrencyMismatch { .. } => ApiError::invalid(rule.to_string()),
-            _ => ApiError::new(StatusCode::CONFLICT, "payment_state", rule.to_string()),
-        },
     }
 }

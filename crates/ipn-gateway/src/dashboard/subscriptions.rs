@@ -20,11 +20,10 @@ use super::html::{self, Section, badge, esc, query, rfc3339, when_at};
 use super::payments::{ListQuery, amount, filters, object_filter, pager, text};
 use super::queries::{self, ObjectRow};
 use super::{Poster, Viewer, blocking, form};
+use crate::api::subscriptions::refused;
 use crate::api::{ApiError, AppState};
 use crate::storage::{StoredEvent, Write, WriteRequest, Written};
-use crate::subscriptions::{
-    StoredSubscription, SubscriptionChange, SubscriptionRefusal, SubscriptionWrite,
-};
+use crate::subscriptions::{StoredSubscription, SubscriptionChange, SubscriptionWrite};
 
 /// Seconds between refreshes of a subscription's page (billing acts on the
 /// gateway clock, which a test clock can move at any time).
@@ -466,29 +465,5 @@ async fn operate(
         other => Err(ApiError::internal(format!(
             "unexpected result of a subscription write: {other:?}"
         ))),
-    }
-}
-
-/// The refusal as the API words it (`api/subscriptions.rs`'s `refused`,
-/// which the dashboard cannot reach: `api::subscriptions` is private).
-fn refused(refusal: &SubscriptionRefusal) -> ApiError {
-    match refusal {
-        SubscriptionRefusal::NotFound => ApiError::not_found("subscription"),
-        SubscriptionRefusal::Plan(_) | SubscriptionRefusal::MethodNotChargeable => {
-            ApiError::invalid(refusal.to_string())
-        }
-        SubscriptionRefusal::Declined => ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "card_declined",
-            refusal.to_string(),
-        ),
-        SubscriptionRefusal::Exists
-        | SubscriptionRefusal::Finished(_)
-        | SubscriptionRefusal::AlreadyCanceled
-        | SubscriptionRefusal::NotDue => ApiError::new(
-            StatusCode::CONFLICT,
-            "subscription_state",
-            refusal.to_string(),
-        ),
     }
 }
