@@ -6,6 +6,12 @@
 mod common;
 
 use common::stack::{DAY, Stack, VISA};
+use ipn_core::billing::Plan;
+use ipn_core::money::{Currency, Money};
+use ipn_core::payment::ItemKind;
+use ipn_core::subscription::Interval;
+use ipn_merchant::{Catalog, Product};
+use ipn_testkit::Receiver;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -32,16 +38,47 @@ async fn pay_checkout(order: &Value, card: &str) -> (StatusCode, String) {
 }
 
 async fn order_membership(stack: &Stack) -> Value {
+    order_one(stack, "membership").await
+}
+
+async fn order_one(stack: &Stack, sku: &str) -> Value {
     let (status, order) = stack
         .shop
         .post_json(
             "/api/orders",
-            &json!({"items": [{"sku": "membership", "quantity": 1}],
+            &json!({"items": [{"sku": sku, "quantity": 1}],
                     "customer_email": "ann@example.com"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
     order
+}
+
+/// Waits until the order is `status`; returns it.
+async fn order_is(stack: &Stack, order: &str, status: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let body = stack.get_order(order).await;
+        if body["status"] == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for order {order} to be {status}: {body:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// How many flags the order has, resolved or not.
+fn flags(stack: &Stack, order: &str) -> i64 {
+    let conn = rusqlite::Connection::open(&stack.shop.database).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM flags WHERE order_id = ?1",
+        [order],
+        |row| row.get(0),
+    )
+    .unwrap()
 }
 
 /// Waits until the order's subscription is `status` with `emails` emails.
@@ -216,6 +253,22 @@ async fn a_subscription_that_does_not_match_its_order_flags_it() {
         assert!(tokio::time::Instant::now() < deadline, "{reasons}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // Decided once: the signup and the first payment flagged the mug order
+    // once, and a renewal does not flag it again.
+    stack.quiet(5).await;
+    assert_eq!(flags(&stack, &mug), 1);
+    stack.advance(31 * DAY).await;
+    stack.subscription(&first, "active", 2).await;
+    stack.quiet(7).await;
+    assert_eq!(flags(&stack, &mug), 1);
+    // The message that raised it says so, tied to the order.
+    let flagged_messages = stack
+        .shop
+        .inbox()
+        .into_iter()
+        .filter(|row| row.outcome.as_deref() == Some("flagged"))
+        .count();
+    assert!(flagged_messages >= 2, "{flagged_messages}");
     // A subscription naming no order of this shop is simply a subscription.
     let other = subscribe("elsewhere-42".to_owned(), 700).await;
     let sub = stack.subscription(&other, "active", 1).await;
@@ -229,4 +282,78 @@ async fn a_subscription_that_does_not_match_its_order_flags_it() {
         )
         .unwrap();
     assert_eq!(flagged_other, 0);
+}
+
+#[tokio::test]
+async fn the_first_payment_heard_before_the_signup_is_not_a_renewal_in_both_dialects() {
+    for dialect in ["standard", "paypal"] {
+        let recorder = Receiver::start().await.unwrap();
+        let stack = Stack::start(dialect, Some(recorder.url("/hook")), |_| {}).await;
+        let order = order_membership(&stack).await;
+        let id = order["id"].as_str().unwrap();
+        let (status, _) = pay_checkout(&order, VISA).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let mut messages = recorder.wait_for(2, common::WAIT).await;
+        // The period's payment first, then the signup.
+        messages.sort_by_key(|m| {
+            let body = m.body_text();
+            !(body.contains("subscription.payment") || body.contains("txn_type=subscr_payment"))
+        });
+        let path = if dialect == "paypal" {
+            "/ipn"
+        } else {
+            "/webhooks"
+        };
+        for message in &messages {
+            let (status, answer) = stack.hand(path, message).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+        subscribed(&stack, id, "active", 1).await;
+        stack.quiet(2).await;
+        let paid = stack.get_order(id).await;
+        assert_eq!(kinds(&paid), ["subscription_started"], "{dialect}");
+        assert_eq!(paid["status"], "paid", "{dialect}");
+        assert_eq!(paid["subscription"]["cycles_paid"], 1, "{dialect}");
+    }
+}
+
+#[tokio::test]
+async fn a_trial_is_subscribed_its_first_charge_paid_and_a_refund_shows_on_the_order() {
+    let club = Product {
+        sku: "club".into(),
+        name: "Club".into(),
+        kind: ItemKind::Digital,
+        price: Money::new(700, Currency::USD),
+        description: "Monthly, first week free.".into(),
+        download: None,
+        subscription: Some(Plan::new(Interval::Month, 1, 7, None).unwrap()),
+    };
+    let stack = Stack::start("standard", None, |config| {
+        config.catalog = Catalog::new(vec![club]).unwrap();
+    })
+    .await;
+    let order = order_one(&stack, "club").await;
+    let id = order["id"].as_str().unwrap();
+    let (status, _) = pay_checkout(&order, VISA).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // Started, nothing charged: subscribed, not paid.
+    let trial = order_is(&stack, id, "subscribed").await;
+    assert_eq!(trial["paid_at"], Value::Null, "{trial:#}");
+    assert_eq!(trial["subscription"]["status"], "active");
+    assert_eq!(trial["subscription"]["cycles_paid"], 0);
+    assert_eq!(trial["payments"], json!([]));
+    // The trial ends and the first period is charged: paid.
+    stack.advance(8 * DAY).await;
+    let paid = order_is(&stack, id, "paid").await;
+    assert!(paid["paid_at"].is_string(), "{paid:#}");
+    let payments = paid["payments"].as_array().unwrap();
+    assert_eq!(payments.len(), 1, "{paid:#}");
+    let charge = payments[0]["id"].as_str().unwrap();
+    // The merchant refunds it: the order says so.
+    stack.operate(charge, "refunds", json!({})).await;
+    let refunded = order_is(&stack, id, "refunded").await;
+    assert!(
+        refunded["paid_at"].is_string(),
+        "paid once, and that stays known"
+    );
 }

@@ -399,15 +399,21 @@ impl Handler {
         order: &Order,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
-        if order.plan.is_some() {
-            let started = order.subscription_id.is_some();
-            let flagged = store::is_flagged(tx, &order.id)?;
-            let status = order_state::derive_subscribed(started, flagged);
-            store::set_order_status(tx, &order.id, status, started, millis(now))?;
-            return Ok(0);
-        }
         // Checking held claims may flag the order: before reading flags.
         self.settle_held(tx, order, millis(now))?;
+        if order.plan.is_some() {
+            // Its money is the subscription's period payments; the emails
+            // are the subscription's (`subscriptions.rs`).
+            let facts = match &order.subscription_id {
+                Some(id) => store::facts(tx, store::Owner::Subscription(id))?,
+                None => Vec::new(),
+            };
+            let started = order.subscription_id.is_some();
+            let flagged = store::is_flagged(tx, &order.id)?;
+            let derived = order_state::derive_subscribed(&facts, started, flagged);
+            store::set_order_status(tx, &order.id, derived.status, derived.paid, millis(now))?;
+            return Ok(0);
+        }
         let facts = store::order_facts(tx, &order.id)?;
         let flagged = store::is_flagged(tx, &order.id)?;
         let derived = order_state::derive(&facts, flagged, order.fulfilled_at.is_some());

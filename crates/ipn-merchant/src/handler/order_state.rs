@@ -23,6 +23,9 @@ pub enum OrderStatus {
     Created,
     Pending,
     Paid,
+    /// A subscription order whose subscription started with nothing
+    /// charged yet (a free trial).
+    Subscribed,
     Fulfilled,
     PartiallyRefunded,
     Refunded,
@@ -37,6 +40,7 @@ impl OrderStatus {
             Self::Created => "created",
             Self::Pending => "pending",
             Self::Paid => "paid",
+            Self::Subscribed => "subscribed",
             Self::Fulfilled => "fulfilled",
             Self::PartiallyRefunded => "partially_refunded",
             Self::Refunded => "refunded",
@@ -183,19 +187,19 @@ pub fn derive(facts: &[Fact], flagged: bool, fulfilled: bool) -> Derived {
     }
 }
 
-/// The state of an order for a subscription. Its money moves as the
-/// subscription's period payments (`subscriptions.rs`), not as charges of
-/// the order, so the order is paid once the subscription it bought has
-/// started (a free trial included) and stays paid: what happens to the
-/// subscription later is the subscription's state, shown beside it.
-pub fn derive_subscribed(started: bool, flagged: bool) -> OrderStatus {
-    if flagged {
-        OrderStatus::Flagged
-    } else if started {
-        OrderStatus::Paid
-    } else {
-        OrderStatus::Created
+/// The state of an order for a subscription, derived the same way from
+/// the facts of the subscription it started (its period payments): paid
+/// while any period payment stands, refunded or reversed once none does.
+/// Started with nothing charged yet (a free trial), it is `subscribed`.
+pub fn derive_subscribed(facts: &[Fact], started: bool, flagged: bool) -> Derived {
+    let mut derived = derive(facts, flagged, false);
+    if started && derived.payment_status == OrderStatus::Created {
+        derived.payment_status = OrderStatus::Subscribed;
+        if !flagged {
+            derived.status = OrderStatus::Subscribed;
+        }
     }
+    derived
 }
 
 #[cfg(test)]
@@ -322,5 +326,34 @@ mod tests {
         let derived = derive(&facts, true, false);
         assert_eq!(derived.status, OrderStatus::Flagged);
         assert_eq!(derived.payment_status, OrderStatus::Paid);
+    }
+
+    #[test]
+    fn a_subscription_order_is_paid_by_its_periods_and_subscribed_in_a_trial() {
+        let paid = [charge("pay_a", ChargeStatus::Completed)];
+        assert_eq!(
+            derive_subscribed(&paid, true, false).status,
+            OrderStatus::Paid
+        );
+        assert!(derive_subscribed(&paid, true, false).paid);
+        let trial = derive_subscribed(&[], true, false);
+        assert_eq!(trial.status, OrderStatus::Subscribed);
+        assert!(!trial.paid, "no money moved");
+        assert_eq!(
+            derive_subscribed(&[], false, false).status,
+            OrderStatus::Created
+        );
+        assert_eq!(
+            derive_subscribed(&[], true, true).status,
+            OrderStatus::Flagged
+        );
+        let refunded = [
+            charge("pay_a", ChargeStatus::Completed),
+            child("ref_a", PaymentKind::Refund, -1000),
+        ];
+        assert_eq!(
+            derive_subscribed(&refunded, true, false).status,
+            OrderStatus::Refunded
+        );
     }
 }

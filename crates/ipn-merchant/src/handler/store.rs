@@ -265,20 +265,49 @@ pub fn record_payment(
     Ok(())
 }
 
+/// Whose payments: an order's (charges naming it as invoice) or a
+/// subscription's (its period payments).
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    Order(&'a str),
+    Subscription(&'a str),
+}
+
+impl Owner<'_> {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Order(_) => "order_id",
+            Self::Subscription(_) => "subscription_id",
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Self::Order(id) | Self::Subscription(id) => id,
+        }
+    }
+}
+
 /// The valid facts of an order: its charges, and the refunds and
 /// reversals of those charges (which may have come without an invoice).
 pub fn order_facts(conn: &Connection, order_id: &str) -> Result<Vec<Fact>, StoreError> {
-    let mut statement = conn.prepare_cached(
+    facts(conn, Owner::Order(order_id))
+}
+
+/// The valid facts of `owner`'s charges, with their refunds and reversals.
+pub fn facts(conn: &Connection, owner: Owner<'_>) -> Result<Vec<Fact>, StoreError> {
+    let column = owner.column();
+    let mut statement = conn.prepare_cached(&format!(
         "SELECT txn_id, parent_id, kind, status, amount FROM payments
-         WHERE valid = 1 AND kind = 'charge' AND order_id = ?1
+         WHERE valid = 1 AND kind = 'charge' AND {column} = ?1
          UNION ALL
          SELECT child.txn_id, child.parent_id, child.kind, child.status, child.amount
          FROM payments AS child JOIN payments AS charge ON charge.txn_id = child.parent_id
          WHERE child.valid = 1 AND child.checked = 1 AND charge.valid = 1
-           AND charge.kind = 'charge' AND charge.order_id = ?1
-         ORDER BY 1",
-    )?;
-    let rows = statement.query_map([order_id], |row| {
+           AND charge.kind = 'charge' AND charge.{column} = ?1
+         ORDER BY 1"
+    ))?;
+    let rows = statement.query_map([owner.id()], |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get::<_, Option<String>>(1)?,
@@ -518,13 +547,20 @@ pub struct PaymentRow {
 /// Every payment fact about an order, valid or not, with the refunds and
 /// reversals of its charges, oldest first.
 pub fn order_payments(conn: &Connection, order_id: &str) -> Result<Vec<PaymentRow>, StoreError> {
-    let mut statement = conn.prepare_cached(
+    payments(conn, Owner::Order(order_id))
+}
+
+/// Every payment heard of for `owner`, valid or not, with the refunds and
+/// reversals of its charges.
+pub fn payments(conn: &Connection, owner: Owner<'_>) -> Result<Vec<PaymentRow>, StoreError> {
+    let column = owner.column();
+    let mut statement = conn.prepare_cached(&format!(
         "SELECT txn_id, parent_id, kind, status, amount, currency, valid, updated_at
-         FROM payments WHERE order_id = ?1
-            OR parent_id IN (SELECT txn_id FROM payments WHERE order_id = ?1 AND kind = 'charge')
-         ORDER BY txn_id",
-    )?;
-    let rows = statement.query_map([order_id], |row| {
+         FROM payments WHERE {column} = ?1
+            OR parent_id IN (SELECT txn_id FROM payments WHERE {column} = ?1 AND kind = 'charge')
+         ORDER BY txn_id"
+    ))?;
+    let rows = statement.query_map([owner.id()], |row| {
         Ok(PaymentRow {
             txn_id: row.get(0)?,
             parent_id: row.get(1)?,

@@ -92,10 +92,13 @@ pub fn payment(
         notice.receiver.as_deref(),
         at,
     )?;
-    if let PaymentKind::Charge(_) = notice.kind {
-        let order = notice.invoice.as_deref();
-        link(handler, tx, inbox_id, id, order, Some(notice.amount), now)?;
-    }
+    let refused = match notice.kind {
+        PaymentKind::Charge(_) => {
+            let order = notice.invoice.as_deref();
+            link(tx, inbox_id, id, order, Some(notice.amount), at)?
+        }
+        _ => None,
+    };
     let position = happened_at.unwrap_or(at);
     let paid = notice.kind == PaymentKind::Charge(ChargeStatus::Completed);
     if paid {
@@ -109,10 +112,11 @@ pub fn payment(
     let mut queued = 0;
     // A payment made at the signup is the first period's, which the
     // signup's email announces; any later one (the first after a trial
-    // included) is a renewal. Not knowing the signup yet, it counts as one.
-    let at_signup = row
-        .signed_up_at
-        .is_some_and(|signed_up| position <= signed_up.saturating_add(1000));
+    // included) is a renewal. Not knowing the signup yet (its notice may
+    // come second), the first payment heard of is the signup's.
+    let at_signup = row.signed_up_at.map_or(row.cycles_paid <= 1, |signed_up| {
+        position <= signed_up.saturating_add(1000)
+    });
     if paid && !at_signup {
         queued += email(
             handler,
@@ -124,7 +128,7 @@ pub fn payment(
             at,
         )?;
     }
-    mark(tx, inbox_id, Outcome::Applied, &event_type, id, None, at)?;
+    finish(handler, tx, inbox_id, &row, refused, &event_type, now)?;
     Ok(queued)
 }
 
@@ -152,7 +156,7 @@ pub fn change(
         at,
     )?;
     let order = notice.invoice.as_deref();
-    link(handler, tx, inbox_id, id, order, notice.amount, now)?;
+    let refused = link(tx, inbox_id, id, order, notice.amount, at)?;
     if let Some(signed_up_at) = notice.signed_up_at {
         tx.prepare_cached(
             "UPDATE subscriptions SET signed_up_at = COALESCE(signed_up_at, ?2) WHERE id = ?1",
@@ -235,7 +239,7 @@ pub fn change(
         )?,
         _ => 0,
     };
-    mark(tx, inbox_id, Outcome::Applied, &event_type, id, None, at)?;
+    finish(handler, tx, inbox_id, &row, refused, &event_type, now)?;
     Ok(queued)
 }
 
@@ -285,52 +289,69 @@ fn flag(
         Outcome::Flagged,
         event_type,
         id,
+        None,
         Some(&detail),
         at,
     )?;
     Ok(Some(0))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn mark(
     tx: &Transaction<'_>,
     inbox_id: InboxId,
     outcome: Outcome,
     event_type: &str,
     id: &str,
+    order_id: Option<&str>,
     detail: Option<&str>,
     at: i64,
 ) -> Result<(), StoreError> {
     let handled = Handled {
         event_type: Some(event_type),
         subscription_id: Some(id),
+        order_id,
         detail,
-        ..Handled::default()
     };
     store::mark(tx, inbox_id, outcome, &handled, at)
 }
 
+/// A tie to an order that was refused: the order, flagged, and why.
+struct Refused {
+    order_id: String,
+    reason: String,
+}
+
 /// Ties a subscription to the shop's order that bought it (the notice's
-/// invoice) and settles that order, which is paid from then on. A notice
-/// naming an order that is not for a subscription, that started another
-/// one, or whose price differs flags the order and ties nothing. An
+/// invoice). A tie to an order that is not for a subscription, that
+/// started another one, or whose price differs is refused and flags the
+/// order. Either way it is decided once, on the first notice that names an
+/// invoice, so a refused tie flags the order once, not on every renewal. An
 /// invoice naming no order of this shop is a subscription made elsewhere
 /// (through the API, say): there is nothing to tie.
 fn link(
-    handler: &Handler,
     tx: &Transaction<'_>,
     inbox_id: InboxId,
     id: &str,
     invoice: Option<&str>,
     amount: Option<Money>,
-    now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let Some(order) = invoice
-        .filter(|invoice| !invoice.is_empty())
-        .map(|invoice| orders::get(tx, invoice))
-        .transpose()?
-        .flatten()
-    else {
-        return Ok(());
+    at: i64,
+) -> Result<Option<Refused>, StoreError> {
+    let Some(invoice) = invoice.filter(|invoice| !invoice.is_empty()) else {
+        return Ok(None);
+    };
+    let decided: bool = tx
+        .prepare_cached(
+            "SELECT order_id IS NOT NULL OR link_checked = 1 FROM subscriptions WHERE id = ?1",
+        )?
+        .query_row([id], |row| row.get(0))?;
+    if decided {
+        return Ok(None);
+    }
+    tx.prepare_cached("UPDATE subscriptions SET link_checked = 1 WHERE id = ?1")?
+        .execute([id])?;
+    let Some(order) = orders::get(tx, invoice)? else {
+        return Ok(None);
     };
     let problem = match (&order.plan, order.subscription_id.as_deref(), amount) {
         (None, _, _) => Some(format!(
@@ -345,7 +366,6 @@ fn link(
         )),
         _ => None,
     };
-    let at = millis(now);
     if let Some(reason) = problem {
         tracing::warn!(
             inbox.id = inbox_id,
@@ -354,18 +374,63 @@ fn link(
             "order flagged"
         );
         store::flag(tx, Some(&order.id), inbox_id, &reason, at)?;
-    } else if order.subscription_id.is_none() {
-        tx.prepare_cached("UPDATE orders SET subscription_id = ?2 WHERE id = ?1")?
-            .execute(params![order.id, id])?;
-        tx.prepare_cached("UPDATE subscriptions SET order_id = ?2 WHERE id = ?1")?
-            .execute(params![id, order.id])?;
-    } else {
-        return Ok(());
+        return Ok(Some(Refused {
+            order_id: order.id,
+            reason,
+        }));
     }
-    let order = orders::get(tx, &order.id)?
-        .ok_or_else(|| anyhow::anyhow!("order {} vanished while linking", order.id))?;
-    handler.settle_order(tx, &order, now)?;
-    Ok(())
+    tx.prepare_cached("UPDATE orders SET subscription_id = ?2 WHERE id = ?1")?
+        .execute(params![order.id, id])?;
+    tx.prepare_cached("UPDATE subscriptions SET order_id = ?2 WHERE id = ?1")?
+        .execute(params![id, order.id])?;
+    Ok(None)
+}
+
+/// Settles the order the subscription is tied to (its state follows the
+/// period payments) or that a refused tie flagged, and marks the message.
+fn finish(
+    handler: &Handler,
+    tx: &Transaction<'_>,
+    inbox_id: InboxId,
+    row: &Row,
+    refused: Option<Refused>,
+    event_type: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let tied = row.order_id.as_deref();
+    let flagged = refused.as_ref().map(|r| r.order_id.as_str());
+    for order_id in tied.into_iter().chain(flagged) {
+        if let Some(order) = orders::get(tx, order_id)? {
+            handler.settle_order(tx, &order, now)?;
+        }
+    }
+    let at = millis(now);
+    match &refused {
+        Some(r) => {
+            let order = Some(r.order_id.as_str());
+            let detail = Some(r.reason.as_str());
+            mark(
+                tx,
+                inbox_id,
+                Outcome::Flagged,
+                event_type,
+                &row.id,
+                order,
+                detail,
+                at,
+            )
+        }
+        None => mark(
+            tx,
+            inbox_id,
+            Outcome::Applied,
+            event_type,
+            &row.id,
+            tied,
+            None,
+            at,
+        ),
+    }
 }
 
 /// Makes the subscription's row if this is the first notice about it.

@@ -34,6 +34,10 @@ pub fn status_words(status: &str) -> Option<(&'static str, &'static str)> {
             "Your payment has been made but has not cleared yet (a bank transfer, for instance). \
              This page updates by itself; we will also email you.",
         ),
+        "subscribed" => (
+            "Subscribed — your free trial has started",
+            "Nothing is charged until the trial ends. A confirmation is on its way to your inbox.",
+        ),
         "paid" => (
             "Paid — thank you!",
             "We received your payment. A confirmation is on its way to your inbox.",
@@ -100,15 +104,24 @@ pub fn waiting(status: &str) -> bool {
 /// links (signed with `key`) and the emails sent to the customer.
 pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> String {
     let order = &details.order;
-    let (heading, sentence) = match (&order.plan, order.status.as_str()) {
-        (Some(_), "paid") => (
+    let subscription = details.subscription.as_ref().map(|row| row.status);
+    let (heading, sentence) = match (order.status.as_str(), subscription) {
+        ("paid" | "subscribed", Some(Status::Canceled)) => (
+            "Subscription canceled",
+            "No further payments will be taken; access lasts to the end of the paid period.",
+        ),
+        ("paid" | "subscribed", Some(Status::Expired)) => (
+            "Subscription ended",
+            "This subscription has ended. Thank you for having been with us.",
+        ),
+        ("paid", Some(_)) => (
             "Subscribed — thank you!",
             "Your subscription has started. A confirmation is on its way to your inbox.",
         ),
-        (_, status) => status_words(status).unwrap_or(("Order status", "")),
+        (status, _) => status_words(status).unwrap_or(("Order status", "")),
     };
     let tone = match order.status.as_str() {
-        "paid" | "fulfilled" => "status-good",
+        "paid" | "fulfilled" | "subscribed" => "status-good",
         "created" | "pending" | "flagged" => "status-wait",
         "failed" | "reversed" | "refunded" | "partially_refunded" => "status-bad",
         _ => "",

@@ -77,8 +77,15 @@ impl OrderDetails {
             Some(sub) => crate::handler::subscriptions::get(conn, sub)?,
             None => None,
         };
+        let mut payments = crate::handler::store::order_payments(conn, id)?;
+        if let Some(sub) = &order.subscription_id {
+            // A subscription order's money is its period payments.
+            let owner = crate::handler::store::Owner::Subscription(sub);
+            payments.extend(crate::handler::store::payments(conn, owner)?);
+            payments.sort_by(|a, b| a.txn_id.cmp(&b.txn_id));
+        }
         Ok(Self {
-            payments: crate::handler::store::order_payments(conn, id)?,
+            payments,
             flags: crate::handler::store::order_flags(conn, id)?,
             emails: crate::mail::for_order(conn, id)?,
             downloads: crate::downloads::for_order(conn, id)?,
