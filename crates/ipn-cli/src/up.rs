@@ -162,6 +162,11 @@ impl Up {
                 format!("user admin, password {}", c.admin_password),
             ),
             (
+                "dashboard",
+                format!("{}/dashboard", c.gateway_url),
+                "sign in with merchant_api_key from the credentials".to_owned(),
+            ),
+            (
                 "gateway",
                 c.gateway_url.clone(),
                 "the API; the merchant key is in the credentials".to_owned(),
@@ -169,11 +174,11 @@ impl Up {
         ];
         let mut text = "ipn is up.\n\n".to_owned();
         for (name, url, what) in rows {
-            text.push_str(&format!("  {name:<8} {url:<34} {what}\n"));
+            text.push_str(&format!("  {name:<9} {url:<34} {what}\n"));
         }
-        text.push_str(&format!("  {:<8} {mail}\n", "emails"));
+        text.push_str(&format!("  {:<9} {mail}\n", "emails"));
         text.push_str(&format!(
-            "  {:<8} {}\n",
+            "  {:<9} {}\n",
             "keys",
             self.data_dir.join("credentials.json").display()
         ));

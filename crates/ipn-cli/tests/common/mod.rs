@@ -32,6 +32,22 @@ pub fn start_up(data_dir: &Path) -> Child {
             break;
         }
     }
+    // The banner names every place a newcomer goes.
+    let mut banner = String::new();
+    while !banner.contains("Ctrl-C stops.") {
+        let line = lines.next().expect("the banner ends").unwrap();
+        banner.push_str(&line);
+        banner.push('\n');
+    }
+    for place in [
+        "shop ",
+        "admin ",
+        "dashboard ",
+        "/dashboard",
+        "credentials.json",
+    ] {
+        assert!(banner.contains(place), "{place:?} in {banner}");
+    }
     std::thread::spawn(move || for _ in lines {});
     child
 }
