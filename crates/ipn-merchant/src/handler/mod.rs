@@ -737,10 +737,7 @@ impl Mail<'_> {
                 self.handler.settings.public_url,
                 downloads::path(&grant.token(key))
             );
-            let expires = grant
-                .expires_at
-                .format(&time::format_description::well_known::Rfc2822)
-                .unwrap_or_else(|_| grant.expires_at.to_string());
+            let expires = crate::mail::customer_date(grant.expires_at);
             self.order_email(
                 EmailKind::DownloadLink,
                 &format!("download_link:{}", grant.id),

@@ -594,10 +594,7 @@ fn email(
     let paid_through = row
         .paid_through
         .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
-        .and_then(|at| {
-            at.format(&time::format_description::well_known::Rfc2822)
-                .ok()
-        })
+        .map(mail::customer_date)
         .unwrap_or_else(|| "the end of the paid period".to_owned());
     let mut vars = vec![
         ("shop_name", settings.shop_name.clone()),

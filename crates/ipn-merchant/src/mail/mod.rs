@@ -314,9 +314,25 @@ pub fn now_ms() -> i64 {
         })
 }
 
+/// A time as a customer reads it in an email: `25 January 2027, 21:34 UTC`.
+pub fn customer_date(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[day padding:none] [month repr:long] [year], [hour]:[minute] UTC"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_else(|_| at.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_in_emails_read_plainly() {
+        let at = time::macros::datetime!(2027-01-05 21:34:42 +01:00);
+        assert_eq!(customer_date(at), "5 January 2027, 20:34 UTC");
+    }
 
     #[test]
     fn kinds_round_trip_through_their_names() {

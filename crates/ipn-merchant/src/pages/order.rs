@@ -95,6 +95,16 @@ fn subscription_section(row: &SubscriptionRow, now: OffsetDateTime) -> String {
     )
 }
 
+/// The colour of a status: good, waiting, bad.
+fn tone(status: &str) -> &'static str {
+    match status {
+        "paid" | "fulfilled" | "subscribed" => "status-good",
+        "created" | "pending" | "flagged" => "status-wait",
+        "failed" | "reversed" | "refunded" | "partially_refunded" => "status-bad",
+        _ => "",
+    }
+}
+
 /// Whether the order still waits for its payment: the page reloads.
 pub fn waiting(status: &str) -> bool {
     matches!(status, "created" | "pending")
@@ -105,26 +115,27 @@ pub fn waiting(status: &str) -> bool {
 pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> String {
     let order = &details.order;
     let subscription = details.subscription.as_ref().map(|row| row.status);
-    let (heading, sentence) = match (order.status.as_str(), subscription) {
+    // A subscription order's words follow its subscription once it ended.
+    let (heading, sentence, tone) = match (order.status.as_str(), subscription) {
         ("paid" | "subscribed", Some(Status::Canceled)) => (
             "Subscription canceled",
             "No further payments will be taken; access lasts to the end of the paid period.",
+            "status-wait",
         ),
         ("paid" | "subscribed", Some(Status::Expired)) => (
             "Subscription ended",
             "This subscription has ended. Thank you for having been with us.",
+            "status-bad",
         ),
         ("paid", Some(_)) => (
             "Subscribed — thank you!",
             "Your subscription has started. A confirmation is on its way to your inbox.",
+            "status-good",
         ),
-        (status, _) => status_words(status).unwrap_or(("Order status", "")),
-    };
-    let tone = match order.status.as_str() {
-        "paid" | "fulfilled" | "subscribed" => "status-good",
-        "created" | "pending" | "flagged" => "status-wait",
-        "failed" | "reversed" | "refunded" | "partially_refunded" => "status-bad",
-        _ => "",
+        (status, _) => {
+            let (heading, sentence) = status_words(status).unwrap_or(("Order status", ""));
+            (heading, sentence, tone(status))
+        }
     };
     let every = if waiting(&order.status) {
         REFRESH_SECONDS
