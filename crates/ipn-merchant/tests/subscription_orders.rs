@@ -357,3 +357,26 @@ async fn a_trial_is_subscribed_its_first_charge_paid_and_a_refund_shows_on_the_o
         "paid once, and that stays known"
     );
 }
+
+#[tokio::test]
+async fn a_declined_renewal_shows_on_the_order_page_and_access_continues() {
+    let stack = Stack::start("standard", None, |_| {}).await;
+    let order = order_membership(&stack).await;
+    let id = order["id"].as_str().unwrap();
+    // This card pays the first period and declines every renewal.
+    let (status, _) = pay_checkout(&order, "4000 0000 0000 0341").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    subscribed(&stack, id, "active", 1).await;
+    stack.advance(31 * DAY).await;
+    let past_due = subscribed(&stack, id, "past_due", 2).await;
+    assert_eq!(past_due["status"], "paid", "the first period stands");
+    assert_eq!(past_due["subscription"]["access"], true);
+    let page = reqwest::get(format!("{}/orders/{id}", stack.shop.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<strong>Payment failed</strong>"), "{page}");
+    assert!(page.contains("your access continues"), "{page}");
+}

@@ -127,6 +127,12 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
             "This subscription has ended. Thank you for having been with us.",
             "status-bad",
         ),
+        ("paid" | "subscribed", Some(Status::PastDue)) => (
+            "Payment failed",
+            "We could not charge your card for this period. We will try again in a few days; \
+             your access continues meanwhile.",
+            "status-wait",
+        ),
         ("paid", Some(_)) => (
             "Subscribed — thank you!",
             "Your subscription has started. A confirmation is on its way to your inbox.",

@@ -83,6 +83,8 @@ impl OrderDetails {
             let owner = crate::handler::store::Owner::Subscription(sub);
             payments.extend(crate::handler::store::payments(conn, owner)?);
             payments.sort_by(|a, b| a.txn_id.cmp(&b.txn_id));
+            // A refund may be both the order's and the subscription's.
+            payments.dedup_by(|a, b| a.txn_id == b.txn_id);
         }
         Ok(Self {
             payments,

@@ -208,12 +208,15 @@ const MIGRATIONS: &[(&str, &str)] = &[
         // An order for a subscription product keeps its billing terms
         // (`plan`, JSON) and, once the gateway says it started, the
         // subscription it bought; the subscription points back.
-        // `link_checked`: whether the tie was decided (made or refused),
-        // so that it is decided once.
         "ALTER TABLE orders ADD COLUMN plan TEXT;
          ALTER TABLE orders ADD COLUMN subscription_id TEXT;
-         ALTER TABLE subscriptions ADD COLUMN order_id TEXT;
-         ALTER TABLE subscriptions ADD COLUMN link_checked INTEGER NOT NULL DEFAULT 0;",
+         ALTER TABLE subscriptions ADD COLUMN order_id TEXT;",
+    ),
+    (
+        "0012_subscription_link_checked",
+        // Whether a subscription's tie to an order was decided (made or
+        // refused), so that it is decided once.
+        "ALTER TABLE subscriptions ADD COLUMN link_checked INTEGER NOT NULL DEFAULT 0;",
     ),
 ];
 
