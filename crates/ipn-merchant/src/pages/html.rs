@@ -52,7 +52,8 @@ td{white-space:nowrap}td:has(a[href^='/admin/emails/']),td.outcome+td{white-spac
 th{font-size:.85rem;color:#555}.num{text-align:right;white-space:nowrap}\
 .product{border:1px solid #ddd;border-radius:6px;padding:1rem;margin:0 0 1rem}\
 .product h2{margin:.1rem 0}.price{font-weight:600}\
-label{margin-right:.5rem}input{padding:.35rem;margin-right:.5rem}\
+label{margin-right:.5rem}input{padding:.4rem .5rem;margin-right:.5rem;border:1px solid #c7c7cc;\
+border-radius:6px;font-size:.95rem}input:focus{outline:2px solid #0a66c2;border-color:#0a66c2}\
 input[type=number]{width:4rem}\
 button{padding:.45rem 1rem;background:#0a66c2;color:#fff;border:0;border-radius:6px;\
 font-weight:600;cursor:pointer}button:hover{background:#084f96}\
