@@ -56,18 +56,9 @@ async fn order_one(stack: &Stack, sku: &str) -> Value {
 
 /// Waits until the order is `status`; returns it.
 async fn order_is(stack: &Stack, order: &str, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    loop {
-        let body = stack.get_order(order).await;
-        if body["status"] == status {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for order {order} to be {status}: {body:#}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    stack
+        .wait_order(order, status, |body| body["status"] == status)
+        .await
 }
 
 /// How many flags the order has, resolved or not.
@@ -83,21 +74,15 @@ fn flags(stack: &Stack, order: &str) -> i64 {
 
 /// Waits until the order's subscription is `status` with `emails` emails.
 async fn subscribed(stack: &Stack, order: &str, status: &str, emails: usize) -> Value {
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    loop {
-        let body = stack.get_order(order).await;
-        let sent = body["emails"].as_array().map_or(0, |list| {
-            list.iter().filter(|e| e["status"] == "sent").count()
-        });
-        if body["subscription"]["status"] == status && sent == emails {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for order {order}'s subscription to be {status} with {emails} emails: {body:#}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let what = format!("subscription {status} with {emails} emails sent");
+    stack
+        .wait_order(order, &what, |body| {
+            let sent = body["emails"].as_array().map_or(0, |list| {
+                list.iter().filter(|e| e["status"] == "sent").count()
+            });
+            body["subscription"]["status"] == status && sent == emails
+        })
+        .await
 }
 
 fn kinds(order: &Value) -> Vec<String> {
@@ -244,15 +229,12 @@ async fn a_subscription_that_does_not_match_its_order_flags_it() {
     stack
         .pay(membership, 499, json!({"card_number": VISA}))
         .await;
-    let deadline = tokio::time::Instant::now() + common::WAIT;
-    loop {
-        let reasons = stack.get_order(membership).await["flags"].to_string();
-        if reasons.contains("a one-time payment for an order that is a subscription") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{reasons}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let one_time = "a one-time payment for an order that is a subscription";
+    stack
+        .wait_order(membership, "flagged for a one-time payment", |body| {
+            body["flags"].to_string().contains(one_time)
+        })
+        .await;
     // Decided once: the signup and the first payment flagged the mug order
     // once, and a renewal does not flag it again.
     stack.quiet(5).await;

@@ -164,6 +164,27 @@ impl Stack {
         body
     }
 
+    /// Waits up to [`WAIT`] until the order passes `check`; returns it.
+    pub async fn wait_order(
+        &self,
+        order: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let body = self.get_order(order).await;
+            if check(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for order {order} to be {what}: {body:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits up to [`WAIT`] until the order is `status` with `emails`
     /// emails, all sent; returns it.
     pub async fn settled(&self, order: &str, status: &str, emails: usize) -> Value {
