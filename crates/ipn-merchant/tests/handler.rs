@@ -58,8 +58,8 @@ async fn paid_then_refunded_in_part_then_in_full_in_both_dialects() {
         );
         assert_eq!(
             download_states(&part),
-            [("revoked".to_owned(), Some("refunded".to_owned()))],
-            "{dialect}: a refund revokes the download"
+            [("active".to_owned(), None)],
+            "{dialect}: a partial refund keeps the download"
         );
 
         stack.operate(pay_id, "refunds", json!({})).await;
@@ -70,6 +70,11 @@ async fn paid_then_refunded_in_part_then_in_full_in_both_dialects() {
             "{dialect}"
         );
         assert_eq!(all["payments"].as_array().unwrap().len(), 3, "{dialect}");
+        assert_eq!(
+            download_states(&all),
+            [("revoked".to_owned(), Some("refunded".to_owned()))],
+            "{dialect}: refunded in full, the download is revoked"
+        );
         // Every message applied once: nothing waits, nothing failed.
         let outcomes: Vec<_> = stack
             .shop

@@ -438,9 +438,11 @@ impl Handler {
         Ok(mail.queued)
     }
 
-    /// Grants a download per digital line while the order is paid up;
-    /// revokes them when it is refunded or reversed, and lifts a chargeback's
-    /// revocation when the chargeback is canceled.
+    /// Grants a download per digital line while the order is paid up or
+    /// only partly refunded (a partial refund says nothing about which line
+    /// it gives back: a shipping fee, a discount); revokes them once it is
+    /// refunded in full or reversed, and lifts a chargeback's revocation
+    /// when the chargeback is canceled.
     fn settle_downloads(
         &self,
         tx: &Transaction<'_>,
@@ -449,7 +451,7 @@ impl Handler {
         now: OffsetDateTime,
     ) -> Result<Vec<downloads::Grant>, StoreError> {
         match derived.payment_status {
-            status if status.is_paid_up() => {
+            status if status.is_paid_up() || status == OrderStatus::PartiallyRefunded => {
                 // Paid up again (a chargeback won, or another payment
                 // stands): whatever took the downloads away no longer holds.
                 downloads::restore_order(tx, &order.id, "reversed")?;
@@ -484,7 +486,7 @@ impl Handler {
                 }
                 Ok(grants)
             }
-            OrderStatus::Refunded | OrderStatus::PartiallyRefunded => {
+            OrderStatus::Refunded => {
                 downloads::revoke_order(tx, &order.id, "refunded", now)?;
                 Ok(Vec::new())
             }
