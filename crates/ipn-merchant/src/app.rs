@@ -338,7 +338,10 @@ impl Merchant {
         };
         let server = tokio::spawn(async move {
             let routes = shop.merge(crate::downloads::router(downloads));
-            axum::serve(listener, receiver::router(state, routes))
+            // The peer's address counts wrong admin passwords (`pages/throttle.rs`).
+            let app = receiver::router(state, routes)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 })

@@ -434,3 +434,49 @@ async fn the_admin_sees_the_ipn_fulfils_a_mug_and_resolves_a_flag() {
     let after = stack.get("/admin", Some(PASSWORD)).await;
     assert!(after.text.contains("Open flags (0)"), "{}", after.text);
 }
+
+#[tokio::test]
+async fn wrong_admin_passwords_lock_the_address_out_for_a_minute() {
+    let stack = Site::start().await;
+    // A right password clears the count, so the operator's own typo does
+    // not add up.
+    for _ in 0..9 {
+        let denied = stack.get("/admin", Some("guess")).await;
+        assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        stack.get("/admin", Some(PASSWORD)).await.status,
+        StatusCode::OK
+    );
+    for _ in 0..ipn_merchant::pages::throttle::LIMIT {
+        let denied = stack.get("/admin", Some("guess")).await;
+        assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    }
+    // Locked out: even the right password waits, on every admin path.
+    for (path, password) in [
+        ("/admin", Some("guess")),
+        ("/admin", Some(PASSWORD)),
+        ("/admin/orders/ord_x", Some(PASSWORD)),
+    ] {
+        let locked = stack.get(path, password).await;
+        assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert_html(&locked);
+        assert!(
+            locked.text.contains("Too many wrong passwords"),
+            "{}",
+            locked.text
+        );
+        let wait: u64 = locked.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+    }
+    let locked = stack
+        .post_form("/admin/messages/1/retry", "", Some(PASSWORD))
+        .await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    // The shop itself is not behind the lock.
+    assert_eq!(stack.get("/", None).await.status, StatusCode::OK);
+}

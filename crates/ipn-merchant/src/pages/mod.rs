@@ -28,8 +28,10 @@ pub mod auth;
 pub mod catalog;
 pub mod html;
 pub mod order;
+pub mod throttle;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -200,17 +202,25 @@ impl Pages {
 
 /// The pages' routes; merge them with the shop's.
 pub fn router(state: Pages) -> Router {
-    Router::new()
-        .route("/", get(home))
-        .route("/orders", post(buy))
-        .route("/orders/{id}", get(order_page))
-        .route("/live.js", get(ipn_web::live_js))
+    let guard = throttle::Guard {
+        throttle: Arc::default(),
+        shop_name: state.shop_name.clone(),
+    };
+    // Wrong passwords are counted per address (`throttle.rs`).
+    let admin = Router::new()
         .route("/admin", get(dashboard))
         .route("/admin/orders/{id}", get(admin_order))
         .route("/admin/emails/{id}", get(admin_email))
         .route("/admin/orders/{id}/fulfil", post(fulfil))
         .route("/admin/flags/{id}/resolve", post(resolve))
         .route("/admin/messages/{id}/retry", post(retry))
+        .route_layer(axum::middleware::from_fn_with_state(guard, throttle::guard));
+    Router::new()
+        .route("/", get(home))
+        .route("/orders", post(buy))
+        .route("/orders/{id}", get(order_page))
+        .route("/live.js", get(ipn_web::live_js))
+        .merge(admin)
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .with_state(state)
 }
