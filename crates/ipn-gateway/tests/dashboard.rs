@@ -420,10 +420,11 @@ async fn filters_search_dates_and_paging_find_the_right_events() {
     );
     assert_eq!(found, vec![other_event]);
 
-    // Live mode refreshes its rows (live.js), or without script reloads.
+    // Live mode refreshes its rows and pager (live.js), or without script
+    // reloads.
     let live = browser.page("/dashboard/events?live=1").await;
     assert!(
-        live.contains("<tbody id=\"event-rows\" data-live=\"5\">"),
+        live.contains("<div id=\"event-list\" data-live=\"5\">"),
         "{live}"
     );
     assert!(
@@ -435,22 +436,50 @@ async fn filters_search_dates_and_paging_find_the_right_events() {
     assert!(still.contains("<tbody id=\"event-rows\">"), "{still}");
 }
 
+/// The href of a list page's Older link.
+fn older_link(body: &str) -> String {
+    body.split("id=\"older\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an Older link")
+        .replace("&amp;", "&")
+}
+
 #[tokio::test]
 async fn the_list_pages_fifty_at_a_time() {
     let gw = TestGateway::start().await;
     let merchant = gw.merchant("busy").await;
-    let ids = gw.ingest_invoices(&merchant, "in_", 53).await;
+    let mut ids = gw.ingest_invoices(&merchant, "in_", 50).await;
     let browser = Browser::signed_in(&gw, &merchant.key).await;
+    // Live, the rows and the pager are one refreshed region: the Older
+    // link appears once the list outgrows a page, and follows its rows.
+    let live = browser
+        .page("/dashboard/events?type=invoice.paid&live=1")
+        .await;
+    let list = fragment(&live, "event-list", "</main>");
+    assert!(
+        list.starts_with("id=\"event-list\" data-live=\"5\""),
+        "{list}"
+    );
+    assert_eq!(listed(list).len(), 50);
+    assert!(!list.contains("id=\"older\""), "one page: {list}");
+    ids.extend(gw.ingest_invoices(&merchant, "in_more_", 3).await);
+    let live = browser
+        .page("/dashboard/events?type=invoice.paid&live=1")
+        .await;
+    let list = fragment(&live, "event-list", "</main>");
+    assert_eq!(listed(list)[0], ids[52]);
+    let older = older_link(list);
+    assert_eq!(
+        listed(&browser.page(&older).await),
+        vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
+
     let first = browser.page("/dashboard/events?type=invoice.paid").await;
     let page_one = listed(&first);
     assert_eq!(page_one.len(), 50);
     assert_eq!(page_one[0], ids[52]);
-    let older = first
-        .split("id=\"older\" href=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("an Older link")
-        .replace("&amp;", "&");
+    let older = older_link(&first);
     assert!(older.contains("type=invoice.paid"), "filters kept: {older}");
     let second = browser.page(&older).await;
     assert_eq!(
@@ -1106,10 +1135,10 @@ async fn a_merchant_cancels_a_subscription_from_its_page_as_the_api_would() {
         "{notice}"
     );
     assert!(page.contains("data-status=\"canceled\""), "{page}");
-    assert!(
-        !page.contains("id=\"cancel-now\""),
-        "no buttons once canceled"
-    );
+    // Canceled at period end: only ending it now is left to offer.
+    let actions = fragment(&page, "subscription-actions", "</main>");
+    assert!(actions.contains("id=\"cancel-now\""), "{page}");
+    assert!(!actions.contains("id=\"cancel-at-period-end\""), "{page}");
     // The same form sent again (a double click) does nothing more.
     let again = browser.post(&action, &[("at_period_end", "true")]).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
@@ -1142,6 +1171,26 @@ async fn a_merchant_cancels_a_subscription_from_its_page_as_the_api_would() {
         .await
         .1;
     assert_eq!(canceled["data"].as_array().unwrap().len(), 1, "still one");
+
+    // Cancel now, after canceling at period end: access ends at once.
+    let page = browser.page(&path).await;
+    let ended = browser
+        .post(
+            &cancel_action(&page, &id, false),
+            &[("at_period_end", "false")],
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER, "{}", ended.body);
+    let (_, sub) = gw
+        .get(&merchant.key, &format!("/v1/subscriptions/{id}"))
+        .await;
+    assert_eq!(sub["status"], "expired", "{sub}");
+    let page = browser.page(ended.location()).await;
+    assert!(
+        fragment(&page, "notice", "</div>").contains("Canceled now"),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"cancel-now\""), "nothing left: {page}");
 
     // Cancel now: access ends at once.
     let other = subscribe(&gw, &merchant, "sub-2").await;
@@ -1262,11 +1311,12 @@ async fn pages_mark_what_refreshes_and_a_second_get_shows_what_is_new() {
 
     // The live events list: its rows, refreshed, show an event made since.
     let first = browser.page("/dashboard/events?live=1").await;
-    let rows = fragment(&first, "event-rows", "</tbody>");
+    let list = fragment(&first, "event-list", "</main>");
     assert!(
-        rows.starts_with("id=\"event-rows\" data-live=\"5\""),
-        "{rows}"
+        list.starts_with("id=\"event-list\" data-live=\"5\""),
+        "{list}"
     );
+    let rows = fragment(list, "event-rows", "</tbody>");
     assert!(rows.contains("id=\"no-events\""), "{rows}");
     let invoice = gw
         .ingest(&merchant, "invoice.paid", json!({"id": "in_1"}))
@@ -1305,10 +1355,11 @@ async fn pages_mark_what_refreshes_and_a_second_get_shows_what_is_new() {
         "{endpoints}"
     );
 
-    // A payment's facts and history; a refund shows on the next GET.
+    // A payment's facts, buttons and history; a refund shows on the next
+    // GET.
     let path = format!("/dashboard/payments/{pay_id}");
     let page = browser.page(&path).await;
-    for id in ["payment-facts", "payment-history"] {
+    for id in ["payment-facts", "payment-actions", "payment-history"] {
         assert!(
             page.contains(&format!("id=\"{id}\" data-live=\"10\"")),
             "{id}: {page}"
@@ -1340,7 +1391,11 @@ async fn pages_mark_what_refreshes_and_a_second_get_shows_what_is_new() {
     let id = subscribe(&gw, &merchant, "sub-1").await;
     let path = format!("/dashboard/subscriptions/{id}");
     let page = browser.page(&path).await;
-    for live in ["subscription-facts", "subscription-history"] {
+    for live in [
+        "subscription-facts",
+        "subscription-actions",
+        "subscription-history",
+    ] {
         assert!(
             page.contains(&format!("id=\"{live}\" data-live=\"10\"")),
             "{live}: {page}"
@@ -1356,8 +1411,109 @@ async fn pages_mark_what_refreshes_and_a_second_get_shows_what_is_new() {
     assert_eq!(status, StatusCode::OK);
     let page = browser.page(&path).await;
     assert!(fragment(&page, "subscription-facts", "</dl>").contains("data-status=\"canceled\""));
+    let actions = fragment(&page, "subscription-actions", "</main>");
+    assert!(
+        actions.contains("id=\"cancel-now\"") && !actions.contains("id=\"cancel-at-period-end\""),
+        "{page}"
+    );
     assert!(
         fragment(&page, "subscription-history", "</main>").contains("subscription.canceled"),
         "{page}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_page_refreshes_as_often_as_its_next_attempt_calls_for() {
+    let gw = TestGateway::start().await;
+    let merchant = gw.merchant("shop").await;
+    let receiver = Receiver::start().await.unwrap();
+    receiver.respond_with(Reply::status(500));
+    gw.endpoint(&merchant, json!({"url": receiver.url("/hook")}))
+        .await;
+    let event = gw
+        .ingest(&merchant, "invoice.paid", json!({"id": "in_1"}))
+        .await;
+    let id = event["id"].as_str().unwrap();
+    let path = format!("/dashboard/events/{id}");
+    let browser = Browser::signed_in(&gw, &merchant.key).await;
+
+    // One failed attempt: the next is 5 s away.
+    gw.wait_attempts(&merchant, id, "the first attempt", |a| a.len() == 1)
+        .await;
+    let page = browser.page(&path).await;
+    let delivery = fragment(&page, "delivery", ">");
+    assert_eq!(delivery, "id=\"delivery\" data-live=\"3\"", "{page}");
+    // Two: the next is about 5 min away, no reason to ask every 3 s.
+    gw.advance(7).await;
+    gw.wait_attempts(&merchant, id, "the second attempt", |a| a.len() == 2)
+        .await;
+    let page = browser.page(&path).await;
+    let delivery = fragment(&page, "delivery", ">");
+    assert_eq!(delivery, "id=\"delivery\" data-live=\"30\"", "{page}");
+}
+
+#[tokio::test]
+async fn a_payments_buttons_refresh_with_its_state() {
+    let gw = TestGateway::start().await;
+    let merchant = gw.merchant("shop").await;
+    let payment = pay(&gw, &merchant, 1999, "order-1").await;
+    let id = payment["id"].as_str().unwrap();
+    let browser = Browser::signed_in(&gw, &merchant.key).await;
+    let path = format!("/dashboard/payments/{id}");
+
+    let page = browser.page(&path).await;
+    let actions = fragment(&page, "payment-actions", "</main>");
+    assert!(
+        actions.starts_with("id=\"payment-actions\" data-live=\"10\""),
+        "{page}"
+    );
+    for button in ["id=\"refund\"", "id=\"reverse\"", "name=\"amount\""] {
+        assert!(actions.contains(button), "{button} in {actions}");
+    }
+    assert!(!actions.contains("id=\"cancel-reversal\""), "{actions}");
+    // A chargeback through the API: the next refresh offers to cancel it.
+    let (status, body) = gw
+        .post(
+            &merchant.key,
+            &format!("/v1/payments/{id}/reverse"),
+            json!({}),
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let page = browser.page(&path).await;
+    let actions = fragment(&page, "payment-actions", "</main>");
+    assert!(actions.contains("id=\"cancel-reversal\""), "{actions}");
+}
+
+#[tokio::test]
+async fn a_subscription_page_lists_its_newest_events_and_links_to_all() {
+    let gw = TestGateway::start().await;
+    let merchant = gw.merchant("shop").await;
+    let id = subscribe(&gw, &merchant, "sub-1").await;
+    // Platform events about it too: more than a page lists.
+    let mut ingested = Vec::new();
+    for _ in 0..101 {
+        let event = gw
+            .ingest(&merchant, "invoice.paid", json!({"id": id}))
+            .await;
+        ingested.push(event["id"].as_str().unwrap().to_owned());
+    }
+    let browser = Browser::signed_in(&gw, &merchant.key).await;
+    let page = browser
+        .page(&format!("/dashboard/subscriptions/{id}"))
+        .await;
+    let history = fragment(&page, "history", "</table>");
+    let shown: Vec<&str> = history
+        .split("<a href=\"/dashboard/events/")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    assert_eq!(shown.len(), 100, "{history}");
+    assert_eq!(shown[0], ingested[1], "the newest 100, oldest first");
+    assert_eq!(shown[99], ingested[100]);
+    let cut = fragment(&page, "history-cut", "</p>");
+    assert!(
+        cut.contains(&format!("href=\"/dashboard/events?q={id}\"")),
+        "{cut}"
     );
 }

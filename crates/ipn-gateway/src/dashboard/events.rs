@@ -28,8 +28,13 @@ use crate::storage::StoredEvent;
 const PAGE: u32 = 50;
 /// Seconds between refreshes of the live list.
 const LIVE_EVERY: u32 = 5;
-/// Seconds between refreshes of an event's page while a delivery is pending.
-const PENDING_EVERY: u32 = 3;
+/// Seconds between refreshes of an event's page while a pending delivery's
+/// attempt is due within [`SOON_MS`] (or under way)…
+const SOON_EVERY: u32 = 3;
+/// …and while every pending attempt is further off: a retry hours away
+/// needs no polling every 3 s, and the page speeds up as it comes near.
+const LATER_EVERY: u32 = 30;
+const SOON_MS: i64 = 60_000;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
@@ -171,9 +176,15 @@ pub async fn list(
             "Live updates"
         },
     );
-    // Live, the rows refresh in place (`live.js`), or without script the
-    // page reloads; the table is there even when empty, so the first event
-    // has somewhere to appear.
+    // Live, the rows and the pager refresh together in place (`live.js`):
+    // the Older link follows the rows shown. Without script the page
+    // reloads. The table is there even when empty, so the first event has
+    // somewhere to appear.
+    if live {
+        let _ = write!(main, "<div id=\"event-list\" data-live=\"{LIVE_EVERY}\">");
+    } else {
+        main.push_str("<div id=\"event-list\">");
+    }
     main.push_str("<table id=\"events\"><thead><tr><th>Event</th><th>Type</th>");
     if viewer.is_admin() {
         main.push_str("<th>Merchant</th>");
@@ -181,11 +192,7 @@ pub async fn list(
     main.push_str(
         "<th>Object</th><th>Delivery</th><th class=\"num\">Endpoints</th><th>Created</th></tr></thead>",
     );
-    if live {
-        let _ = writeln!(main, "<tbody id=\"event-rows\" data-live=\"{LIVE_EVERY}\">");
-    } else {
-        main.push_str("<tbody id=\"event-rows\">\n");
-    }
+    main.push_str("<tbody id=\"event-rows\">\n");
     if rows.is_empty() {
         let columns = if viewer.is_admin() { 7 } else { 6 };
         let _ = write!(
@@ -234,7 +241,7 @@ pub async fn list(
             filters(&[("before", &before)])
         );
     }
-    main.push_str("</div></div>\n");
+    main.push_str("</div></div></div>\n");
     let bar = viewer.bar(Section::Events);
     let refresh = live.then_some(LIVE_EVERY);
     html::respond(
@@ -370,15 +377,25 @@ async fn render(
     main.push_str("</pre></div>\n");
 
     // Refreshed while a delivery is pending (and not as the answer to a
-    // refused Resend, whose URL is the POST's); the last refresh, with
-    // nothing pending, drops `data-live` and ends them.
-    let pending = deliveries
+    // refused Resend, whose URL is the POST's), as often as its soonest
+    // attempt calls for; the last refresh, with nothing pending, drops
+    // `data-live` and ends them.
+    let soonest = deliveries
         .iter()
-        .any(|d| d.status == DeliveryStatus::Pending.as_str());
-    if pending && problem.is_none() {
-        let _ = write!(main, "<div id=\"delivery\" data-live=\"{PENDING_EVERY}\">");
-    } else {
-        main.push_str("<div id=\"delivery\">");
+        .filter(|d| d.status == DeliveryStatus::Pending.as_str())
+        // No time set: being attempted now.
+        .map(|d| d.next_attempt_at.unwrap_or(i64::MIN))
+        .min();
+    match soonest.filter(|_| problem.is_none()) {
+        Some(at) => {
+            let every = if at.saturating_sub(state.engine.clock.now_ms()) <= SOON_MS {
+                SOON_EVERY
+            } else {
+                LATER_EVERY
+            };
+            let _ = write!(main, "<div id=\"delivery\" data-live=\"{every}\">");
+        }
+        None => main.push_str("<div id=\"delivery\">"),
     }
     main.push_str("<div class=\"card\" id=\"headers\"><h2>Signed headers</h2>");
     if deliveries.is_empty() {

@@ -324,6 +324,10 @@ fn render(
         created = rfc3339(&p["created_at"]),
     );
 
+    // The buttons refresh with the facts: Complete goes once the payment
+    // cleared, Cancel reversal comes with a chargeback made through the API.
+    // What is typed in the refund's amount stays (`live.js` leaves a region
+    // with typed input alone).
     if payment.parent_id.is_none() {
         let button = |operation: &str, label: &str, class: &str| {
             let nonce = super::nonce();
@@ -334,13 +338,14 @@ fn render(
         };
         let _ = writeln!(
             main,
-            "<div class=\"card\"><h2>Test-mode actions</h2>\
+            "<div{live_actions}><div class=\"card\"><h2>Test-mode actions</h2>\
              <form method=\"post\" action=\"/dashboard/payments/{id}/refunds?nonce={nonce}\" class=\"inline\">\
              <label>Refund <input type=\"text\" name=\"amount\" inputmode=\"decimal\" size=\"8\" \
              placeholder=\"all left\"> {currency}</label>\
              <button type=\"submit\" class=\"primary\" id=\"refund\">Refund</button></form>{reverse}{cancel}{complete}\
              <p class=\"muted\">The same operations as <code>POST /v1/payments/{id}/…</code>: each commits \
-             the payment with its events, which go to the merchant's endpoints.</p></div>",
+             the payment with its events, which go to the merchant's endpoints.</p></div></div>",
+            live_actions = live("payment-actions"),
             currency = esc(&payment.currency.to_string()),
             nonce = super::nonce(),
             reverse = button("reverse", "Chargeback", "danger"),

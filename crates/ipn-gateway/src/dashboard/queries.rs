@@ -361,20 +361,89 @@ pub fn subscription_merchant(
 
 /// A subscription's payments (its periods' charges, and their refunds and
 /// reversals), oldest first. The payments table has no subscription column:
-/// the merchant's index, from the signup on (no payment of it is older),
-/// narrows the rows whose object is read.
+/// the expression is the one of the `payments_by_subscription` index, so
+/// that the index finds the rows rather than a walk through the merchant's
+/// payments. The merchant's check is unary-plussed out of the index choice.
+const SUBSCRIPTION_PAYMENTS: &str = "SELECT rowid, merchant_id, object, method FROM payments
+     WHERE json_extract(object, '$.subscription_id') = ?2 AND +merchant_id = ?1
+     ORDER BY created_at, rowid";
+
 pub fn subscription_payments(
     conn: &Connection,
     merchant: &str,
     subscription_id: &str,
-    since: Millis,
 ) -> rusqlite::Result<Vec<ObjectRow>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT rowid, merchant_id, object, method FROM payments
-         WHERE merchant_id = ?1 AND created_at >= ?3
-           AND json_extract(object, '$.subscription_id') = ?2
-         ORDER BY created_at, rowid",
-    )?;
-    let rows = stmt.query_map(params![merchant, subscription_id, since], object_row)?;
+    let mut stmt = conn.prepare_cached(SUBSCRIPTION_PAYMENTS)?;
+    let rows = stmt.query_map(params![merchant, subscription_id], object_row)?;
     rows.collect()
+}
+
+/// An event of an object's history: its id and body.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub id: String,
+    pub body: Vec<u8>,
+}
+
+const OBJECT_EVENTS: &str = "SELECT id, body FROM events WHERE merchant_id = ?1 AND object_id = ?2
+     ORDER BY sequence DESC LIMIT ?3";
+
+/// The newest `limit` events about an object, oldest of them first; `true`
+/// when older ones were left out.
+pub fn object_events(
+    conn: &Connection,
+    merchant: &str,
+    object_id: &str,
+    limit: u32,
+) -> rusqlite::Result<(Vec<HistoryRow>, bool)> {
+    let mut stmt = conn.prepare_cached(OBJECT_EVENTS)?;
+    let mut rows: Vec<HistoryRow> = stmt
+        .query_map(params![merchant, object_id, i64::from(limit) + 1], |row| {
+            Ok(HistoryRow {
+                id: row.get(0)?,
+                body: row.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    rows.reverse();
+    Ok((rows, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sqlite::{Durability, Sqlite};
+
+    /// The plan's lines, as `EXPLAIN QUERY PLAN` words them (parameters
+    /// null: the plan does not depend on their values).
+    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = vec![None::<i64>; stmt.parameter_count()];
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(nulls), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn a_subscriptions_payments_and_events_are_found_through_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Sqlite::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let (payments, events) = read(&store, |conn| {
+            Ok((plan(conn, SUBSCRIPTION_PAYMENTS), plan(conn, OBJECT_EVENTS)))
+        })
+        .unwrap();
+        assert!(
+            payments[0].starts_with("SEARCH payments USING INDEX payments_by_subscription"),
+            "{payments:?}"
+        );
+        assert!(
+            events[0].starts_with("SEARCH events USING INDEX events_by_object"),
+            "{events:?}"
+        );
+    }
 }

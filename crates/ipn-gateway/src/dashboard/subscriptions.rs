@@ -18,16 +18,19 @@ use serde_json::Value;
 
 use super::html::{self, Section, badge, esc, query, rfc3339, when_at};
 use super::payments::{ListQuery, amount, filters, object_filter, pager, text};
-use super::queries::{self, ObjectRow};
+use super::queries::{self, HistoryRow, ObjectRow};
 use super::{Poster, Viewer, blocking, form};
 use crate::api::subscriptions::refused;
 use crate::api::{ApiError, AppState};
-use crate::storage::{StoredEvent, Write, WriteRequest, Written};
+use crate::storage::{Write, WriteRequest, Written};
 use crate::subscriptions::{StoredSubscription, SubscriptionChange, SubscriptionWrite};
 
 /// Seconds between refreshes of a subscription's page (billing acts on the
 /// gateway clock, which a test clock can move at any time).
 const LIVE_EVERY: u32 = 10;
+/// How many of a subscription's newest events its page lists (a
+/// subscription billed for years has thousands); the events list has all.
+const HISTORY: u32 = 100;
 
 /// "month", "3 months".
 fn every(count: u64, interval: &str) -> String {
@@ -124,11 +127,13 @@ pub async fn list(
     )
 }
 
-/// The viewer's subscription with its payments and events.
+/// The viewer's subscription with its payments and newest events.
 struct Found {
     stored: StoredSubscription,
     payments: Vec<ObjectRow>,
-    history: Vec<StoredEvent>,
+    history: Vec<HistoryRow>,
+    /// Older events were left out of `history`.
+    more_history: bool,
 }
 
 /// The viewer's subscription, or `None` (also for another merchant's).
@@ -153,16 +158,19 @@ async fn find(state: &AppState, viewer: &Viewer, id: &str) -> Result<Option<Foun
         let Some(stored) = store.subscription(merchant, id)? else {
             return Ok(None);
         };
-        // Its payments' events too: their object is the subscription.
-        let history = store.object_events(merchant, &key)?;
-        let since = crate::clock::to_millis(stored.subscription.created_at);
-        let payments = queries::read(store.as_ref(), |conn| {
-            queries::subscription_payments(conn, &merchant.to_string(), &key, since)
+        let merchant = merchant.to_string();
+        let (payments, (history, more_history)) = queries::read(store.as_ref(), |conn| {
+            Ok((
+                queries::subscription_payments(conn, &merchant, &key)?,
+                // Its payments' events too: their object is the subscription.
+                queries::object_events(conn, &merchant, &key, HISTORY)?,
+            ))
         })?;
         Ok(Some(Found {
             stored,
             payments,
             history,
+            more_history,
         }))
     })
     .await
@@ -309,12 +317,11 @@ fn render(
         created = when_at(sub.created_at),
     );
 
-    // As in the API, the admin looks but does not act for a merchant.
-    let open = !matches!(
-        sub.status,
-        SubscriptionStatus::Canceled | SubscriptionStatus::Expired
-    );
-    if open && !viewer.is_admin() {
+    // As in the API, the admin looks but does not act for a merchant. The
+    // buttons refresh with the facts: a cancel through the API takes them
+    // away (a click on a stale one would only be refused).
+    if !viewer.is_admin() {
+        let _ = write!(main, "<div{}>", live("subscription-actions"));
         let button = |at_period_end: bool, label: &str, class: &str, button_id: &str| {
             format!(
                 "<form method=\"post\" action=\"/dashboard/subscriptions/{id}/cancel?nonce={nonce}\" class=\"inline\">\
@@ -323,15 +330,33 @@ fn render(
                 nonce = super::nonce(),
             )
         };
-        let _ = writeln!(
-            main,
-            "<div class=\"card\"><h2>Cancel</h2>{}{}\
-             <p class=\"muted\">The same step as <code>POST /v1/subscriptions/{id}/cancel</code>: \
-             at period end, no further charges and access until the paid period ends; now, access \
-             ends at once. Either sends <code>subscription.canceled</code> to the merchant's endpoints.</p></div>",
-            button(true, "Cancel at period end", "", "cancel-at-period-end"),
-            button(false, "Cancel now", "danger", "cancel-now"),
-        );
+        match sub.status {
+            SubscriptionStatus::Expired => {}
+            // Canceled at period end, access not over yet: ending it now
+            // brings the expiry forward.
+            SubscriptionStatus::Canceled => {
+                let _ = write!(
+                    main,
+                    "<div class=\"card\"><h2>Cancel</h2>{}\
+                     <p class=\"muted\">Canceled at period end. The same step as \
+                     <code>POST /v1/subscriptions/{id}/cancel</code> with <code>at_period_end</code> \
+                     false: access ends at once.</p></div>",
+                    button(false, "Cancel now", "danger", "cancel-now"),
+                );
+            }
+            _ => {
+                let _ = write!(
+                    main,
+                    "<div class=\"card\"><h2>Cancel</h2>{}{}\
+                     <p class=\"muted\">The same step as <code>POST /v1/subscriptions/{id}/cancel</code>: \
+                     at period end, no further charges and access until the paid period ends; now, access \
+                     ends at once. Either sends <code>subscription.canceled</code> to the merchant's endpoints.</p></div>",
+                    button(true, "Cancel at period end", "", "cancel-at-period-end"),
+                    button(false, "Cancel now", "danger", "cancel-now"),
+                );
+            }
+        }
+        main.push_str("</div>\n");
     }
 
     let _ = write!(
@@ -363,6 +388,14 @@ fn render(
         main.push_str("</tbody></table>");
     }
     main.push_str("</div>\n<div class=\"card\"><h2>Events</h2>");
+    let everything = query(&[("q", &sub.id.to_string())]);
+    if found.more_history {
+        let _ = write!(
+            main,
+            "<p class=\"muted\" id=\"history-cut\">The newest {HISTORY}; \
+             <a href=\"/dashboard/events?{everything}\">every event in the events list</a>.</p>"
+        );
+    }
     if found.history.is_empty() {
         main.push_str("<p>None.</p>");
     } else {
@@ -370,15 +403,14 @@ fn render(
     }
     let _ = writeln!(
         main,
-        "<p><a href=\"/dashboard/events?{}\">In the events list</a></p></div></div>",
-        query(&[("q", &sub.id.to_string())])
+        "<p><a href=\"/dashboard/events?{everything}\">In the events list</a></p></div></div>"
     );
     let status = problem.map(|(s, _)| s).unwrap_or(StatusCode::OK);
     viewer.page(Section::Subscriptions, status, "Subscription", &main)
 }
 
 /// A subscription's events: the subscription's own and its payments'.
-fn events_table(history: &[StoredEvent]) -> String {
+fn events_table(history: &[HistoryRow]) -> String {
     let mut out = String::from(
         "<table id=\"history\"><thead><tr><th>Event</th><th>Type</th><th>Object</th><th>Status</th><th>Created</th></tr></thead><tbody>",
     );
@@ -387,7 +419,7 @@ fn events_table(history: &[StoredEvent]) -> String {
         let _ = write!(
             out,
             "<tr><td><a href=\"/dashboard/events/{0}\"><code>{0}</code></a></td><td>{1}</td><td><code>{2}</code></td><td>{3}</td><td>{4}</td></tr>",
-            esc(&event.id.to_string()),
+            esc(&event.id),
             esc(text(&e, "type")),
             esc(text(&e["data"], "id")),
             badge(text(&e["data"], "status")),
