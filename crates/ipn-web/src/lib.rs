@@ -1,10 +1,16 @@
-//! What the server-rendered pages of both services share.
+//! What the server-rendered pages of both services share: the script that
+//! refreshes parts of a page in place, and the check that a form post
+//! comes from the service's own pages ([`same_origin`]).
 //!
 //! `live.js` is the one script of the gateway's dashboard and of the shop's
 //! pages: an element with an `id` and `data-live="SECONDS"` is refreshed in
 //! place from the same URL every that many seconds (see the file's own
 //! notes). Pages load it as `<script src=… defer>` under a CSP of
 //! `script-src 'self'; connect-src 'self'`, with no inline script.
+
+mod origin;
+
+pub use origin::same_origin;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -367,39 +367,7 @@ fn cross_site() -> Response {
     )
 }
 
-/// Whether a `POST` comes from this gateway's pages: its `Origin`, else its
-/// `Referer`, names the requested `Host` or `public_url`'s host.
-pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let source = match text(header::ORIGIN).or_else(|| text(header::REFERER)) {
-        Some(source) => source,
-        None => return false,
-    };
-    let Some(source) = authority(source) else {
-        return false; // `null`, or not a URL
-    };
-    let host = text(header::HOST).map(str::to_ascii_lowercase);
-    host.as_deref() == Some(source.as_str())
-        || authority(public_url).is_some_and(|public| public == source)
-}
-
-/// `host[:port]` of an http(s) URL, lower case, the port only when it is
-/// not the scheme's default (as a `Host` header writes it).
-fn authority(url: &str) -> Option<String> {
-    let url = url::Url::parse(url).ok()?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return None;
-    }
-    let host = url.host_str()?.to_ascii_lowercase();
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host,
-    })
-}
+pub use ipn_web::same_origin;
 
 async fn home(viewer: Result<Viewer, Response>) -> Response {
     match viewer {
@@ -544,37 +512,6 @@ mod tests {
             headers.insert(name.clone(), HeaderValue::from_str(value).unwrap());
         }
         headers
-    }
-
-    #[test]
-    fn posts_must_come_from_the_gateway_itself() {
-        let public = "https://gw.example";
-        let host = (header::HOST, "127.0.0.1:7700");
-        let ok = |pairs: &[(header::HeaderName, &str)]| same_origin(&with(pairs), public);
-        assert!(ok(&[
-            host.clone(),
-            (header::ORIGIN, "http://127.0.0.1:7700")
-        ]));
-        assert!(ok(&[
-            host.clone(),
-            (header::REFERER, "http://127.0.0.1:7700/dashboard/events")
-        ]));
-        assert!(ok(&[host.clone(), (header::ORIGIN, "https://GW.example")]));
-        assert!(!ok(&[
-            host.clone(),
-            (header::ORIGIN, "http://evil.example")
-        ]));
-        assert!(!ok(&[
-            host.clone(),
-            (header::ORIGIN, "http://127.0.0.1:7701")
-        ]));
-        assert!(!ok(&[host.clone(), (header::ORIGIN, "null")]));
-        assert!(!ok(&[
-            host.clone(),
-            (header::ORIGIN, "http://evil.example"),
-            (header::REFERER, "http://127.0.0.1:7700/dashboard")
-        ]));
-        assert!(!ok(&[host]), "neither header");
     }
 
     #[test]

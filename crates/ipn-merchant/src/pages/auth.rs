@@ -22,7 +22,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
-use url::Url;
 
 /// The realm browsers show in their password prompt.
 pub const REALM: &str = "ipn shop admin";
@@ -70,39 +69,7 @@ fn same_secret(given: &str, expected: &str) -> bool {
     given.ct_eq(&expected).into()
 }
 
-/// Whether a `POST` comes from this shop's own pages (see the module's
-/// note): its `Origin`, else its `Referer`, names the requested `Host` or
-/// `public_url`'s host.
-pub fn same_origin(headers: &HeaderMap, public_url: &str) -> bool {
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let source = match text(header::ORIGIN) {
-        Some(origin) => origin,
-        None => match text(header::REFERER) {
-            Some(referer) => referer,
-            None => return false,
-        },
-    };
-    let Some(source) = authority(source) else {
-        return false; // `null`, or not a URL
-    };
-    let host = text(header::HOST).map(str::to_ascii_lowercase);
-    host.as_deref() == Some(source.as_str())
-        || authority(public_url).is_some_and(|public| public == source)
-}
-
-/// `host[:port]` of an http(s) URL, lower case, the port only when it is
-/// not the scheme's default (as a `Host` header writes it).
-fn authority(url: &str) -> Option<String> {
-    let url = Url::parse(url).ok()?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return None;
-    }
-    let host = url.host_str()?.to_ascii_lowercase();
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host,
-    })
-}
+pub use ipn_web::same_origin;
 
 #[cfg(test)]
 mod tests {
@@ -148,37 +115,5 @@ mod tests {
         assert_eq!(check(&HeaderMap::new(), None), Access::Disabled);
         assert_eq!(check(&basic("admin:"), None), Access::Disabled);
         assert_eq!(check(&basic("admin:anything"), None), Access::Disabled);
-    }
-
-    #[test]
-    fn posts_must_come_from_the_shop_itself() {
-        let public = "http://shop.example";
-        let host = (header::HOST, "127.0.0.1:7701");
-        let ok = |pairs: &[(header::HeaderName, &str)]| same_origin(&with(pairs), public);
-        assert!(ok(&[
-            host.clone(),
-            (header::ORIGIN, "http://127.0.0.1:7701")
-        ]));
-        assert!(ok(&[
-            host.clone(),
-            (header::REFERER, "http://127.0.0.1:7701/admin/orders/ord_1")
-        ]));
-        assert!(ok(&[host.clone(), (header::ORIGIN, "http://SHOP.example")]));
-        assert!(!ok(&[
-            host.clone(),
-            (header::ORIGIN, "http://evil.example")
-        ]));
-        assert!(!ok(&[
-            host.clone(),
-            (header::ORIGIN, "http://127.0.0.1:7702")
-        ]));
-        assert!(!ok(&[host.clone(), (header::ORIGIN, "null")]));
-        // Origin wins over a Referer that would pass.
-        assert!(!ok(&[
-            host.clone(),
-            (header::ORIGIN, "http://evil.example"),
-            (header::REFERER, "http://127.0.0.1:7701/admin")
-        ]));
-        assert!(!ok(&[host]), "neither header");
     }
 }
