@@ -7,15 +7,13 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use ipn_core::id::EndpointId;
 use ipn_core::standard::WebhookSecret;
-use serde::Deserialize;
 
-use super::html::{self, Section, badge, esc, when};
+use super::html::{self, Done, Section, badge, esc, when};
 use super::queries::{self, Health};
 use super::{Poster, Viewer, blocking, form};
 use crate::api::{ApiError, AppState};
@@ -28,27 +26,13 @@ const WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// Seconds between refreshes of the endpoints' health.
 const LIVE_EVERY: u32 = 10;
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    done: Option<String>,
-}
-
-pub async fn list(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    params: Result<Query<Done>, QueryRejection>,
-) -> Response {
-    let notice = params
-        .ok()
-        .and_then(|Query(d)| d.done)
-        .and_then(|d| match d.as_str() {
-            "disabled" => {
-                Some("Endpoint disabled: its pending deliveries are failed and recoverable.")
-            }
-            "enabled" => Some("Endpoint enabled."),
-            "recovered" => Some("Recover scheduled: the failed deliveries are pending again."),
-            _ => None,
-        });
+pub async fn list(State(state): State<AppState>, viewer: Viewer, Done(done): Done) -> Response {
+    let notice = done.and_then(|d| match d.as_str() {
+        "disabled" => Some("Endpoint disabled: its pending deliveries are failed and recoverable."),
+        "enabled" => Some("Endpoint enabled."),
+        "recovered" => Some("Recover scheduled: the failed deliveries are pending again."),
+        _ => None,
+    });
     page(&state, &viewer, notice, None).await
 }
 

@@ -17,7 +17,7 @@ use ipn_core::standard::signature_header;
 use serde::Deserialize;
 use time::macros::format_description;
 
-use super::html::{self, Section, badge, esc, query, when, when_at};
+use super::html::{self, Done, Section, badge, esc, query, when, when_at};
 use super::queries::{self, EventFilter};
 use super::{Poster, Viewer, blocking, form, given};
 use crate::api::{ApiError, AppState};
@@ -269,21 +269,13 @@ pub async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    params: Result<Query<Done>, QueryRejection>,
+    Done(done): Done,
 ) -> Response {
-    let notice = params
-        .ok()
-        .and_then(|Query(d)| d.done)
-        .and_then(|d| match d.as_str() {
-            "resent" => Some("Resend scheduled: the deliveries are pending again and go out now."),
-            _ => None,
-        });
+    let notice = done.and_then(|d| match d.as_str() {
+        "resent" => Some("Resend scheduled: the deliveries are pending again and go out now."),
+        _ => None,
+    });
     page(&state, &viewer, &id, notice, None).await
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    done: Option<String>,
 }
 
 /// The event's page, with a notice or a problem (and its status) on top.

@@ -306,3 +306,25 @@ mod tests {
         assert_eq!(when(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
     }
 }
+
+/// Where a form sends the browser back to says what was done (`?done=…`):
+/// the notice the page shows. It never refuses a request: a query it
+/// cannot read shows no notice.
+#[derive(Debug, Default)]
+pub struct Done(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Done {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let done = parts.uri.query().and_then(|query| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == "done")
+                .map(|(_, value)| value.into_owned())
+        });
+        Ok(Done(done))
+    }
+}

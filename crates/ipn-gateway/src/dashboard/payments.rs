@@ -15,7 +15,7 @@ use ipn_core::money::Money;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::html::{self, Section, badge, esc, money, query, rfc3339};
+use super::html::{self, Done, Section, badge, esc, money, query, rfc3339};
 use super::queries::{self, ObjectFilter, ObjectRow};
 use super::{Poster, Viewer, blocking, form, given};
 use crate::api::payments::refused;
@@ -220,27 +220,19 @@ async fn find(state: &AppState, viewer: &Viewer, id: &str) -> Result<Option<Foun
     .await
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    done: Option<String>,
-}
-
 pub async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    params: Result<Query<Done>, QueryRejection>,
+    Done(done): Done,
 ) -> Response {
-    let notice = params
-        .ok()
-        .and_then(|Query(d)| d.done)
-        .and_then(|d| match d.as_str() {
-            "refunds" => Some("Refunded: a payment.refunded event is on its way to the endpoints."),
-            "reverse" => Some("Charged back: the payment is reversed and its event sent."),
-            "cancel-reversal" => Some("Reversal canceled: the payment is settled again."),
-            "complete" => Some("Completed: the pending payment cleared."),
-            _ => None,
-        });
+    let notice = done.and_then(|d| match d.as_str() {
+        "refunds" => Some("Refunded: a payment.refunded event is on its way to the endpoints."),
+        "reverse" => Some("Charged back: the payment is reversed and its event sent."),
+        "cancel-reversal" => Some("Reversal canceled: the payment is settled again."),
+        "complete" => Some("Completed: the pending payment cleared."),
+        _ => None,
+    });
     page(&state, &viewer, &id, notice, None).await
 }
 

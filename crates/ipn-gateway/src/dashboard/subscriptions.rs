@@ -13,10 +13,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use ipn_core::id::{MerchantId, SubscriptionId};
 use ipn_core::subscription::{Subscription, SubscriptionStatus};
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::html::{self, Section, badge, esc, query, rfc3339, when_at};
+use super::html::{self, Done, Section, badge, esc, query, rfc3339, when_at};
 use super::payments::{ListQuery, amount, filters, object_filter, pager, text};
 use super::queries::{self, HistoryRow, ObjectRow};
 use super::{Poster, Viewer, blocking, form};
@@ -176,21 +175,13 @@ async fn find(state: &AppState, viewer: &Viewer, id: &str) -> Result<Option<Foun
     .await
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    done: Option<String>,
-}
-
 pub async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
-    params: Result<Query<Done>, QueryRejection>,
+    Done(done): Done,
 ) -> Response {
-    let canceled = params
-        .ok()
-        .and_then(|Query(d)| d.done)
-        .is_some_and(|d| d == "canceled");
+    let canceled = done.is_some_and(|d| d == "canceled");
     match find(&state, &viewer, &id).await {
         Ok(Some(found)) => {
             // Said from where it stands now, whichever button was pressed.
