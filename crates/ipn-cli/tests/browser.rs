@@ -31,8 +31,11 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Up(Child);
 
 impl Up {
-    fn start(data_dir: &Path) -> Self {
-        Self(common::start_up(data_dir))
+    /// Starts it on `data_dir`; returns it with its `credentials.json`.
+    fn start(data_dir: &Path) -> (Self, Value) {
+        let up = Self(common::start_up(data_dir));
+        let file = std::fs::read(data_dir.join("credentials.json")).unwrap();
+        (up, serde_json::from_slice(&file).unwrap())
     }
 }
 
@@ -75,6 +78,21 @@ async fn fill(browser: &Browser, css: &str, text: &str) {
     element.send_keys(text).await.unwrap();
 }
 
+/// Signs in to the gateway's dashboard with the merchant's key.
+async fn sign_in(browser: &Browser, gateway: &str, credentials: &Value) {
+    browser
+        .goto(&format!("{gateway}/dashboard/login"))
+        .await
+        .unwrap();
+    let key = credentials["merchant_api_key"].as_str().unwrap();
+    fill(browser, "#api_key", key).await;
+    click(browser, "form button[type=submit]").await;
+    browser
+        .wait_for_url(&format!("{gateway}/dashboard/events"), WAIT)
+        .await
+        .unwrap();
+}
+
 /// On the catalog: buys one e-book for `email`; returns once the browser is
 /// on the gateway's checkout page.
 async fn buy_ebook(browser: &Browser, shop: &str, gateway: &str, email: &str) {
@@ -110,10 +128,7 @@ async fn press_pay(browser: &Browser) {
 #[tokio::test]
 async fn a_customer_buys_and_an_operator_reads_the_email_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("ipn-data");
-    let _up = Up::start(&data);
-    let credentials: Value =
-        serde_json::from_slice(&std::fs::read(data.join("credentials.json")).unwrap()).unwrap();
+    let (_up, credentials) = Up::start(&dir.path().join("ipn-data"));
     let shop = credentials["shop_url"].as_str().unwrap();
     let gateway = credentials["gateway_url"].as_str().unwrap();
     let password = credentials["admin_password"].as_str().unwrap();
@@ -302,21 +317,7 @@ async fn a_customer_buys_and_an_operator_reads_the_email_in_a_real_browser() {
         .next()
         .unwrap()
         .to_owned();
-    browser
-        .goto(&format!("{gateway}/dashboard/login"))
-        .await
-        .unwrap();
-    fill(
-        &browser,
-        "#api_key",
-        credentials["merchant_api_key"].as_str().unwrap(),
-    )
-    .await;
-    click(&browser, "form button[type=submit]").await;
-    browser
-        .wait_for_url(&format!("{gateway}/dashboard/events"), WAIT)
-        .await
-        .unwrap();
+    sign_in(&browser, gateway, &credentials).await;
     snap(&browser, "10-dashboard-events").await;
     browser
         .goto(&format!("{gateway}/dashboard/payments?q={paid_order}"))
@@ -363,10 +364,7 @@ async fn a_customer_buys_and_an_operator_reads_the_email_in_a_real_browser() {
 #[tokio::test]
 async fn a_customer_subscribes_and_the_merchant_cancels_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("ipn-data");
-    let _up = Up::start(&data);
-    let credentials: Value =
-        serde_json::from_slice(&std::fs::read(data.join("credentials.json")).unwrap()).unwrap();
+    let (_up, credentials) = Up::start(&dir.path().join("ipn-data"));
     let shop = credentials["shop_url"].as_str().unwrap();
     let gateway = credentials["gateway_url"].as_str().unwrap();
     let browser = Browser::start()
@@ -452,21 +450,7 @@ async fn a_customer_subscribes_and_the_merchant_cancels_in_a_real_browser() {
 
     // The merchant cancels it in the gateway's dashboard, at the period's
     // end; the shop's page says access continues until then.
-    browser
-        .goto(&format!("{gateway}/dashboard/login"))
-        .await
-        .unwrap();
-    fill(
-        &browser,
-        "#api_key",
-        credentials["merchant_api_key"].as_str().unwrap(),
-    )
-    .await;
-    click(&browser, "form button[type=submit]").await;
-    browser
-        .wait_for_url(&format!("{gateway}/dashboard/events"), WAIT)
-        .await
-        .unwrap();
+    sign_in(&browser, gateway, &credentials).await;
     browser
         .goto(&format!("{gateway}/dashboard/subscriptions"))
         .await
