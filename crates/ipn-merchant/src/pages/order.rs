@@ -162,7 +162,11 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     }
     // The checkout stays open until it is paid (or expires): after a
     // declined card the customer can try another.
+    // A subscription order with a flag had a subscription refused for it:
+    // its checkout was used, so there is nothing left to pay there.
+    let used = order.plan.is_some() && !details.flags.is_empty();
     let pay = match order.status.as_str() {
+        _ if used => None,
         "created" => Some("Pay now"),
         "failed" => Some("Try another card"),
         _ => None,
@@ -416,5 +420,22 @@ mod tests {
             "{page}"
         );
         assert!(!render(&details("paid"), &key(), NOW).contains("id=\"pay\""));
+        // A subscription order whose subscription was refused (flagged,
+        // the flag since resolved): its checkout was used.
+        let mut refused = details("created");
+        refused.order.plan = Some(
+            ipn_core::billing::Plan::new(ipn_core::subscription::Interval::Month, 1, 0, None)
+                .unwrap(),
+        );
+        assert!(render(&refused, &key(), NOW).contains("id=\"pay\""));
+        refused.flags.push(crate::handler::store::FlagRow {
+            id: 1,
+            order_id: Some("ord_1".into()),
+            inbox_id: 1,
+            reason: "subscription sub_1 charges 1.00 USD a period".into(),
+            created_at: 0,
+            resolved_at: Some(1),
+        });
+        assert!(!render(&refused, &key(), NOW).contains("id=\"pay\""));
     }
 }
