@@ -281,14 +281,27 @@ fn page(mut rows: Vec<ObjectRow>, limit: u32) -> (Vec<ObjectRow>, bool) {
 
 /// Payments (refunds and reversals included), newest first.
 pub fn payments(conn: &Connection, f: &ObjectFilter) -> rusqlite::Result<(Vec<ObjectRow>, bool)> {
-    let mut stmt = conn.prepare_cached(
+    filtered(
+        conn,
         "SELECT rowid, merchant_id, object, method FROM payments
          WHERE (?1 IS NULL OR merchant_id = ?1)
            AND (?2 IS NULL OR status = ?2)
            AND (?3 IS NULL OR id = ?3 OR invoice = ?3 OR parent_id = ?3)
            AND (?4 IS NULL OR rowid < ?4)
          ORDER BY rowid DESC LIMIT ?5",
-    )?;
+        f,
+    )
+}
+
+/// A page of a list query whose parameters are the filter's: `?1`
+/// merchant, `?2` status, `?3` search, `?4` before, `?5` one more than a
+/// page (to know whether there are more).
+fn filtered(
+    conn: &Connection,
+    sql: &str,
+    f: &ObjectFilter,
+) -> rusqlite::Result<(Vec<ObjectRow>, bool)> {
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt
         .query_map(
             params![
@@ -326,27 +339,16 @@ pub fn subscriptions(
     conn: &Connection,
     f: &ObjectFilter,
 ) -> rusqlite::Result<(Vec<ObjectRow>, bool)> {
-    let mut stmt = conn.prepare_cached(
+    filtered(
+        conn,
         "SELECT rowid, merchant_id, object, method FROM subscriptions
          WHERE (?1 IS NULL OR merchant_id = ?1)
            AND (?2 IS NULL OR status = ?2)
            AND (?3 IS NULL OR id = ?3 OR json_extract(object, '$.invoice') = ?3)
            AND (?4 IS NULL OR rowid < ?4)
          ORDER BY rowid DESC LIMIT ?5",
-    )?;
-    let rows = stmt
-        .query_map(
-            params![
-                f.merchant.map(|m| m.to_string()),
-                f.status,
-                f.search,
-                f.before,
-                i64::from(f.limit) + 1
-            ],
-            object_row,
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(page(rows, f.limit))
+        f,
+    )
 }
 
 /// Whose subscription this is (the admin sees every merchant's).
