@@ -437,3 +437,265 @@ async fn a_paypal_endpoint_takes_only_types_paypal_has() {
     let (_, list) = gw.get(&shop.key, "/v1/endpoints").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
 }
+
+/// Where a listener puts `cmd=_notify-validate`.
+#[derive(Debug, Clone, Copy)]
+enum Cmd {
+    First,
+    Last,
+}
+
+/// How a published listener rebuilds the body it posts back, written down
+/// from each library's source: which bytes it leaves as they are, how it
+/// writes a space and hex, where `cmd` goes, and what `Content-Type` it sends.
+#[derive(Debug)]
+struct Listener {
+    name: &'static str,
+    /// Posts the body back byte for byte (only `cmd` added).
+    verbatim: bool,
+    cmd: Cmd,
+    /// Writes `&name=value` for every field, so the body starts with '&'.
+    leading_amp: bool,
+    /// Copies names as received instead of re-encoding them.
+    raw_names: bool,
+    space: &'static str,
+    lower_hex: bool,
+    /// Bytes written as they are, besides ASCII letters and digits.
+    unreserved: &'static str,
+    content_type: Option<&'static str>,
+}
+
+const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+const LISTENERS: &[Listener] = &[
+    // PayPal's sample listener (PaypalIPN.php): splits the raw body, PHP
+    // `urldecode`s each value, then `cmd=_notify-validate` and `&name=`
+    // + `urlencode(value)` for each; posted by curl as a form.
+    Listener {
+        name: "PHP sample listener",
+        verbatim: false,
+        cmd: Cmd::First,
+        leading_amp: false,
+        raw_names: true,
+        space: "+",
+        lower_hex: false,
+        unreserved: "-_.",
+        content_type: FORM,
+    },
+    // django-paypal: `b"cmd=_notify-validate&" + query` through
+    // `requests.post(data=bytes)`, which sends no Content-Type.
+    Listener {
+        name: "django-paypal",
+        verbatim: true,
+        cmd: Cmd::First,
+        leading_amp: false,
+        raw_names: true,
+        space: "+",
+        lower_hex: false,
+        unreserved: "",
+        content_type: None,
+    },
+    // npm paypal-ipn: `params.cmd = '_notify-validate'` then Node's
+    // `querystring.stringify(params)`, posted as a form.
+    Listener {
+        name: "npm paypal-ipn",
+        verbatim: false,
+        cmd: Cmd::Last,
+        leading_amp: false,
+        raw_names: false,
+        space: "%20",
+        lower_hex: false,
+        unreserved: "-_.!~*'()",
+        content_type: FORM,
+    },
+    // The npm listener that outside testing used: `&` + name + `=` +
+    // `encodeURIComponent(value)` for each field, `&cmd=_notify-validate`
+    // last, and no Content-Type at all.
+    Listener {
+        name: "npm listener, leading '&'",
+        verbatim: false,
+        cmd: Cmd::Last,
+        leading_amp: true,
+        raw_names: false,
+        space: "%20",
+        lower_hex: false,
+        unreserved: "-_.!~*'()",
+        content_type: None,
+    },
+    // Python: `requests.post(url, data=[("cmd", "_notify-validate"), *fields])`,
+    // which form-encodes with `urllib.parse.urlencode` (quote_plus).
+    Listener {
+        name: "Python requests form",
+        verbatim: false,
+        cmd: Cmd::First,
+        leading_amp: false,
+        raw_names: false,
+        space: "+",
+        lower_hex: false,
+        unreserved: "-_.~",
+        content_type: FORM,
+    },
+    // Hand-written JavaScript that escapes with lowercase hex and posts as
+    // text/plain by mistake.
+    Listener {
+        name: "hand-written, lowercase hex, text/plain",
+        verbatim: false,
+        cmd: Cmd::Last,
+        leading_amp: false,
+        raw_names: false,
+        space: "%20",
+        lower_hex: true,
+        unreserved: "-_.~",
+        content_type: Some("text/plain;charset=UTF-8"),
+    },
+];
+
+impl Listener {
+    fn escape(&self, text: &str) -> String {
+        let mut out = String::new();
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() || self.unreserved.as_bytes().contains(&b) {
+                out.push(char::from(b));
+            } else if b == b' ' {
+                out.push_str(self.space);
+            } else if self.lower_hex {
+                out.push_str(&format!("%{b:02x}"));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    /// The body this listener posts back for a message it received as `received`.
+    fn postback(&self, received: &[u8]) -> Vec<u8> {
+        if self.verbatim {
+            return with_cmd_first(received);
+        }
+        let raw_names: Vec<&[u8]> = received
+            .split(|&b| b == b'&')
+            .map(|pair| pair.split(|&b| b == b'=').next().unwrap())
+            .collect();
+        let mut parts: Vec<String> = fields(received)
+            .iter()
+            .zip(raw_names)
+            .map(|((name, value), raw_name)| {
+                let name = if self.raw_names {
+                    String::from_utf8(raw_name.to_vec()).unwrap()
+                } else {
+                    self.escape(name)
+                };
+                format!("{name}={}", self.escape(value))
+            })
+            .collect();
+        match self.cmd {
+            Cmd::First => parts.insert(0, "cmd=_notify-validate".to_owned()),
+            Cmd::Last => parts.push("cmd=_notify-validate".to_owned()),
+        }
+        let body = parts.join("&");
+        if self.leading_amp {
+            format!("&{body}").into_bytes()
+        } else {
+            body.into_bytes()
+        }
+    }
+
+    /// Posts `body` back on both routes, as this listener does.
+    async fn verdict(&self, gw: &TestGateway, body: &[u8]) -> String {
+        let mut answers = Vec::new();
+        for route in ["/cgi-bin/webscr", "/ipn/verify"] {
+            let (status, answer) = gw
+                .postback_as(route, self.content_type, body.to_vec())
+                .await;
+            assert_eq!(status, StatusCode::OK, "{}: {route}: {answer}", self.name);
+            answers.push(answer);
+        }
+        assert_eq!(answers[0], answers[1], "{}: both routes agree", self.name);
+        answers.swap_remove(0)
+    }
+}
+
+/// A message as received and as changed in one way: `(what, received body)`.
+fn altered_messages(body: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let original = fields(body);
+    let position = |name: &str| original.iter().position(|(k, _)| k == name).unwrap();
+    let rebuild = |fields: Vec<(String, String)>| {
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        ipn_core::paypal::form::encode(&pairs, Form::parse(body).unwrap().charset()).unwrap()
+    };
+    let mut changed = original.clone();
+    changed[position("mc_gross")].1 = "1.99".to_owned();
+    let mut added = original.clone();
+    added.push(("note".to_owned(), "hello".to_owned()));
+    let mut missing = original.clone();
+    missing.remove(position("custom"));
+    let mut emptied = original.clone();
+    emptied[position("custom")].1 = String::new();
+    vec![
+        ("mc_gross changed", rebuild(changed)),
+        ("a field added", rebuild(added)),
+        ("custom missing", rebuild(missing)),
+        ("custom emptied", rebuild(emptied)),
+    ]
+}
+
+#[tokio::test]
+async fn every_published_listener_encoding_is_verified_and_changes_are_not() {
+    let sent = sent_message().await;
+    for listener in LISTENERS {
+        let body = listener.postback(&sent.body);
+        assert_eq!(
+            listener.verdict(&sent.gw, &body).await,
+            "VERIFIED",
+            "{}: {}",
+            listener.name,
+            String::from_utf8_lossy(&body)
+        );
+        for (what, altered) in altered_messages(&sent.body) {
+            let body = listener.postback(&altered);
+            assert_eq!(
+                listener.verdict(&sent.gw, &body).await,
+                "INVALID",
+                "{}: {what}",
+                listener.name
+            );
+        }
+    }
+    // The fixtures really differ from the bytes the gateway sent.
+    let npm = LISTENERS[3].postback(&sent.body);
+    let text = String::from_utf8(npm).unwrap();
+    assert!(text.starts_with("&") && text.ends_with("&cmd=_notify-validate"));
+    assert!(text.contains("%20") && text.contains("%C3%B6"), "{text}");
+}
+
+#[tokio::test]
+async fn empty_segments_anywhere_in_a_postback_are_skipped() {
+    let sent = sent_message().await;
+    let text = String::from_utf8(with_cmd_first(&sent.body)).unwrap();
+    let cases = [
+        ("leading", format!("&{text}")),
+        ("trailing", format!("{text}&")),
+        ("doubled", text.replacen("&", "&&", 3)),
+        ("all three", format!("&&{}&&", text.replace('&', "&&"))),
+    ];
+    for (what, body) in cases {
+        for content_type in [None, FORM, Some("text/plain"), Some("application/json")] {
+            let (status, answer) = sent
+                .gw
+                .postback_as("/cgi-bin/webscr", content_type, body.clone())
+                .await;
+            assert_eq!(
+                (status, answer.as_str()),
+                (StatusCode::OK, "VERIFIED"),
+                "{what}, {content_type:?}"
+            );
+        }
+    }
+    // An empty segment does not hide a change.
+    let tampered = format!("&{}", text.replacen("mc_gross=19.99", "mc_gross=1.99", 1));
+    assert_eq!(verdict(&sent.gw, tampered.as_bytes()).await, "INVALID");
+    assert_eq!(verdict(&sent.gw, b"&&&").await, "INVALID");
+}

@@ -49,10 +49,17 @@ pub enum FormError {
         field: String,
         charset: &'static str,
     },
-    #[error("no fields to encode")]
+    #[error("no fields")]
     NoFields,
     #[error("field {index} to encode has an empty name")]
     UnnamedField { index: usize },
+}
+
+/// What [`Form::parse_with`] does with an empty segment.
+#[derive(Debug, Clone, Copy)]
+enum Segments {
+    Strict,
+    SkipEmpty,
 }
 
 /// One `name=value` segment: where its raw bytes are in the body, and its decoded text.
@@ -93,6 +100,21 @@ impl Form {
     /// names, bad escapes, duplicate names, unknown charsets and text invalid
     /// in the charset are errors.
     pub fn parse(body: &[u8]) -> Result<Form, FormError> {
+        Self::parse_with(body, Segments::Strict)
+    }
+
+    /// Parses a body as PayPal reads a postback: like [`Form::parse`], but
+    /// empty segments (a leading, trailing or doubled '&') are skipped.
+    ///
+    /// Listener libraries rebuild the body they post back from the fields
+    /// they parsed, and some write `&name=value` for every field, so their
+    /// body starts with '&'. Skipping an empty segment loses nothing: it
+    /// carries no field. A body with no field at all is still an error.
+    pub fn parse_lenient(body: &[u8]) -> Result<Form, FormError> {
+        Self::parse_with(body, Segments::SkipEmpty)
+    }
+
+    fn parse_with(body: &[u8], segments_rule: Segments) -> Result<Form, FormError> {
         if body.is_empty() {
             return Err(FormError::EmptyBody);
         }
@@ -103,7 +125,13 @@ impl Form {
         for piece in body.split(|&b| b == b'&') {
             let end = start + piece.len();
             if piece.is_empty() {
-                return Err(FormError::EmptySegment { offset: start });
+                match segments_rule {
+                    Segments::Strict => return Err(FormError::EmptySegment { offset: start }),
+                    Segments::SkipEmpty => {
+                        start = end + 1;
+                        continue;
+                    }
+                }
             }
             let (key, value) = match piece.iter().position(|&b| b == b'=') {
                 Some(eq) => (start..start + eq, start + eq + 1..end),
@@ -118,6 +146,9 @@ impl Form {
             start = end + 1;
         }
 
+        if segments.is_empty() {
+            return Err(FormError::NoFields);
+        }
         let mut label = None;
         for (_, _, key_bytes, value_bytes) in &segments {
             if key_bytes == b"charset" {
@@ -501,6 +532,35 @@ mod tests {
         assert_eq!(parse(b"&a=1"), Err(FormError::EmptySegment { offset: 0 }));
         assert_eq!(parse(b"a=1&"), Err(FormError::EmptySegment { offset: 4 }));
         assert_eq!(parse(b"&"), Err(FormError::EmptySegment { offset: 0 }));
+    }
+
+    #[test]
+    fn a_lenient_parse_skips_empty_segments_only() {
+        for body in [&b"&a=1&b=x+y"[..], b"a=1&&b=x+y&", b"&&a=1&b=x%20y&&"] {
+            let form = Form::parse_lenient(body).unwrap();
+            assert_eq!(
+                pairs_of(&form),
+                [("a", "1"), ("b", "x y")].map(|(k, v)| (k.to_owned(), v.to_owned())),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(form.as_bytes(), body, "the bytes stay as received");
+        }
+        assert_eq!(Form::parse_lenient(b""), Err(FormError::EmptyBody));
+        assert_eq!(Form::parse_lenient(b"&&"), Err(FormError::NoFields));
+        // Everything else is as strict as `parse`.
+        assert_eq!(
+            Form::parse_lenient(b"&=5"),
+            Err(FormError::EmptyName { offset: 1 })
+        );
+        assert_eq!(
+            Form::parse_lenient(b"a=1&&a=2"),
+            Err(FormError::DuplicateField { name: "a".into() })
+        );
+        assert_eq!(
+            Form::parse_lenient(b"&a=%zz"),
+            Err(FormError::BadEscape { offset: 3 })
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! side is [`check_postback`]: the posted fields, decoded, must equal those of
 //! a message the gateway sent, in name, value and order. `cmd` may stand first
 //! (PayPal's documented form) or last, and the percent-encoding may differ,
-//! because widely used listener libraries rebuild the body from parsed fields.
+//! because widely used listener libraries rebuild the body from parsed fields;
+//! the gateway reads the posted body with `Form::parse_lenient`, which also
+//! skips the empty segments some of them write (`&name=value&…`).
 
 use super::form::Form;
 

@@ -7,7 +7,10 @@
 //! paypal endpoint: found by its `ipn_track_id` (our event id), re-encoded
 //! from the stored event (encoding is deterministic; the `resend=true` form
 //! only if the event was resent), and compared field by field after decoding
-//! (see `ipn_core::paypal::check_postback`).
+//! (see `ipn_core::paypal::check_postback`). The posted body is read
+//! leniently (`Form::parse_lenient`: empty segments skipped) and whatever its
+//! content type, as PayPal does, because listener libraries rebuild it their
+//! own way: `&name=value…&cmd=_notify-validate`, `%20` or `+`, either hex case.
 
 use std::sync::Arc;
 
@@ -42,7 +45,7 @@ pub async fn verify(State(state): State<AppState>, body: Bytes) -> Response {
 /// `Ok(Ok(()))` verified, `Ok(Err(why))` invalid, `Err(_)` the gateway
 /// could not look (storage failed).
 async fn check(state: &AppState, body: &[u8]) -> Result<Result<(), String>, String> {
-    let posted = match Form::parse(body) {
+    let posted = match Form::parse_lenient(body) {
         Ok(posted) => posted,
         Err(e) => return Ok(Err(format!("unreadable body: {e}"))),
     };

@@ -78,13 +78,22 @@ impl TestGateway {
     /// POSTs a raw body to a postback route; returns the status and the
     /// answer's text.
     pub async fn postback(&self, path: &str, body: impl Into<Vec<u8>>) -> (StatusCode, String) {
-        let response = self
-            .unauthenticated(reqwest::Method::POST, path)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.into())
-            .send()
+        self.postback_as(path, Some("application/x-www-form-urlencoded"), body)
             .await
-            .unwrap();
+    }
+
+    /// A postback with the given `Content-Type`, or none.
+    pub async fn postback_as(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<Vec<u8>>,
+    ) -> (StatusCode, String) {
+        let mut request = self.unauthenticated(reqwest::Method::POST, path);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.body(body.into()).send().await.unwrap();
         let status = response.status();
         (status, response.text().await.unwrap())
     }
