@@ -604,3 +604,91 @@ async fn the_test_clock_cannot_be_advanced_when_it_is_off() {
         "{ahead}"
     );
 }
+
+/// The clock as the advance route reports it (an advance of 0 s).
+async fn clock_now(gw: &TestGateway) -> time::OffsetDateTime {
+    let (status, body) = gw
+        .post(ADMIN_KEY, "/v1/test/clock/advance", json!({"seconds": 0}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    time::OffsetDateTime::parse(
+        body["now"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_advance_the_clock_cannot_represent_is_refused_and_breaks_nothing() {
+    let gw = TestGateway::start().await;
+    let shop = gw.merchant("shop").await;
+    let receiver = ipn_testkit::Receiver::start().await.unwrap();
+    gw.endpoint(&shop, json!({"url": receiver.url("/hooks")}))
+        .await;
+    gw.advance(3600).await;
+    let first = gw
+        .ingest(&shop, "invoice.paid", json!({"id": "inv_1"}))
+        .await;
+    let before = clock_now(&gw).await;
+
+    for seconds in [
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(1_000_000_000_000_u64),
+        json!(250_000_000_000_u64),
+    ] {
+        let (status, body) = gw
+            .post(
+                ADMIN_KEY,
+                "/v1/test/clock/advance",
+                json!({ "seconds": seconds }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{seconds}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("9000-01-01"), "{message}");
+    }
+    for bad in [json!(-1), json!(1e12), json!("60"), json!(null)] {
+        let (status, body) = gw
+            .post(
+                ADMIN_KEY,
+                "/v1/test/clock/advance",
+                json!({ "seconds": bad }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let after = clock_now(&gw).await;
+    assert!(
+        after >= before && after - before < time::Duration::minutes(1),
+        "the clock stayed where it was: {before} then {after}"
+    );
+
+    // Deliveries go on, ids still sort after the ones before, and the
+    // timestamps signed are the clock's.
+    let second = gw
+        .ingest(&shop, "invoice.paid", json!({"id": "inv_2"}))
+        .await;
+    assert!(
+        second["id"].as_str().unwrap() > first["id"].as_str().unwrap(),
+        "{second} after {first}"
+    );
+    let got = receiver
+        .wait_for(2, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(got.len(), 2);
+    let stamp: i64 = got[1].headers["webhook-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((stamp - after.unix_timestamp()).abs() < 60, "{stamp}");
+
+    // A restart keeps the clock where it was.
+    let gw = gw.restart(|_| {}).await;
+    let restarted = clock_now(&gw).await;
+    assert!(
+        restarted >= after && restarted - after < time::Duration::minutes(1),
+        "{after} then {restarted}"
+    );
+}

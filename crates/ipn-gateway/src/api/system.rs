@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::merchants::rfc3339;
 use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
+use crate::clock::AdvanceError;
 use crate::metrics::Gauges;
 
 pub async fn health() -> Response {
@@ -53,9 +54,12 @@ pub async fn advance_clock(
     };
     let request: Advance = parse_json(&body)?;
     let clock = &state.engine.clock;
-    clock
-        .advance(request.seconds)
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "test_clock_off", e.to_string()))?;
+    clock.advance(request.seconds).map_err(|e| match e {
+        AdvanceError::NotATestClock => {
+            ApiError::new(StatusCode::NOT_FOUND, "test_clock_off", e.to_string())
+        }
+        AdvanceError::TooFar { .. } => ApiError::invalid(e.to_string()),
+    })?;
     let save = crate::storage::WriteRequest {
         write: crate::storage::Write::SaveClockOffset(clock.offset_ms()),
         idempotency: None,
