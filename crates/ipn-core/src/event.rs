@@ -281,6 +281,35 @@ pub enum DataError {
         event_type: String,
         expected: &'static str,
     },
+    /// Well-formed JSON that does not read back as values (a lone surrogate,
+    /// a number beyond a double's range); `message` is serde's.
+    #[error("data cannot be read back: {message}")]
+    Unreadable { message: String },
+    /// Nested deeper than [`MAX_DATA_DEPTH`].
+    #[error("data nests deeper than {max} arrays and objects")]
+    TooDeep { max: usize },
+}
+
+/// How deep new event data may nest arrays and objects: well inside the
+/// limit of the JSON parser that reads events back (128, for the whole
+/// event), so everything accepted can be shown and delivered.
+pub const MAX_DATA_DEPTH: usize = 64;
+
+/// How many arrays and objects deep a value nests (a scalar is 0).
+fn depth(value: &serde_json::Value) -> usize {
+    // Iterative, so a deep value cannot overflow the stack.
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0)];
+    while let Some((value, level)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(level + 1);
+        stack.extend(children.map(|child| (child, level + 1)));
+    }
+    deepest
 }
 
 /// The wire shape of known objects: the object's fields plus `"object"`.
@@ -357,6 +386,28 @@ impl EventData {
         Ok(data)
     }
 
+    /// Reads the data of an event being created: as [`EventData::from_raw`],
+    /// and data kept as its raw text must also read back as JSON values,
+    /// with the parser every reader uses: strings of Unicode scalar values
+    /// (no lone surrogate), numbers within a double's range, at most
+    /// [`MAX_DATA_DEPTH`] levels deep. (Known objects are read into their
+    /// types here already, which checks the same.)
+    pub fn parse_new(event_type: &EventType, raw: Box<RawValue>) -> Result<Self, DataError> {
+        let data = Self::from_raw(event_type, raw)?;
+        if let Self::Other(raw) = &data {
+            let value: serde_json::Value =
+                serde_json::from_str(raw.get()).map_err(|e| DataError::Unreadable {
+                    message: e.to_string(),
+                })?;
+            if depth(&value) > MAX_DATA_DEPTH {
+                return Err(DataError::TooDeep {
+                    max: MAX_DATA_DEPTH,
+                });
+            }
+        }
+        Ok(data)
+    }
+
     /// The kind of object carried; `None` for [`EventData::Other`].
     pub fn object(&self) -> Option<ObjectKind> {
         match self {
@@ -387,6 +438,37 @@ impl EventData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn new_data_must_read_back() {
+        let platform = EventType::parse("invoice.paid").unwrap();
+        let nested = |levels: usize| "[".repeat(levels) + &"]".repeat(levels);
+        for ok in [
+            r#"{"id": "inv_1", "note": "\ud83d\ude00 ok"}"#.to_owned(),
+            "1e308".to_owned(),
+            nested(MAX_DATA_DEPTH),
+        ] {
+            assert!(EventData::parse_new(&platform, raw(&ok)).is_ok(), "{ok}");
+        }
+        // serde_json's raw values take all of these; its readers do not.
+        for (bad, says) in [
+            (r#"{"x": "\ud800"}"#.to_owned(), "escape"),
+            (r#"{"x": "\udc00\ud800"}"#.to_owned(), "escape"),
+            ("1e999".to_owned(), "out of range"),
+            (r#"{"x": [-1e400]}"#.to_owned(), "out of range"),
+            (nested(MAX_DATA_DEPTH + 1), "deeper than 64"),
+            (nested(100_000), "recursion limit"),
+        ] {
+            let err = EventData::parse_new(&platform, raw(&bad)).unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+            // The lenient reader of stored events still takes them.
+            assert!(EventData::from_raw(&platform, raw(&bad)).is_ok());
+        }
+    }
 
     #[test]
     fn every_known_type_parses_to_itself() {

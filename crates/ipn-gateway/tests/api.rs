@@ -692,3 +692,50 @@ async fn an_advance_the_clock_cannot_represent_is_refused_and_breaks_nothing() {
         "{after} then {restarted}"
     );
 }
+
+#[tokio::test]
+async fn event_data_that_cannot_be_read_back_is_refused_at_ingest() {
+    let gw = TestGateway::start().await;
+    let shop = gw.merchant("shop").await;
+    let post_raw = |data: String| {
+        let request = gw
+            .unauthenticated(reqwest::Method::POST, "/v1/events")
+            .bearer_auth(&shop.key)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"type": "invoice.paid", "data": {data}}}"#));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let nested = |levels: usize| "[".repeat(levels) + &"]".repeat(levels);
+    for (data, says) in [
+        (r#"{"note": "\ud800"}"#.to_owned(), "escape"),
+        (r#"{"note": "a\udfffb"}"#.to_owned(), "surrogate"),
+        ("1e999".to_owned(), "out of range"),
+        (r#"{"total": -1e400}"#.to_owned(), "out of range"),
+        (nested(65), "deeper than 64"),
+        (nested(100_000), "recursion limit"),
+    ] {
+        let (status, body) = post_raw(data.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{says}: {message}");
+    }
+    let listed = gw.list_events(&shop, "").await;
+    assert_eq!(listed["data"], json!([]), "nothing was stored");
+
+    // What is accepted reads back.
+    let (status, body) = post_raw(format!(
+        r#"{{"note": "\ud83d\ude00", "deep": {}}}"#,
+        nested(60)
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap();
+    let (status, event) = gw.get(&shop.key, &format!("/v1/events/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{event}");
+    assert_eq!(event["data"]["note"], "😀");
+}

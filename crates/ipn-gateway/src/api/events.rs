@@ -91,7 +91,7 @@ pub async fn create(
     let request: NewEvent = parse_json(&body)?;
     let event_type =
         EventType::parse(&request.event_type).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let data = EventData::from_raw(&event_type, request.data)
+    let data = EventData::parse_new(&event_type, request.data)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     check_owner(&data, merchant)?;
     let engine = &state.engine;

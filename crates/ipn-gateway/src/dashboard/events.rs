@@ -313,9 +313,14 @@ async fn render(
         Ok((attempts, deliveries))
     })
     .await?;
-    let value: serde_json::Value =
-        serde_json::from_slice(&stored.body).map_err(ApiError::internal)?;
-    let pretty = serde_json::to_string_pretty(&value).map_err(ApiError::internal)?;
+    // Data stored before ingest checked that it reads back (a lone
+    // surrogate, 1e999) is shown as its stored text rather than failing the page.
+    let value: Option<serde_json::Value> = serde_json::from_slice(&stored.body).ok();
+    let pretty = match &value {
+        Some(value) => serde_json::to_string_pretty(value).map_err(ApiError::internal)?,
+        None => String::from_utf8_lossy(&stored.body).into_owned(),
+    };
+    let value = value.unwrap_or_default();
     let event_type = value["type"].as_str().unwrap_or("");
     let directory = &state.engine.directory;
     let id = esc(&stored.id.to_string());
