@@ -453,3 +453,80 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(shop.standard.requests().len(), 1, "one payment, one event");
 }
+
+#[tokio::test]
+async fn an_operation_takes_a_json_object_and_nothing_else() {
+    let shop = Shop::open().await;
+    let paid = shop.pay(order(1999, "USD", card(VISA))).await;
+    let pending = shop.pay(order(500, "USD", card(PENDING))).await;
+    let (paid, pending) = (
+        paid["id"].as_str().unwrap(),
+        pending["id"].as_str().unwrap(),
+    );
+    shop.received(2).await;
+    let events_before = shop.gw.count_rows("events");
+    let payments_before = shop.gw.count_rows("payments");
+
+    let send = |path: String, body: &'static [u8]| {
+        let request = shop
+            .gw
+            .unauthenticated(reqwest::Method::POST, &path)
+            .bearer_auth(&shop.merchant.key)
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let bodies: [&[u8]; 7] = [
+        b"",
+        b"  \n",
+        b"[]",
+        b"[500]",
+        b"null",
+        b"{",
+        b"{\"amount\": 1} x",
+    ];
+    for body in bodies {
+        for (id, operation) in [
+            (paid, "refunds"),
+            (paid, "reverse"),
+            (pending, "complete"),
+            (pending, "fail"),
+        ] {
+            let (status, answer) = send(format!("/v1/payments/{id}/{operation}"), body).await;
+            let shown = String::from_utf8_lossy(body);
+            assert_eq!(
+                status,
+                StatusCode::BAD_REQUEST,
+                "{operation} {shown:?}: {answer}"
+            );
+            assert_eq!(answer["error"]["code"], "invalid_request", "{answer}");
+        }
+    }
+    // Fields a route does not take are refused too.
+    let (status, answer) = send(
+        format!("/v1/payments/{pending}/complete"),
+        b"{\"amount\": 5}",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(shop.gw.count_rows("events"), events_before, "no event");
+    assert_eq!(shop.gw.count_rows("payments"), payments_before, "no refund");
+    let (_, payment) = shop
+        .gw
+        .get(&shop.merchant.key, &format!("/v1/payments/{paid}"))
+        .await;
+    assert_eq!(payment["status"], "completed");
+    assert_eq!(payment["refunded_amount"], 0);
+
+    // `{}` is "all that is left" for a refund and "go ahead" elsewhere.
+    let (status, refund) = send(format!("/v1/payments/{paid}/refunds"), b"{}").await;
+    assert_eq!(status, StatusCode::CREATED, "{refund}");
+    assert_eq!(refund["amount"], -1999);
+    let (status, completed) = send(format!("/v1/payments/{pending}/complete"), b" {} ").await;
+    assert_eq!(status, StatusCode::OK, "{completed}");
+}

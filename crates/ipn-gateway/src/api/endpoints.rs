@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::merchants::rfc3339;
 use super::{
-    ApiError, AppState, Caller, Idempotency, Start, json_response, list_response, parse_json,
+    ApiError, AppState, Caller, Idempotency, NoFields, Start, json_response, list_response,
+    parse_json,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::delivery::ssrf;
@@ -229,6 +230,7 @@ pub async fn disable(
         Start::Replay(first) => return Ok(first),
         Start::Proceed(idem) => idem,
     };
+    let NoFields {} = parse_json(&body)?;
     let engine = &state.engine;
     if endpoint.is_enabled() {
         let now = engine.clock.now_ms();
@@ -267,6 +269,7 @@ pub async fn enable(
         Start::Replay(first) => return Ok(first),
         Start::Proceed(idem) => idem,
     };
+    let NoFields {} = parse_json(&body)?;
     endpoint.disabled = None;
     endpoint.failing_since = None;
     save(&state, endpoint, StatusCode::OK, false, idem.as_ref()).await
@@ -284,6 +287,7 @@ pub async fn rotate_secret(
         Start::Replay(first) => return Ok(first),
         Start::Proceed(idem) => idem,
     };
+    let NoFields {} = parse_json(&body)?;
     let mut endpoint = (*owned(&state, caller.merchant()?, &id)?).clone();
     let now = state.engine.clock.now_ms();
     let old = std::mem::replace(&mut endpoint.secret, WebhookSecret::generate());

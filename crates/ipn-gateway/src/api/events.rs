@@ -215,11 +215,7 @@ pub async fn resend(
         Start::Replay(first) => return Ok(first),
         Start::Proceed(idem) => idem,
     };
-    let request: Resend = if body.is_empty() {
-        Resend::default()
-    } else {
-        parse_json(&body)?
-    };
+    let request: Resend = parse_json(&body)?;
     let count = resend_event(&state, &stored, request.endpoint_id.as_deref()).await?;
     let body = serde_json::to_vec(&json!({"scheduled": count})).map_err(ApiError::internal)?;
     Idempotency::remember(&state, idem.as_ref(), StatusCode::ACCEPTED, body).await

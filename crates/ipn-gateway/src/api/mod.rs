@@ -145,13 +145,27 @@ async fn json_errors(request: axum::extract::Request, next: axum::middleware::Ne
 }
 
 /// Parses a JSON request body, with serde's message (it names the field
-/// and position) in the 400.
+/// and position) in the 400. Every request body of the API is one JSON
+/// object (`{}` where a route takes no fields), so an empty body, or an array
+/// that serde would read into a struct by position, is refused rather than
+/// taken for defaults.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::invalid("request body is empty; expected JSON"));
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(ApiError::invalid(
+                "request body is empty; expected a JSON object ({} if there is nothing to say)",
+            ));
+        }
+        Some(b'{') => {}
+        Some(_) => return Err(ApiError::invalid("request body must be a JSON object")),
     }
     serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("request body: {e}")))
 }
+
+/// The body of a route that takes no fields: exactly `{}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFields {}
 
 /// A page of a list: `{"data": […], "has_more": false}` (these lists are
 /// short and returned whole).

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::merchants::check_email;
-use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
+use super::{ApiError, AppState, Caller, Idempotency, NoFields, Start, json_response, parse_json};
 use crate::model::Merchant;
 use crate::payments::{
     PaymentChange, PaymentMethod, PaymentRefusal, PaymentWrite, Respond, StoredPayment,
@@ -63,7 +63,7 @@ impl std::fmt::Debug for MethodRequest {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RefundRequest {
     amount: Option<i64>,
@@ -301,19 +301,20 @@ pub async fn operate(
     };
     let id = parse_id(&id)?;
     let change = match operation.as_str() {
-        "complete" => PaymentChange::Complete,
-        "fail" => PaymentChange::Fail,
-        "reverse" => PaymentChange::Reverse,
-        "cancel-reversal" => PaymentChange::CancelReversal,
-        _ => {
-            // An optional amount; no body refunds all that is left.
-            let request: RefundRequest = if body.is_empty() {
-                RefundRequest::default()
-            } else {
-                parse_json(&body)?
-            };
+        "refunds" => {
+            // An optional amount: `{}` refunds all that is left.
+            let request: RefundRequest = parse_json(&body)?;
             PaymentChange::Refund {
                 amount: request.amount,
+            }
+        }
+        other => {
+            let NoFields {} = parse_json(&body)?;
+            match other {
+                "complete" => PaymentChange::Complete,
+                "fail" => PaymentChange::Fail,
+                "reverse" => PaymentChange::Reverse,
+                _ => PaymentChange::CancelReversal,
             }
         }
     };

@@ -203,11 +203,7 @@ pub async fn operate(
     };
     let id = parse_id(&id)?;
     let change = if operation == "cancel" {
-        let request: CancelRequest = if body.is_empty() {
-            CancelRequest::default()
-        } else {
-            parse_json(&body)?
-        };
+        let request: CancelRequest = parse_json(&body)?;
         SubscriptionChange::Cancel {
             at_period_end: request.at_period_end,
         }
