@@ -6,6 +6,7 @@
 //! - [`event`], [`payment`], [`subscription`]: the event model of DESIGN §2,
 //!   serialized in the documented JSON shape.
 //! - [`dialect`]: which of the two wire formats an endpoint speaks.
+//! - [`email`]: email addresses, checked with the shop's mailer's parser.
 //! - [`rfc3339_utc`]: serde helpers that write timestamps in UTC (`…Z`).
 //! - [`standard`]: the `standard` dialect (Standard Webhooks 1.0): secrets and
 //!   keys, signing, verification with the reason a message was refused.
@@ -32,6 +33,7 @@ pub use dialect::Dialect;
 pub mod billing;
 pub mod card;
 pub mod dialect;
+pub mod email;
 pub mod event;
 pub mod id;
 pub mod money;

@@ -530,3 +530,36 @@ async fn an_operation_takes_a_json_object_and_nothing_else() {
     let (status, completed) = send(format!("/v1/payments/{pending}/complete"), b" {} ").await;
     assert_eq!(status, StatusCode::OK, "{completed}");
 }
+
+#[tokio::test]
+async fn an_address_the_mailer_cannot_send_to_is_refused_at_the_door() {
+    let shop = Shop::open().await;
+    let bad = "<script>alert(1)</script>@example.com";
+    let mut payment = order(1999, "USD", card(VISA));
+    payment["payer"]["email"] = json!(bad);
+    let (status, body) = shop.post("/v1/payments", payment).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("payer.email") && message.contains("not an email address"),
+        "{message}"
+    );
+
+    let (status, body) = shop
+        .post(
+            "/v1/checkout/sessions",
+            json!({"invoice": "order-1", "amount": 1999, "currency": "USD",
+                   "customer_email": bad, "success_url": "http://127.0.0.1:9/ok",
+                   "cancel_url": "http://127.0.0.1:9/no"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("customer_email")
+    );
+    assert_eq!(shop.gw.count_rows("payments"), 0);
+    assert_eq!(shop.gw.count_rows("checkout_sessions"), 0);
+}

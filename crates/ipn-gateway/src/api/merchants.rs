@@ -24,20 +24,9 @@ struct NewMerchant {
     receiver_email: String,
 }
 
-/// A plausible email: one `@`, something on both sides, no spaces.
+/// An address the shop's mailer can send to (`ipn_core::email::check`).
 pub fn check_email(field: &str, email: &str) -> Result<(), ApiError> {
-    let ok = email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.contains('@')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(format!(
-            "{field} {email:?} is not an email address"
-        )))
-    }
+    ipn_core::email::check(email).map_err(|e| ApiError::invalid(format!("{field} {e}")))
 }
 
 fn view(merchant: &Merchant, api_key: Option<&str>) -> Value {

@@ -120,21 +120,11 @@ pub fn price(catalog: &Catalog, items: &[RequestLine]) -> Result<Cart, ShopError
     Ok(Cart { lines, total, plan })
 }
 
-/// The gateway's rule for an email (one `@`, a dot in the domain, no
-/// spaces), checked here so a typo is a 400 from the shop, not a 502.
+/// The rule the gateway and the mailer share (`ipn_core::email::check`),
+/// checked here so a typo is a 400 from the shop, not a 502 or a mail that
+/// can never be sent.
 pub fn check_email(email: &str) -> Result<(), ShopError> {
-    let ok = email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.contains('@')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(ShopError::invalid(format!(
-            "customer_email {email:?} is not an email address"
-        )))
-    }
+    ipn_core::email::check(email).map_err(|e| ShopError::invalid(format!("customer_email {e}")))
 }
 
 /// Checks and prices the request, creates the checkout session, then
