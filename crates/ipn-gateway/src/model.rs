@@ -237,6 +237,52 @@ impl DeliveryStatus {
     }
 }
 
+/// Which deliveries an event list asks for (`delivery=` in the API, the
+/// dashboard's Delivery filter). A pending delivery whose last attempt
+/// failed is *retrying*: failing, with another attempt due. `failed` finds
+/// every failing delivery, retrying or dead; `dead` only those with no
+/// attempt left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryFilter {
+    /// Not delivered yet, with an attempt to come (retrying ones included).
+    Pending,
+    /// Failed at least once, another attempt due.
+    Retrying,
+    Delivered,
+    /// Retrying or dead: every attempt so far failed.
+    Failed,
+    /// Dead letter: every attempt failed, or the endpoint was disabled.
+    Dead,
+}
+
+impl DeliveryFilter {
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Retrying,
+        Self::Delivered,
+        Self::Failed,
+        Self::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Retrying => "retrying",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+
+    /// The refusal for a value that is none of them.
+    pub const EXPECTED: &'static str =
+        "delivery must be pending, retrying, delivered, failed or dead";
+}
+
 /// One attempt to deliver an event to an endpoint, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attempt {

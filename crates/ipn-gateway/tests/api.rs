@@ -739,3 +739,94 @@ async fn event_data_that_cannot_be_read_back_is_refused_at_ingest() {
     assert_eq!(status, StatusCode::OK, "{event}");
     assert_eq!(event["data"]["note"], "😀");
 }
+
+#[tokio::test]
+async fn an_endpoints_events_are_the_types_it_takes() {
+    let gw = TestGateway::start().await;
+    let shop = gw.merchant("shop").await;
+    let other = gw.merchant("other").await;
+    let payments = gw
+        .endpoint(
+            &shop,
+            json!({"url": "http://127.0.0.1:9/hooks", "events": ["payment.*"]}),
+        )
+        .await;
+    let paypal = gw
+        .endpoint(
+            &shop,
+            json!({"url": "http://127.0.0.1:9/ipn", "dialect": "paypal"}),
+        )
+        .await;
+    let theirs = gw
+        .endpoint(&other, json!({"url": "http://127.0.0.1:9/hooks"}))
+        .await;
+    let pay = |n: u32| {
+        json!({
+            "object": "payment", "id": format!("pay_01KAZ3NDEKTSV4RRFFQ69G5F{n:02}"),
+            "status": "completed", "amount": 1999, "currency": "USD",
+            "merchant_id": shop.id, "receiver_email": "shop@example.com",
+            "payer": {"email": "ann@example.com"}, "created_at": "2026-11-25T10:00:00Z"
+        })
+    };
+    let mut expected_payments = Vec::new();
+    let mut all = Vec::new();
+    for n in 0..3 {
+        let invoice = gw
+            .ingest(&shop, "invoice.paid", json!({"id": format!("inv_{n}")}))
+            .await;
+        all.push(invoice["id"].as_str().unwrap().to_owned());
+        let payment = gw.ingest(&shop, "payment.completed", pay(10 + n)).await;
+        all.push(payment["id"].as_str().unwrap().to_owned());
+        expected_payments.push(payment["id"].as_str().unwrap().to_owned());
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let page = gw
+        .list_events(&shop, &format!("?endpoint_id={}", payments.id))
+        .await;
+    assert_eq!(ids(&page), expected_payments);
+    // A PayPal endpoint takes every type PayPal has, none of a platform's.
+    let page = gw
+        .list_events(&shop, &format!("?endpoint_id={}", paypal.id))
+        .await;
+    assert_eq!(ids(&page), expected_payments);
+    assert_eq!(ids(&gw.list_events(&shop, "").await), all);
+
+    // Paging reads past what the endpoint does not take.
+    let first = gw
+        .list_events(&shop, &format!("?endpoint_id={}&limit=1", payments.id))
+        .await;
+    assert_eq!(ids(&first), expected_payments[..1]);
+    assert_eq!(first["has_more"], true);
+    let rest = gw
+        .list_events(
+            &shop,
+            &format!(
+                "?endpoint_id={}&limit=2&after={}",
+                payments.id, expected_payments[0]
+            ),
+        )
+        .await;
+    assert_eq!(ids(&rest), expected_payments[1..]);
+    assert_eq!(rest["has_more"], false);
+
+    for bad in [theirs.id.as_str(), "ep_nope", ""] {
+        let (status, body) = gw
+            .get(&shop.key, &format!("/v1/events?endpoint_id={bad}"))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("endpoint_id")
+        );
+    }
+}

@@ -369,12 +369,19 @@ async fn filters_search_dates_and_paging_find_the_right_events() {
     assert_eq!(found, newest_first);
 
     // Delivery status: the payments to the endpoint were delivered but the
-    // last, which failed and waits for its retry; invoices went nowhere.
+    // last, which failed and waits for its retry (still pending, failing:
+    // retrying); invoices went nowhere.
     let delivered = listed(&browser.page("/dashboard/events?status=delivered").await);
     assert_eq!(delivered, vec![other_event.clone(), paid_event.clone()]);
-    let pending = listed(&browser.page("/dashboard/events?status=pending").await);
-    assert_eq!(pending, vec![failing_event.clone()]);
-    assert!(listed(&browser.page("/dashboard/events?status=failed").await).is_empty());
+    for status in ["pending", "retrying", "failed"] {
+        let found = listed(
+            &browser
+                .page(&format!("/dashboard/events?status={status}"))
+                .await,
+        );
+        assert_eq!(found, vec![failing_event.clone()], "{status}");
+    }
+    assert!(listed(&browser.page("/dashboard/events?status=dead").await).is_empty());
 
     // Dates: the day they were made, and the days around it.
     let created = &events["data"][0]["created_at"];
@@ -1515,5 +1522,79 @@ async fn a_subscription_page_lists_its_newest_events_and_links_to_all() {
     assert!(
         cut.contains(&format!("href=\"/dashboard/events?q={id}\"")),
         "{cut}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_delivery_waiting_for_a_retry_shows_retrying_and_is_found_by_failed() {
+    let gw = TestGateway::start_with(|c| {
+        c.delivery.retry.delays = vec![std::time::Duration::from_secs(60)];
+    })
+    .await;
+    let merchant = gw.merchant("shop").await;
+    let receiver = Receiver::start().await.unwrap();
+    receiver.respond_with(Reply::status(500));
+    gw.endpoint(&merchant, json!({"url": receiver.url("/hook")}))
+        .await;
+    let event = gw
+        .ingest(&merchant, "invoice.paid", json!({"id": "in_1"}))
+        .await;
+    let id = event["id"].as_str().unwrap();
+    let browser = Browser::signed_in(&gw, &merchant.key).await;
+    let api_listed = |filter: &'static str| {
+        let gw = &gw;
+        let merchant = &merchant;
+        async move {
+            let list = gw
+                .list_events(merchant, &format!("?delivery={filter}"))
+                .await;
+            list["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // One failed attempt, one to come.
+    gw.wait_attempts(&merchant, id, "the first attempt", |a| a.len() == 1)
+        .await;
+    let page = browser.page(&format!("/dashboard/events/{id}")).await;
+    let deliveries = fragment(&page, "deliveries", "</table>");
+    assert!(deliveries.contains(">retrying</span>"), "{deliveries}");
+    let list = browser.page("/dashboard/events").await;
+    let rows = fragment(&list, "event-rows", "</tbody>");
+    assert!(rows.contains(">retrying</span>"), "{rows}");
+    let filtered = browser.page("/dashboard/events?status=failed").await;
+    assert!(filtered.contains(id), "the failed filter finds it");
+    assert_eq!(api_listed("failed").await, [id]);
+    assert_eq!(api_listed("retrying").await, [id]);
+    assert_eq!(api_listed("pending").await, [id]);
+    assert!(api_listed("dead").await.is_empty());
+
+    // The last attempt fails too: a dead letter, found by failed and dead.
+    gw.advance(120).await;
+    gw.wait_attempts(&merchant, id, "the last attempt", |a| a.len() == 2)
+        .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while api_listed("dead").await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "never dead");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(api_listed("failed").await, [id]);
+    assert!(api_listed("retrying").await.is_empty());
+    let page = browser.page(&format!("/dashboard/events/{id}")).await;
+    let deliveries = fragment(&page, "deliveries", "</table>");
+    assert!(deliveries.contains(">failed</span>"), "{deliveries}");
+
+    let (status, body) = gw.get(&merchant.key, "/v1/events?delivery=stuck").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retrying"),
+        "{body}"
     );
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::{
     ApiError, AppState, Caller, Idempotency, Start, json_response, list_response, parse_json,
 };
-use crate::model::DeliveryStatus;
+use crate::model::DeliveryFilter;
 use crate::publish::{Published, publish};
 use crate::storage::{EventQuery, StoredEvent, Write};
 
@@ -41,6 +41,8 @@ pub struct ListQuery {
     #[serde(rename = "type")]
     event_type: Option<String>,
     delivery: Option<String>,
+    /// Only the types this endpoint takes: what it would have been sent.
+    endpoint_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,19 +155,32 @@ pub async fn list(
         }
         None => 0,
     };
-    let delivery =
-        match query.delivery.as_deref() {
-            None => None,
-            Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
-                ApiError::invalid("delivery must be pending, delivered or failed")
-            })?),
-        };
+    let delivery = match query.delivery.as_deref() {
+        None => None,
+        Some(text) => Some(
+            DeliveryFilter::parse(text)
+                .ok_or_else(|| ApiError::invalid(DeliveryFilter::EXPECTED))?,
+        ),
+    };
+    let for_endpoint = match &query.endpoint_id {
+        None => None,
+        Some(id) => Some(
+            EndpointId::parse(id)
+                .ok()
+                .and_then(|id| state.engine.directory.endpoint(id))
+                .filter(|endpoint| endpoint.merchant_id == merchant)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("endpoint_id: no such endpoint {id:?}"))
+                })?,
+        ),
+    };
     let store_query = EventQuery {
         merchant_id: Some(merchant),
         after_seq,
         limit,
         event_type: query.event_type,
         delivery,
+        for_endpoint,
     };
     let store = Arc::clone(&state.engine.store);
     let (events, has_more) = blocking(move || store.list_events(&store_query)).await?;

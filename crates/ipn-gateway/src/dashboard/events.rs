@@ -22,7 +22,7 @@ use super::queries::{self, EventFilter};
 use super::{Poster, Viewer, blocking, form, given};
 use crate::api::{ApiError, AppState};
 use crate::clock::to_millis;
-use crate::model::{AttemptStatus, DeliveryStatus, Endpoint, ROTATION_OVERLAP_MS};
+use crate::model::{AttemptStatus, DeliveryFilter, Endpoint, ROTATION_OVERLAP_MS};
 use crate::storage::StoredEvent;
 
 const PAGE: u32 = 50;
@@ -65,10 +65,11 @@ pub async fn list(
     let mut problems = Vec::new();
     let delivery = match given(&q.status).as_deref() {
         None => None,
-        Some(text) => match DeliveryStatus::parse(text) {
-            Some(status) => Some(status.as_str()),
+        Some(text) => match DeliveryFilter::parse(text) {
+            Some(filter) => Some(filter.as_str()),
             None => {
-                problems.push("Delivery status must be pending, delivered or failed.");
+                problems
+                    .push("Delivery status must be pending, retrying, delivered, failed or dead.");
                 None
             }
         },
@@ -133,9 +134,15 @@ pub async fn list(
         "</select></label><label>Delivery<select name=\"status\"><option value=\"\">Any</option>",
     );
     let status = given(&q.status).unwrap_or_default();
-    for s in ["pending", "delivered", "failed"] {
+    for filter in DeliveryFilter::ALL {
+        let s = filter.as_str();
         let selected = if s == status { " selected" } else { "" };
-        let _ = write!(main, "<option value=\"{s}\"{selected}>{s}</option>");
+        let label = match filter {
+            DeliveryFilter::Failed => "failed (retrying or dead)",
+            DeliveryFilter::Dead => "dead (no attempt left)",
+            _ => s,
+        };
+        let _ = write!(main, "<option value=\"{s}\"{selected}>{label}</option>");
     }
     let _ = write!(
         main,
@@ -379,7 +386,7 @@ async fn render(
     // `data-live` and ends them.
     let soonest = deliveries
         .iter()
-        .filter(|d| d.status == DeliveryStatus::Pending.as_str())
+        .filter(|d| d.is_pending())
         // No time set: being attempted now.
         .map(|d| d.next_attempt_at.unwrap_or(i64::MIN))
         .min();

@@ -53,16 +53,23 @@ pub struct EventRow {
     pub event_type: String,
     pub created_at: Millis,
     pub object_id: Option<String>,
+    /// Deliveries not attempted yet (since a resend).
     pub pending: u32,
+    /// Deliveries that failed and wait for another attempt.
+    pub retrying: u32,
     pub delivered: u32,
+    /// Dead letters.
     pub failed: u32,
 }
 
 impl EventRow {
-    /// One word for its deliveries: failed wins, then pending.
+    /// One word for its deliveries: failed (a dead letter) wins, then
+    /// retrying, then pending.
     pub fn delivery_status(&self) -> &'static str {
         if self.failed > 0 {
             "failed"
+        } else if self.retrying > 0 {
+            "retrying"
         } else if self.pending > 0 {
             "pending"
         } else if self.delivered > 0 {
@@ -99,16 +106,19 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<(Vec<
         .search
         .as_ref()
         .map(|s| serde_json::to_string(s).unwrap_or_default());
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT e.seq, e.id, e.merchant_id, e.type, e.created_at, e.object_id,
-                (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending'),
+                (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id
+                    AND d.status = 'pending' AND d.round_attempts = 0),
+                (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id
+                    AND d.status = 'pending' AND d.round_attempts > 0),
                 (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id AND d.status = 'delivered'),
                 (SELECT count(*) FROM deliveries d WHERE d.event_id = e.id AND d.status = 'failed')
          FROM events e
          WHERE (?1 IS NULL OR e.merchant_id = ?1)
            AND (?2 IS NULL OR e.type = ?2)
            AND (?3 IS NULL OR EXISTS (
-                SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = ?3))
+                SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND {}))
            AND (?4 IS NULL OR e.created_at >= ?4)
            AND (?5 IS NULL OR e.created_at < ?5)
            AND (?6 IS NULL OR e.id = ?6 OR e.object_id = ?6
@@ -116,7 +126,8 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<(Vec<
            AND (?8 IS NULL OR e.seq < ?8)
            AND (?10 IS NULL OR e.seq > ?10)
          ORDER BY e.seq DESC LIMIT ?9",
-    )?;
+        crate::storage::delivery_filter_sql(3)
+    ))?;
     let mut rows: Vec<EventRow> = stmt
         .query_map(
             params![
@@ -140,8 +151,9 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<(Vec<
                     created_at: row.get(4)?,
                     object_id: row.get(5)?,
                     pending: row.get(6)?,
-                    delivered: row.get(7)?,
-                    failed: row.get(8)?,
+                    retrying: row.get(7)?,
+                    delivered: row.get(8)?,
+                    failed: row.get(9)?,
                 })
             },
         )?
@@ -168,14 +180,25 @@ pub fn event_types(
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
     pub endpoint_id: String,
+    /// `pending`, `retrying` (failed, another attempt due), `delivered`
+    /// or `failed` (dead letter).
     pub status: String,
     pub attempts: u32,
     pub next_attempt_at: Option<Millis>,
 }
 
+impl DeliveryRow {
+    /// Whether another attempt is to come.
+    pub fn is_pending(&self) -> bool {
+        matches!(self.status.as_str(), "pending" | "retrying")
+    }
+}
+
 pub fn deliveries(conn: &Connection, event_id: &str) -> rusqlite::Result<Vec<DeliveryRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT endpoint_id, status, attempts, next_attempt_at FROM deliveries
+        "SELECT endpoint_id,
+                CASE WHEN status = 'pending' AND round_attempts > 0 THEN 'retrying' ELSE status END,
+                attempts, next_attempt_at FROM deliveries
          WHERE event_id = ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map([event_id], |row| {

@@ -15,7 +15,7 @@ use ipn_core::id::{CheckoutSessionId, EndpointId, EventId, MerchantId, PaymentId
 
 use crate::checkout::{CheckoutPayment, CheckoutRefusal, CheckoutSession, CheckoutSubscription};
 use crate::clock::Millis;
-use crate::model::{Attempt, DeliveryStatus, DisabledReason, Endpoint, Merchant};
+use crate::model::{Attempt, DeliveryFilter, DisabledReason, Endpoint, Merchant};
 use crate::payments::{PaymentRefusal, PaymentWrite, StoredPayment};
 use crate::subscriptions::{StoredSubscription, SubscriptionRefusal, SubscriptionWrite};
 
@@ -217,7 +217,25 @@ pub struct EventQuery {
     pub limit: u32,
     pub event_type: Option<String>,
     /// Only events with a delivery in this state.
-    pub delivery: Option<DeliveryStatus>,
+    pub delivery: Option<DeliveryFilter>,
+    /// Only events of the types this endpoint takes (what it would have
+    /// been sent), by its filter as it stands.
+    pub for_endpoint: Option<Arc<Endpoint>>,
+}
+
+/// SQL that tells whether the delivery `d` matches the filter named by the
+/// text parameter `?N`: `delivery_filter_sql(3)`. Kept beside
+/// [`DeliveryFilter`]'s names, which are the parameter's values.
+pub(crate) fn delivery_filter_sql(param: u8) -> String {
+    format!(
+        "CASE ?{param}
+           WHEN 'pending' THEN d.status = 'pending'
+           WHEN 'retrying' THEN d.status = 'pending' AND d.round_attempts > 0
+           WHEN 'delivered' THEN d.status = 'delivered'
+           WHEN 'failed' THEN d.status = 'failed' OR (d.status = 'pending' AND d.round_attempts > 0)
+           WHEN 'dead' THEN d.status = 'failed'
+         END"
+    )
 }
 
 /// What a database must do for the gateway.

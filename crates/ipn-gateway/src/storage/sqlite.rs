@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::{Context as _, anyhow};
 use ipn_core::Dialect;
+use ipn_core::event::EventType;
 use ipn_core::id::{CheckoutSessionId, EndpointId, EventId, MerchantId, PaymentId, SubscriptionId};
 use ipn_core::money::{Currency, Money};
 use ipn_core::payment::Custom;
@@ -22,8 +23,8 @@ use crate::checkout::{
 };
 use crate::clock::{Millis, from_millis};
 use crate::model::{
-    Attempt, AttemptStatus, DeliveryStatus, Disabled, DisabledReason, Endpoint, EventFilter,
-    Merchant,
+    Attempt, AttemptStatus, DeliveryFilter, DeliveryStatus, Disabled, DisabledReason, Endpoint,
+    EventFilter, Merchant,
 };
 use crate::payments::{self, PaymentRefusal, PaymentWrite, StoredPayment};
 use crate::subscriptions::{self, StoredSubscription, SubscriptionWrite};
@@ -370,27 +371,44 @@ impl Store for Sqlite {
 
     fn list_events(&self, query: &EventQuery) -> Result<(Vec<StoredEvent>, bool), StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT e.seq, e.id, e.merchant_id, e.body FROM events e
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT e.seq, e.id, e.merchant_id, e.body, e.type FROM events e
                  WHERE (?1 IS NULL OR e.merchant_id = ?1)
                    AND e.seq > ?2
                    AND (?3 IS NULL OR e.type = ?3)
                    AND (?4 IS NULL OR EXISTS (
-                        SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = ?4))
+                        SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND {}))
                  ORDER BY e.seq LIMIT ?5",
-            )?;
-            let mut events: Vec<StoredEvent> = stmt
-                .query_map(
-                    params![
-                        query.merchant_id.map(|id| id.to_string()),
-                        query.after_seq,
-                        query.event_type,
-                        query.delivery.map(DeliveryStatus::as_str),
-                        i64::from(query.limit) + 1,
-                    ],
-                    event_from_row,
-                )?
-                .collect::<rusqlite::Result<_>>()?;
+                super::delivery_filter_sql(4)
+            ))?;
+            // An endpoint's filter has wildcards and the PayPal rule: it is
+            // applied here, row by row, reading on until the page is full.
+            let wanted = |event_type: &str| {
+                query.for_endpoint.as_ref().is_none_or(|endpoint| {
+                    EventType::parse_lenient(event_type).is_ok_and(|t| endpoint.wants(&t))
+                })
+            };
+            let rows_limit = if query.for_endpoint.is_some() {
+                i64::MAX
+            } else {
+                i64::from(query.limit) + 1
+            };
+            let mut events = Vec::new();
+            let mut rows = stmt.query(params![
+                query.merchant_id.map(|id| id.to_string()),
+                query.after_seq,
+                query.event_type,
+                query.delivery.map(DeliveryFilter::as_str),
+                rows_limit,
+            ])?;
+            while let Some(row) = rows.next()? {
+                if wanted(row.get_ref(4)?.as_str()?) {
+                    events.push(event_from_row(row)?);
+                    if events.len() > query.limit as usize {
+                        break;
+                    }
+                }
+            }
             let has_more = events.len() > query.limit as usize;
             events.truncate(query.limit as usize);
             Ok((events, has_more))
