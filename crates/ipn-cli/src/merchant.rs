@@ -88,6 +88,10 @@ pub struct Args {
     /// any IPN that never arrived; 0 turns reconciliation off
     #[arg(long, env = "IPN_RECONCILE_EVERY", default_value_t = 60)]
     reconcile_every: u64,
+    /// The shop's endpoint at the gateway (ep_…): reconciliation reads only
+    /// the events it takes; without it, the payment and subscription events
+    #[arg(long, env = "IPN_ENDPOINT_ID")]
+    endpoint_id: Option<String>,
 }
 
 fn parse_secret(text: &str) -> Result<WebhookSecret, String> {
@@ -135,6 +139,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         merchant_id: args.merchant_id,
         reconcile_every: (args.reconcile_every > 0)
             .then(|| std::time::Duration::from_secs(args.reconcile_every)),
+        endpoint_id: args.endpoint_id,
         clock: Default::default(),
         admin_password: args.admin_password.map(ipn_merchant::Hidden::new),
     };

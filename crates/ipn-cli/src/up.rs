@@ -122,6 +122,7 @@ impl Up {
         );
         config.catalog = Catalog::demo();
         config.merchant_id = Some(credentials.merchant_id.clone());
+        config.endpoint_id = Some(credentials.endpoint_id.clone());
         config.downloads_dir = Some(downloads);
         config.mail_dir = dir.join("mail");
         config.smtp_url = args.smtp_url.clone();

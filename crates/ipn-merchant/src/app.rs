@@ -79,6 +79,10 @@ pub struct Config {
     /// How often reconciliation reads the gateway's event list once caught
     /// up; `None` turns it off.
     pub reconcile_every: Option<Duration>,
+    /// The shop's endpoint at the gateway (`ep_…`): reconciliation reads
+    /// only the events it takes. `None`: the payment and subscription events
+    /// the handler acts on.
+    pub endpoint_id: Option<String>,
     /// The shop's clock: real time, or a gateway's test clock.
     pub clock: Clock,
 }
@@ -121,6 +125,7 @@ impl Config {
             merchant_id: None,
             admin_password: None,
             reconcile_every: Some(Duration::from_secs(60)),
+            endpoint_id: None,
             clock: Clock::system(),
         }
     }
@@ -135,6 +140,11 @@ impl Config {
         check_http_url("gateway_url", &self.gateway_url)?;
         if self.gateway_key.0.trim().is_empty() {
             bail!("gateway_key is empty: give the merchant's API key at the gateway");
+        }
+        if let Some(endpoint_id) = &self.endpoint_id
+            && ipn_core::id::EndpointId::parse(endpoint_id).is_err()
+        {
+            bail!("endpoint_id {endpoint_id:?} is not an endpoint id (ep_…)");
         }
         if let Some(password) = &self.admin_password
             && password.reveal().len() < 8
@@ -285,6 +295,7 @@ impl Merchant {
                 Reconciler::new(
                     &config.gateway_url,
                     config.gateway_key.clone(),
+                    config.endpoint_id.clone(),
                     reconcile_reader,
                     writer.clone(),
                     every,

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ipn_core::Dialect;
+use ipn_core::event::{EventType, ObjectKind};
 use reqwest::Url;
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use serde::Deserialize;
@@ -64,10 +65,26 @@ struct Page<'a> {
     has_more: bool,
 }
 
-/// The one field read from each event: its id.
+/// The fields read from each event: its id and type.
 #[derive(Debug, Deserialize)]
 struct EventId {
     id: String,
+    #[serde(rename = "type", default)]
+    event_type: String,
+}
+
+impl EventId {
+    /// Whether the notification handler acts on this type: a payment's or
+    /// a subscription's. Without an endpoint to ask for, reconciliation keeps
+    /// only these, so a platform's own types never fill the inbox.
+    fn handled(&self) -> bool {
+        EventType::parse_lenient(&self.event_type).is_ok_and(|t| {
+            matches!(
+                t.object(),
+                Some(ObjectKind::Payment | ObjectKind::Subscription)
+            )
+        })
+    }
 }
 
 /// The worker; [`Reconciler::spawn`] runs it until `stop` is set.
@@ -76,6 +93,9 @@ pub struct Reconciler {
     client: reqwest::Client,
     events_url: Url,
     key: GatewayKey,
+    /// The shop's endpoint at the gateway: only the events it takes are
+    /// read, what it would have been sent.
+    endpoint_id: Option<String>,
     pub reader: Reader,
     pub writer: Writer,
     /// How long to wait after catching up before asking again.
@@ -87,6 +107,7 @@ impl Reconciler {
     pub fn new(
         gateway_url: &str,
         key: GatewayKey,
+        endpoint_id: Option<String>,
         reader: Reader,
         writer: Writer,
         every: Duration,
@@ -106,6 +127,7 @@ impl Reconciler {
             client,
             events_url,
             key,
+            endpoint_id,
             reader,
             writer,
             every,
@@ -156,6 +178,9 @@ impl Reconciler {
             if let Some(after) = &after {
                 query.append_pair("after", after);
             }
+            if let Some(endpoint_id) = &self.endpoint_id {
+                query.append_pair("endpoint_id", endpoint_id);
+            }
         }
         let response = self
             .client
@@ -178,25 +203,25 @@ impl Reconciler {
         };
         let last: EventId = serde_json::from_str(last.get()).context("an event without id")?;
         let received_at = crate::handler::millis(time::OffsetDateTime::now_utc());
-        let messages = page
-            .data
-            .iter()
-            .map(|raw| {
-                let event: EventId =
-                    serde_json::from_str(raw.get()).context("an event without id")?;
-                Ok(NewMessage {
-                    dialect: Dialect::Standard,
-                    webhook_id: Some(event.id.clone()),
-                    headers: vec![
-                        ("webhook-id".to_owned(), event.id),
-                        ("x-ipn-source".to_owned(), "reconciliation".to_owned()),
-                    ],
-                    body: raw.get().as_bytes().to_vec(),
-                    status: InboxStatus::Received,
-                    received_at,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut messages = Vec::with_capacity(page.data.len());
+        for raw in &page.data {
+            let event: EventId = serde_json::from_str(raw.get()).context("an event without id")?;
+            // The gateway filtered by the endpoint; else keep what the handler acts on.
+            if self.endpoint_id.is_none() && !event.handled() {
+                continue;
+            }
+            messages.push(NewMessage {
+                dialect: Dialect::Standard,
+                webhook_id: Some(event.id.clone()),
+                headers: vec![
+                    ("webhook-id".to_owned(), event.id),
+                    ("x-ipn-source".to_owned(), "reconciliation".to_owned()),
+                ],
+                body: raw.get().as_bytes().to_vec(),
+                status: InboxStatus::Received,
+                received_at,
+            });
+        }
         let count = messages.len();
         match self.writer.reconcile(messages, last.id.clone()).await {
             Ok(new) => {

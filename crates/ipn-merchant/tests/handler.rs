@@ -822,3 +822,52 @@ async fn a_message_that_fails_waits_is_retried_and_can_be_sent_back_from_admin()
     let again = retry("correct horse").await.unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn reconciliation_reads_only_what_the_endpoint_would_have_been_sent() {
+    // With the endpoint named, the gateway filters by its types; without,
+    // the shop keeps the payment and subscription events it acts on.
+    for named in [true, false] {
+        let stack = Stack::start("standard", None, |config| {
+            config.reconcile_every = Some(Duration::from_millis(100));
+            if !named {
+                config.endpoint_id = None;
+            }
+        })
+        .await;
+        let (order, total) = stack.order(mug_and_ebook()).await;
+        let (status, body) = stack
+            .gw
+            .post(
+                &stack.account.key,
+                &format!("/v1/endpoints/{}/disable", stack.endpoint_id),
+                json!({}),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        // A platform's own events, which the endpoint never takes.
+        for n in 0..5 {
+            let (status, body) = stack
+                .gw
+                .post(
+                    &stack.account.key,
+                    "/v1/events",
+                    json!({"type": "invoice.paid", "data": {"id": format!("inv_{n}")}}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        let payment = stack.pay(&order, total, card(VISA)).await;
+        let paid = stack.settled(&order, "paid", 2).await;
+        assert_eq!(paid["payments"][0]["id"], payment["id"]);
+        let inbox = stack.quiet(1).await;
+        assert_eq!(inbox.len(), 1, "named {named}: {inbox:#?}");
+        assert_eq!(inbox[0].headers["x-ipn-source"], "reconciliation");
+        assert!(
+            inbox
+                .iter()
+                .all(|row| row.outcome.as_deref() != Some("ignored")),
+            "named {named}: {inbox:#?}"
+        );
+    }
+}

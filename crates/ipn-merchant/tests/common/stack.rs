@@ -54,8 +54,10 @@ impl Stack {
             .await;
         let merchant_id = account.id.clone();
         let clock = gw.gateway.clock();
+        let shop_endpoint = endpoint_id.clone();
         let shop = TestMerchant::configured(bound, &gw.url, &account.key, &secret, |config| {
             config.merchant_id = Some(merchant_id);
+            config.endpoint_id = Some(shop_endpoint);
             // The shop follows the gateway's test clock.
             config.clock = ipn_merchant::clock::Clock::from_fn(move || clock.now());
             adjust(config);
