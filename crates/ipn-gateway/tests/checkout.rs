@@ -895,3 +895,78 @@ async fn an_expired_subscription_session_starts_nothing() {
     assert_eq!(fetched["subscription_id"], Value::Null);
     assert_eq!(shop.gw.count_rows("subscriptions"), 0);
 }
+
+#[tokio::test]
+async fn a_card_that_stays_pending_is_never_called_paid() {
+    let shop = Shop::open().await;
+    let session = shop.session(order()).await;
+    let submitted = shop
+        .submit(url(&session), "Ann Smith", "ann@example.com", STAYS_PENDING)
+        .await;
+    // The session is settled (the money is on its way): back to the shop,
+    // whose order page says it waits for the payment to clear.
+    assert_eq!(
+        submitted.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        submitted.html
+    );
+    let page = shop.get_page(url(&session)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.html.contains("data-status=\"pending\""),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains("<h1>Payment pending</h1>"),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains(">Paid<"), "{}", page.html);
+    assert!(!page.html.contains("Paid at"), "{}", page.html);
+    let again = shop
+        .submit(url(&session), "Ann Smith", "ann@example.com", VISA)
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(
+        again.html.contains("data-status=\"pending\""),
+        "{}",
+        again.html
+    );
+    assert!(
+        again.html.contains("Nothing more was charged"),
+        "{}",
+        again.html
+    );
+
+    // It fails to clear: the page says so.
+    let payment = shop.fetch(id(&session)).await["payment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = shop
+        .gw
+        .post(
+            &shop.merchant.key,
+            &format!("/v1/payments/{payment}/fail"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let page = shop.get_page(url(&session)).await;
+    assert!(
+        page.html.contains("data-status=\"failed\""),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains("nothing was charged"), "{}", page.html);
+
+    // A card that completes is paid, as before.
+    let session = shop.session(order()).await;
+    shop.submit(url(&session), "Ann Smith", "ann@example.com", VISA)
+        .await;
+    let page = shop.get_page(url(&session)).await;
+    assert!(page.html.contains("data-status=\"paid\""), "{}", page.html);
+    assert!(page.html.contains("<h1>Paid</h1>"), "{}", page.html);
+}

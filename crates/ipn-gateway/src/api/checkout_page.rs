@@ -15,6 +15,8 @@
 //! Every value that came from a merchant or a customer goes through
 //! [`escape`]; the card number is never written back into a page.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -23,7 +25,7 @@ use ipn_core::billing::Plan;
 use ipn_core::card::{CardNumber, TEST_CARDS};
 use ipn_core::id::CheckoutSessionId;
 use ipn_core::money::Money;
-use ipn_core::payment::Payer;
+use ipn_core::payment::{Payer, PaymentStatus};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -64,9 +66,29 @@ async fn show_page(state: &AppState, id: &str) -> Result<Response, ApiError> {
             };
             order_page(StatusCode::OK, &session, &merchant, &form, None)
         }
-        SessionStatus::Paid => paid_page(StatusCode::OK, &session, &merchant, false),
+        SessionStatus::Paid => {
+            let payment = payment_status(state, &session).await?;
+            paid_page(StatusCode::OK, &session, &merchant, false, payment)
+        }
         SessionStatus::Expired => expired_page(&session, &merchant),
     })
+}
+
+/// The status of the payment that settled a session, as it is now: a
+/// session is settled by a payment still pending, which may yet fail.
+async fn payment_status(
+    state: &AppState,
+    session: &CheckoutSession,
+) -> Result<Option<PaymentStatus>, ApiError> {
+    let Some(PaidBy::Payment(id)) = session.paid_by() else {
+        return Ok(None);
+    };
+    let store = Arc::clone(&state.engine.store);
+    let merchant = session.merchant_id;
+    let stored = tokio::task::spawn_blocking(move || store.payment(merchant, id))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(stored.map(|stored| stored.payment.status))
 }
 
 async fn pay_page(state: &AppState, id: &str, body: &[u8]) -> Result<Response, ApiError> {
@@ -77,7 +99,8 @@ async fn pay_page(state: &AppState, id: &str, body: &[u8]) -> Result<Response, A
     // Answered here without a write when it is already clear; the writer
     // checks again, in the transaction that would pay.
     if let Err(refusal) = session.payable(now) {
-        return Ok(refused_page(refusal, &session, &merchant_name));
+        let payment = payment_status(state, &session).await?;
+        return Ok(refused_page(refusal, &session, &merchant_name, payment));
     }
     let form = PaymentForm::parse(body);
     let filled = Filled {
@@ -164,7 +187,8 @@ async fn pay_page(state: &AppState, id: &str, body: &[u8]) -> Result<Response, A
         Written::CheckoutRefused(refusal) => {
             // Paid or expired since it was read: show it as it is now.
             let session = load(state, session.id).await?.unwrap_or(session);
-            return Ok(refused_page(refusal, &session, &merchant_name));
+            let payment = payment_status(state, &session).await?;
+            return Ok(refused_page(refusal, &session, &merchant_name, payment));
         }
         Written::PaymentRefused(refusal) => return Err(payments::refused(&refusal)),
         Written::SubscriptionRefused(refusal) => {
@@ -407,17 +431,46 @@ fn terms(plan: &Plan) -> String {
     text
 }
 
-/// The page of a paid session; `again` when a submit came after payment.
+/// The page of a settled session; `again` when a submit came after it.
+/// What it says follows the payment as it stands now (`payment`): a card
+/// pending review is "Payment pending", never "Paid", so the page and the
+/// shop's order page tell the customer the same thing.
 fn paid_page(
     status: StatusCode,
     session: &CheckoutSession,
     merchant: &str,
     again: bool,
+    payment: Option<PaymentStatus>,
 ) -> Response {
-    let lead = if again {
-        "This order was already paid. Nothing more was charged."
+    let again_note = if again {
+        " Nothing more was charged."
     } else {
-        "This order has been paid."
+        ""
+    };
+    let (title, word, lead) = match payment {
+        Some(PaymentStatus::Pending) => (
+            "Payment pending",
+            "pending",
+            format!(
+                "Your payment was accepted and has not cleared yet. {} will confirm \
+                 the order when it does.{again_note}",
+                escape(merchant)
+            ),
+        ),
+        Some(PaymentStatus::Failed | PaymentStatus::Denied) => (
+            "Payment failed",
+            "failed",
+            format!(
+                "The payment for this order did not clear, and nothing was charged. \
+                 Start again from the shop.{again_note}"
+            ),
+        ),
+        _ if again => (
+            "Paid",
+            "paid",
+            "This order was already paid. Nothing more was charged.".to_owned(),
+        ),
+        _ => ("Paid", "paid", "This order has been paid.".to_owned()),
     };
     let paid_by = match session.paid_by() {
         Some(PaidBy::Payment(id)) => format!("<p>Payment <code>{id}</code></p>\n"),
@@ -430,6 +483,7 @@ fn paid_page(
         .unwrap_or_default();
     let paid_at = session
         .paid_at
+        .filter(|_| word == "paid")
         .map(|at| format!("<p>Paid at {}.</p>\n", when(at)))
         .unwrap_or_default();
     let back = session
@@ -443,12 +497,12 @@ fn paid_page(
         })
         .unwrap_or_default();
     let main = format!(
-        "<h1>Paid</h1>\n<p id=\"status\" data-status=\"paid\">{lead}</p>\n\
+        "<h1>{title}</h1>\n<p id=\"status\" data-status=\"{word}\">{lead}</p>\n\
          <p>{merchant}: <strong>{total}</strong>{terms}</p>\n{paid_by}{paid_at}{back}",
         merchant = escape(merchant),
         total = money(session.amount),
     );
-    page(status, "Paid", &main)
+    page(status, title, &main)
 }
 
 fn expired_page(session: &CheckoutSession, merchant: &str) -> Response {
@@ -478,10 +532,17 @@ fn unknown_page() -> Response {
     page(StatusCode::NOT_FOUND, "No such checkout", main)
 }
 
-fn refused_page(refusal: CheckoutRefusal, session: &CheckoutSession, merchant: &str) -> Response {
+fn refused_page(
+    refusal: CheckoutRefusal,
+    session: &CheckoutSession,
+    merchant: &str,
+    payment: Option<PaymentStatus>,
+) -> Response {
     match refusal {
         CheckoutRefusal::NotFound => unknown_page(),
-        CheckoutRefusal::Paid { .. } => paid_page(StatusCode::CONFLICT, session, merchant, true),
+        CheckoutRefusal::Paid { .. } => {
+            paid_page(StatusCode::CONFLICT, session, merchant, true, payment)
+        }
         CheckoutRefusal::Expired => expired_page(session, merchant),
     }
 }
