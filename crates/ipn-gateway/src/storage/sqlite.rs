@@ -109,7 +109,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     (
         "0007_secrets",
-        // Secrets the gateway makes for itself, once.
+        // Secrets the gateway makes for itself, once; `seal_secrets`
+        // encrypts each at the next start (a migration cannot).
         "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
          INSERT INTO secrets (name, value) VALUES ('idempotency_hash_key', randomblob(32));",
     ),
@@ -301,11 +302,12 @@ fn secret_place(name: &str) -> String {
 /// (new, or written by a release that stored secrets in plain text) gets
 /// every stored secret sealed in place, endpoints' current and previous
 /// secrets and the gateway's own, together with the key check in one
-/// transaction; later starts only check. Returns how many values it sealed.
+/// transaction; later starts only check (and seal a secret a newer
+/// migration made for the gateway). Returns how many values it sealed.
 ///
 /// Sealing overwrites the plain text where it lay (`secure_delete`) and
 /// then empties the WAL, so no copy of it stays in the database's files.
-pub fn seal_secrets(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, StoreError> {
+fn seal_secrets(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, StoreError> {
     let secure_delete: i64 = conn.pragma_query_value(None, "secure_delete", |row| row.get(0))?;
     conn.pragma_update(None, "secure_delete", "ON")?;
     let sealed = seal_plaintext(conn, key);
@@ -329,15 +331,18 @@ fn seal_plaintext(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, S
             |row| row.get(0),
         )
         .optional()?;
-    if let Some(check) = check {
-        return match key.open(&check, &secret_place(KEY_CHECK)) {
-            Ok(text) if text == KEY_CHECK_TEXT => Ok(0),
-            _ => Err(anyhow!(
-                "the encryption key does not match this database: give the key it was \
-                 first started with"
-            )),
-        };
-    }
+    let first = match check {
+        Some(check) => match key.open(&check, &secret_place(KEY_CHECK)) {
+            Ok(text) if text == KEY_CHECK_TEXT => false,
+            _ => {
+                return Err(anyhow!(
+                    "the encryption key does not match this database: give the key it was \
+                     first started with"
+                ));
+            }
+        },
+        None => true,
+    };
     let seal = |value: &[u8], place: &str| {
         if secrets::is_sealed(value) {
             // Sealed values without a key check: not written by the gateway.
@@ -350,29 +355,34 @@ fn seal_plaintext(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, S
             .with_context(|| format!("encrypting {place}"))
     };
     let mut sealed = 0;
-    let endpoints = tx
-        .prepare("SELECT id, secret, previous_secret FROM endpoints")?
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, Option<String>>(2)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    for (id, secret, previous) in endpoints {
-        let secret = seal(secret.as_bytes(), &endpoint_place("secret", &id))?;
-        let previous = previous
-            .map(|p| seal(p.as_bytes(), &endpoint_place("previous_secret", &id)))
-            .transpose()?;
-        sealed += 1 + usize::from(previous.is_some());
-        tx.execute(
-            "UPDATE endpoints SET secret = ?2, previous_secret = ?3 WHERE id = ?1",
-            params![id, secret, previous],
-        )?;
+    if first {
+        let endpoints = tx
+            .prepare("SELECT id, secret, previous_secret FROM endpoints")?
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (id, secret, previous) in endpoints {
+            let secret = seal(secret.as_bytes(), &endpoint_place("secret", &id))?;
+            let previous = previous
+                .map(|p| seal(p.as_bytes(), &endpoint_place("previous_secret", &id)))
+                .transpose()?;
+            sealed += 1 + usize::from(previous.is_some());
+            tx.execute(
+                "UPDATE endpoints SET secret = ?2, previous_secret = ?3 WHERE id = ?1",
+                params![id, secret, previous],
+            )?;
+        }
     }
+    // The gateway's own secrets are made by migrations (`randomblob`), which
+    // cannot seal: any still a blob is sealed here, at the first start after
+    // the migration that made it. Sealed ones are text.
     let own = tx
-        .prepare("SELECT name, value FROM secrets")?
+        .prepare("SELECT name, value FROM secrets WHERE typeof(value) = 'blob'")?
         .query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
         })?
@@ -385,11 +395,13 @@ fn seal_plaintext(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, S
             params![name, value],
         )?;
     }
-    let check = seal(KEY_CHECK_TEXT, &secret_place(KEY_CHECK))?;
-    tx.execute(
-        "INSERT INTO secrets (name, value) VALUES (?1, ?2)",
-        params![KEY_CHECK, check],
-    )?;
+    if first {
+        let check = seal(KEY_CHECK_TEXT, &secret_place(KEY_CHECK))?;
+        tx.execute(
+            "INSERT INTO secrets (name, value) VALUES (?1, ?2)",
+            params![KEY_CHECK, check],
+        )?;
+    }
     tx.commit()?;
     Ok(sealed)
 }
@@ -1453,6 +1465,46 @@ mod tests {
             write,
             idempotency: None,
         }
+    }
+
+    #[test]
+    fn a_secret_a_later_migration_makes_is_sealed_at_the_next_start_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let key = EncryptionKey::generate().unwrap();
+        let store = Sqlite::open(&path, Durability::Normal, key.clone()).unwrap();
+        let hash_key = store.idempotency_hash_key().unwrap();
+        assert_eq!(hash_key.len(), 32);
+        drop(store);
+
+        // As a migration would make one: a random blob.
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO secrets (name, value) VALUES ('session_key', randomblob(32))",
+            [],
+        )
+        .unwrap();
+        let plain: Vec<u8> = conn
+            .query_row(
+                "SELECT value FROM secrets WHERE name = 'session_key'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(seal_secrets(&mut conn, &key).unwrap(), 1);
+        let sealed: String = conn
+            .query_row(
+                "SELECT value FROM secrets WHERE name = 'session_key'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(key.open(&sealed, "secrets.session_key").unwrap(), plain);
+        assert_eq!(seal_secrets(&mut conn, &key).unwrap(), 0, "nothing more");
+        drop(conn);
+
+        let store = Sqlite::open(&path, Durability::Normal, key).unwrap();
+        assert_eq!(store.idempotency_hash_key().unwrap(), hash_key);
     }
 
     #[test]
