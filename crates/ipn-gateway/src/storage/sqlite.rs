@@ -345,10 +345,10 @@ fn seal_plaintext(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, S
     };
     let seal = |value: &[u8], place: &str| {
         if secrets::is_sealed(value) {
-            // Sealed values without a key check: not written by the gateway.
+            // Sealed where plain text is expected: not written by the gateway.
             return Err(anyhow!(
-                "{place} is encrypted, but the database has no key check: it was changed \
-                 outside the gateway"
+                "{place} is already encrypted where plain text was expected: the database \
+                 was changed outside the gateway"
             ));
         }
         key.seal(value, place)
