@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, anyhow};
 use ipn_gateway::delivery::ssrf::NetworkPolicy;
-use ipn_gateway::{Config, Database, Gateway};
+use ipn_gateway::{Config, Database, EncryptionKey, Gateway};
 
 use crate::Fatal;
 
@@ -21,6 +21,18 @@ pub struct Args {
     /// The key that manages merchants (at least 16 characters)
     #[arg(long, env = "IPN_ADMIN_KEY", hide_env_values = true)]
     admin_key: String,
+    /// The key that encrypts endpoint secrets in the database: 32 random bytes
+    /// in standard base64, e.g. "$(openssl rand -base64 32)". Keep it apart
+    /// from the database and give the same one at every start; the first
+    /// start with a key encrypts the secrets an older release left in plain
+    /// text
+    #[arg(
+        long,
+        env = "IPN_ENCRYPTION_KEY",
+        hide_env_values = true,
+        value_name = "BASE64"
+    )]
+    encryption_key: String,
     /// Allow deliveries to private, loopback and link-local addresses (development only)
     #[arg(long, env = "IPN_ALLOW_PRIVATE_NETWORKS")]
     allow_private_networks: bool,
@@ -43,6 +55,8 @@ pub struct Args {
     public_url: Option<String>,
 }
 
+// The schema only: it needs no key; the gateway's first start with
+// --encryption-key encrypts the secrets a database holds.
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
     /// The database to migrate: sqlite://FILE
@@ -77,7 +91,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
     let database = Database::parse(&args.database_url)?;
-    let mut config = Config::new(database, args.admin_key);
+    let encryption_key = EncryptionKey::parse(&args.encryption_key)
+        .map_err(|e| anyhow!("--encryption-key (IPN_ENCRYPTION_KEY): {e}"))?;
+    let mut config = Config::new(database, args.admin_key, encryption_key);
     config.test_clock = args.test_clock;
     config.public_url = args.public_url;
     config.network = if args.allow_private_networks {

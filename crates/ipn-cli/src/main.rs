@@ -50,7 +50,8 @@ enum Command {
     Gateway(Box<gateway::Args>),
     /// Run the merchant server: receive IPNs, verify them, store them before answering
     Merchant(Box<merchant::Args>),
-    /// Apply the gateway's database schema
+    /// Apply the gateway's database schema (no key needed: the gateway's first start with
+    /// --encryption-key encrypts the stored secrets)
     Migrate(gateway::MigrateArgs),
     /// Follow a merchant's events at a gateway and forward each, signed, to a local URL
     Listen(Box<listen::Args>),

@@ -3,8 +3,11 @@
 //!
 //! The data directory holds `gateway.db`, `shop.db`, the shop's `mail/`
 //! folder (emails as `.eml` files, unless `--smtp-url`), its `downloads/`
-//! (the demo e-book) and `credentials.json`: the admin key, the merchant's
-//! id and API key, the endpoint's id and secret, the shop's admin password.
+//! (the demo e-book), `credentials.json`: the admin key, the merchant's
+//! id and API key, the endpoint's id and secret, the shop's admin password,
+//! and `encryption.key`, the key that encrypts the secrets in `gateway.db`
+//! (made on the first run, also on a data directory from a release without
+//! it, whose secrets the gateway then encrypts; reused after).
 //! The first run creates the merchant and its endpoint through the
 //! gateway's own API, as a platform would; later runs check them and point
 //! the endpoint at the shop's current port.
@@ -16,7 +19,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use ipn_core::standard::WebhookSecret;
 use ipn_gateway::delivery::ssrf::NetworkPolicy;
-use ipn_gateway::{Database, Gateway};
+use ipn_gateway::{Database, EncryptionKey, Gateway};
 use ipn_merchant::clock::Clock;
 use ipn_merchant::{Catalog, Hidden, Merchant};
 use serde::{Deserialize, Serialize};
@@ -90,13 +93,24 @@ impl Up {
         let admin_key = saved
             .as_ref()
             .map_or_else(|| random_token(24), |c| c.admin_key.clone());
-        let mut gateway_config =
-            ipn_gateway::Config::new(Database::Sqlite(dir.join("gateway.db")), admin_key.clone());
+        let mut gateway_config = ipn_gateway::Config::new(
+            Database::Sqlite(dir.join("gateway.db")),
+            admin_key.clone(),
+            encryption_key(dir)?,
+        );
         // A sandbox: the shop is on this machine, and time can be advanced
         // to watch subscriptions renew.
         gateway_config.network = NetworkPolicy::allow_private();
         gateway_config.test_clock = true;
-        let gateway = Gateway::start(gateway_config, gateway_listener).await?;
+        let gateway = Gateway::start(gateway_config, gateway_listener)
+            .await
+            .with_context(|| {
+                format!(
+                    "starting the gateway on {} with the key in {}",
+                    dir.join("gateway.db").display(),
+                    dir.join(KEY_FILE).display()
+                )
+            })?;
 
         let api = Api::new(&gateway_url)?;
         let webhooks = format!("{shop_url}/webhooks");
@@ -330,6 +344,26 @@ impl Api {
     }
 }
 
+/// The gateway's encryption key in the data directory, made on the first
+/// run, so the directory keeps working without a flag. The database alone
+/// cannot sign; the directory as a whole can (as `credentials.json` can).
+const KEY_FILE: &str = "encryption.key";
+
+/// Reads the data directory's encryption key, or makes one.
+fn encryption_key(dir: &Path) -> anyhow::Result<EncryptionKey> {
+    let path = dir.join(KEY_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let text = EncryptionKey::generate_base64()? + "\n";
+            write_private(dir, KEY_FILE, &text)?;
+            text
+        }
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    EncryptionKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
 fn credentials_path(dir: &Path) -> PathBuf {
     dir.join("credentials.json")
 }
@@ -345,12 +379,16 @@ fn read_credentials(dir: &Path) -> anyhow::Result<Option<Credentials>> {
     }
 }
 
-/// Writes the credentials readable by their owner only, through a
-/// temporary file so a crash never leaves half a file.
 fn write_credentials(dir: &Path, credentials: &Credentials) -> anyhow::Result<()> {
-    let path = credentials_path(dir);
-    let temporary = dir.join(".credentials.json.tmp");
     let text = serde_json::to_string_pretty(credentials)? + "\n";
+    write_private(dir, "credentials.json", &text)
+}
+
+/// Writes `dir/name` readable by its owner only, through a temporary file
+/// so a crash never leaves half a file.
+fn write_private(dir: &Path, name: &str, text: &str) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!(".{name}.tmp"));
     {
         use std::io::Write as _;
         let mut options = std::fs::OpenOptions::new();

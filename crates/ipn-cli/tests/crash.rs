@@ -11,6 +11,8 @@ use ipn_testkit::{Receiver, Reply};
 use serde_json::{Value, json};
 
 const ADMIN_KEY: &str = "crash-test-admin-key-0123456789";
+/// The same on every start of the one database (base64 of 32 bytes).
+const ENCRYPTION_KEY: &str = "kGajcXEXq0GQY0SmYvu6ozhvUSmAezH4RUFq/xOWvgs=";
 
 /// Starts `ipn gateway` on a free port; returns the process and its URL.
 fn start_gateway(database: &std::path::Path) -> (Child, String) {
@@ -23,6 +25,8 @@ fn start_gateway(database: &std::path::Path) -> (Child, String) {
             &format!("sqlite://{}", database.display()),
             "--admin-key",
             ADMIN_KEY,
+            "--encryption-key",
+            ENCRYPTION_KEY,
             "--allow-private-networks",
             "--retry-schedule",
             "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s",

@@ -13,6 +13,8 @@ use ipn_testkit::Receiver;
 use serde_json::{Value, json};
 
 const ADMIN_KEY: &str = "listen-test-admin-key-0123456789";
+/// The same on every start of the one database (base64 of 32 bytes).
+const ENCRYPTION_KEY: &str = "kGajcXEXq0GQY0SmYvu6ozhvUSmAezH4RUFq/xOWvgs=";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A free port on loopback (bound, then let go).
@@ -33,6 +35,8 @@ fn gateway(database: &Path, port: u16) -> Child {
             &format!("127.0.0.1:{port}"),
             "--admin-key",
             ADMIN_KEY,
+            "--encryption-key",
+            ENCRYPTION_KEY,
         ])
         .arg("--database-url")
         .arg(format!("sqlite://{}", database.display()))

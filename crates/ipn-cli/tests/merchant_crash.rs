@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipn_gateway::delivery::ssrf::NetworkPolicy;
-use ipn_gateway::{Database, Gateway};
+use ipn_gateway::{Database, EncryptionKey, Gateway};
 use serde_json::{Value, json};
 
 const ADMIN_KEY: &str = "merchant-crash-admin-key-0123456789";
@@ -81,8 +81,11 @@ async fn call(client: &reqwest::Client, url: &str, key: Option<&str>, body: Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merchant_killed_mid_stream_applies_everything_once_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        ipn_gateway::Config::new(Database::Sqlite(dir.path().join("gateway.db")), ADMIN_KEY);
+    let mut config = ipn_gateway::Config::new(
+        Database::Sqlite(dir.path().join("gateway.db")),
+        ADMIN_KEY,
+        EncryptionKey::generate().unwrap(),
+    );
     config.network = NetworkPolicy::allow_private();
     // Retries and probes come quickly, so the restarted shop is reached soon.
     config.delivery.retry.delays = vec![Duration::from_millis(200); 30];

@@ -10,6 +10,48 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// The endpoint secrets as stored in the data directory's gateway database.
+fn stored_endpoint_secrets(data_dir: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open_with_flags(
+        data_dir.join("gateway.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut stmt = conn.prepare("SELECT secret FROM endpoints").unwrap();
+    stmt.query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// Polls `check` on the merchant's answer to `GET path` at the gateway.
+async fn wait_gateway(
+    gateway: &str,
+    key: &str,
+    path: &str,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let answer: Value = client
+            .get(format!("{gateway}{path}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if check(&answer) {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "{what}: {answer:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 const WAIT: Duration = Duration::from_secs(20);
 
 fn credentials(data_dir: &Path) -> Value {
@@ -152,5 +194,135 @@ async fn ipn_up_runs_the_whole_flow_and_keeps_its_setup() {
         .await
         .unwrap();
     assert_eq!(again["status"], "paid", "the shop's data is kept");
+    assert_eq!(common::terminate(&mut child), Some(0));
+}
+
+#[tokio::test]
+async fn ipn_up_keeps_its_encryption_key_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ipn-data");
+    let mut child = common::start_up(&data);
+    let key_file = data.join("encryption.key");
+    let key = std::fs::read_to_string(&key_file).expect("ipn up writes encryption.key");
+    assert!(
+        ipn_gateway::EncryptionKey::parse(&key).is_ok(),
+        "32 bytes of base64: {key:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is the owner's alone");
+    }
+    let secret = credentials(&data)["endpoint_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stored = stored_endpoint_secrets(&data);
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].starts_with("enc1:"), "{stored:?}");
+    assert!(!stored[0].contains(&secret));
+    assert_eq!(common::terminate(&mut child), Some(0));
+
+    // The next run reuses the key, and the database opens with it (the
+    // endpoint, moved to the shop's new port, is saved sealed again).
+    let mut child = common::start_up(&data);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    let again = stored_endpoint_secrets(&data);
+    assert!(again[0].starts_with("enc1:"), "{again:?}");
+    assert_eq!(common::terminate(&mut child), Some(0));
+}
+
+/// A data directory as the release before encryption left it: secrets in
+/// plain text in gateway.db, no key file.
+#[tokio::test]
+async fn ipn_up_starts_on_a_data_directory_from_before_encryption_and_encrypts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ipn-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let database = ipn_gateway::Database::Sqlite(data.join("gateway.db"));
+    ipn_gateway::migrate(&database).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap();
+    let merchant_id = ipn_core::id::MerchantId::generate(now).to_string();
+    let endpoint_id = ipn_core::id::EndpointId::generate(now).to_string();
+    let merchant_key = "earlier-release-merchant-key-0123456789";
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    {
+        let conn = rusqlite::Connection::open(data.join("gateway.db")).unwrap();
+        conn.execute(
+            "INSERT INTO merchants (id, name, receiver_email, api_key_hash, created_at)
+             VALUES (?1, 'ipn demo shop', 'shop@example.com', ?2, ?3)",
+            rusqlite::params![
+                merchant_id,
+                ipn_gateway::api::hash_key(merchant_key),
+                now_ms
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO endpoints
+               (id, merchant_id, url, dialect, events, ordered, description, secret,
+                previous_secret, previous_secret_expires, disabled_reason, disabled_at,
+                failing_since, created_at)
+             VALUES (?1, ?2, 'http://127.0.0.1:9/webhooks', 'standard',
+                     '[\"payment.*\",\"subscription.*\"]', 0, '', ?3, NULL, NULL, NULL, NULL,
+                     NULL, ?4)",
+            rusqlite::params![endpoint_id, merchant_id, secret, now_ms],
+        )
+        .unwrap();
+    }
+    let credentials_json = json!({
+        "gateway_url": "http://127.0.0.1:7700",
+        "shop_url": "http://127.0.0.1:7701",
+        "admin_key": "earlier-release-admin-key-0123456789abcdef",
+        "merchant_id": merchant_id,
+        "merchant_api_key": merchant_key,
+        "endpoint_id": endpoint_id,
+        "endpoint_secret": secret,
+        "admin_password": "earlier-password",
+    });
+    std::fs::write(
+        data.join("credentials.json"),
+        serde_json::to_vec_pretty(&credentials_json).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored_endpoint_secrets(&data), [secret]);
+
+    let mut child = common::start_up(&data);
+    assert!(data.join("encryption.key").exists());
+    let stored = stored_endpoint_secrets(&data);
+    assert!(stored[0].starts_with("enc1:"), "{stored:?}");
+
+    // The shop still verifies what the gateway signs with the secret it had.
+    let gateway = credentials(&data)["gateway_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let paid = reqwest::Client::new()
+        .post(format!("{gateway}/v1/payments"))
+        .bearer_auth(merchant_key)
+        .json(&json!({
+            "amount": 500, "currency": "USD", "invoice": "earlier-order",
+            "payer": {"email": "ann@example.com", "name": "Ann Smith"},
+            "payment_method": {"card_number": "4242 4242 4242 4242"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 201);
+    let events = wait_gateway(&gateway, merchant_key, "/v1/events", "an event", |e| {
+        e["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    let event_id = events["data"][0]["id"].as_str().unwrap();
+    wait_gateway(
+        &gateway,
+        merchant_key,
+        &format!("/v1/events/{event_id}/attempts"),
+        "a delivery the shop verified and accepted",
+        |a| a["data"][0]["status"] == "succeeded",
+    )
+    .await;
     assert_eq!(common::terminate(&mut child), Some(0));
 }

@@ -16,6 +16,7 @@ use crate::delivery::ssrf::{HostResolver, NetworkPolicy, SystemResolver};
 use crate::delivery::{DeliveryConfig, Engine, Job, Parts};
 use crate::directory::Directory;
 use crate::metrics::Metrics;
+use crate::secrets::EncryptionKey;
 use crate::storage::Store;
 use crate::storage::sqlite::{Durability, Sqlite};
 use crate::writer::Writer;
@@ -25,6 +26,9 @@ use crate::writer::Writer;
 pub struct Config {
     pub database: Database,
     pub admin_key: String,
+    /// Seals endpoint secrets and the gateway's own keys at rest; the same
+    /// key on every start of one database.
+    pub encryption_key: EncryptionKey,
     pub network: NetworkPolicy,
     pub test_clock: bool,
     pub delivery: DeliveryConfig,
@@ -38,10 +42,15 @@ pub struct Config {
 
 impl Config {
     /// A gateway on `database` with the defaults of DESIGN §4.
-    pub fn new(database: Database, admin_key: impl Into<String>) -> Self {
+    pub fn new(
+        database: Database,
+        admin_key: impl Into<String>,
+        encryption_key: EncryptionKey,
+    ) -> Self {
         Self {
             database,
             admin_key: admin_key.into(),
+            encryption_key,
             network: NetworkPolicy::public_only(),
             test_clock: false,
             delivery: DeliveryConfig::default(),
@@ -76,20 +85,22 @@ impl Database {
         bail!("database URL {url:?} is not sqlite://FILE");
     }
 
-    fn open(&self, durability: Durability) -> anyhow::Result<Arc<dyn Store>> {
+    fn open(&self, durability: Durability, key: EncryptionKey) -> anyhow::Result<Arc<dyn Store>> {
         match self {
             Self::Sqlite(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)
                         .with_context(|| format!("creating {}", dir.display()))?;
                 }
-                Ok(Arc::new(Sqlite::open(path, durability)?))
+                Ok(Arc::new(Sqlite::open(path, durability, key)?))
             }
         }
     }
 }
 
 /// Applies the schema to a database and says how many migrations ran.
+/// Needs no key: the secrets a database holds are sealed by the gateway's
+/// first start with a key.
 pub fn migrate(database: &Database) -> anyhow::Result<usize> {
     match database {
         Database::Sqlite(path) => {
@@ -122,9 +133,10 @@ impl Gateway {
         let public_url = public_url(config.public_url.as_deref(), addr)?;
         let database = config.database.clone();
         let durability = config.durability;
+        let key = config.encryption_key.clone();
         let (store, merchants, endpoints, offset, idempotency_hash_key) =
             tokio::task::spawn_blocking(move || {
-                let store = database.open(durability)?;
+                let store = database.open(durability, key)?;
                 let merchants = store.merchants()?;
                 let endpoints = store.endpoints()?;
                 let offset = store.clock_offset()?;

@@ -339,7 +339,12 @@ mod tests {
             idempotency: None,
         };
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let store = Sqlite::open(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            crate::EncryptionKey::generate().unwrap(),
+        )
+        .unwrap();
         let now = OffsetDateTime::now_utc();
         let open = session(now);
         let merchant = Merchant {
@@ -449,7 +454,12 @@ mod tests {
             idempotency: None,
         };
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let store = Sqlite::open(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            crate::EncryptionKey::generate().unwrap(),
+        )
+        .unwrap();
         let now = OffsetDateTime::now_utc();
         let plan = Plan::new(Interval::Month, 1, 0, Some(12)).unwrap();
         let open = CheckoutSession {

@@ -17,6 +17,7 @@
 //! - `checkout`: hosted checkout sessions, paid at most once (the customer's
 //!   page is `api/checkout_page.rs`).
 //! - `metrics`: counters rendered for Prometheus.
+//! - `secrets`: the encryption key and the cipher that seals secrets at rest.
 
 pub mod api;
 pub mod app;
@@ -30,8 +31,10 @@ pub mod metrics;
 pub mod model;
 pub mod payments;
 pub mod publish;
+pub mod secrets;
 pub mod storage;
 pub mod subscriptions;
 pub mod writer;
 
 pub use app::{Config, Database, Gateway, migrate};
+pub use secrets::EncryptionKey;

@@ -58,10 +58,13 @@ impl Memory {
 impl ChildGateway {
     /// Starts `ipn gateway` on 127.0.0.1 and a free port, on the SQLite file
     /// `database`, with loopback deliveries allowed and `retry_schedule`
-    /// (`--retry-schedule` syntax); returns once it listens.
+    /// (`--retry-schedule` syntax), sealing secrets with `encryption_key`
+    /// (base64; the same on every start of one database); returns once it
+    /// listens.
     pub async fn start(
         database: &Path,
         admin_key: &str,
+        encryption_key: &str,
         retry_schedule: &str,
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("finding the ipn executable")?;
@@ -85,6 +88,7 @@ impl ChildGateway {
             .args(["--retry-schedule", retry_schedule])
             // In the environment rather than the arguments, out of `ps`.
             .env("IPN_ADMIN_KEY", admin_key)
+            .env("IPN_ENCRYPTION_KEY", encryption_key)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use ipn_gateway::delivery::ssrf::NetworkPolicy;
 use ipn_gateway::storage::sqlite::Durability;
-use ipn_gateway::{Config, Database, Gateway};
+use ipn_gateway::{Config, Database, EncryptionKey, Gateway};
 
 use super::api;
 
@@ -18,7 +18,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// and its admin key.
 pub async fn start(durability: Durability, dir: &Path) -> anyhow::Result<(Gateway, String)> {
     let admin_key = api::admin_key();
-    let mut config = Config::new(Database::Sqlite(dir.join("gateway.db")), admin_key.clone());
+    // The database lives one run: a random key that is never written down.
+    let mut config = Config::new(
+        Database::Sqlite(dir.join("gateway.db")),
+        admin_key.clone(),
+        EncryptionKey::generate()?,
+    );
     config.network = NetworkPolicy::allow_private();
     config.durability = durability;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -134,10 +134,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Figures> {
     let dir = tempfile::tempdir().context("creating a temporary directory for the database")?;
     let database = dir.path().join("gateway.db");
     let admin_key = api::admin_key();
+    // The same key for both starts of the one database.
+    let encryption_key = ipn_gateway::EncryptionKey::generate_base64()?;
     let schedule = format!("{}ms,1h", settings.retry_delay.as_millis());
     let (earliest, latest) = due_window(settings.retry_delay);
 
-    let gateway = ChildGateway::start(&database, &admin_key, &schedule).await?;
+    let gateway = ChildGateway::start(&database, &admin_key, &encryption_key, &schedule).await?;
     println!(
         "gateway: {} (pid {}) on SQLite in {}, retry schedule {schedule}",
         gateway.addr,
@@ -182,7 +184,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Figures> {
     receiver.answer_with(StatusCode::OK);
     hold_until(filled.all_failed + latest + SAFETY, settings.show_progress).await;
     redeliver(
-        settings, &database, &admin_key, &schedule, &receiver, filled,
+        settings,
+        &database,
+        &admin_key,
+        &encryption_key,
+        &schedule,
+        &receiver,
+        filled,
     )
     .await
 }
@@ -322,6 +330,7 @@ async fn redeliver(
     settings: &Settings,
     database: &Path,
     admin_key: &str,
+    encryption_key: &str,
     schedule: &str,
     receiver: &Arc<Receiver>,
     filled: Filled,
@@ -333,7 +342,7 @@ async fn redeliver(
             (receiver.received(), "received".to_owned())
         })
     };
-    let gateway = ChildGateway::start(database, admin_key, schedule).await?;
+    let gateway = ChildGateway::start(database, admin_key, encryption_key, schedule).await?;
     let after_restart_memory = gateway.memory();
     receiver
         .wait_for(filled.ids.clone(), 0, settings.timeout)

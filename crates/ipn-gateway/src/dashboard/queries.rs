@@ -457,7 +457,12 @@ mod tests {
     #[test]
     fn a_subscriptions_payments_and_events_are_found_through_indexes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let store = Sqlite::open(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            crate::EncryptionKey::generate().unwrap(),
+        )
+        .unwrap();
         let (payments, events) = read(&store, |conn| {
             Ok((plan(conn, SUBSCRIPTION_PAYMENTS), plan(conn, OBJECT_EVENTS)))
         })

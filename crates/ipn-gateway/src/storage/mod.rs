@@ -5,6 +5,10 @@
 //! single writer task (see `writer.rs`): an event and its deliveries commit
 //! together or not at all (the transactional outbox), and many API calls
 //! share one commit. Reads go through their own connections.
+//!
+//! A store is opened with the gateway's encryption key and keeps every
+//! secret that could sign (endpoint secrets, the gateway's own keys) sealed
+//! with it (`secrets.rs`): it seals as it writes and opens as it reads.
 
 pub mod sqlite;
 
@@ -289,7 +293,8 @@ pub trait Store: Send + Sync + 'static {
         merchant: MerchantId,
         object_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError>;
-    /// The gateway's secret for keyed request hashes (made at first start).
+    /// The gateway's secret for keyed request hashes (made at first start,
+    /// stored sealed like every secret: see `secrets.rs`).
     fn idempotency_hash_key(&self) -> Result<Vec<u8>, StoreError>;
     /// The test clock's saved offset (0 if never advanced).
     fn clock_offset(&self) -> Result<Millis, StoreError>;

@@ -11,7 +11,7 @@ use ipn_core::id::{CheckoutSessionId, EndpointId, EventId, MerchantId, PaymentId
 use ipn_core::money::{Currency, Money};
 use ipn_core::payment::Custom;
 use ipn_core::standard::WebhookSecret;
-use rusqlite::{Connection, OptionalExtension as _, Row, params};
+use rusqlite::{Connection, OptionalExtension as _, Row, TransactionBehavior, params};
 
 use super::{
     AttemptDone, DeliveryNext, EndpointHealth, EventQuery, IdempotencyKey, IdempotentResponse,
@@ -27,6 +27,7 @@ use crate::model::{
     EventFilter, Merchant,
 };
 use crate::payments::{self, PaymentRefusal, PaymentWrite, StoredPayment};
+use crate::secrets::{self, EncryptionKey};
 use crate::subscriptions::{self, StoredSubscription, SubscriptionWrite};
 use ipn_core::payment_flow::PaymentError;
 
@@ -109,7 +110,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     (
         "0007_secrets",
-        // Secrets the gateway makes for itself, once.
+        // Secrets the gateway makes for itself, once; `seal_secrets`
+        // encrypts each at the next start (a migration cannot).
         "CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
          INSERT INTO secrets (name, value) VALUES ('idempotency_hash_key', randomblob(32));",
     ),
@@ -148,6 +150,8 @@ pub enum Durability {
 #[derive(Debug)]
 pub struct Sqlite {
     path: PathBuf,
+    /// Seals the secrets it stores and opens them as it reads them.
+    key: EncryptionKey,
     writer: Mutex<Connection>,
     readers: Mutex<Readers>,
     reader_free: Condvar,
@@ -172,8 +176,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Sqlite {
-    /// Opens (creating if needed) the database file and applies migrations.
-    pub fn open(path: &Path, durability: Durability) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) the database file, applies migrations,
+    /// checks that `key` is this database's key, and on the first start with
+    /// a key seals the secrets stored in plain text (see [`seal_secrets`]).
+    pub fn open(
+        path: &Path,
+        durability: Durability,
+        key: EncryptionKey,
+    ) -> Result<Self, StoreError> {
         let writer = open_connection(path)?;
         let synchronous = match durability {
             Durability::Full => "FULL",
@@ -184,8 +194,14 @@ impl Sqlite {
         writer.pragma_update(None, "temp_store", "MEMORY")?;
         let mut writer = writer;
         migrate(&mut writer)?;
+        let sealed = seal_secrets(&mut writer, &key)
+            .with_context(|| format!("opening the gateway database {}", path.display()))?;
+        if sealed > 0 {
+            tracing::info!(sealed, "encrypted the secrets stored in plain text");
+        }
         Ok(Self {
             path: path.to_owned(),
+            key,
             writer: Mutex::new(writer),
             readers: Mutex::new(Readers::default()),
             reader_free: Condvar::new(),
@@ -268,6 +284,129 @@ pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
     Ok(applied)
 }
 
+/// The `secrets` row holding a known text sealed with the database's key:
+/// every start opens it, so a wrong key is refused even on an empty database.
+const KEY_CHECK: &str = "key_check";
+const KEY_CHECK_TEXT: &[u8] = b"the ipn gateway's encryption key";
+
+/// Where a sealed endpoint secret belongs (its associated data).
+fn endpoint_place(column: &str, id: &str) -> String {
+    format!("endpoints.{column} {id}")
+}
+
+/// Where one of the gateway's own sealed secrets belongs.
+fn secret_place(name: &str) -> String {
+    format!("secrets.{name}")
+}
+
+/// Checks `key` against the database's key check. A database without one
+/// (new, or written by a release that stored secrets in plain text) gets
+/// every stored secret sealed in place, endpoints' current and previous
+/// secrets and the gateway's own, together with the key check in one
+/// transaction; later starts only check (and seal a secret a newer
+/// migration made for the gateway). Returns how many values it sealed.
+///
+/// Sealing overwrites the plain text where it lay (`secure_delete`) and
+/// then empties the WAL, so no copy of it stays in the database's files.
+fn seal_secrets(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, StoreError> {
+    let secure_delete: i64 = conn.pragma_query_value(None, "secure_delete", |row| row.get(0))?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let sealed = seal_plaintext(conn, key);
+    conn.pragma_update(None, "secure_delete", secure_delete)?;
+    let sealed = sealed?;
+    if sealed > 0 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy != 0 {
+            tracing::warn!("the WAL could not be emptied after encrypting the secrets");
+        }
+    }
+    Ok(sealed)
+}
+
+fn seal_plaintext(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let check: Option<String> = tx
+        .query_row(
+            "SELECT value FROM secrets WHERE name = ?1",
+            [KEY_CHECK],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let first = match check {
+        Some(check) => match key.open(&check, &secret_place(KEY_CHECK)) {
+            Ok(text) if text == KEY_CHECK_TEXT => false,
+            _ => {
+                return Err(anyhow!(
+                    "the encryption key does not match this database: give the key it was \
+                     first started with"
+                ));
+            }
+        },
+        None => true,
+    };
+    let seal = |value: &[u8], place: &str| {
+        if secrets::is_sealed(value) {
+            // Sealed where plain text is expected: not written by the gateway.
+            return Err(anyhow!(
+                "{place} is already encrypted where plain text was expected: the database \
+                 was changed outside the gateway"
+            ));
+        }
+        key.seal(value, place)
+            .with_context(|| format!("encrypting {place}"))
+    };
+    let mut sealed = 0;
+    if first {
+        let endpoints = tx
+            .prepare("SELECT id, secret, previous_secret FROM endpoints")?
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (id, secret, previous) in endpoints {
+            let secret = seal(secret.as_bytes(), &endpoint_place("secret", &id))?;
+            let previous = previous
+                .map(|p| seal(p.as_bytes(), &endpoint_place("previous_secret", &id)))
+                .transpose()?;
+            sealed += 1 + usize::from(previous.is_some());
+            tx.execute(
+                "UPDATE endpoints SET secret = ?2, previous_secret = ?3 WHERE id = ?1",
+                params![id, secret, previous],
+            )?;
+        }
+    }
+    // The gateway's own secrets are made by migrations (`randomblob`), which
+    // cannot seal: any still a blob is sealed here, at the first start after
+    // the migration that made it. Sealed ones are text.
+    let own = tx
+        .prepare("SELECT name, value FROM secrets WHERE typeof(value) = 'blob'")?
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (name, value) in own {
+        let value = seal(&value, &secret_place(&name))?;
+        sealed += 1;
+        tx.execute(
+            "UPDATE secrets SET value = ?2 WHERE name = ?1",
+            params![name, value],
+        )?;
+    }
+    if first {
+        let check = seal(KEY_CHECK_TEXT, &secret_place(KEY_CHECK))?;
+        tx.execute(
+            "INSERT INTO secrets (name, value) VALUES (?1, ?2)",
+            params![KEY_CHECK, check],
+        )?;
+    }
+    tx.commit()?;
+    Ok(sealed)
+}
+
 impl Store for Sqlite {
     fn apply(
         &self,
@@ -280,7 +419,7 @@ impl Store for Sqlite {
             let tx = conn.transaction()?;
             let mut results = Vec::with_capacity(batch.len());
             for request in batch {
-                match apply_one(&tx, request) {
+                match apply_one(&tx, &self.key, request) {
                     Ok(written) => results.push(Ok(written)),
                     Err(_) => break,
                 }
@@ -296,7 +435,7 @@ impl Store for Sqlite {
         let mut results = Vec::with_capacity(batch.len());
         for request in batch {
             let mut sp = tx.savepoint()?;
-            match apply_one(&sp, request) {
+            match apply_one(&sp, &self.key, request) {
                 Ok(written) => {
                     sp.commit()?;
                     results.push(Ok(written));
@@ -337,7 +476,7 @@ impl Store for Sqlite {
                         failing_since, created_at
                  FROM endpoints ORDER BY created_at, id",
             )?;
-            let rows = stmt.query_map([], endpoint_from_row)?;
+            let rows = stmt.query_map([], |row| endpoint_from_row(row, &self.key))?;
             rows.collect()
         })
     }
@@ -513,10 +652,15 @@ impl Store for Sqlite {
     }
 
     fn idempotency_hash_key(&self) -> Result<Vec<u8>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT value FROM secrets WHERE name = 'idempotency_hash_key'")?
-                .query_row([], |row| row.get(0))
-        })
+        const NAME: &str = "idempotency_hash_key";
+        let sealed: String = self.read(|conn| {
+            conn.prepare_cached("SELECT value FROM secrets WHERE name = ?1")?
+                .query_row([NAME], |row| row.get(0))
+        })?;
+        let place = secret_place(NAME);
+        self.key
+            .open(&sealed, &place)
+            .with_context(|| format!("reading {place}"))
     }
 
     fn clock_offset(&self) -> Result<Millis, StoreError> {
@@ -574,13 +718,17 @@ fn find_idempotent(
     .optional()
 }
 
-fn apply_one(tx: &Connection, request: &WriteRequest) -> Result<Written, StoreError> {
+fn apply_one(
+    tx: &Connection,
+    key: &EncryptionKey,
+    request: &WriteRequest,
+) -> Result<Written, StoreError> {
     if let Some(key) = &request.idempotency
         && let Some(first) = find_idempotent(tx, &key.scope, &key.key)?
     {
         return Ok(Written::Replay(first));
     }
-    let written = apply_write(tx, &request.write)?;
+    let written = apply_write(tx, key, &request.write)?;
     if let Some(key) = &request.idempotency {
         save_idempotent(tx, key, &request.write, &written)?;
     }
@@ -636,7 +784,7 @@ fn save_idempotent(
     Ok(())
 }
 
-fn apply_write(tx: &Connection, write: &Write) -> Result<Written, StoreError> {
+fn apply_write(tx: &Connection, key: &EncryptionKey, write: &Write) -> Result<Written, StoreError> {
     match write {
         Write::CreateMerchant(m) => {
             tx.prepare_cached(
@@ -653,7 +801,7 @@ fn apply_write(tx: &Connection, write: &Write) -> Result<Written, StoreError> {
             Ok(Written::Done)
         }
         Write::SaveEndpoint(e) => {
-            save_endpoint(tx, e)?;
+            save_endpoint(tx, key, e)?;
             Ok(Written::Done)
         }
         Write::Ingest(new) => ingest(tx, new).map(Written::Ingested),
@@ -1079,8 +1227,18 @@ fn checkout_subscription_write(
     Ok(written)
 }
 
-fn save_endpoint(tx: &Connection, e: &Endpoint) -> Result<(), StoreError> {
+/// Saves an endpoint, its secrets sealed for their row and column.
+fn save_endpoint(tx: &Connection, key: &EncryptionKey, e: &Endpoint) -> Result<(), StoreError> {
     let events = serde_json::to_string(&e.filter.entries())?;
+    let id = e.id.to_string();
+    let secret = key.seal(e.secret.reveal().as_bytes(), &endpoint_place("secret", &id))?;
+    let previous_secret = match &e.previous_secret {
+        Some((previous, _)) => Some(key.seal(
+            previous.reveal().as_bytes(),
+            &endpoint_place("previous_secret", &id),
+        )?),
+        None => None,
+    };
     tx.prepare_cached(
         "INSERT OR REPLACE INTO endpoints
            (id, merchant_id, url, dialect, events, ordered, description, secret,
@@ -1089,15 +1247,15 @@ fn save_endpoint(tx: &Connection, e: &Endpoint) -> Result<(), StoreError> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
-        e.id.to_string(),
+        id,
         e.merchant_id.to_string(),
         e.url,
         e.dialect.as_str(),
         events,
         e.ordered,
         e.description,
-        e.secret.reveal(),
-        e.previous_secret.as_ref().map(|(s, _)| s.reveal()),
+        secret,
+        previous_secret,
         e.previous_secret.as_ref().map(|(_, at)| *at),
         e.disabled.as_ref().map(|d| d.reason.as_str()),
         e.disabled.as_ref().map(|d| d.at),
@@ -1224,7 +1382,8 @@ fn conversion(index: usize, message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, message.into())
 }
 
-fn endpoint_from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
+fn endpoint_from_row(row: &Row<'_>, key: &EncryptionKey) -> rusqlite::Result<Endpoint> {
+    let id = parse_id(row, 0, EndpointId::parse)?;
     let dialect: Dialect = row
         .get_ref(3)?
         .as_str()?
@@ -1233,10 +1392,10 @@ fn endpoint_from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
     let entries: Vec<String> = serde_json::from_str(row.get_ref(4)?.as_str()?)
         .map_err(|e| conversion(4, e.to_string()))?;
     let filter = EventFilter::parse(&entries, dialect).map_err(|e| conversion(4, e.to_string()))?;
-    let secret = parse_id(row, 7, WebhookSecret::parse)?;
+    let secret = open_endpoint_secret(key, row.get_ref(7)?.as_str()?, "secret", id, 7)?;
     let previous_secret = match row.get_ref(8)?.as_str_or_null()? {
         Some(text) => Some((
-            WebhookSecret::parse(text).map_err(|e| conversion(8, e.to_string()))?,
+            open_endpoint_secret(key, text, "previous_secret", id, 8)?,
             row.get::<_, Option<Millis>>(9)?.unwrap_or(0),
         )),
         None => None,
@@ -1250,7 +1409,7 @@ fn endpoint_from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
         None => None,
     };
     Ok(Endpoint {
-        id: parse_id(row, 0, EndpointId::parse)?,
+        id,
         merchant_id: parse_id(row, 1, MerchantId::parse)?,
         url: row.get(2)?,
         dialect,
@@ -1263,6 +1422,24 @@ fn endpoint_from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
         failing_since: row.get(12)?,
         created_at: row.get(13)?,
     })
+}
+
+/// An endpoint's secret, opened from its column. The key was checked at
+/// start, so a value that does not open was changed or moved.
+fn open_endpoint_secret(
+    key: &EncryptionKey,
+    sealed: &str,
+    column: &str,
+    id: EndpointId,
+    index: usize,
+) -> rusqlite::Result<WebhookSecret> {
+    let place = endpoint_place(column, &id.to_string());
+    let opened = key
+        .open(sealed, &place)
+        .map_err(|e| conversion(index, format!("{place}: {e}")))?;
+    let text = String::from_utf8(opened)
+        .map_err(|_| conversion(index, format!("{place}: not UTF-8 once decrypted")))?;
+    WebhookSecret::parse(&text).map_err(|e| conversion(index, format!("{place}: {e}")))
 }
 
 fn scheduled_from_row(row: &Row<'_>) -> rusqlite::Result<Scheduled> {
@@ -1309,9 +1486,54 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_a_later_migration_makes_is_sealed_at_the_next_start_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let key = EncryptionKey::generate().unwrap();
+        let store = Sqlite::open(&path, Durability::Normal, key.clone()).unwrap();
+        let hash_key = store.idempotency_hash_key().unwrap();
+        assert_eq!(hash_key.len(), 32);
+        drop(store);
+
+        // As a migration would make one: a random blob.
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO secrets (name, value) VALUES ('session_key', randomblob(32))",
+            [],
+        )
+        .unwrap();
+        let plain: Vec<u8> = conn
+            .query_row(
+                "SELECT value FROM secrets WHERE name = 'session_key'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(seal_secrets(&mut conn, &key).unwrap(), 1);
+        let sealed: String = conn
+            .query_row(
+                "SELECT value FROM secrets WHERE name = 'session_key'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(key.open(&sealed, "secrets.session_key").unwrap(), plain);
+        assert_eq!(seal_secrets(&mut conn, &key).unwrap(), 0, "nothing more");
+        drop(conn);
+
+        let store = Sqlite::open(&path, Durability::Normal, key).unwrap();
+        assert_eq!(store.idempotency_hash_key().unwrap(), hash_key);
+    }
+
+    #[test]
     fn a_failing_request_rolls_back_alone_and_the_rest_of_the_batch_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let store = Sqlite::open(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            crate::EncryptionKey::generate().unwrap(),
+        )
+        .unwrap();
         let first = merchant("a");
         let mut clash = merchant("b");
         clash.id = first.id; // same primary key: this insert fails

@@ -6,12 +6,19 @@ use std::time::Duration;
 
 use ipn_core::standard::{Signer, Verifier, WebhookHeaders, WebhookSecret};
 use ipn_gateway::delivery::ssrf::{NetworkPolicy, StaticResolver};
-use ipn_gateway::{Config, Database, Gateway};
+use ipn_gateway::{Config, Database, EncryptionKey, Gateway};
 use ipn_testkit::Recorded;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 pub const ADMIN_KEY: &str = "admin-key-for-tests-0123456789";
+/// The encryption key of every test gateway (base64 of 32 bytes): the same
+/// across a restart of one data directory.
+pub const ENCRYPTION_KEY: &str = "kGajcXEXq0GQY0SmYvu6ozhvUSmAezH4RUFq/xOWvgs=";
+
+pub fn encryption_key() -> EncryptionKey {
+    EncryptionKey::parse(ENCRYPTION_KEY).unwrap()
+}
 
 pub struct TestGateway {
     pub gateway: Gateway,
@@ -45,7 +52,11 @@ impl TestGateway {
     /// Starts on an existing data directory (to restart a gateway).
     pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
         let resolver = Arc::new(StaticResolver::default());
-        let mut config = Config::new(Database::Sqlite(dir.path().join("gateway.db")), ADMIN_KEY);
+        let mut config = Config::new(
+            Database::Sqlite(dir.path().join("gateway.db")),
+            ADMIN_KEY,
+            encryption_key(),
+        );
         config.test_clock = true;
         config.network = NetworkPolicy::allow_private();
         config.resolver = resolver.clone();

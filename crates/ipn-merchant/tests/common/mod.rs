@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ipn_core::standard::WebhookSecret;
 use ipn_gateway::delivery::ssrf::NetworkPolicy;
-use ipn_gateway::{Database, Gateway};
+use ipn_gateway::{Database, EncryptionKey, Gateway};
 use ipn_merchant::{Config, GatewayKey, Merchant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -39,8 +39,11 @@ impl TestGateway {
     /// with loopback endpoints allowed.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config =
-            ipn_gateway::Config::new(Database::Sqlite(dir.path().join("gateway.db")), ADMIN_KEY);
+        let mut config = ipn_gateway::Config::new(
+            Database::Sqlite(dir.path().join("gateway.db")),
+            ADMIN_KEY,
+            EncryptionKey::generate().unwrap(),
+        );
         config.test_clock = true;
         config.network = NetworkPolicy::allow_private();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
