@@ -165,10 +165,13 @@ impl Gateway {
             admin_key_hash: hash_key(config.admin_key.trim()).into(),
             idempotency_hash_key: idempotency_hash_key.into(),
             public_url: public_url.into(),
+            key_failures: Arc::new(api::key_failures()),
         };
         let mut stop_http = stop;
         let server = tokio::spawn(async move {
-            axum::serve(listener, api::router(state))
+            // The peer's address counts wrong keys (`api/auth.rs`).
+            let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop_http.wait_for(|stop| *stop).await;
                 })
