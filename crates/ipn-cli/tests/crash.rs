@@ -10,7 +10,7 @@ use std::time::Duration;
 use ipn_testkit::{Receiver, Reply};
 use serde_json::{Value, json};
 
-const ADMIN_KEY: &str = "crash-test-admin-key-0123456789";
+const ADMIN_KEY: &str = "crash-test-admin-key-0123456789abcdef";
 
 /// Starts `ipn gateway` on a free port; returns the process and its URL.
 fn start_gateway(database: &std::path::Path) -> (Child, String) {

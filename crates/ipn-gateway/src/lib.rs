@@ -34,4 +34,4 @@ pub mod storage;
 pub mod subscriptions;
 pub mod writer;
 
-pub use app::{Config, Database, Gateway, migrate};
+pub use app::{Config, Database, Gateway, check_admin_key, migrate};

@@ -703,3 +703,29 @@ async fn wrong_dashboard_sign_ins_are_counted_per_address() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test]
+async fn a_short_or_plainly_not_random_admin_key_is_refused_naming_the_flag() {
+    for (key, expected) in [
+        ("0123456789abcdef", "is 16 characters: at least 32"),
+        ("admin-key-for-tests-0123456789a", "is 31 characters"),
+        (&"ab".repeat(20), "only 2 different characters"),
+        (&"123456789".repeat(4), "only 9 different"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ipn_gateway::Config::new(
+            ipn_gateway::Database::Sqlite(dir.path().join("gateway.db")),
+            key,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let error = ipn_gateway::Gateway::start(config, listener)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--admin-key, IPN_ADMIN_KEY"),
+            "{key}: {error}"
+        );
+        assert!(error.contains(expected), "{key}: {error}");
+    }
+}

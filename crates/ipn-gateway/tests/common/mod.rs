@@ -11,7 +11,7 @@ use ipn_testkit::Recorded;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-pub const ADMIN_KEY: &str = "admin-key-for-tests-0123456789";
+pub const ADMIN_KEY: &str = "admin-key-for-tests-0123456789abcdef";
 
 pub struct TestGateway {
     pub gateway: Gateway,
