@@ -23,6 +23,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+
 /// Slots of the lock-free check.
 const SLOTS: usize = 256;
 /// Clients remembered before windows that ended are swept.
@@ -143,6 +146,25 @@ pub fn client(peer: SocketAddr) -> IpAddr {
                 IpAddr::V6(Ipv6Addr::from(segments))
             }
         },
+    }
+}
+
+/// The client a request counts as, as an extractor that never refuses:
+/// `None` when the server was started without `ConnectInfo` (both
+/// services always are; a router served without it counts nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| client(info.0)),
+        ))
     }
 }
 

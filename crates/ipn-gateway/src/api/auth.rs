@@ -11,10 +11,10 @@
 //! unless its address shares a slot with a locked-out one, takes no lock
 //! (`ipn_web::throttle`): the API's throughput does not pay for it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use base64::Engine as _;
@@ -39,28 +39,7 @@ pub fn key_failures() -> KeyFailures {
     KeyFailures::new(FAILURE_LIMIT, FAILURE_WINDOW)
 }
 
-/// The client address a request counts as, when the server was started
-/// with `ConnectInfo` (it always is; a router served without it counts
-/// nothing).
-pub fn client(parts: &Parts) -> Option<IpAddr> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| ipn_web::throttle::client(info.0))
-}
-
-/// The client address of a request, as an extractor that never refuses
-/// (`None` without `ConnectInfo`).
-#[derive(Debug, Clone, Copy)]
-pub struct Client(pub Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Client {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(client(parts)))
-    }
-}
+pub use ipn_web::throttle::Client;
 
 /// The key of an `Authorization: Bearer <key>` header, the scheme in any
 /// case.
@@ -148,7 +127,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let client = client(parts);
+        let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
         if let Some(ip) = client
             && let Some(wait) = state.key_failures.locked(&ip, Instant::now())
         {
