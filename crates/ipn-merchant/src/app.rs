@@ -81,6 +81,27 @@ pub struct Config {
     pub reconcile_every: Option<Duration>,
     /// The shop's clock: real time, or a gateway's test clock.
     pub clock: Clock,
+    /// Orders (`POST /api/orders`, the Buy form) one client address may
+    /// make per window: each asks the gateway for a checkout session.
+    pub order_limit: OrderLimit,
+}
+
+/// At most `orders` per `window` from one client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderLimit {
+    pub orders: u32,
+    pub window: Duration,
+}
+
+impl Default for OrderLimit {
+    /// Far more than a person buys, or a test suite makes from one
+    /// address; far fewer than a script could fill the gateway with.
+    fn default() -> Self {
+        Self {
+            orders: 200,
+            window: Duration::from_secs(600),
+        }
+    }
 }
 
 impl Config {
@@ -122,6 +143,7 @@ impl Config {
             admin_password: None,
             reconcile_every: Some(Duration::from_secs(60)),
             clock: Clock::system(),
+            order_limit: OrderLimit::default(),
         }
     }
 
@@ -143,6 +165,9 @@ impl Config {
         }
         if self.body_limit == 0 {
             bail!("body_limit must be at least one byte");
+        }
+        if self.order_limit.orders == 0 || self.order_limit.window.is_zero() {
+            bail!("order_limit must allow at least one order in a window longer than zero");
         }
         let mut keys: Vec<VerifyKey> = self
             .webhook_secrets
@@ -317,6 +342,10 @@ impl Merchant {
             public_url,
             body_limit: config.body_limit,
             clock: config.clock.clone(),
+            order_limit: Arc::new(ipn_web::throttle::Throttle::new(
+                config.order_limit.orders,
+                config.order_limit.window,
+            )),
         };
         let pages = crate::pages::router(crate::pages::Pages {
             shop: shop_state.clone(),
@@ -338,7 +367,8 @@ impl Merchant {
         };
         let server = tokio::spawn(async move {
             let routes = shop.merge(crate::downloads::router(downloads));
-            // The peer's address counts wrong admin passwords (`pages/throttle.rs`).
+            // The peer's address counts wrong admin passwords (`pages/throttle.rs`)
+            // and orders (`shop/mod.rs`).
             let app = receiver::router(state, routes)
                 .into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum::serve(listener, app)

@@ -229,7 +229,22 @@ async fn home(State(pages): State<Pages>) -> Response {
     pages.catalog(StatusCode::OK, None, None)
 }
 
-async fn buy(State(pages): State<Pages>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn buy(
+    State(pages): State<Pages>,
+    client: ipn_web::throttle::Client,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    if let Err(ShopError::TooManyOrders { retry_after }) = pages.shop.admit_order(client) {
+        let mut response = pages.message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many orders",
+            &format!("Too many orders came from your address. Try again in {retry_after} seconds."),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.into());
+        return response;
+    }
     let Ok(body) = body else {
         return pages.catalog(
             StatusCode::BAD_REQUEST,
