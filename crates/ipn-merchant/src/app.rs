@@ -73,6 +73,9 @@ pub struct Config {
     /// The shop's merchant id at the gateway, when known: subscription
     /// notices (which have no order to check against) must name it.
     pub merchant_id: Option<String>,
+    /// The user name of the shop's admin pages (HTTP Basic), `admin` by
+    /// default.
+    pub admin_user: String,
     /// The password of the shop's admin pages (`/admin`, HTTP Basic);
     /// `None`: the admin pages are off (404).
     pub admin_password: Option<Hidden>,
@@ -140,6 +143,7 @@ impl Config {
             download_policy: crate::downloads::Policy::default(),
             live: false,
             merchant_id: None,
+            admin_user: "admin".to_owned(),
             admin_password: None,
             reconcile_every: Some(Duration::from_secs(60)),
             clock: Clock::system(),
@@ -162,6 +166,9 @@ impl Config {
             && password.reveal().len() < 8
         {
             bail!("admin_password must be at least 8 characters");
+        }
+        if self.admin_user.is_empty() || self.admin_user.contains(':') {
+            bail!("admin_user must be a name without ':' (HTTP Basic splits at the first one)");
         }
         if self.body_limit == 0 {
             bail!("body_limit must be at least one byte");
@@ -350,6 +357,8 @@ impl Merchant {
         let pages = crate::pages::router(crate::pages::Pages {
             shop: shop_state.clone(),
             shop_name: config.shop_name.clone(),
+            device_key: downloads.signing_key(),
+            admin_user: config.admin_user.clone(),
             admin_password: config
                 .admin_password
                 .as_ref()

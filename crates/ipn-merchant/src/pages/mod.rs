@@ -14,9 +14,11 @@
 //! | `POST /admin/flags/{id}/resolve` | resolves a flag; 303 back |
 //! | `POST /admin/messages/{id}/retry` | sends a `failed` IPN back to the handler; 303 back |
 //!
-//! Admin pages need the admin password (HTTP Basic) and admin posts must
-//! come from the shop's own pages; see `auth.rs`. Without a password the
-//! admin pages answer 404.
+//! Admin pages need the admin user name and password (HTTP Basic) and
+//! admin posts must come from the shop's own pages; see `auth.rs`. Without
+//! a password the admin pages answer 404. Wrong passwords lock a client
+//! out for a while; a browser that signed in before is counted on its own
+//! (`throttle.rs`).
 //!
 //! - `html.rs`: escaping, the page frame and the headers;
 //! - `catalog.rs`, `order.rs`, `admin.rs`: each page's markup, pure
@@ -31,7 +33,6 @@ pub mod order;
 pub mod throttle;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -62,8 +63,12 @@ pub struct Pages {
     pub shop: Shop,
     /// Shown at the top of every page.
     pub shop_name: String,
+    /// The admin's user name.
+    pub admin_user: String,
     /// The admin password; `None`: the admin pages do not exist.
     pub admin_password: Option<String>,
+    /// Signs the admin's known-device cookies (`throttle.rs`).
+    pub device_key: crate::downloads::SigningKey,
     /// Where emails are written when there is no SMTP server; shown on
     /// `/admin`. `None` when they go to a server.
     pub mail_dir: Option<PathBuf>,
@@ -78,6 +83,7 @@ impl std::fmt::Debug for Pages {
         f.debug_struct("Pages")
             .field("shop", &self.shop)
             .field("shop_name", &self.shop_name)
+            .field("admin_user", &self.admin_user)
             .field(
                 "admin_password",
                 &self.admin_password.as_ref().map(|_| "***"),
@@ -153,7 +159,7 @@ impl Pages {
     /// `None` when the request may see the admin pages; otherwise the
     /// answer that refuses it.
     fn admin_refusal(&self, headers: &HeaderMap) -> Option<Response> {
-        match auth::check(headers, self.admin_password.as_deref()) {
+        match auth::check(headers, &self.admin_user, self.admin_password.as_deref()) {
             Access::Granted => None,
             Access::Disabled => Some(self.message(
                 StatusCode::NOT_FOUND,
@@ -165,7 +171,7 @@ impl Pages {
                 let mut response = self.message(
                     StatusCode::UNAUTHORIZED,
                     "Password needed",
-                    "The admin pages need the shop's admin password.",
+                    "The admin pages need the shop's admin user name and password.",
                 );
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
@@ -202,11 +208,13 @@ impl Pages {
 
 /// The pages' routes; merge them with the shop's.
 pub fn router(state: Pages) -> Router {
-    let guard = throttle::Guard {
-        throttle: Arc::default(),
-        shop_name: state.shop_name.clone(),
-    };
-    // Wrong passwords are counted per address (`throttle.rs`).
+    let guard = throttle::Guard::new(
+        state.device_key.clone(),
+        state.shop.public_url.starts_with("https://"),
+        state.shop_name.clone(),
+    );
+    // Wrong passwords are counted per address, or per known device
+    // (`throttle.rs`).
     let admin = Router::new()
         .route("/admin", get(dashboard))
         .route("/admin/orders/{id}", get(admin_order))
