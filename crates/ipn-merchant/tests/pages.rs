@@ -235,6 +235,22 @@ async fn the_catalog_has_a_buy_form_per_product_and_refuses_bad_input() {
         assert!(refused.text.contains(problem), "{body}: {}", refused.text);
         assert!(refused.text.contains(">Buy</button>"), "the catalog again");
     }
+    // The same form posted from another site, or with no origin at all.
+    let good = "sku=mug&quantity=1&customer_email=ann%40example.com";
+    let refused = stack
+        .post_from("https://evil.example", "/orders", good, None)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert_html(&refused);
+    let bare = stack
+        .client
+        .post(format!("{}/orders", stack.shop.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
     assert!(stack.shop.count("orders") == 0, "nothing was stored");
 
     let unknown = stack.get("/orders/ord_nope", None).await;

@@ -360,6 +360,7 @@ async fn orders_are_limited_per_client_address_the_buy_form_included() {
     ];
     let response = busy
         .post(format!("{}/orders", shop.url))
+        .header("origin", &shop.url)
         .form(&form)
         .send()
         .await
@@ -373,6 +374,7 @@ async fn orders_are_limited_per_client_address_the_buy_form_included() {
     let other = client_from("127.0.0.3");
     let response = other
         .post(format!("{}/orders", shop.url))
+        .header("origin", &shop.url)
         .form(&form)
         .send()
         .await

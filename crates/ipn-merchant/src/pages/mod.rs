@@ -5,7 +5,7 @@
 //! | route | page |
 //! |---|---|
 //! | `GET /` | the catalog, a Buy form per product |
-//! | `POST /orders` | form `sku`, `quantity`, `customer_email`: makes the order as `POST /api/orders` does and answers 303 to its checkout; 400 the catalog again with the problem; 502 when the gateway fails |
+//! | `POST /orders` | form `sku`, `quantity`, `customer_email` from the catalog (same origin, else 403): makes the order as `POST /api/orders` does and answers 303 to its checkout; 400 the catalog again with the problem; 429 over the order limit; 502 when the gateway fails |
 //! | `GET /orders/{id}` | the order's status for its customer (reloads itself while unpaid) |
 //! | `GET /admin` | orders (`?before=ord_…` pages back), open flags, latest IPNs and emails |
 //! | `GET /admin/orders/{id}` | one order with its IPNs, payments, flags, emails, downloads |
@@ -240,8 +240,19 @@ async fn home(State(pages): State<Pages>) -> Response {
 async fn buy(
     State(pages): State<Pages>,
     client: ipn_web::throttle::Client,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // A form on any site can post here, as it could post text/plain to
+    // `/api/orders`; each order costs a checkout session at the gateway.
+    if !auth::same_origin(&headers, &pages.shop.public_url) {
+        return pages.message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This order did not come from the shop's own catalog page, so it was not made. \
+             Order from the shop's catalog.",
+        );
+    }
     if let Err(ShopError::TooManyOrders { retry_after }) = pages.shop.admit_order(client) {
         let mut response = pages.message(
             StatusCode::TOO_MANY_REQUESTS,
