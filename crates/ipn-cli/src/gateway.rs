@@ -18,7 +18,7 @@ pub struct Args {
     /// Where to keep the data: sqlite://FILE
     #[arg(long, env = "IPN_DATABASE_URL", default_value = "sqlite://gateway.db")]
     database_url: String,
-    /// The key that manages merchants (at least 16 characters)
+    /// The key that manages merchants: at least 32 random characters (`openssl rand -hex 24`)
     #[arg(long, env = "IPN_ADMIN_KEY", hide_env_values = true)]
     admin_key: String,
     /// The key that encrypts endpoint secrets in the database: 32 random bytes

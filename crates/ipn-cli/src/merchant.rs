@@ -84,6 +84,9 @@ pub struct Args {
     /// 8 characters); without it the admin pages are off
     #[arg(long, env = "IPN_ADMIN_PASSWORD", hide_env_values = true)]
     admin_password: Option<String>,
+    /// The user name of the shop's admin pages, with --admin-password
+    #[arg(long, env = "IPN_ADMIN_USER", default_value = "admin")]
+    admin_user: String,
     /// Seconds between two reads of the gateway's event list, which applies
     /// any IPN that never arrived; 0 turns reconciliation off
     #[arg(long, env = "IPN_RECONCILE_EVERY", default_value_t = 60)]
@@ -141,7 +144,9 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
             .then(|| std::time::Duration::from_secs(args.reconcile_every)),
         endpoint_id: args.endpoint_id,
         clock: Default::default(),
+        admin_user: args.admin_user,
         admin_password: args.admin_password.map(ipn_merchant::Hidden::new),
+        order_limit: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -90,9 +90,14 @@ impl Up {
         let shop_url = format!("http://{}", shop_listener.local_addr()?);
 
         let saved = read_credentials(dir)?;
+        // A key saved by an older version may be shorter than the gateway
+        // now takes: the gateway keeps only its hash in memory, so a new
+        // one simply replaces it in credentials.json.
         let admin_key = saved
             .as_ref()
-            .map_or_else(|| random_token(24), |c| c.admin_key.clone());
+            .map(|c| c.admin_key.clone())
+            .filter(|key| ipn_gateway::check_admin_key(key).is_ok())
+            .unwrap_or_else(|| random_token(40));
         let mut gateway_config = ipn_gateway::Config::new(
             Database::Sqlite(dir.join("gateway.db")),
             admin_key.clone(),
@@ -114,10 +119,11 @@ impl Up {
 
         let api = Api::new(&gateway_url)?;
         let webhooks = format!("{shop_url}/webhooks");
-        let credentials = match saved {
+        let mut credentials = match saved {
             Some(saved) => reuse(&api, saved, &gateway_url, &shop_url, &webhooks).await?,
             None => create(&api, &admin_key, &gateway_url, &shop_url, &webhooks).await?,
         };
+        credentials.admin_key = admin_key;
         write_credentials(dir, &credentials)?;
 
         let downloads = dir.join("downloads");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use ipn_testkit::{Receiver, Reply};
 use serde_json::{Value, json};
 
-const ADMIN_KEY: &str = "crash-test-admin-key-0123456789";
+const ADMIN_KEY: &str = "crash-test-admin-key-0123456789abcdef";
 /// The same on every start of the one database (base64 of 32 bytes).
 const ENCRYPTION_KEY: &str = "kGajcXEXq0GQY0SmYvu6ozhvUSmAezH4RUFq/xOWvgs=";
 

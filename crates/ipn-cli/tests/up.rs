@@ -195,6 +195,30 @@ async fn ipn_up_runs_the_whole_flow_and_keeps_its_setup() {
         .unwrap();
     assert_eq!(again["status"], "paid", "the shop's data is kept");
     assert_eq!(common::terminate(&mut child), Some(0));
+
+    // A setup made when 24-character admin keys were the rule: the key is
+    // replaced by one the gateway takes, the rest is kept.
+    let mut old = second.clone();
+    old["admin_key"] = json!("abcdefghijkmnpqrstuvwxyz");
+    std::fs::write(
+        data.join("credentials.json"),
+        serde_json::to_vec_pretty(&old).unwrap(),
+    )
+    .unwrap();
+    let mut child = common::start_up(&data);
+    let third = credentials(&data);
+    let key = third["admin_key"].as_str().unwrap();
+    assert!(key.len() >= 32, "{key}");
+    assert_eq!(third["merchant_api_key"], second["merchant_api_key"]);
+    let gateway = third["gateway_url"].as_str().unwrap();
+    let merchants = client
+        .get(format!("{gateway}/v1/merchants"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(merchants.status(), 200, "the new key is the admin's");
+    assert_eq!(common::terminate(&mut child), Some(0));
 }
 
 #[tokio::test]

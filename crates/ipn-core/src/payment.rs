@@ -224,9 +224,49 @@ impl<'de> Deserialize<'de> for Custom {
     }
 }
 
+/// A text field (an invoice, `custom`, a name) that holds a control
+/// character: a NUL, an escape sequence or a line break has no place in
+/// text that reaches IPN forms, emails and pages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{field} contains a control character (U+{code:04X}): text fields take printable text only"
+)]
+pub struct ControlCharacter {
+    /// The field as the request names it (`invoice`, `items[2].name`).
+    pub field: String,
+    /// The first control character's code point.
+    pub code: u32,
+}
+
+/// Refuses `value` when it holds a control character (C0, DEL or C1: tab
+/// and line breaks included).
+pub fn check_text(field: &str, value: &str) -> Result<(), ControlCharacter> {
+    match value.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(ControlCharacter {
+            field: field.to_owned(),
+            code: u32::from(c),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_fields_refuse_control_characters() {
+        assert_eq!(check_text("invoice", "order-42 « é »"), Ok(()));
+        for bad in ["a\0b", "\u{1b}[31m", "a\tb", "a\nb", "\u{7f}", "\u{85}"] {
+            let error = check_text("invoice", bad).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("invoice contains a control character")
+            );
+        }
+        assert_eq!(check_text("custom", "x\0").unwrap_err().code, 0);
+    }
 
     #[test]
     fn custom_is_limited_to_255_characters_not_bytes() {

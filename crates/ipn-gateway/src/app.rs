@@ -61,6 +61,37 @@ impl Config {
     }
 }
 
+/// The shortest admin key taken, in characters.
+pub const ADMIN_KEY_MIN: usize = 32;
+/// The fewest distinct characters an admin key must have: a random key of
+/// 32 characters has far more, `aaaa…` or `1234…1234` fewer.
+const ADMIN_KEY_DISTINCT: usize = 10;
+
+/// Refuses an admin key that is short or plainly not random: it opens
+/// every merchant's data, and wrong keys are only throttled, not stopped.
+pub fn check_admin_key(key: &str) -> anyhow::Result<()> {
+    let key = key.trim();
+    let length = key.chars().count();
+    let mut distinct: Vec<char> = key.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let make_one = "make one with `openssl rand -hex 24`";
+    if length < ADMIN_KEY_MIN {
+        bail!(
+            "the admin key (--admin-key, IPN_ADMIN_KEY) is {length} characters: \
+             at least {ADMIN_KEY_MIN} random ones are needed; {make_one}"
+        );
+    }
+    if distinct.len() < ADMIN_KEY_DISTINCT {
+        bail!(
+            "the admin key (--admin-key, IPN_ADMIN_KEY) has only {} different characters, \
+             so it is not random; {make_one}",
+            distinct.len()
+        );
+    }
+    Ok(())
+}
+
 /// Where the gateway keeps its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
@@ -126,9 +157,7 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the gateway on an already bound listener (port 0 in tests).
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
-        if config.admin_key.trim().len() < 16 {
-            bail!("the admin key must be at least 16 characters");
-        }
+        check_admin_key(&config.admin_key)?;
         let addr = listener.local_addr()?;
         let public_url = public_url(config.public_url.as_deref(), addr)?;
         let database = config.database.clone();
@@ -177,10 +206,13 @@ impl Gateway {
             admin_key_hash: hash_key(config.admin_key.trim()).into(),
             idempotency_hash_key: idempotency_hash_key.into(),
             public_url: public_url.into(),
+            key_failures: Arc::new(api::key_failures()),
         };
         let mut stop_http = stop;
         let server = tokio::spawn(async move {
-            axum::serve(listener, api::router(state))
+            // The peer's address counts wrong keys (`api/auth.rs`).
+            let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stop_http.wait_for(|stop| *stop).await;
                 })

@@ -36,5 +36,5 @@ pub mod storage;
 pub mod subscriptions;
 pub mod writer;
 
-pub use app::{Config, Database, Gateway, migrate};
+pub use app::{Config, Database, Gateway, check_admin_key, migrate};
 pub use secrets::EncryptionKey;

@@ -830,3 +830,129 @@ async fn an_endpoints_events_are_the_types_it_takes() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let gw = TestGateway::start().await;
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let response = gw
+            .unauthenticated(Method::GET, "/v1/merchants")
+            .header("authorization", format!("{scheme} {ADMIN_KEY}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+}
+
+/// A client whose requests come from `ip` (a loopback address).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn wrong_keys_lock_their_address_out_for_a_while_and_no_other() {
+    let gw = TestGateway::start().await;
+    let shop = gw.merchant("shop").await;
+    let call = |client: &reqwest::Client, key: &str| {
+        client
+            .get(format!("{}/v1/endpoints", gw.url))
+            .bearer_auth(key)
+            .send()
+    };
+    let guesser = client_from("127.0.0.2");
+    for n in 0..10 {
+        let response = call(&guesser, &format!("sk_test_guess{n}")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    // The eleventh is refused before its key is looked at: a right key
+    // from that address gets no answer that would tell it apart.
+    for key in ["sk_test_guess10", shop.key.as_str()] {
+        let response = call(&guesser, key).await.unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], "too_many_failures", "{answer}");
+    }
+    // The dashboard's sign-in counts with the API: refused there too.
+    let response = guesser
+        .post(format!("{}/dashboard/login", gw.url))
+        .header("origin", &gw.url)
+        .form(&[("api_key", shop.key.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    // Other addresses, and callers with valid keys, are not slowed.
+    let other = client_from("127.0.0.3");
+    let response = call(&other, &shop.key).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = call(&other, "sk_test_wrong").await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn wrong_dashboard_sign_ins_are_counted_per_address() {
+    let gw = TestGateway::start().await;
+    let guesser = client_from("127.0.0.4");
+    let sign_in = |key: &str| {
+        guesser
+            .post(format!("{}/dashboard/login", gw.url))
+            .header("origin", &gw.url)
+            .form(&[("api_key", key)])
+            .send()
+    };
+    for n in 0..10 {
+        let response = sign_in(&format!("guess-{n}")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    let response = sign_in(ADMIN_KEY).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let text = response.text().await.unwrap();
+    assert!(text.contains("Too many wrong keys"), "{text}");
+    // And the API refuses that address too.
+    let response = guesser
+        .get(format!("{}/v1/merchants", gw.url))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_short_or_plainly_not_random_admin_key_is_refused_naming_the_flag() {
+    for (key, expected) in [
+        ("0123456789abcdef", "is 16 characters: at least 32"),
+        ("admin-key-for-tests-0123456789a", "is 31 characters"),
+        (&"ab".repeat(20), "only 2 different characters"),
+        (&"123456789".repeat(4), "only 9 different"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ipn_gateway::Config::new(
+            ipn_gateway::Database::Sqlite(dir.path().join("gateway.db")),
+            key,
+            common::encryption_key(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let error = ipn_gateway::Gateway::start(config, listener)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--admin-key, IPN_ADMIN_KEY"),
+            "{key}: {error}"
+        );
+        assert!(error.contains(expected), "{key}: {error}");
+    }
+}

@@ -970,3 +970,60 @@ async fn a_card_that_stays_pending_is_never_called_paid() {
     assert!(page.html.contains("data-status=\"paid\""), "{}", page.html);
     assert!(page.html.contains("<h1>Paid</h1>"), "{}", page.html);
 }
+
+#[tokio::test]
+async fn every_checkout_page_carries_the_security_headers_of_every_page() {
+    let shop = Shop::open().await;
+    let session = shop.session(order()).await;
+    let unknown = format!("{}/checkout/cs_01JZZZZZZZZZZZZZZZZZZZZZZZ", shop.gw.url);
+    for (what, request) in [
+        ("open", shop.browser.get(url(&session))),
+        ("unknown", shop.browser.get(&unknown)),
+        (
+            "refused form",
+            shop.browser.post(url(&session)).form(&[("name", "Ann")]),
+        ),
+    ] {
+        let response = request.send().await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{what}");
+        // The page's address holds the session id: other sites never get it.
+        assert_eq!(headers["referrer-policy"], "same-origin", "{what}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{what}");
+        assert_eq!(headers["cache-control"], "no-store", "{what}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.starts_with("default-src 'none';"), "{what}: {csp}");
+    }
+}
+
+#[tokio::test]
+async fn control_characters_in_text_fields_are_a_400_naming_the_field() {
+    let shop = Shop::open().await;
+    let with = |path: &[&str], value: &str| {
+        let mut body = order();
+        let mut at = &mut body;
+        for key in path {
+            at = match key.parse::<usize>() {
+                Ok(index) => &mut at[index],
+                Err(_) => &mut at[*key],
+            };
+        }
+        *at = json!(value);
+        body
+    };
+    for (field, body) in [
+        ("invoice", with(&["invoice"], "order-42\0")),
+        ("custom", with(&["custom"], "cart=7\u{1b}[31m")),
+        ("items[1].name", with(&["items", "0", "name"], "Mug\u{7f}")),
+        ("items[2].sku", with(&["items", "1", "sku"], "ebook\n7")),
+    ] {
+        let (status, answer) = shop.create(body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(field), "{field}: {message}");
+        assert!(message.contains("control character"), "{message}");
+    }
+    // Text without controls is fine, whatever its script.
+    shop.session(with(&["invoice"], "order-42 « ünïcode »"))
+        .await;
+}

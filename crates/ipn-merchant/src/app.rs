@@ -73,6 +73,9 @@ pub struct Config {
     /// The shop's merchant id at the gateway, when known: subscription
     /// notices (which have no order to check against) must name it.
     pub merchant_id: Option<String>,
+    /// The user name of the shop's admin pages (HTTP Basic), `admin` by
+    /// default.
+    pub admin_user: String,
     /// The password of the shop's admin pages (`/admin`, HTTP Basic);
     /// `None`: the admin pages are off (404).
     pub admin_password: Option<Hidden>,
@@ -85,6 +88,27 @@ pub struct Config {
     pub endpoint_id: Option<String>,
     /// The shop's clock: real time, or a gateway's test clock.
     pub clock: Clock,
+    /// Orders (`POST /api/orders`, the Buy form) one client address may
+    /// make per window: each asks the gateway for a checkout session.
+    pub order_limit: OrderLimit,
+}
+
+/// At most `orders` per `window` from one client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderLimit {
+    pub orders: u32,
+    pub window: Duration,
+}
+
+impl Default for OrderLimit {
+    /// Far more than a person buys, or a test suite makes from one
+    /// address; far fewer than a script could fill the gateway with.
+    fn default() -> Self {
+        Self {
+            orders: 200,
+            window: Duration::from_secs(600),
+        }
+    }
 }
 
 impl Config {
@@ -123,10 +147,12 @@ impl Config {
             download_policy: crate::downloads::Policy::default(),
             live: false,
             merchant_id: None,
+            admin_user: "admin".to_owned(),
             admin_password: None,
             reconcile_every: Some(Duration::from_secs(60)),
             endpoint_id: None,
             clock: Clock::system(),
+            order_limit: OrderLimit::default(),
         }
     }
 
@@ -151,8 +177,14 @@ impl Config {
         {
             bail!("admin_password must be at least 8 characters");
         }
+        if self.admin_user.is_empty() || self.admin_user.contains(':') {
+            bail!("admin_user must be a name without ':' (HTTP Basic splits at the first one)");
+        }
         if self.body_limit == 0 {
             bail!("body_limit must be at least one byte");
+        }
+        if self.order_limit.orders == 0 || self.order_limit.window.is_zero() {
+            bail!("order_limit must allow at least one order in a window longer than zero");
         }
         let mut keys: Vec<VerifyKey> = self
             .webhook_secrets
@@ -328,10 +360,16 @@ impl Merchant {
             public_url,
             body_limit: config.body_limit,
             clock: config.clock.clone(),
+            order_limit: Arc::new(ipn_web::throttle::Throttle::new(
+                config.order_limit.orders,
+                config.order_limit.window,
+            )),
         };
         let pages = crate::pages::router(crate::pages::Pages {
             shop: shop_state.clone(),
             shop_name: config.shop_name.clone(),
+            device_key: downloads.signing_key(),
+            admin_user: config.admin_user.clone(),
             admin_password: config
                 .admin_password
                 .as_ref()
@@ -349,7 +387,8 @@ impl Merchant {
         };
         let server = tokio::spawn(async move {
             let routes = shop.merge(crate::downloads::router(downloads));
-            // The peer's address counts wrong admin passwords (`pages/throttle.rs`).
+            // The peer's address counts wrong admin passwords (`pages/throttle.rs`)
+            // and orders (`shop/mod.rs`).
             let app = receiver::router(state, routes)
                 .into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum::serve(listener, app)

@@ -35,5 +35,5 @@ pub mod shop;
 pub mod storage;
 pub mod verify;
 
-pub use app::{Config, GatewayKey, Hidden, Merchant, parse_database_url};
+pub use app::{Config, GatewayKey, Hidden, Merchant, OrderLimit, parse_database_url};
 pub use catalog::{Catalog, CatalogError, Product};

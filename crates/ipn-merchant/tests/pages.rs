@@ -240,6 +240,22 @@ async fn the_catalog_has_a_buy_form_per_product_and_refuses_bad_input() {
         assert!(refused.text.contains(problem), "{body}: {}", refused.text);
         assert!(refused.text.contains(">Buy</button>"), "the catalog again");
     }
+    // The same form posted from another site, or with no origin at all.
+    let good = "sku=mug&quantity=1&customer_email=ann%40example.com";
+    let refused = stack
+        .post_from("https://evil.example", "/orders", good, None)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert_html(&refused);
+    let bare = stack
+        .client
+        .post(format!("{}/orders", stack.shop.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
     assert!(stack.shop.count("orders") == 0, "nothing was stored");
 
     let unknown = stack.get("/orders/ord_nope", None).await;
@@ -484,4 +500,156 @@ async fn wrong_admin_passwords_lock_the_address_out_for_a_minute() {
     assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
     // The shop itself is not behind the lock.
     assert_eq!(stack.get("/", None).await.status, StatusCode::OK);
+}
+
+/// An admin request with these Basic credentials, and `cookie` if given.
+async fn admin_as(site: &Site, user: &str, password: &str, cookie: Option<&str>) -> Page {
+    let mut request = site
+        .client
+        .get(format!("{}/admin", site.shop.url))
+        .basic_auth(user, Some(password));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    page(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn admin_needs_the_user_name_too_and_any_case_of_basic() {
+    let site = Site::start().await;
+    for user in ["", "root", "Admin", "admin "] {
+        let denied = admin_as(&site, user, PASSWORD, None).await;
+        assert_eq!(denied.status, StatusCode::UNAUTHORIZED, "{user:?}");
+    }
+    assert_eq!(
+        admin_as(&site, "admin", PASSWORD, None).await.status,
+        StatusCode::OK
+    );
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("admin:{PASSWORD}"));
+    for scheme in ["basic", "BASIC"] {
+        let response = site
+            .client
+            .get(format!("{}/admin", site.shop.url))
+            .header("authorization", format!("{scheme} {encoded}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+
+    // Another name, configured.
+    let named = Stack::start("standard", None, |config| {
+        config.admin_user = "owner".into();
+        config.admin_password = Some(ipn_merchant::Hidden::new(PASSWORD));
+    })
+    .await;
+    let site = Site {
+        stack: named,
+        client: browser(),
+        _downloads: tempfile::tempdir().unwrap(),
+    };
+    assert_eq!(
+        admin_as(&site, "admin", PASSWORD, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        admin_as(&site, "owner", PASSWORD, None).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_known_device_is_not_locked_out_by_others_at_its_address() {
+    let site = Site::start().await;
+    // The owner signs in once: the browser becomes a known device.
+    let signed_in = admin_as(&site, "admin", PASSWORD, None).await;
+    assert_eq!(signed_in.status, StatusCode::OK);
+    let set_cookie = signed_in.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.starts_with("ipn_admin_device="), "{set_cookie}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    // Someone else at the same address guesses until it is locked out.
+    for _ in 0..ipn_merchant::pages::throttle::LIMIT {
+        let denied = admin_as(&site, "admin", "guess", None).await;
+        assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = admin_as(&site, "admin", PASSWORD, None).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // The owner's browser is let through, and gets no second cookie.
+    let owner = admin_as(&site, "admin", PASSWORD, Some(&cookie)).await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.text);
+    assert!(!owner.headers.contains_key("set-cookie"));
+    // A forged or altered cookie counts for nothing.
+    let forged = format!("{}x", cookie);
+    for cookie in [forged.as_str(), "ipn_admin_device=admin-device:1"] {
+        let refused = admin_as(&site, "admin", PASSWORD, Some(cookie)).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{cookie}");
+    }
+    // The device's own wrong passwords still count, against the device.
+    for _ in 0..ipn_merchant::pages::throttle::LIMIT {
+        let denied = admin_as(&site, "admin", "typo", Some(&cookie)).await;
+        assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    }
+    let device_locked = admin_as(&site, "admin", PASSWORD, Some(&cookie)).await;
+    assert_eq!(device_locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(device_locked.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn control_characters_from_an_ipn_never_reach_the_admin_page() {
+    // A postback service that vouches for anything, so the message is
+    // handled and shown as a verified one would be.
+    let paypal = ipn_testkit::Receiver::start().await.unwrap();
+    paypal.respond_with(ipn_testkit::Reply::ok().body("VERIFIED"));
+    let secret = ipn_core::standard::WebhookSecret::generate().reveal();
+    let shop = TestMerchant::configured(
+        common::Bound::new().await,
+        &paypal.url(""),
+        "merchant-key",
+        &secret,
+        |config| config.admin_password = Some(ipn_merchant::Hidden::new(PASSWORD)),
+    )
+    .await;
+    let body = "txn_type=web_accept&txn_id=61E67681CH3238416&payment_status=Completed\
+                &mc_gross=19.99&mc_currency=USD&receiver_email=shop%40example.com\
+                &invoice=NUL%00MARK%01%1B%5B31m&verify_sign=AFcWxV21C7fd0v3bYYYRCpSSRl31A\
+                &charset=UTF-8";
+    let (status, text) = shop
+        .post(
+            "/ipn",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let client = browser();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let admin = loop {
+        let admin = get(&client, &shop.url, "/admin", Some(PASSWORD)).await;
+        if admin.text.contains("MARK") {
+            break admin;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the invoice never showed: {}",
+            admin.text
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert!(
+        admin.text.contains("NUL\u{FFFD}MARK\u{FFFD}\u{FFFD}[31m"),
+        "{}",
+        admin.text
+    );
+    for control in ['\0', '\u{1}', '\u{1b}'] {
+        assert!(
+            !admin.text.contains(control),
+            "{control:?} reached the page"
+        );
+    }
 }

@@ -292,7 +292,8 @@ async fn paypal_bodies_are_kept_byte_for_byte_and_every_arrival_is_kept() {
     let shop = TestMerchant::alone(SECRET).await;
     // Escapes as other senders write them: `+` and `%20`, lower-case hex.
     let body = "txn_id=61E67681CH3238416&payment_status=Completed&mc_gross=19.99\
-                &first_name=J%c3%b6rg&last_name=M+%C3%BCller%20Jr&charset=UTF-8";
+                &first_name=J%c3%b6rg&last_name=M+%C3%BCller%20Jr&charset=UTF-8\
+                &verify_sign=AFcWxV21C7fd0v3bYYYRCpSSRl31A";
     for _ in 0..2 {
         let (status, text) = shop.post("/ipn", &[("content-type", FORM)], body).await;
         assert_eq!(status, StatusCode::OK, "{text}");
@@ -336,14 +337,16 @@ async fn oversized_bodies_get_a_json_413_and_nothing_stored() {
             .contains(&limit.to_string())
     );
 
-    let over = format!("a={}", "x".repeat(limit - 1));
+    // The fields every IPN has, then padding to the size wanted.
+    const FIELDS: &str = "txn_id=1&verify_sign=x&a=";
+    let over = format!("{FIELDS}{}", "x".repeat(limit + 1 - FIELDS.len()));
     let (status, text) = shop.post("/ipn", &[("content-type", FORM)], over).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
     assert_eq!(error(&text)["code"], "payload_too_large");
     assert!(shop.inbox().is_empty());
 
     // Exactly the limit is accepted.
-    let full = format!("a={}", "x".repeat(limit - 2));
+    let full = format!("{FIELDS}{}", "x".repeat(limit - FIELDS.len()));
     let (status, text) = shop.post("/ipn", &[("content-type", FORM)], full).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(shop.inbox().len(), 1);
@@ -424,4 +427,101 @@ async fn stored_messages_survive_a_restart() {
         .unwrap();
     assert_eq!(ids, ["evt_kept"]);
     drop(dir);
+}
+
+#[tokio::test]
+async fn ipn_takes_only_form_bodies_that_are_ipns_and_stores_nothing_else() {
+    let shop = TestMerchant::alone(SECRET).await;
+    let ipn = "txn_type=web_accept&txn_id=61E67681CH3238416&payment_status=Completed\
+               &verify_sign=AFcWxV21C7fd0v3bYYYRCpSSRl31A&charset=UTF-8";
+    for (what, content_type, body, code, named) in [
+        (
+            "text",
+            Some("text/plain"),
+            "hello world",
+            "invalid_content_type",
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            "JSON",
+            Some("application/json"),
+            r#"{"txn_id":"1"}"#,
+            "invalid_content_type",
+            "application/x-www-form-urlencoded",
+        ),
+        ("no type", None, ipn, "invalid_content_type", "Content-Type"),
+        (
+            "an IPN as text",
+            Some("text/plain"),
+            ipn,
+            "invalid_content_type",
+            "Content-Type",
+        ),
+        (
+            "words as a form",
+            Some(FORM),
+            "hello world",
+            "invalid_body",
+            "no txn_type or txn_id",
+        ),
+        (
+            "JSON as a form",
+            Some(FORM),
+            r#"{"txn_id":"1"}"#,
+            "invalid_body",
+            "no txn_type or txn_id",
+        ),
+        (
+            "no PayPal mark",
+            Some(FORM),
+            "txn_id=1&payment_status=Completed",
+            "invalid_body",
+            "no verify_sign or ipn_track_id",
+        ),
+        (
+            "empty values",
+            Some(FORM),
+            "txn_type=&txn_id=&verify_sign=x",
+            "invalid_body",
+            "no txn_type or txn_id",
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|t| ("content-type", t))
+            .into_iter()
+            .collect();
+        let (status, text) = shop.post("/ipn", &headers, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {text}");
+        let answer = error(&text);
+        assert_eq!(answer["code"], code, "{what}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains(named), "{what}: {message}");
+    }
+    assert!(shop.inbox().is_empty(), "nothing stored");
+
+    // PayPal's own sample, a refund as our gateway sends it (no txn_type),
+    // a subscription message (no txn_id), with the content types senders use.
+    let sample: Value =
+        serde_json::from_str(include_str!("../../ipn-core/tests/data/paypal-ipn.json")).unwrap();
+    let express = sample["samples"][0]["body"].as_str().unwrap();
+    for (content_type, body) in [
+        (
+            "application/x-www-form-urlencoded; charset=windows-1252",
+            express,
+        ),
+        (
+            FORM,
+            "txn_type=&txn_id=pay_1&parent_txn_id=pay_0&payment_status=Refunded&ipn_track_id=evt_1",
+        ),
+        (
+            "Application/X-WWW-Form-Urlencoded",
+            "txn_type=subscr_signup&subscr_id=sub_1&ipn_track_id=evt_2",
+        ),
+    ] {
+        let (status, text) = shop
+            .post("/ipn", &[("content-type", content_type)], body)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}: {text}");
+    }
+    assert_eq!(shop.inbox().len(), 3);
 }

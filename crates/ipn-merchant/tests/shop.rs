@@ -268,3 +268,117 @@ async fn a_gateway_that_refuses_gets_502_and_no_order() {
     assert!(message.contains("HTTP 401"), "{message}");
     assert_nothing_stored(&shop);
 }
+
+/// The checkout sessions the gateway holds, read from its file.
+fn sessions_at(gw: &TestGateway) -> i64 {
+    let conn = rusqlite::Connection::open(gw.dir.path().join("gateway.db")).unwrap();
+    conn.query_row("SELECT count(*) FROM checkout_sessions", [], |row| {
+        row.get(0)
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_order_must_be_sent_as_json() {
+    let (gw, _account, shop) = open().await;
+    let body = an_order().to_string();
+    // What a page elsewhere can post without asking (a "simple" request),
+    // and other types that are not JSON.
+    for content_type in [
+        Some("text/plain"),
+        Some("text/plain; charset=utf-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut headers = vec![("origin", "https://evil.example")];
+        headers.extend(content_type.map(|value| ("content-type", value)));
+        let (status, text) = shop.post("/api/orders", &headers, body.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}: {text}"
+        );
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["error"]["code"], "unsupported_media_type");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("application/json"), "{message}");
+    }
+    assert_nothing_stored(&shop);
+    assert_eq!(sessions_at(&gw), 0, "no checkout session was asked for");
+
+    let json = [("content-type", "Application/JSON; charset=utf-8")];
+    let (status, text) = shop.post("/api/orders", &json, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+}
+
+/// A client whose requests come from `ip` (a loopback address).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn orders_are_limited_per_client_address_the_buy_form_included() {
+    let gw = TestGateway::start().await;
+    let account = gw.account("shop").await;
+    let shop = TestMerchant::shop_with(&gw.url, &account, |config| {
+        config.order_limit = ipn_merchant::OrderLimit {
+            orders: 2,
+            window: std::time::Duration::from_secs(600),
+        };
+    })
+    .await;
+    let busy = client_from("127.0.0.2");
+    let order = || {
+        busy.post(format!("{}/api/orders", shop.url))
+            .json(&an_order())
+            .send()
+    };
+    for n in 0..2 {
+        let response = order().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "order {n}");
+    }
+    let response = order().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&wait), "{wait}");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "too_many_orders", "{answer}");
+    // The catalog's Buy form makes orders too: limited alike.
+    let form = [
+        ("sku", "mug"),
+        ("quantity", "1"),
+        ("customer_email", "ann@example.com"),
+    ];
+    let response = busy
+        .post(format!("{}/orders", shop.url))
+        .header("origin", &shop.url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(shop.count("orders"), 2);
+    assert_eq!(sessions_at(&gw), 2);
+
+    // Another address is not held back.
+    let other = client_from("127.0.0.3");
+    let response = other
+        .post(format!("{}/orders", shop.url))
+        .header("origin", &shop.url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(shop.count("orders"), 3);
+}

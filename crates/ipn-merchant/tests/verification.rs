@@ -133,7 +133,8 @@ async fn messages_the_gateway_never_sent_end_invalid() {
         "mc_gross=19.99&txn_id=pay_01JZZZZZZZZZZZZZZZZZZZZZZZ&payment_status=Completed\
          &mc_currency=USD&ipn_track_id=evt_01JZZZZZZZZZZZZZZZZZZZZZZZ&charset=UTF-8",
         // No event id at all.
-        "txn_id=61E67681CH3238416&payment_status=Completed&mc_gross=19.99&charset=UTF-8",
+        "txn_id=61E67681CH3238416&payment_status=Completed&mc_gross=19.99&charset=UTF-8\
+         &verify_sign=AFcWxV21C7fd0v3bYYYRCpSSRl31A",
     ];
     for body in forged {
         let (status, answer) = shop.post("/ipn", &[("content-type", FORM)], body).await;
@@ -232,7 +233,8 @@ async fn a_5xx_or_an_answer_that_is_neither_word_is_retried_with_the_exact_bytes
     // Escapes as other senders write them: what is posted back must be
     // these bytes, not a re-encoding.
     let body = "txn_id=61E67681CH3238416&payment_status=Completed&mc_gross=19.99\
-                &first_name=J%c3%b6rg&last_name=M+%C3%BCller%20Jr&charset=UTF-8";
+                &first_name=J%c3%b6rg&last_name=M+%C3%BCller%20Jr&charset=UTF-8\
+                &verify_sign=AFcWxV21C7fd0v3bYYYRCpSSRl31A";
     let (status, answer) = shop.post("/ipn", &[("content-type", FORM)], body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 

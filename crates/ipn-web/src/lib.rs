@@ -1,6 +1,8 @@
 //! What the server-rendered pages of both services share: the script that
-//! refreshes parts of a page in place, and the check that a form post
-//! comes from the service's own pages ([`same_origin`]).
+//! refreshes parts of a page in place, the check that a form post
+//! comes from the service's own pages ([`same_origin`]), the one HTML
+//! escaper and the security headers of every page (`html`), and the
+//! counting of wrong keys and costly requests per client (`throttle`).
 //!
 //! `live.js` is the one script of the gateway's dashboard and of the shop's
 //! pages: an element with an `id` and `data-live="SECONDS"` is refreshed in
@@ -8,8 +10,11 @@
 //! notes). Pages load it as `<script src=… defer>` under a CSP of
 //! `script-src 'self'; connect-src 'self'`, with no inline script.
 
+pub mod html;
 mod origin;
+pub mod throttle;
 
+pub use html::escape;
 pub use origin::same_origin;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

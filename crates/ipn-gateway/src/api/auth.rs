@@ -1,8 +1,21 @@
 //! Who is calling: the admin (manages merchants, the test clock) or a
 //! merchant (sees only its own objects). Keys arrive as `Authorization:
-//! Bearer <key>`; merchant keys are stored as SHA-256 hashes only.
+//! Bearer <key>` (the scheme in any case, RFC 7235); merchant keys are
+//! stored as SHA-256 hashes only.
+//!
+//! **Wrong keys are throttled per address.** After [`FAILURE_LIMIT`] wrong
+//! keys (from the API or the dashboard's sign-in) within
+//! [`FAILURE_WINDOW`], the address gets 429 with `Retry-After` for the rest
+//! of the window, before its key is even looked at, so keys cannot be
+//! guessed at the speed of the network. A valid key is never counted and,
+//! unless its address shares a slot with a locked-out one, takes no lock
+//! (`ipn_web::throttle`): the API's throughput does not pay for it.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use ipn_core::id::MerchantId;
@@ -11,6 +24,44 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
+
+/// Wrong keys an address may send within [`FAILURE_WINDOW`].
+pub const FAILURE_LIMIT: u32 = 10;
+/// How long wrong keys are remembered, counted from the first.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Wrong API keys counted per client address (the API's and the
+/// dashboard's sign-in share it).
+pub type KeyFailures = ipn_web::throttle::Throttle<IpAddr>;
+
+/// A fresh count of wrong keys.
+pub fn key_failures() -> KeyFailures {
+    KeyFailures::new(FAILURE_LIMIT, FAILURE_WINDOW)
+}
+
+pub use ipn_web::throttle::Client;
+
+/// The key of an `Authorization: Bearer <key>` header, the scheme in any
+/// case.
+pub fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, key) = value.split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
+}
+
+/// The caller an API key names: the admin, a merchant, or nobody.
+pub fn caller_of(state: &AppState, key: &str) -> Option<Caller> {
+    let hash = hash_key(key);
+    if bool::from(hash.as_bytes().ct_eq(state.admin_key_hash.as_bytes())) {
+        return Some(Caller::Admin);
+    }
+    state
+        .engine
+        .directory
+        .merchant_by_key_hash(&hash)
+        .map(Caller::Merchant)
+}
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,24 +127,19 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(ApiError::unauthorized)?;
-        let hash = hash_key(key);
-        if bool::from(hash.as_bytes().ct_eq(state.admin_key_hash.as_bytes())) {
-            return Ok(Self::Admin);
+        let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
+        if let Some(ip) = client
+            && let Some(wait) = state.key_failures.locked(&ip, Instant::now())
+        {
+            return Err(ApiError::too_many_failures(wait));
         }
-        state
-            .engine
-            .directory
-            .merchant_by_key_hash(&hash)
-            .map(Self::Merchant)
-            .ok_or_else(ApiError::unauthorized)
+        let key = bearer_key(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        caller_of(state, key).ok_or_else(|| {
+            if let Some(ip) = client {
+                state.key_failures.count(ip, Instant::now());
+            }
+            ApiError::unauthorized()
+        })
     }
 }
 
@@ -109,5 +155,20 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(hex(&[0x00, 0x0f, 0xf0, 0xff]), "000ff0ff");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", value.parse().unwrap());
+            headers
+        };
+        for value in ["Bearer k1", "bearer k1", "BEARER  k1 ", "BeArEr k1"] {
+            assert_eq!(bearer_key(&with(value)), Some("k1"), "{value}");
+        }
+        for value in ["Basic k1", "Bearer", "Bearer ", "Bearerk1", "k1"] {
+            assert_eq!(bearer_key(&with(value)), None, "{value}");
+        }
     }
 }

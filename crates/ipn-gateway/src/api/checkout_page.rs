@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use ipn_core::billing::Plan;
 use ipn_core::card::{CardNumber, TEST_CARDS};
@@ -265,6 +265,9 @@ impl PaymentForm {
         if self.name.is_empty() || self.name.chars().count() > MAX_FIELD {
             return Err(format!("Enter your name (at most {MAX_FIELD} characters)."));
         }
+        if ipn_core::payment::check_text("name", &self.name).is_err() {
+            return Err("Enter your name as plain text, without control characters.".to_owned());
+        }
         if self.email.chars().count() > MAX_FIELD
             || super::merchants::check_email("email", &self.email).is_err()
         {
@@ -287,20 +290,10 @@ struct Filled {
     email: String,
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
+/// Escapes text for HTML element content and quoted attribute values (the
+/// one escaper of both services, `ipn_web::escape`).
 fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    ipn_web::escape(text).into_owned()
 }
 
 /// `19.99 USD`: exactly the currency's decimals.
@@ -579,35 +572,28 @@ fn page(status: StatusCode, title: &str, main: &str) -> Response {
          <p class=\"mode\">Test mode: no real money moves.</p>\n{main}</main>\n</body>\n</html>\n",
         title = escape(title),
     );
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
     // A page that takes card numbers: never cached, never framed by another
-    // site, and no script may run in it (it needs none).
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    response
+    // site, no script may run in it (it needs none), and its address (the
+    // session id) is not sent on to other sites: the headers of every page
+    // of both services, with this page's CSP.
+    ipn_web::html::page(status, html, CSP)
 }
+
+/// No script, no framing, nothing loaded from elsewhere.
+const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn escape_covers_markup_and_both_quotes() {
+    fn escape_covers_markup_both_quotes_and_controls() {
         assert_eq!(
             escape(r#"<a href="x" title='y'>&</a>"#),
             "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
         );
-        assert_eq!(escape("Zoë 1 × 2"), "Zoë 1 × 2");
+        assert_eq!(escape("Zoë 1 × 2\0"), "Zoë 1 × 2\u{FFFD}");
     }
 
     #[test]

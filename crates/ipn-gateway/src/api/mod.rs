@@ -32,7 +32,7 @@ use sha2::Sha256;
 
 use crate::delivery::Engine;
 use crate::storage::{IdempotencyKey, IdempotentResponse};
-pub use auth::{Caller, hash_key};
+pub use auth::{Caller, Client, KeyFailures, bearer_key, caller_of, hash_key, key_failures};
 pub use error::ApiError;
 pub use merchants::rfc3339;
 
@@ -49,6 +49,9 @@ pub struct AppState {
     /// Where browsers reach the gateway (`http://127.0.0.1:7700`, no
     /// trailing slash): checkout pages' URLs start with it.
     pub public_url: Arc<str>,
+    /// Wrong keys per client address (`auth.rs`), the API's and the
+    /// dashboard's sign-in together.
+    pub key_failures: Arc<KeyFailures>,
 }
 
 pub fn router(state: AppState) -> Router {

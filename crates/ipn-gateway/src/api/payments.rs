@@ -11,7 +11,7 @@ use axum::response::Response;
 use ipn_core::card::{CardNumber, ChargeAttempt};
 use ipn_core::id::{MerchantId, PaymentId};
 use ipn_core::money::{Currency, Money};
-use ipn_core::payment::{Custom, Item, Payer, Payment, PaymentStatus};
+use ipn_core::payment::{Custom, Item, Payer, Payment, PaymentStatus, check_text};
 use ipn_core::payment_flow::{InitialStatus, PaymentError, PendingReason};
 use ipn_core::pricing;
 use serde::Deserialize;
@@ -150,6 +150,7 @@ impl Order {
                 "invoice must be 1 to {MAX_INVOICE} characters"
             )));
         }
+        check_texts(&invoice, &custom, &items)?;
         Ok(Self {
             amount,
             invoice,
@@ -157,6 +158,39 @@ impl Order {
             items,
         })
     }
+}
+
+/// The free text of an order holds no control character (a NUL in an
+/// invoice would reach IPN forms, emails and pages); the error names the
+/// field.
+fn check_texts(
+    invoice: &Option<String>,
+    custom: &Option<Custom>,
+    items: &[Item],
+) -> Result<(), ApiError> {
+    let invalid = |e: ipn_core::payment::ControlCharacter| ApiError::invalid(e.to_string());
+    if let Some(invoice) = invoice {
+        check_text("invoice", invoice).map_err(invalid)?;
+    }
+    if let Some(custom) = custom {
+        check_text("custom", custom.as_str()).map_err(invalid)?;
+    }
+    for (index, item) in items.iter().enumerate() {
+        let line = index + 1;
+        check_text(&format!("items[{line}].sku"), &item.sku).map_err(invalid)?;
+        check_text(&format!("items[{line}].name"), &item.name).map_err(invalid)?;
+    }
+    Ok(())
+}
+
+/// The payer's name and id as text fields ([`check_texts`]).
+pub(super) fn check_payer(payer: &Payer) -> Result<(), ApiError> {
+    for (field, value) in [("payer.name", &payer.name), ("payer.id", &payer.id)] {
+        if let Some(value) = value {
+            check_text(field, value).map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 /// A new payment of `order` by `payer`, as the writer's create operation:
@@ -219,6 +253,7 @@ pub async fn create(
         request.items,
     )?;
     check_email("payer.email", &request.payer.email)?;
+    check_payer(&request.payer)?;
     let method = method(&request.payment_method)?;
     let merchant = state
         .engine

@@ -149,6 +149,7 @@ pub async fn create(
         Vec::new(),
     )?;
     check_email("payer.email", &request.payer.email)?;
+    super::payments::check_payer(&request.payer)?;
     let plan = Plan::new(
         request.interval,
         request.interval_count,

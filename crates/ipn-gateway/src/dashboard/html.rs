@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ipn_core::money::{Currency, Money};
 use time::OffsetDateTime;
@@ -14,20 +14,10 @@ use time::macros::format_description;
 
 use crate::clock::Millis;
 
-/// Escapes text for element content and quoted attribute values.
+/// Escapes text for element content and quoted attribute values (the one
+/// escaper of both services, `ipn_web::escape`).
 pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    ipn_web::escape(text).into_owned()
 }
 
 /// A query string value, percent-encoded (then escaped for the attribute).
@@ -204,37 +194,13 @@ pub fn document(bar: Option<&Bar<'_>>, title: &str, main: &str, refresh: Option<
 
 /// A page as a response, with the headers every page carries.
 pub fn respond(status: StatusCode, html: String) -> Response {
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    secure(headers);
-    response
+    ipn_web::html::page(status, html, CSP)
 }
 
-/// The headers of every dashboard answer, redirects included.
+/// The headers of every dashboard answer, redirects included: those of
+/// every page of both services (`ipn_web::html`), with the dashboard's CSP.
 pub fn secure(headers: &mut axum::http::HeaderMap) {
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // Same-origin form posts keep their `Referer`, which the CSRF check
-    // falls back to; other sites learn nothing of dashboard URLs.
-    headers.insert(
-        HeaderName::from_static("referrer-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(
-        HeaderName::from_static("x-frame-options"),
-        HeaderValue::from_static("DENY"),
-    );
+    ipn_web::html::secure_headers(headers, CSP);
 }
 
 /// `303 See Other` to a dashboard path.

@@ -50,9 +50,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use ipn_core::id::MerchantId;
-use subtle::ConstantTimeEq as _;
 
-use crate::api::{ApiError, AppState, Caller, hash_key};
+use crate::api::{ApiError, AppState, Caller, Client};
 use html::{Bar, Section};
 
 /// The session cookie's name.
@@ -407,31 +406,44 @@ fn caller_of(state: &AppState, key: &str) -> Option<Caller> {
     if key.is_empty() {
         return None;
     }
-    let hash = hash_key(key);
-    if bool::from(hash.as_bytes().ct_eq(state.admin_key_hash.as_bytes())) {
-        return Some(Caller::Admin);
-    }
-    state
-        .engine
-        .directory
-        .merchant_by_key_hash(&hash)
-        .map(Caller::Merchant)
+    crate::api::caller_of(state, key)
 }
 
 async fn login(
     State(state): State<AppState>,
     Extension(sessions): Extension<Arc<Sessions>>,
+    Client(client): Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     if !same_origin(&headers, &state.public_url) {
         return cross_site();
     }
+    // Wrong keys count with the API's (`api/auth.rs`): an address locked
+    // out there is locked out here, before its key is looked at.
+    if let Some(ip) = client
+        && let Some(wait) = state.key_failures.locked(&ip, Instant::now())
+    {
+        let seconds = ipn_web::throttle::retry_after(wait);
+        let mut response = login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many wrong keys came from your address. Try again in {seconds} s."
+            )),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+        return response;
+    }
     let key = url::form_urlencoded::parse(&body)
         .find(|(name, _)| name == "api_key")
         .map(|(_, value)| value.into_owned())
         .unwrap_or_default();
     let Some(caller) = caller_of(&state, &key) else {
+        if let Some(ip) = client {
+            state.key_failures.count(ip, Instant::now());
+        }
         return login_page(
             StatusCode::UNAUTHORIZED,
             Some("That key is not the admin key or a merchant's API key."),

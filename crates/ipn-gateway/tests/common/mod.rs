@@ -11,7 +11,7 @@ use ipn_testkit::Recorded;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-pub const ADMIN_KEY: &str = "admin-key-for-tests-0123456789";
+pub const ADMIN_KEY: &str = "admin-key-for-tests-0123456789abcdef";
 /// The encryption key of every test gateway (base64 of 32 bytes): the same
 /// across a restart of one data directory.
 pub const ENCRYPTION_KEY: &str = "kGajcXEXq0GQY0SmYvu6ozhvUSmAezH4RUFq/xOWvgs=";

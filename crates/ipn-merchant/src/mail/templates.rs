@@ -284,24 +284,9 @@ impl Templates {
     }
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape_html(value: &str) -> Cow<'_, str> {
-    if !value.contains(['&', '<', '>', '"', '\'']) {
-        return Cow::Borrowed(value);
-    }
-    let mut escaped = String::with_capacity(value.len() + 16);
-    for c in value.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
-    Cow::Owned(escaped)
-}
+/// Escapes text for HTML element content and quoted attribute values:
+/// the one escaper of both services' pages and of the emails.
+pub use ipn_web::escape as escape_html;
 
 /// A text template's subject line and its body.
 fn split_subject<'a>(text: &'a str, file: &str) -> Result<(&'a str, &'a str), TemplateError> {

@@ -7,16 +7,17 @@
 
 use std::borrow::Cow;
 
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use ipn_core::money::Money;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-/// Escapes text for element content and quoted attribute values (the
-/// mail templates' escaper: `&`, `<`, `>`, `"` and `'`).
+/// Escapes text for element content and quoted attribute values (the one
+/// escaper, `ipn_web::escape`: markup characters, both quotes, and control
+/// characters as U+FFFD).
 pub fn esc(text: &str) -> Cow<'_, str> {
-    crate::mail::escape_html(text)
+    ipn_web::escape(text)
 }
 
 /// `12.50 USD`.
@@ -100,30 +101,10 @@ pub fn document(shop_name: &str, title: &str, main: &str, refresh: Option<u32>) 
     )
 }
 
-/// A page as a response, with the headers every page carries.
+/// A page as a response, with the headers every page of both services
+/// carries (`ipn_web::html::page`).
 pub fn respond(status: StatusCode, html: String, csp_value: &str) -> Response {
-    let mut response = (status, html).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // Order pages are per customer and change as IPNs arrive.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // Same-origin form posts keep their `Referer`, which the admin's CSRF
-    // check falls back to; other sites learn nothing of our URLs.
-    headers.insert(
-        HeaderName::from_static("referrer-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
-    if let Ok(value) = HeaderValue::from_str(csp_value) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    response
+    ipn_web::html::page(status, html, csp_value)
 }
 
 /// A short page with a heading and one paragraph of text (errors, notices).

@@ -5,7 +5,7 @@
 //! | route | page |
 //! |---|---|
 //! | `GET /` | the catalog, a Buy form per product |
-//! | `POST /orders` | form `sku`, `quantity`, `customer_email`: makes the order as `POST /api/orders` does and answers 303 to its checkout; 400 the catalog again with the problem; 502 when the gateway fails |
+//! | `POST /orders` | form `sku`, `quantity`, `customer_email` from the catalog (same origin, else 403): makes the order as `POST /api/orders` does and answers 303 to its checkout; 400 the catalog again with the problem; 429 over the order limit; 502 when the gateway fails |
 //! | `GET /orders/{id}` | the order's status for its customer (reloads itself while unpaid) |
 //! | `GET /admin` | orders (`?before=ord_…` pages back), open flags, latest IPNs and emails |
 //! | `GET /admin/orders/{id}` | one order with its IPNs, payments, flags, emails, downloads |
@@ -14,9 +14,11 @@
 //! | `POST /admin/flags/{id}/resolve` | resolves a flag; 303 back |
 //! | `POST /admin/messages/{id}/retry` | sends a `failed` IPN back to the handler; 303 back |
 //!
-//! Admin pages need the admin password (HTTP Basic) and admin posts must
-//! come from the shop's own pages; see `auth.rs`. Without a password the
-//! admin pages answer 404.
+//! Admin pages need the admin user name and password (HTTP Basic) and
+//! admin posts must come from the shop's own pages; see `auth.rs`. Without
+//! a password the admin pages answer 404. Wrong passwords lock a client
+//! out for a while; a browser that signed in before is counted on its own
+//! (`throttle.rs`).
 //!
 //! - `html.rs`: escaping, the page frame and the headers;
 //! - `catalog.rs`, `order.rs`, `admin.rs`: each page's markup, pure
@@ -31,7 +33,6 @@ pub mod order;
 pub mod throttle;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -62,8 +63,12 @@ pub struct Pages {
     pub shop: Shop,
     /// Shown at the top of every page.
     pub shop_name: String,
+    /// The admin's user name.
+    pub admin_user: String,
     /// The admin password; `None`: the admin pages do not exist.
     pub admin_password: Option<String>,
+    /// Signs the admin's known-device cookies (`throttle.rs`).
+    pub device_key: crate::downloads::SigningKey,
     /// Where emails are written when there is no SMTP server; shown on
     /// `/admin`. `None` when they go to a server.
     pub mail_dir: Option<PathBuf>,
@@ -78,6 +83,7 @@ impl std::fmt::Debug for Pages {
         f.debug_struct("Pages")
             .field("shop", &self.shop)
             .field("shop_name", &self.shop_name)
+            .field("admin_user", &self.admin_user)
             .field(
                 "admin_password",
                 &self.admin_password.as_ref().map(|_| "***"),
@@ -153,7 +159,7 @@ impl Pages {
     /// `None` when the request may see the admin pages; otherwise the
     /// answer that refuses it.
     fn admin_refusal(&self, headers: &HeaderMap) -> Option<Response> {
-        match auth::check(headers, self.admin_password.as_deref()) {
+        match auth::check(headers, &self.admin_user, self.admin_password.as_deref()) {
             Access::Granted => None,
             Access::Disabled => Some(self.message(
                 StatusCode::NOT_FOUND,
@@ -165,7 +171,7 @@ impl Pages {
                 let mut response = self.message(
                     StatusCode::UNAUTHORIZED,
                     "Password needed",
-                    "The admin pages need the shop's admin password.",
+                    "The admin pages need the shop's admin user name and password.",
                 );
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
@@ -202,11 +208,13 @@ impl Pages {
 
 /// The pages' routes; merge them with the shop's.
 pub fn router(state: Pages) -> Router {
-    let guard = throttle::Guard {
-        throttle: Arc::default(),
-        shop_name: state.shop_name.clone(),
-    };
-    // Wrong passwords are counted per address (`throttle.rs`).
+    let guard = throttle::Guard::new(
+        state.device_key.clone(),
+        state.shop.public_url.starts_with("https://"),
+        state.shop_name.clone(),
+    );
+    // Wrong passwords are counted per address, or per known device
+    // (`throttle.rs`).
     let admin = Router::new()
         .route("/admin", get(dashboard))
         .route("/admin/orders/{id}", get(admin_order))
@@ -229,7 +237,33 @@ async fn home(State(pages): State<Pages>) -> Response {
     pages.catalog(StatusCode::OK, None, None)
 }
 
-async fn buy(State(pages): State<Pages>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn buy(
+    State(pages): State<Pages>,
+    client: ipn_web::throttle::Client,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    // A form on any site can post here, as it could post text/plain to
+    // `/api/orders`; each order costs a checkout session at the gateway.
+    if !auth::same_origin(&headers, &pages.shop.public_url) {
+        return pages.message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This order did not come from the shop's own catalog page, so it was not made. \
+             Order from the shop's catalog.",
+        );
+    }
+    if let Err(ShopError::TooManyOrders { retry_after }) = pages.shop.admit_order(client) {
+        let mut response = pages.message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many orders",
+            &format!("Too many orders came from your address. Try again in {retry_after} seconds."),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.into());
+        return response;
+    }
     let Ok(body) = body else {
         return pages.catalog(
             StatusCode::BAD_REQUEST,

@@ -1,153 +1,161 @@
-//! Wrong admin passwords, counted per client address: after
-//! [`LIMIT`] within [`WINDOW`], that address gets `429 Too Many Requests`
-//! for the rest of the window, whatever it sends, so a password cannot be
-//! guessed at the speed of the network. A right password clears the count.
+//! Wrong admin passwords, counted per client: after [`LIMIT`] within
+//! [`WINDOW`], the client gets `429 Too Many Requests` for the rest of the
+//! window, whatever it sends, so a password cannot be guessed at the speed
+//! of the network. A right password clears the count.
 //!
-//! The address is the TCP peer's. Behind a reverse proxy every client has
-//! the proxy's address and they share one count: a flood of wrong
-//! passwords then locks the operator out for a minute too, which is the
-//! price of not trusting a forwarded header anyone can set.
+//! **Who is counted.** A browser that once signed in carries a *known
+//! device* cookie: a random id signed with the shop's HMAC key (the key
+//! that signs download links, stored in the database, so the cookie
+//! outlives restarts), `HttpOnly; SameSite=Strict; Path=/admin`. A request
+//! with a valid one is counted per device, not per address; every other
+//! request per address (the TCP peer's, `ipn_web::throttle`).
+//!
+//! Why: counting only per address let any client that shares the owner's
+//! address (anyone on the same machine, or behind the same proxy or NAT)
+//! lock the owner out by sending wrong passwords, for as long as it kept
+//! doing so. A cookie that only a right password earns cannot be made by
+//! such a client, so the owner's browser keeps its own count, and a
+//! stranger's guessing still locks out every cookieless client of that
+//! address. A device's own wrong passwords still count (against the
+//! device), so a stolen cookie is no way around the limit.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use ipn_web::throttle::{Client, Throttle};
 
 use super::html;
+use crate::downloads::SigningKey;
+use crate::downloads::token;
 
-/// Wrong passwords an address may send within [`WINDOW`].
+/// Wrong passwords a client may send within [`WINDOW`].
 pub const LIMIT: u32 = 10;
 /// How long wrong passwords are remembered, counted from the first.
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// Addresses remembered before forgotten windows are swept.
-const SWEEP_AT: usize = 4096;
-
-#[derive(Debug, Default)]
-pub struct Throttle {
-    failures: Mutex<HashMap<IpAddr, Failures>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    since: Instant,
-}
-
-impl Throttle {
-    /// How long `ip` must wait, if it is locked out at `now`.
-    pub fn locked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = failures.get(&ip)?;
-        let elapsed = now.saturating_duration_since(entry.since);
-        (entry.count >= LIMIT && elapsed < WINDOW).then(|| WINDOW - elapsed)
-    }
-
-    /// Counts a wrong password from `ip`.
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() >= SWEEP_AT {
-            failures.retain(|_, f| now.saturating_duration_since(f.since) < WINDOW);
-        }
-        let entry = failures.entry(ip).or_insert(Failures {
-            count: 0,
-            since: now,
-        });
-        if now.saturating_duration_since(entry.since) >= WINDOW {
-            *entry = Failures {
-                count: 0,
-                since: now,
-            };
-        }
-        entry.count += 1;
-    }
-
-    /// A right password from `ip`: its count starts again.
-    pub fn succeeded(&self, ip: IpAddr) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.remove(&ip);
-    }
-}
+/// The known-device cookie's name.
+pub const DEVICE_COOKIE: &str = "ipn_admin_device";
+/// How long a device stays known without signing in again.
+const DEVICE_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// What a device id is prefixed with before it is signed, so that a
+/// device cookie is never a download token and a download token never a
+/// device cookie (one key signs both).
+const DEVICE_PREFIX: &str = "admin-device:";
 
 /// What the admin routes' layer needs.
 #[derive(Debug, Clone)]
 pub struct Guard {
-    pub throttle: Arc<Throttle>,
+    pub addresses: Arc<Throttle<IpAddr>>,
+    pub devices: Arc<Throttle<String>>,
+    /// Signs and checks known-device cookies.
+    pub key: SigningKey,
+    /// Whether the cookie is `Secure` (the shop is served over https).
+    pub secure: bool,
     pub shop_name: String,
 }
 
-/// The layer on `/admin…`: refuses a locked-out address before anything
-/// else, and counts the answers that refused a password given.
-pub async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-    if let Some(wait) = guard.throttle.locked(ip, Instant::now()) {
+impl Guard {
+    pub fn new(key: SigningKey, secure: bool, shop_name: String) -> Self {
+        Self {
+            addresses: Arc::new(Throttle::new(LIMIT, WINDOW)),
+            devices: Arc::new(Throttle::new(LIMIT, WINDOW)),
+            key,
+            secure,
+            shop_name,
+        }
+    }
+
+    /// The device id of a valid known-device cookie.
+    fn device(&self, headers: &HeaderMap) -> Option<String> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| *name == DEVICE_COOKIE)
+            .find_map(|(_, value)| token::verify(&self.key, value))
+            .and_then(|id| id.strip_prefix(DEVICE_PREFIX).map(str::to_owned))
+    }
+
+    /// A `Set-Cookie` value for a new known device.
+    fn new_device_cookie(&self) -> Option<HeaderValue> {
+        let id = format!("{DEVICE_PREFIX}{:032x}", rand::random::<u128>());
+        let secure = if self.secure { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{DEVICE_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/admin; Max-Age={}{secure}",
+            token::sign(&self.key, &id),
+            DEVICE_TTL.as_secs()
+        ))
+        .ok()
+    }
+}
+
+/// Who a request is counted as.
+enum Counted {
+    Device(String),
+    Address(IpAddr),
+}
+
+/// The layer on `/admin…`: refuses a locked-out client before anything
+/// else, counts the answers that refused a password given, and makes a
+/// browser that gave the right one a known device.
+pub async fn guard(
+    State(guard): State<Guard>,
+    Client(client): Client,
+    request: Request,
+    next: Next,
+) -> Response {
+    let counted = match guard.device(request.headers()) {
+        Some(device) => Counted::Device(device),
+        None => Counted::Address(client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
+    };
+    let now = Instant::now();
+    let locked = match &counted {
+        Counted::Device(device) => guard.devices.locked(device, now),
+        Counted::Address(ip) => guard.addresses.locked(ip, now),
+    };
+    if let Some(wait) = locked {
         let mut response = html::message(
             &guard.shop_name,
             StatusCode::TOO_MANY_REQUESTS,
             "Too many wrong passwords",
             "Too many wrong admin passwords came from your address. Wait a minute, then try again.",
         );
-        // At least one second: `0` would invite an immediate retry.
-        let seconds = wait.as_secs().max(1);
-        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
+        let seconds = ipn_web::throttle::retry_after(wait);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
         return response;
     }
     let tried = request.headers().contains_key(header::AUTHORIZATION);
-    let response = next.run(request).await;
-    if response.status() == StatusCode::UNAUTHORIZED {
-        if tried {
-            guard.throttle.failed(ip, Instant::now());
+    let mut response = next.run(request).await;
+    if !tried {
+        return response;
+    }
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED {
+        match counted {
+            Counted::Device(device) => guard.devices.count(device, Instant::now()),
+            Counted::Address(ip) => guard.addresses.count(ip, Instant::now()),
         }
-    } else if tried && response.status() != StatusCode::NOT_FOUND {
-        guard.throttle.succeeded(ip);
+    } else if status != StatusCode::NOT_FOUND {
+        // Any answer but 401 (and 404, which is also what a shop without
+        // an admin password answers to anything) means the credentials
+        // were right.
+        match counted {
+            Counted::Device(device) => guard.devices.clear(&device),
+            Counted::Address(ip) => {
+                guard.addresses.clear(&ip);
+                if let Some(cookie) = guard.new_device_cookie() {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+            }
+        }
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_address_is_locked_out_after_the_limit_for_the_rest_of_the_window() {
-        let throttle = Throttle::default();
-        let ip: IpAddr = "127.0.0.2".parse().unwrap();
-        let other: IpAddr = "127.0.0.3".parse().unwrap();
-        let start = Instant::now();
-        for n in 0..LIMIT {
-            assert_eq!(throttle.locked(ip, start), None, "after {n}");
-            throttle.failed(ip, start);
-        }
-        let wait = throttle
-            .locked(ip, start + Duration::from_secs(20))
-            .unwrap();
-        assert_eq!(wait, Duration::from_secs(40));
-        assert_eq!(throttle.locked(other, start), None, "per address");
-        assert_eq!(throttle.locked(ip, start + WINDOW), None, "the window ends");
-        // A new failure after the window starts a new count.
-        throttle.failed(ip, start + WINDOW);
-        assert_eq!(throttle.locked(ip, start + WINDOW), None);
-    }
-
-    #[test]
-    fn a_right_password_clears_the_count() {
-        let throttle = Throttle::default();
-        let ip: IpAddr = "127.0.0.2".parse().unwrap();
-        let now = Instant::now();
-        for _ in 0..LIMIT - 1 {
-            throttle.failed(ip, now);
-        }
-        throttle.succeeded(ip);
-        throttle.failed(ip, now);
-        assert_eq!(throttle.locked(ip, now), None);
-    }
 }

@@ -23,6 +23,11 @@ pub enum ReceiveError {
     /// A PayPal-dialect body that is not a form.
     #[error("body is not a PayPal IPN form: {0}")]
     Form(#[from] FormError),
+    /// A form that lacks what every IPN has.
+    #[error("body is not a PayPal IPN: {0}")]
+    NotAnIpn(String),
+    #[error("an IPN is sent as Content-Type: application/x-www-form-urlencoded")]
+    NotForm,
     #[error("request bodies are limited to {limit} bytes")]
     TooLarge { limit: usize },
     #[error("the request body could not be read: {0}")]
@@ -39,7 +44,8 @@ impl ReceiveError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Verify(error) => (StatusCode::BAD_REQUEST, verify_code(error)),
-            Self::Form(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            Self::Form(_) | Self::NotAnIpn(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            Self::NotForm => (StatusCode::BAD_REQUEST, "invalid_content_type"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Unreadable(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),

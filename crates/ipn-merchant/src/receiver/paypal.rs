@@ -7,11 +7,18 @@
 //! says `VERIFIED`: not even its `webhook-id` header, which is why every
 //! arrival gets its own row and duplicates are settled after verification
 //! (by `txn_id` and `payment_status`).
+//!
+//! What is stored must at least look like an IPN, since each stored row is
+//! kept and posted back: `Content-Type: application/x-www-form-urlencoded`
+//! (any parameters), a body that parses as a PayPal form, and the fields
+//! every IPN has, from PayPal as from our gateway ([`REQUIRED`]). Anything
+//! else (`hello world`, JSON) is a 400 naming what is wrong, and nothing is
+//! stored.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use ipn_core::Dialect;
 use ipn_core::paypal::Form;
 
@@ -23,10 +30,15 @@ pub async fn receive(
     headers: HeaderMap,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ReceiveError> {
+    if !is_form(&headers) {
+        return Err(ReceiveError::NotForm);
+    }
     let raw = body(raw, state.body_limit)?;
     // Parsed only to refuse what no postback could verify (an empty body,
-    // bad escapes, an unknown charset); the bytes stored are the raw ones.
-    Form::parse(&raw)?;
+    // bad escapes, an unknown charset) and what is no IPN; the bytes stored
+    // are the raw ones.
+    let form = Form::parse(&raw)?;
+    check_fields(&form)?;
     let message = NewMessage {
         dialect: Dialect::Paypal,
         webhook_id: None,
@@ -41,4 +53,41 @@ pub async fn receive(
     // next retry to be noticed.
     state.postback_wake.notify_one();
     Ok(StatusCode::OK)
+}
+
+/// Fields of which every IPN has at least one, per group: what it is about
+/// (`txn_type`; a refund or reversal has none, but its `txn_id`), and
+/// PayPal's own marks (`verify_sign` and `ipn_track_id`, both always sent
+/// by PayPal and by our gateway, `crates/ipn-core/src/paypal/encode.rs`).
+pub const REQUIRED: [&[&str]; 2] = [&["txn_type", "txn_id"], &["verify_sign", "ipn_track_id"]];
+
+/// Refuses a form that lacks every field of a [`REQUIRED`] group (an empty
+/// value counts as absent).
+fn check_fields(form: &Form) -> Result<(), ReceiveError> {
+    for group in REQUIRED {
+        if !group
+            .iter()
+            .any(|name| form.get(name).is_some_and(|v| !v.is_empty()))
+        {
+            return Err(ReceiveError::NotAnIpn(format!(
+                "it has no {}: every IPN has one",
+                group.join(" or ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the `Content-Type` is `application/x-www-form-urlencoded`, with
+/// any parameters (a `charset`), in any case.
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| {
+            media
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }

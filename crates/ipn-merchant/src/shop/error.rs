@@ -21,6 +21,10 @@ pub enum ShopError {
     Invalid(String),
     #[error("request bodies are limited to {limit} bytes")]
     TooLarge { limit: usize },
+    #[error("send the order as JSON, with Content-Type: application/json")]
+    NotJson,
+    #[error("too many orders came from your address; try again in {retry_after} s")]
+    TooManyOrders { retry_after: u64 },
     #[error("no order {0:?}")]
     OrderNotFound(String),
     #[error("no subscription {0:?}")]
@@ -42,6 +46,8 @@ impl ShopError {
         match self {
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::NotJson => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::TooManyOrders { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_orders"),
             Self::OrderNotFound(_) | Self::SubscriptionNotFound(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
             }
@@ -83,6 +89,11 @@ impl IntoResponse for ShopError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Self::TooManyOrders { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after.into());
+        }
         response
     }
 }

@@ -1,9 +1,13 @@
 //! The shop's JSON API (DESIGN §9): the catalog and orders.
 //!
 //! - `GET /api/products`: the catalog.
-//! - `POST /api/orders`: checks and prices the cart, asks the gateway for
-//!   a hosted checkout session, stores the order with it, answers 201 with
-//!   the `checkout_url` the customer pays at.
+//! - `POST /api/orders` (`Content-Type: application/json`, else 415, so a
+//!   page elsewhere cannot post one as a "simple" `text/plain` form):
+//!   checks and prices the cart, asks the gateway for a hosted checkout
+//!   session, stores the order with it, answers 201 with the
+//!   `checkout_url` the customer pays at. Orders are limited per client
+//!   address (`Config::order_limit`; 429 with `Retry-After` beyond it),
+//!   the Buy form's included: each costs a session at the gateway.
 //! - `GET /api/orders/{id}`: the order as stored.
 //!
 //! Handlers are thin: `orders.rs` holds the rules (pricing, validation, the
@@ -13,15 +17,18 @@ mod error;
 pub mod gateway;
 pub mod orders;
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use ipn_web::throttle::Client;
 use serde_json::Value;
 
 pub use error::ShopError;
@@ -45,6 +52,26 @@ pub struct Shop {
     pub body_limit: usize,
     /// What "now" is for access and expiry shown to clients.
     pub clock: crate::clock::Clock,
+    /// Orders per client address (`Config::order_limit`).
+    pub order_limit: Arc<ipn_web::throttle::Throttle<IpAddr>>,
+}
+
+impl Shop {
+    /// Counts an order attempt from `client`; `Err` when it is over the
+    /// limit. A client without an address (a router served without
+    /// `ConnectInfo`) is not limited.
+    pub fn admit_order(&self, client: Client) -> Result<(), ShopError> {
+        match client.0 {
+            Some(ip) => {
+                self.order_limit
+                    .take(ip, Instant::now())
+                    .map_err(|wait| ShopError::TooManyOrders {
+                        retry_after: ipn_web::throttle::retry_after(wait),
+                    })
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 pub fn router(state: Shop) -> Router {
@@ -62,8 +89,14 @@ async fn products(State(shop): State<Shop>) -> Response {
 
 async fn create_order(
     State(shop): State<Shop>,
+    client: Client,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ShopError> {
+    if !is_json(&headers) {
+        return Err(ShopError::NotJson);
+    }
+    shop.admit_order(client)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ShopError::TooLarge {
@@ -105,6 +138,16 @@ async fn subscription(
         StatusCode::OK,
         &orders::subscription_view(&row, &emails, shop.clock.now_ms()),
     ))
+}
+
+/// Whether the request's `Content-Type` is `application/json` (with any
+/// parameters, in any case).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn json(status: StatusCode, body: &Value) -> Response {

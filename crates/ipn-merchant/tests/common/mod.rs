@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-pub const ADMIN_KEY: &str = "admin-key-for-tests-0123456789";
+pub const ADMIN_KEY: &str = "admin-key-for-tests-0123456789abcdef";
 
 /// Longest wait for something that should happen at once.
 pub const WAIT: Duration = Duration::from_secs(10);
