@@ -38,6 +38,9 @@ pub struct Config {
     /// Where browsers reach the gateway, for checkout page URLs; `None`
     /// for the listening address (loopback when it listens on all).
     pub public_url: Option<String>,
+    /// Wrong keys an address may send in a minute before it gets 429
+    /// (`api/auth.rs`); tests that send many on purpose raise it.
+    pub key_failure_limit: u32,
 }
 
 impl Config {
@@ -57,6 +60,7 @@ impl Config {
             durability: Durability::Full,
             resolver: Arc::new(SystemResolver),
             public_url: None,
+            key_failure_limit: crate::api::FAILURE_LIMIT,
         }
     }
 }
@@ -206,7 +210,7 @@ impl Gateway {
             admin_key_hash: hash_key(config.admin_key.trim()).into(),
             idempotency_hash_key: idempotency_hash_key.into(),
             public_url: public_url.into(),
-            key_failures: Arc::new(api::key_failures()),
+            key_failures: Arc::new(api::key_failures(config.key_failure_limit)),
         };
         let mut stop_http = stop;
         let server = tokio::spawn(async move {

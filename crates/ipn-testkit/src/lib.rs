@@ -6,8 +6,10 @@
 //! test can make an endpoint start failing in the middle of a run.
 //! [`ResettingServer`] accepts connections and resets them mid-request.
 //! [`maildev::MailDev`] runs a MailDev SMTP server; [`webdriver::Browser`]
-//! drives a headless Chromium through `chromedriver`.
+//! drives a headless Chromium through `chromedriver`. [`hostile`] holds the
+//! material of the hostile-corpus tests: injections, malformed bodies and ids.
 
+pub mod hostile;
 pub mod maildev;
 pub mod webdriver;
 

@@ -25,7 +25,8 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::ApiError;
 
-/// Wrong keys an address may send within [`FAILURE_WINDOW`].
+/// Wrong keys an address may send within [`FAILURE_WINDOW`], by default
+/// (`Config::key_failure_limit`).
 pub const FAILURE_LIMIT: u32 = 10;
 /// How long wrong keys are remembered, counted from the first.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
@@ -34,9 +35,9 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// dashboard's sign-in share it).
 pub type KeyFailures = ipn_web::throttle::Throttle<IpAddr>;
 
-/// A fresh count of wrong keys.
-pub fn key_failures() -> KeyFailures {
-    KeyFailures::new(FAILURE_LIMIT, FAILURE_WINDOW)
+/// A fresh count of wrong keys, `limit` a window.
+pub fn key_failures(limit: u32) -> KeyFailures {
+    KeyFailures::new(limit, FAILURE_WINDOW)
 }
 
 pub use ipn_web::throttle::Client;

@@ -541,7 +541,7 @@ fn refused_page(
 }
 
 /// An unexpected failure (already logged by `ApiError::internal`), as a page.
-fn error_page(error: ApiError) -> Response {
+pub(super) fn error_page(error: ApiError) -> Response {
     let main = format!(
         "<h1>Something went wrong</h1>\n<p>{}</p>\n<p>Nothing was charged by this request.</p>\n",
         escape(&error.message)

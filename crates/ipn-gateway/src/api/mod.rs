@@ -32,7 +32,9 @@ use sha2::Sha256;
 
 use crate::delivery::Engine;
 use crate::storage::{IdempotencyKey, IdempotentResponse};
-pub use auth::{Caller, Client, KeyFailures, bearer_key, caller_of, hash_key, key_failures};
+pub use auth::{
+    Caller, Client, FAILURE_LIMIT, KeyFailures, bearer_key, caller_of, hash_key, key_failures,
+};
 pub use error::ApiError;
 pub use merchants::rfc3339;
 
@@ -102,49 +104,76 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::spec))
         .merge(crate::dashboard::router(state.clone()))
         .fallback(system::not_found)
-        .layer(axum::middleware::from_fn(json_errors))
+        .layer(axum::middleware::from_fn(own_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-/// Gives the answers axum makes itself (a body over the limit, a method a
-/// route does not take) the API's JSON error shape; the dashboard's pages
-/// are HTML and keep theirs.
-async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let dashboard = request.uri().path().starts_with("/dashboard");
+/// Gives the answers axum makes itself in plain text (a body over the
+/// limit, a method a route does not take, a path that is not UTF-8) the
+/// shape of the route they answer: the API's JSON error, or for the
+/// dashboard and the checkout page, an HTML page with the reason.
+async fn own_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path();
+    let kind = if path.starts_with("/dashboard") {
+        Shape::Dashboard
+    } else if path.starts_with("/checkout/") {
+        Shape::CheckoutPage
+    } else {
+        Shape::Api
+    };
     let response = next.run(request).await;
-    if dashboard {
-        return response;
-    }
-    let is_json = response
+    let status = response.status();
+    let content_type = response
         .headers()
         .get("content-type")
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    let ours =
+        content_type.starts_with(b"application/json") || content_type.starts_with(b"text/html");
+    if ours || !status.is_client_error() {
         return response;
     }
-    match response.status() {
+    let allow = response.headers().get("allow").cloned();
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|body| String::from_utf8_lossy(&body).into_owned())
+        .unwrap_or_default();
+    let error = match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
+            status,
             "payload_too_large",
             format!("request bodies are limited to {MAX_BODY} bytes"),
-        )
-        .into_response(),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            let allow = response.headers().get("allow").cloned();
-            let mut answer = ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this route does not take that method",
-            )
-            .into_response();
-            if let Some(allow) = allow {
-                answer.headers_mut().insert("allow", allow);
-            }
-            answer
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "this route does not take that method",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::new(status, "unsupported_media_type", text.trim().to_owned())
         }
-        _ => response,
+        _ => ApiError::new(status, "invalid_request", text.trim().to_owned()),
+    };
+    let mut answer = match kind {
+        Shape::Api => error.into_response(),
+        Shape::Dashboard => {
+            crate::dashboard::html::message(None, status, "Refused", &error.message)
+        }
+        Shape::CheckoutPage => checkout_page::error_page(error),
+    };
+    if let Some(allow) = allow {
+        answer.headers_mut().insert("allow", allow);
     }
+    answer
+}
+
+/// Who answers a path: the JSON API or a page.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Api,
+    Dashboard,
+    CheckoutPage,
 }
 
 /// Parses a JSON request body, with serde's message (it names the field

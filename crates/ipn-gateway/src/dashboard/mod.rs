@@ -34,7 +34,7 @@
 
 mod endpoints;
 mod events;
-mod html;
+pub(crate) mod html;
 mod payments;
 pub mod queries;
 mod subscriptions;

@@ -1,0 +1,121 @@
+//! Material for hostile-corpus tests: what an attacker, a careless client
+//! or a broken library sends. Every list is deterministic, so a failing case
+//! is named and repeatable. The services' tests pair these with each of
+//! their routes and check that every one gets a clear 4xx and changes
+//! nothing.
+
+/// Text meant to break out of wherever it lands: markup, SQL, templates,
+/// paths, headers, shells, format strings, Unicode tricks, control bytes.
+pub const INJECTIONS: &[&str] = &[
+    "<script>alert(1)</script>",
+    "\"><img src=x onerror=alert(1)>",
+    "javascript:alert(1)",
+    "' OR '1'='1' --",
+    "1; DROP TABLE events; --",
+    "{{7*7}}${7*7}<%= 7*7 %>",
+    "${jndi:ldap://127.0.0.1:9/x}",
+    "../../../../etc/passwd",
+    "..\\..\\windows\\win.ini",
+    "$(touch /tmp/pwned)`id`",
+    "%s%s%s%n%x",
+    "line\r\nX-Injected: yes",
+    "nul\u{0}byte",
+    "bell\u{7}escape\u{1b}[31m",
+    "\u{202e}gnp.exe",
+    "\u{feff}bom",
+    "😀🏳️‍🌈ẞ",
+    "%00%0d%0a%25",
+    "\\ud800",
+    "null",
+];
+
+/// An identifier of `prefix` (`pay_`, `evt_` …) in every wrong shape.
+pub fn bad_ids(prefix: &str) -> Vec<String> {
+    let ulid = "01KAZ3NDEKTSV4RRFFQ69G5FAV";
+    vec![
+        String::new(),
+        prefix.to_owned(),
+        format!("{prefix}{}", &ulid[..10]),
+        format!("{prefix}{ulid}0"),
+        format!("{prefix}{}", ulid.to_lowercase()),
+        format!("{}{ulid}", prefix.to_uppercase()),
+        format!("xyz_{ulid}"),
+        ulid.to_owned(),
+        format!("{prefix}{ulid}%00"),
+        format!("{prefix}..%2F..%2Fetc%2Fpasswd"),
+        format!("{prefix}%3Cscript%3E"),
+        format!("{prefix}{}", "A".repeat(4096)),
+        format!("{prefix}%FF%FE"),
+        format!("{prefix}%F0%9F%98%80"),
+        // Well formed, but nobody's.
+        format!("{prefix}{ulid}"),
+    ]
+}
+
+/// Bodies that are not a JSON object a route could take, each named.
+pub fn bad_json_bodies() -> Vec<(&'static str, Vec<u8>)> {
+    let nested = |levels: usize| ["[".repeat(levels), "]".repeat(levels)].concat();
+    vec![
+        ("empty", Vec::new()),
+        ("whitespace", b" \r\n\t ".to_vec()),
+        ("invalid UTF-8", b"{\"a\": \"\xff\xfe\xfd\"}".to_vec()),
+        (
+            "bare invalid bytes",
+            b"\xc3\x28\xa0\xa1\xe2\x28\xa1".to_vec(),
+        ),
+        ("NUL bytes", b"{\0\"a\0\": 1}".to_vec()),
+        ("truncated", b"{\"amount\": 19".to_vec()),
+        ("trailing garbage", b"{} {}".to_vec()),
+        ("array", b"[]".to_vec()),
+        ("array of values", b"[1999, \"USD\"]".to_vec()),
+        ("string", b"\"hello\"".to_vec()),
+        ("number", b"42".to_vec()),
+        ("null", b"null".to_vec()),
+        ("true", b"true".to_vec()),
+        ("nested 100,000 deep", nested(100_000).into_bytes()),
+        ("object nested 10,000 deep", {
+            let mut body = "{\"a\":".repeat(10_000);
+            body.push('1');
+            body.push_str(&"}".repeat(10_000));
+            body.into_bytes()
+        }),
+        ("300 KiB string", {
+            let mut body = b"{\"a\": \"".to_vec();
+            body.extend(std::iter::repeat_n(b'a', 300 * 1024));
+            body.extend_from_slice(b"\"}");
+            body
+        }),
+        ("lone surrogate", br#"{"a": "\ud800"}"#.to_vec()),
+        ("number out of range", b"{\"a\": 1e999}".to_vec()),
+        ("byte order mark", b"\xef\xbb\xbf{}".to_vec()),
+        ("XML", b"<?xml version=\"1.0\"?><a>1</a>".to_vec()),
+        ("form", b"amount=1999&currency=USD".to_vec()),
+        (
+            "multipart",
+            b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n".to_vec(),
+        ),
+        ("JSON with comments", b"{/* hi */ \"a\": 1}".to_vec()),
+        ("single quotes", b"{'a': 1}".to_vec()),
+        ("unquoted key", b"{a: 1}".to_vec()),
+        ("NaN", b"{\"a\": NaN}".to_vec()),
+    ]
+}
+
+/// JSON values of the wrong kind for a field that wants `kind`, plus the
+/// injections as strings where a string is wanted but must be one of a few.
+pub fn wrong_values() -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    vec![
+        ("null", json!(null)),
+        ("true", json!(true)),
+        ("negative", json!(-1)),
+        ("zero", json!(0)),
+        ("huge integer", json!(u64::MAX)),
+        ("float", json!(19.99)),
+        ("empty string", json!("")),
+        ("string number", json!("1999")),
+        ("array", json!([1, 2])),
+        ("object", json!({"a": 1})),
+        ("100 KiB string", json!("x".repeat(100 * 1024))),
+    ]
+}
