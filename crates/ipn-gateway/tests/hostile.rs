@@ -15,38 +15,16 @@
 
 mod common;
 
+/// Where the dashboard sends a request without a session.
+const SIGN_IN: &str = "/dashboard/login";
+
 use std::collections::BTreeMap;
 
 use common::{ADMIN_KEY, TestGateway, TestMerchant};
-use ipn_testkit::hostile::{INJECTIONS, bad_ids, bad_json_bodies, wrong_values};
+use ipn_testkit::hostile::{Answer, INJECTIONS, Shot, bad_ids, bad_json_bodies, wrong_values};
 use ipn_testkit::{Receiver, Reply};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// How a route says no.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Answer {
-    /// A 4xx with the API's JSON error: a code and a message.
-    Api,
-    /// A 4xx HTML page with text, or for a dashboard request without a
-    /// session, a redirect to its sign-in.
-    Page,
-    /// PayPal's protocol: 200 with exactly `INVALID` (or a JSON 413 for a
-    /// body over the limit).
-    Postback,
-}
-
-/// One request of the corpus.
-#[derive(Debug, Clone)]
-struct Shot {
-    route: &'static str,
-    answer: Answer,
-    method: Method,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Option<Vec<u8>>,
-    what: String,
-}
 
 /// Everything the corpus aims at: two merchants, each with an endpoint, an
 /// event, payments, a subscription and a checkout session.
@@ -155,99 +133,12 @@ impl Target {
             _receiver: receiver,
         }
     }
-
-    /// Row counts of every table, to show that refused requests stored nothing.
-    fn counts(&self) -> BTreeMap<String, i64> {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.gw.dir.path().join("gateway.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        let tables: Vec<String> = conn
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            )
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        tables
-            .into_iter()
-            .map(|table| {
-                let count = conn
-                    .query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |row| {
-                        row.get(0)
-                    })
-                    .unwrap();
-                (table, count)
-            })
-            .collect()
-    }
-
-    /// Sends one shot; `None` when its answer is the clear refusal the
-    /// route owes, else what was wrong with it.
-    async fn fire(&self, shot: &Shot) -> Option<String> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let mut request =
-            client.request(shot.method.clone(), format!("{}{}", self.gw.url, shot.path));
-        for (name, value) in &shot.headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        if let Some(body) = &shot.body {
-            request = request.body(body.clone());
-        }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return Some(format!("no answer: {e}")),
-        };
-        let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let text = response.text().await.unwrap_or_default();
-        let shown = || format!("{status} {content_type}: {}", &text[..text.len().min(300)]);
-        if status.is_server_error() {
-            return Some(format!("server error: {}", shown()));
-        }
-        let api_error = || {
-            serde_json::from_str::<Value>(&text).ok().is_some_and(|v| {
-                v["error"]["code"].as_str().is_some_and(|c| !c.is_empty())
-                    && v["error"]["message"]
-                        .as_str()
-                        .is_some_and(|m| !m.is_empty())
-            })
-        };
-        let ok = match shot.answer {
-            Answer::Api => status.is_client_error() && api_error(),
-            Answer::Page => {
-                (status.is_client_error()
-                    && (content_type.starts_with("text/html") || api_error())
-                    && !text.trim().is_empty())
-                    || (status == StatusCode::SEE_OTHER && location == "/dashboard/login")
-            }
-            Answer::Postback => {
-                (status == StatusCode::OK && text == "INVALID")
-                    || (status == StatusCode::PAYLOAD_TOO_LARGE && api_error())
-            }
-        };
-        (!ok).then(shown)
-    }
 }
 
-fn bearer(key: &str) -> Vec<(String, String)> {
+/// Request headers, name and value.
+type Headers = Vec<(String, String)>;
+
+fn bearer(key: &str) -> Headers {
     vec![
         ("authorization".to_owned(), format!("Bearer {key}")),
         ("content-type".to_owned(), "application/json".to_owned()),
@@ -394,7 +285,7 @@ fn id_shots(
 ) -> Vec<Shot> {
     let mut ids = bad_ids(prefix);
     ids.push(theirs.to_owned());
-    let variants: Vec<(&str, Vec<(String, String)>, String)> = vec![
+    let variants: Vec<(&str, Headers, String)> = vec![
         ("", bearer(key), String::new()),
         (
             " with a junk query",
@@ -1091,7 +982,7 @@ async fn every_route_refuses_the_hostile_corpus_clearly_and_stores_nothing() {
         };
         shots.push(Shot {
             route,
-            answer: Answer::Page,
+            answer: Answer::Page { sign_in: SIGN_IN },
             method,
             path,
             headers: vec![(
@@ -1141,7 +1032,7 @@ async fn every_route_refuses_the_hostile_corpus_clearly_and_stores_nothing() {
             |path: String, headers: Vec<(String, String)>, body: Vec<u8>, what: String| {
                 shots.push(Shot {
                     route,
-                    answer: Answer::Page,
+                    answer: Answer::Page { sign_in: SIGN_IN },
                     method: Method::POST,
                     path,
                     headers,
@@ -1242,38 +1133,7 @@ async fn every_route_refuses_the_hostile_corpus_clearly_and_stores_nothing() {
         }
     }
 
-    // Fire, and count.
-    let before = t.counts();
-    let mut failures = Vec::new();
-    let mut per_route: BTreeMap<&str, usize> = BTreeMap::new();
-    for shot in &shots {
-        *per_route.entry(shot.route).or_default() += 1;
-        if let Some(wrong) = t.fire(shot).await {
-            let path: String = shot.path.chars().take(80).collect();
-            failures.push(format!("{} {} [{path}]: {wrong}", shot.route, shot.what));
-        }
-    }
-    let after = t.counts();
-    let total = shots.len();
-    assert!(
-        failures.is_empty(),
-        "{} of {total} answers were wrong:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    assert_eq!(before, after, "a refused request changed the database");
-    let thin: Vec<_> = per_route.iter().filter(|(_, n)| **n < 100).collect();
-    assert!(
-        thin.is_empty(),
-        "routes with fewer than 100 requests: {thin:?}"
-    );
-    println!(
-        "hostile corpus: {total} requests over {} routes, 0 wrong answers",
-        per_route.len()
-    );
-    for (route, n) in &per_route {
-        println!("  {n:5}  {route}");
-    }
+    ipn_testkit::hostile::assert_refused(&t.gw.url, &shots, 100, || t.gw.table_counts()).await;
 }
 
 #[tokio::test]
@@ -1310,7 +1170,7 @@ async fn free_text_keeps_injections_exactly_or_refuses_them() {
                 StatusCode::BAD_REQUEST => {
                     let message = answer["error"]["message"].as_str().unwrap();
                     assert!(
-                        message.contains(field.split('.').last().unwrap()),
+                        message.contains(field.rsplit('.').next().unwrap()),
                         "{field}: {message}"
                     );
                 }

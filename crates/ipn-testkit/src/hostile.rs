@@ -119,3 +119,147 @@ pub fn wrong_values() -> Vec<(&'static str, serde_json::Value)> {
         ("100 KiB string", json!("x".repeat(100 * 1024))),
     ]
 }
+
+/// How a route says no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A 4xx with the JSON error both services use: `{"error": {"code",
+    /// "message"}}`, both non-empty.
+    Api,
+    /// A 4xx HTML page with text (or that JSON error), or a redirect to
+    /// `sign_in` when the request had no session.
+    Page { sign_in: &'static str },
+    /// PayPal's postback protocol: 200 with exactly `INVALID` (or a JSON
+    /// 413 for a body over the limit).
+    Postback,
+}
+
+/// One request of a corpus.
+#[derive(Debug, Clone)]
+pub struct Shot {
+    /// The route it aims at, as counted (`POST /v1/payments`).
+    pub route: &'static str,
+    pub answer: Answer,
+    pub method: reqwest::Method,
+    /// Path and query, percent-encoded as sent.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// What is wrong with it, for the failure list.
+    pub what: String,
+}
+
+/// Sends `shot` to the server at `base_url`; `None` when the answer is the
+/// clear refusal its route owes, else what was wrong with the answer.
+pub async fn fire(base_url: &str, shot: &Shot) -> Option<String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let mut request = client.request(shot.method.clone(), format!("{base_url}{}", shot.path));
+    for (name, value) in &shot.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    if let Some(body) = &shot.body {
+        request = request.body(body.clone());
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return Some(format!("no answer: {e}")),
+    };
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (content_type, location) = (header("content-type"), header("location"));
+    let text = response.text().await.unwrap_or_default();
+    let shown = || {
+        let start: String = text.chars().take(300).collect();
+        format!("{status} {content_type}: {start}")
+    };
+    if status.is_server_error() {
+        return Some(format!("server error: {}", shown()));
+    }
+    let api_error = || {
+        serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .is_some_and(|v| {
+                v["error"]["code"].as_str().is_some_and(|c| !c.is_empty())
+                    && v["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| !m.is_empty())
+            })
+    };
+    let ok = match shot.answer {
+        Answer::Api => status.is_client_error() && api_error(),
+        Answer::Page { sign_in } => {
+            (status.is_client_error()
+                && (content_type.starts_with("text/html") || api_error())
+                && !text.trim().is_empty())
+                || (status.is_redirection() && location == sign_in)
+        }
+        Answer::Postback => {
+            (status == reqwest::StatusCode::OK && text == "INVALID")
+                || (status == reqwest::StatusCode::PAYLOAD_TOO_LARGE && api_error())
+        }
+    };
+    (!ok).then(shown)
+}
+
+/// Fires every shot; returns how many went to each route and the list of
+/// wrong answers, each naming its shot.
+pub async fn fire_all(
+    base_url: &str,
+    shots: &[Shot],
+) -> (std::collections::BTreeMap<&'static str, usize>, Vec<String>) {
+    let mut per_route = std::collections::BTreeMap::new();
+    let mut failures = Vec::new();
+    for shot in shots {
+        *per_route.entry(shot.route).or_default() += 1;
+        if let Some(wrong) = fire(base_url, shot).await {
+            let path: String = shot.path.chars().take(80).collect();
+            failures.push(format!("{} {} [{path}]: {wrong}", shot.route, shot.what));
+        }
+    }
+    (per_route, failures)
+}
+
+/// Fires the corpus between two snapshots of the stores and asserts what a
+/// run must show: no wrong answer, nothing stored (`snapshot` before and
+/// after are equal), at least `min` requests a route. Prints the counts a
+/// closing note quotes.
+pub async fn assert_refused<S: PartialEq + std::fmt::Debug>(
+    base_url: &str,
+    shots: &[Shot],
+    min: usize,
+    snapshot: impl Fn() -> S,
+) {
+    let before = snapshot();
+    let (per_route, failures) = fire_all(base_url, shots).await;
+    let after = snapshot();
+    let total = shots.len();
+    assert!(
+        failures.is_empty(),
+        "{} of {total} answers were wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(before, after, "a refused request changed what is stored");
+    let thin: Vec<_> = per_route.iter().filter(|(_, n)| **n < min).collect();
+    assert!(
+        thin.is_empty(),
+        "routes with fewer than {min} requests: {thin:?}"
+    );
+    println!(
+        "hostile corpus: {total} requests over {} routes, 0 wrong answers, nothing stored",
+        per_route.len()
+    );
+    for (route, n) in &per_route {
+        println!("  {n:5}  {route}");
+    }
+}

@@ -354,6 +354,29 @@ impl Shop {
 }
 
 impl TestGateway {
+    /// Row counts of every table, read beside the running gateway: equal
+    /// counts before and after show that refused requests stored nothing.
+    pub fn table_counts(&self) -> std::collections::BTreeMap<String, i64> {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.dir.path().join("gateway.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let tables: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        tables
+            .into_iter()
+            .map(|table| (table.clone(), self.count_rows(&format!("\"{table}\""))))
+            .collect()
+    }
+
     /// How many rows a table of the gateway's database holds, read beside
     /// the running gateway (WAL readers never block it): to check that a
     /// refused request stored nothing.
