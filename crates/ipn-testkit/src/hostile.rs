@@ -126,8 +126,8 @@ pub enum Answer {
     /// A 4xx with the JSON error both services use: `{"error": {"code",
     /// "message"}}`, both non-empty.
     Api,
-    /// A 4xx HTML page with text (or that JSON error), or a redirect to
-    /// `sign_in` when the request had no session.
+    /// A 4xx page with text (HTML, plain text, or that JSON error), or a
+    /// redirect to `sign_in` when the request had no session.
     Page { sign_in: &'static str },
     /// PayPal's postback protocol: 200 with exactly `INVALID` (or a JSON
     /// 413 for a body over the limit).
@@ -199,7 +199,7 @@ pub async fn fire(base_url: &str, shot: &Shot) -> Option<String> {
         Answer::Api => status.is_client_error() && api_error(),
         Answer::Page { sign_in } => {
             (status.is_client_error()
-                && (content_type.starts_with("text/html") || api_error())
+                && (content_type.starts_with("text/") || api_error())
                 && !text.trim().is_empty())
                 || (status.is_redirection() && location == sign_in)
         }

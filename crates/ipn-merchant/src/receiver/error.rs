@@ -23,6 +23,9 @@ pub enum ReceiveError {
     /// A PayPal-dialect body that is not a form.
     #[error("body is not a PayPal IPN form: {0}")]
     Form(#[from] FormError),
+    /// A verified standard-dialect body that is not an event.
+    #[error("body is not an event: {0}")]
+    NotAnEvent(String),
     /// A form that lacks what every IPN has.
     #[error("body is not a PayPal IPN: {0}")]
     NotAnIpn(String),
@@ -44,7 +47,9 @@ impl ReceiveError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Verify(error) => (StatusCode::BAD_REQUEST, verify_code(error)),
-            Self::Form(_) | Self::NotAnIpn(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            Self::Form(_) | Self::NotAnIpn(_) | Self::NotAnEvent(_) => {
+                (StatusCode::BAD_REQUEST, "invalid_body")
+            }
             Self::NotForm => (StatusCode::BAD_REQUEST, "invalid_content_type"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Unreadable(_) => (StatusCode::BAD_REQUEST, "invalid_body"),

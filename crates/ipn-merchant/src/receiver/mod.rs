@@ -54,6 +54,38 @@ pub fn router(state: Receiver, others: Router) -> Router {
         .fallback(|| async { ReceiveError::NotFound })
         .method_not_allowed_fallback(|| async { ReceiveError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(json_errors))
+}
+
+/// Gives the refusals axum makes itself in plain text (a path that is not
+/// UTF-8, a query it cannot read) the JSON error shape on the routes that
+/// answer JSON: `/webhooks`, `/ipn`, `/healthz` and the shop's `/api/`.
+/// Pages keep their text, which people read.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path();
+    let json_route = ["/api/", "/webhooks", "/ipn", "/healthz"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix));
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !json_route || is_json || !status.is_client_error() {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|body| String::from_utf8_lossy(&body).trim().to_owned())
+        .unwrap_or_default();
+    let body = serde_json::json!({"error": {"code": "invalid_request", "message": text}});
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn health() -> Response {
