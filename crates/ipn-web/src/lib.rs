@@ -1,6 +1,14 @@
-//! What the server-rendered pages of both services share: the script that
-//! refreshes parts of a page in place, and the check that a form post
-//! comes from the service's own pages ([`same_origin`]).
+//! What the gateway and the shop share on the web: the HTTP serving of both
+//! ([`serve`], with its [`Limits`] on slow and idle clients), and for their
+//! server-rendered pages the script that refreshes parts of a page in place
+//! and the check that a form post comes from the service's own pages
+//! ([`same_origin`]).
+//!
+//! - `serve/`: the accept loop and its connection cap (`mod.rs`), one
+//!   connection with its header and idle timeouts (`connection.rs`), the
+//!   request body's deadline (`body.rs`).
+//! - `origin.rs`: [`same_origin`].
+//! - `live.js`: the script, served by [`live_js`].
 //!
 //! `live.js` is the one script of the gateway's dashboard and of the shop's
 //! pages: an element with an `id` and `data-live="SECONDS"` is refreshed in
@@ -9,8 +17,10 @@
 //! `script-src 'self'; connect-src 'self'`, with no inline script.
 
 mod origin;
+mod serve;
 
 pub use origin::same_origin;
+pub use serve::{Limits, serve};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
