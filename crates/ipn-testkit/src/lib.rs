@@ -6,9 +6,11 @@
 //! test can make an endpoint start failing in the middle of a run.
 //! [`ResettingServer`] accepts connections and resets them mid-request.
 //! [`maildev::MailDev`] runs a MailDev SMTP server; [`webdriver::Browser`]
-//! drives a headless Chromium through `chromedriver`.
+//! drives a headless Chromium through `chromedriver`; [`slow`] has clients
+//! that send requests slowly or not at all, for the servers' timeouts.
 
 pub mod maildev;
+pub mod slow;
 pub mod webdriver;
 
 use std::collections::VecDeque;
