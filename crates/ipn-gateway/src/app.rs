@@ -34,6 +34,9 @@ pub struct Config {
     /// Where browsers reach the gateway, for checkout page URLs; `None`
     /// for the listening address (loopback when it listens on all).
     pub public_url: Option<String>,
+    /// How long HTTP clients may be slow or idle, and how many may be
+    /// connected at once.
+    pub http_limits: ipn_web::Limits,
 }
 
 impl Config {
@@ -48,6 +51,7 @@ impl Config {
             durability: Durability::Full,
             resolver: Arc::new(SystemResolver),
             public_url: None,
+            http_limits: ipn_web::Limits::default(),
         }
     }
 }
@@ -106,7 +110,7 @@ pub struct Gateway {
     addr: SocketAddr,
     engine: Arc<Engine>,
     shutdown: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     delivery: JoinHandle<()>,
     billing: JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
@@ -118,6 +122,10 @@ impl Gateway {
         if config.admin_key.trim().len() < 16 {
             bail!("the admin key must be at least 16 characters");
         }
+        config
+            .http_limits
+            .validate("http_limits")
+            .map_err(anyhow::Error::msg)?;
         let addr = listener.local_addr()?;
         let public_url = public_url(config.public_url.as_deref(), addr)?;
         let database = config.database.clone();
@@ -167,13 +175,14 @@ impl Gateway {
             public_url: public_url.into(),
         };
         let mut stop_http = stop;
-        let server = tokio::spawn(async move {
-            axum::serve(listener, api::router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = stop_http.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let server = tokio::spawn(ipn_web::serve(
+            listener,
+            api::router(state),
+            config.http_limits,
+            async move {
+                let _ = stop_http.wait_for(|stop| *stop).await;
+            },
+        ));
         Ok(Self {
             addr,
             engine,
@@ -208,7 +217,7 @@ impl Gateway {
     /// what is queued, and returns when everything has stopped.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        self.server.await??;
+        self.server.await?;
         self.billing.await?;
         self.delivery.await?;
         drop(self.engine);
