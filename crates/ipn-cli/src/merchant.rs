@@ -137,6 +137,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
             .then(|| std::time::Duration::from_secs(args.reconcile_every)),
         clock: Default::default(),
         admin_password: args.admin_password.map(ipn_merchant::Hidden::new),
+        http_limits: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

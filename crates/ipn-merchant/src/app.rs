@@ -81,6 +81,9 @@ pub struct Config {
     pub reconcile_every: Option<Duration>,
     /// The shop's clock: real time, or a gateway's test clock.
     pub clock: Clock,
+    /// How long HTTP clients may be slow or idle, and how many may be
+    /// connected at once.
+    pub http_limits: ipn_web::Limits,
 }
 
 impl Config {
@@ -122,6 +125,7 @@ impl Config {
             admin_password: None,
             reconcile_every: Some(Duration::from_secs(60)),
             clock: Clock::system(),
+            http_limits: ipn_web::Limits::default(),
         }
     }
 
@@ -144,6 +148,9 @@ impl Config {
         if self.body_limit == 0 {
             bail!("body_limit must be at least one byte");
         }
+        self.http_limits
+            .validate("http_limits")
+            .map_err(anyhow::Error::msg)?;
         let mut keys: Vec<VerifyKey> = self
             .webhook_secrets
             .iter()
@@ -221,7 +228,7 @@ pub fn parse_database_url(url: &str) -> anyhow::Result<PathBuf> {
 pub struct Merchant {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     postbacks: JoinHandle<()>,
     mailer: JoinHandle<()>,
     reconciler: Option<JoinHandle<()>>,
@@ -336,17 +343,17 @@ impl Merchant {
             postback_wake,
             clock: config.clock.clone(),
         };
-        let server = tokio::spawn(async move {
-            let routes = shop.merge(crate::downloads::router(downloads));
-            // The peer's address counts wrong admin passwords (`pages/throttle.rs`).
-            let app = receiver::router(state, routes)
-                .into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let routes = shop.merge(crate::downloads::router(downloads));
+        // `ipn_web::serve` gives handlers the peer's address, which counts
+        // wrong admin passwords (`pages/throttle.rs`).
+        let server = tokio::spawn(ipn_web::serve(
+            listener,
+            receiver::router(state, routes),
+            config.http_limits,
+            async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            },
+        ));
         warn_missing_downloads(&config);
         tracing::info!(%addr, database = %config.database.display(), "merchant started");
         Ok(Self {
@@ -388,7 +395,7 @@ impl Merchant {
         tokio::task::spawn_blocking(move || writer.join())
             .await?
             .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
-        served??;
+        served?;
         worked.context("the postback worker failed")?;
         mailed.context("the mail worker failed")?;
         reconciled.context("reconciliation failed")?;
@@ -469,13 +476,17 @@ mod tests {
     fn each_bad_setting_is_named() {
         assert!(config().validate().is_ok());
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 7] = [
+        let cases: [(&str, Spoil); 9] = [
             ("public_url", |c| c.public_url = Some("shop.example".into())),
             ("public_url", |c| c.public_url = Some("mailto:a@b.c".into())),
             ("gateway_url", |c| c.gateway_url = "not a url".into()),
             ("gateway_url", |c| c.gateway_url = "ftp://host/".into()),
             ("gateway_key", |c| c.gateway_key = GatewayKey::new(" ")),
             ("body_limit", |c| c.body_limit = 0),
+            ("http_limits.idle", |c| c.http_limits.idle = Duration::ZERO),
+            ("http_limits.max_connections", |c| {
+                c.http_limits.max_connections = 0
+            }),
             ("webhook_secret", |c| c.webhook_secrets.clear()),
         ];
         for (setting, spoil) in cases {
