@@ -59,7 +59,10 @@ pub async fn slow_client(
     bound: Duration,
     connected: impl FnOnce(),
 ) -> Outcome {
-    let mut stream = TcpStream::connect(addr).await.expect("connecting");
+    let mut stream = tokio::time::timeout(bound, TcpStream::connect(addr))
+        .await
+        .expect("connected in time")
+        .expect("connecting");
     let start = Instant::now();
     let mut outcome = Outcome {
         closed_after: None,
@@ -180,11 +183,10 @@ impl Crowd {
 
     /// Returns once every client has connected and sent its first bytes.
     pub async fn connected(&self) {
-        let _ = self
-            .ready
-            .acquire_many(self.started)
+        let all = tokio::time::timeout(self.bound, self.ready.acquire_many(self.started))
             .await
-            .expect("the crowd's semaphore is never closed");
+            .expect("every slow client connected in time");
+        let _ = all.expect("the crowd's semaphore is never closed");
     }
 
     /// What each client saw, once all have been closed or given up.
