@@ -77,10 +77,12 @@ async fn handlers_see_the_peer_address() {
 }
 
 #[tokio::test]
-async fn a_kept_alive_connection_gets_the_idle_time_not_the_header_time() {
+async fn a_kept_alive_connection_waits_by_the_idle_time_and_sends_by_the_header_time() {
+    // The idle time is twice `WAIT`: only the header timeout can close the
+    // connection within it.
     let limits = Limits {
         header_read: Duration::from_millis(300),
-        idle: Duration::from_secs(5),
+        idle: 2 * WAIT,
         ..Limits::default()
     };
     let router = Router::new().route("/", get(|| async { "hello" }));
@@ -90,6 +92,13 @@ async fn a_kept_alive_connection_gets_the_idle_time_not_the_header_time() {
     // Well past the header timeout, within the idle one: still open.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(get_on(&mut stream, "/").await.0, "HTTP/1.1 200 OK");
+    // The next head begins and stalls: its clock runs from its first byte.
+    stream.write_all(b"G").await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .expect("a stalled head is closed by the header timeout");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     drop(stream);
     stop.send(()).unwrap();
     tokio::time::timeout(WAIT, server).await.unwrap().unwrap();

@@ -74,7 +74,7 @@ impl Connection {
             )),
             armed: None,
         };
-        let mut closing = false;
+        let mut shutting_down = false;
         loop {
             // `biased`: the connection is polled first, so the watchdog reads
             // what it just did.
@@ -99,9 +99,9 @@ impl Connection {
                         activity.closing();
                     }
                 },
-                _ = stopping.wait_for(|stop| *stop), if !closing => {
+                _ = stopping.wait_for(|stop| *stop), if !shutting_down => {
                     conn.as_mut().graceful_shutdown();
-                    closing = true;
+                    shutting_down = true;
                 }
             }
         }
