@@ -78,13 +78,18 @@ impl Limits {
     /// Checks each limit, naming the one that is wrong (`setting` is the
     /// configuration's name for these limits).
     pub fn validate(&self, setting: &str) -> Result<(), String> {
+        // Longer would hold a slot for no client's good; and a deadline
+        // must stay representable.
+        const DAY: Duration = Duration::from_secs(24 * 60 * 60);
         for (name, value) in [
             ("header_read", self.header_read),
             ("idle", self.idle),
             ("body", self.body),
         ] {
-            if value.is_zero() {
-                return Err(format!("{setting}.{name} must be longer than zero"));
+            if value.is_zero() || value > DAY {
+                return Err(format!(
+                    "{setting}.{name} must be longer than zero and at most a day, not {value:?}"
+                ));
             }
         }
         if self.max_connections == 0 || u32::try_from(self.max_connections).is_err() {
@@ -166,4 +171,32 @@ fn is_connection_error(error: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_bad_limit_is_named() {
+        assert_eq!(Limits::default().validate("http_limits"), Ok(()));
+        type Spoil = fn(&mut Limits);
+        let cases: [(&str, Spoil); 5] = [
+            ("http_limits.header_read", |l| {
+                l.header_read = Duration::ZERO
+            }),
+            ("http_limits.idle", |l| l.idle = Duration::MAX),
+            ("http_limits.body", |l| l.body = Duration::ZERO),
+            ("http_limits.max_connections", |l| l.max_connections = 0),
+            ("http_limits.max_connections", |l| {
+                l.max_connections = usize::MAX
+            }),
+        ];
+        for (name, spoil) in cases {
+            let mut limits = Limits::default();
+            spoil(&mut limits);
+            let error = limits.validate("http_limits").unwrap_err();
+            assert!(error.starts_with(name), "{name}: {error}");
+        }
+    }
 }
