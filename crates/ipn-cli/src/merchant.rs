@@ -147,6 +147,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         admin_user: args.admin_user,
         admin_password: args.admin_password.map(ipn_merchant::Hidden::new),
         order_limit: Default::default(),
+        http_limits: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

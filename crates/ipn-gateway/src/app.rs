@@ -41,6 +41,9 @@ pub struct Config {
     /// Wrong keys an address may send in a minute before it gets 429
     /// (`api/auth.rs`); tests that send many on purpose raise it.
     pub key_failure_limit: u32,
+    /// How long HTTP clients may be slow or idle, and how many may be
+    /// connected at once.
+    pub http_limits: ipn_web::Limits,
 }
 
 impl Config {
@@ -61,6 +64,7 @@ impl Config {
             resolver: Arc::new(SystemResolver),
             public_url: None,
             key_failure_limit: crate::api::FAILURE_LIMIT,
+            http_limits: ipn_web::Limits::default(),
         }
     }
 }
@@ -152,7 +156,7 @@ pub struct Gateway {
     addr: SocketAddr,
     engine: Arc<Engine>,
     shutdown: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     delivery: JoinHandle<()>,
     billing: JoinHandle<()>,
     writer: std::thread::JoinHandle<()>,
@@ -162,6 +166,10 @@ impl Gateway {
     /// Starts the gateway on an already bound listener (port 0 in tests).
     pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         check_admin_key(&config.admin_key)?;
+        config
+            .http_limits
+            .validate("http_limits")
+            .map_err(anyhow::Error::msg)?;
         let addr = listener.local_addr()?;
         let public_url = public_url(config.public_url.as_deref(), addr)?;
         let database = config.database.clone();
@@ -213,15 +221,14 @@ impl Gateway {
             key_failures: Arc::new(api::key_failures(config.key_failure_limit)),
         };
         let mut stop_http = stop;
-        let server = tokio::spawn(async move {
-            // The peer's address counts wrong keys (`api/auth.rs`).
-            let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_http.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let server = tokio::spawn(ipn_web::serve(
+            listener,
+            api::router(state),
+            config.http_limits,
+            async move {
+                let _ = stop_http.wait_for(|stop| *stop).await;
+            },
+        ));
         Ok(Self {
             addr,
             engine,
@@ -256,7 +263,7 @@ impl Gateway {
     /// what is queued, and returns when everything has stopped.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
-        self.server.await??;
+        self.server.await?;
         self.billing.await?;
         self.delivery.await?;
         drop(self.engine);

@@ -91,6 +91,9 @@ pub struct Config {
     /// Orders (`POST /api/orders`, the Buy form) one client address may
     /// make per window: each asks the gateway for a checkout session.
     pub order_limit: OrderLimit,
+    /// How long HTTP clients may be slow or idle, and how many may be
+    /// connected at once.
+    pub http_limits: ipn_web::Limits,
 }
 
 /// At most `orders` per `window` from one client address.
@@ -153,6 +156,7 @@ impl Config {
             endpoint_id: None,
             clock: Clock::system(),
             order_limit: OrderLimit::default(),
+            http_limits: ipn_web::Limits::default(),
         }
     }
 
@@ -186,6 +190,9 @@ impl Config {
         if self.order_limit.orders == 0 || self.order_limit.window.is_zero() {
             bail!("order_limit must allow at least one order in a window longer than zero");
         }
+        self.http_limits
+            .validate("http_limits")
+            .map_err(anyhow::Error::msg)?;
         let mut keys: Vec<VerifyKey> = self
             .webhook_secrets
             .iter()
@@ -263,7 +270,7 @@ pub fn parse_database_url(url: &str) -> anyhow::Result<PathBuf> {
 pub struct Merchant {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     postbacks: JoinHandle<()>,
     mailer: JoinHandle<()>,
     reconciler: Option<JoinHandle<()>>,
@@ -385,18 +392,17 @@ impl Merchant {
             postback_wake,
             clock: config.clock.clone(),
         };
-        let server = tokio::spawn(async move {
-            let routes = shop.merge(crate::downloads::router(downloads));
-            // The peer's address counts wrong admin passwords (`pages/throttle.rs`)
-            // and orders (`shop/mod.rs`).
-            let app = receiver::router(state, routes)
-                .into_make_service_with_connect_info::<std::net::SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let routes = shop.merge(crate::downloads::router(downloads));
+        // `ipn_web::serve` gives handlers the peer's address, which counts
+        // wrong admin passwords (`pages/throttle.rs`) and orders (`shop/mod.rs`).
+        let server = tokio::spawn(ipn_web::serve(
+            listener,
+            receiver::router(state, routes),
+            config.http_limits,
+            async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            },
+        ));
         warn_missing_downloads(&config);
         tracing::info!(%addr, database = %config.database.display(), "merchant started");
         Ok(Self {
@@ -438,7 +444,7 @@ impl Merchant {
         tokio::task::spawn_blocking(move || writer.join())
             .await?
             .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
-        served??;
+        served?;
         worked.context("the postback worker failed")?;
         mailed.context("the mail worker failed")?;
         reconciled.context("reconciliation failed")?;
@@ -519,13 +525,17 @@ mod tests {
     fn each_bad_setting_is_named() {
         assert!(config().validate().is_ok());
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 7] = [
+        let cases: [(&str, Spoil); 9] = [
             ("public_url", |c| c.public_url = Some("shop.example".into())),
             ("public_url", |c| c.public_url = Some("mailto:a@b.c".into())),
             ("gateway_url", |c| c.gateway_url = "not a url".into()),
             ("gateway_url", |c| c.gateway_url = "ftp://host/".into()),
             ("gateway_key", |c| c.gateway_key = GatewayKey::new(" ")),
             ("body_limit", |c| c.body_limit = 0),
+            ("http_limits.idle", |c| c.http_limits.idle = Duration::ZERO),
+            ("http_limits.max_connections", |c| {
+                c.http_limits.max_connections = 0
+            }),
             ("webhook_secret", |c| c.webhook_secrets.clear()),
         ];
         for (setting, spoil) in cases {

@@ -6,11 +6,14 @@
 //! test can make an endpoint start failing in the middle of a run.
 //! [`ResettingServer`] accepts connections and resets them mid-request.
 //! [`maildev::MailDev`] runs a MailDev SMTP server; [`webdriver::Browser`]
-//! drives a headless Chromium through `chromedriver`. [`hostile`] holds the
-//! material of the hostile-corpus tests: injections, malformed bodies and ids.
+//! drives a headless Chromium through `chromedriver`; [`slow`] has clients
+//! that send requests slowly or not at all, for the servers' timeouts;
+//! [`hostile`] holds the material of the hostile-corpus tests: injections,
+//! malformed bodies and ids, and the firing and checking of a corpus.
 
 pub mod hostile;
 pub mod maildev;
+pub mod slow;
 pub mod webdriver;
 
 use std::collections::VecDeque;

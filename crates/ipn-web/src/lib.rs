@@ -1,8 +1,18 @@
-//! What the server-rendered pages of both services share: the script that
-//! refreshes parts of a page in place, the check that a form post
-//! comes from the service's own pages ([`same_origin`]), the one HTML
-//! escaper and the security headers of every page (`html`), and the
-//! counting of wrong keys and costly requests per client (`throttle`).
+//! What the gateway and the shop share on the web: the HTTP serving of both
+//! ([`serve`], with its [`Limits`] on slow and idle clients), and for their
+//! server-rendered pages the script that refreshes parts of a page in place,
+//! the check that a form post comes from the service's own pages
+//! ([`same_origin`]), the one HTML escaper and the security headers of every
+//! page (`html`), and the counting of wrong keys and costly requests per
+//! client (`throttle`).
+//!
+//! - `serve/`: the accept loop and its connection cap (`mod.rs`), one
+//!   connection with its header and idle timeouts (`connection.rs`), the
+//!   request body's deadline (`body.rs`).
+//! - `origin.rs`: [`same_origin`].
+//! - `html.rs`: [`html::escape`] and the headers of every page.
+//! - `throttle.rs`: counting per client, with a lock only where it is needed.
+//! - `live.js`: the script, served by [`live_js`].
 //!
 //! `live.js` is the one script of the gateway's dashboard and of the shop's
 //! pages: an element with an `id` and `data-live="SECONDS"` is refreshed in
@@ -12,10 +22,12 @@
 
 pub mod html;
 mod origin;
+mod serve;
 pub mod throttle;
 
 pub use html::escape;
 pub use origin::same_origin;
+pub use serve::{Limits, serve};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
