@@ -109,8 +109,9 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let gateway = Gateway::start(config, listener).await?;
+    let stop = shutdown_signal();
     eprintln!("ipn gateway listening on {}", gateway.url());
-    shutdown_signal().await;
+    stop.await;
     eprintln!("stopping: finishing attempts in flight");
     gateway.shutdown().await?;
     Ok(ExitCode::SUCCESS)
@@ -123,28 +124,36 @@ pub fn migrate(args: MigrateArgs) -> Result<ExitCode, Fatal> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C or SIGTERM.
-/// Waits for Ctrl-C or SIGTERM: either stops a service gracefully.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Listens for Ctrl-C and SIGTERM from the moment it is called, and
+/// resolves at the first: either stops a service gracefully. Call it before
+/// saying the service is up, so a signal sent as soon as a script reads that
+/// line is never missed (a handler set up later would let it kill the
+/// process instead).
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let streams = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        );
+        async move {
+            match streams {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -68,6 +68,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         (None, false) => listener.newest().await?,
     };
     listener.cursor = cursor;
+    let stop = crate::gateway::shutdown_signal();
     println!(
         "ipn listen: forwarding {}'s events to {} (Ctrl-C stops)",
         args.gateway, args.forward_to
@@ -75,7 +76,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
     println!("signing with {}", secret.reveal());
     tokio::select! {
         result = listener.follow() => result?,
-        () = crate::gateway::shutdown_signal() => {}
+        () = stop => {}
     }
     Ok(ExitCode::SUCCESS)
 }

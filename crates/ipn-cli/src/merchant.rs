@@ -153,8 +153,9 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let merchant = Merchant::start(config, listener).await?;
+    let stop = crate::gateway::shutdown_signal();
     eprintln!("ipn merchant listening on {}", merchant.url());
-    crate::gateway::shutdown_signal().await;
+    stop.await;
     eprintln!("stopping: finishing requests in flight");
     merchant.shutdown().await?;
     Ok(ExitCode::SUCCESS)

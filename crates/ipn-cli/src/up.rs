@@ -63,8 +63,9 @@ pub struct Credentials {
 
 pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
     let up = Up::start(&args).await?;
+    let stop = crate::gateway::shutdown_signal();
     println!("{}", up.banner());
-    crate::gateway::shutdown_signal().await;
+    stop.await;
     eprintln!("stopping: finishing what is in flight");
     up.shutdown().await?;
     Ok(ExitCode::SUCCESS)

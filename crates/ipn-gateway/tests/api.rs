@@ -605,19 +605,6 @@ async fn the_test_clock_cannot_be_advanced_when_it_is_off() {
     );
 }
 
-/// The clock as the advance route reports it (an advance of 0 s).
-async fn clock_now(gw: &TestGateway) -> time::OffsetDateTime {
-    let (status, body) = gw
-        .post(ADMIN_KEY, "/v1/test/clock/advance", json!({"seconds": 0}))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    time::OffsetDateTime::parse(
-        body["now"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn an_advance_the_clock_cannot_represent_is_refused_and_breaks_nothing() {
     let gw = TestGateway::start().await;
@@ -629,7 +616,7 @@ async fn an_advance_the_clock_cannot_represent_is_refused_and_breaks_nothing() {
     let first = gw
         .ingest(&shop, "invoice.paid", json!({"id": "inv_1"}))
         .await;
-    let before = clock_now(&gw).await;
+    let before = gw.advance(0).await;
 
     for seconds in [
         json!(i64::MAX),
@@ -658,7 +645,7 @@ async fn an_advance_the_clock_cannot_represent_is_refused_and_breaks_nothing() {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
-    let after = clock_now(&gw).await;
+    let after = gw.advance(0).await;
     assert!(
         after >= before && after - before < time::Duration::minutes(1),
         "the clock stayed where it was: {before} then {after}"
@@ -686,7 +673,7 @@ async fn an_advance_the_clock_cannot_represent_is_refused_and_breaks_nothing() {
 
     // A restart keeps the clock where it was.
     let gw = gw.restart(|_| {}).await;
-    let restarted = clock_now(&gw).await;
+    let restarted = gw.advance(0).await;
     assert!(
         restarted >= after && restarted - after < time::Duration::minutes(1),
         "{after} then {restarted}"

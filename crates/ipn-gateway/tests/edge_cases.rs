@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{ADMIN_KEY, TestGateway, TestMerchant};
+use common::{TestGateway, TestMerchant};
 use ipn_core::paypal::request_body;
 use ipn_gateway::delivery::ssrf::NetworkPolicy;
 use ipn_testkit::{Receiver, Reply};
@@ -214,22 +214,6 @@ async fn a_wrong_method_gets_a_json_405() {
     }
 }
 
-async fn advance_and_read_now(gw: &TestGateway, seconds: u64) -> time::OffsetDateTime {
-    let (status, body) = gw
-        .post(
-            ADMIN_KEY,
-            "/v1/test/clock/advance",
-            json!({"seconds": seconds}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    time::OffsetDateTime::parse(
-        body["now"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap()
-}
-
 /// Once a bug: src/clock.rs keeps the test clock's offset in memory only
 /// (`Clock::test()` starts at 0 in src/app.rs), so after a restart the
 /// gateway clock jumps back by every advance made, although DESIGN §4 says
@@ -238,7 +222,7 @@ async fn advance_and_read_now(gw: &TestGateway, seconds: u64) -> time::OffsetDat
 async fn the_test_clock_does_not_go_back_across_a_restart() {
     let gw = TestGateway::start().await;
     let shop = gw.merchant("shop").await;
-    advance_and_read_now(&gw, 2 * 24 * 3600).await;
+    gw.advance(2 * 24 * 3600).await;
     let before = gw
         .ingest(&shop, "invoice.paid", json!({"id": "inv_1"}))
         .await;
@@ -271,7 +255,7 @@ async fn a_retry_due_in_advanced_time_runs_after_a_restart() {
     receiver.respond_next([Reply::status(500)]);
     gw.endpoint(&shop, json!({"url": receiver.url("/hook")}))
         .await;
-    advance_and_read_now(&gw, 2 * 24 * 3600).await;
+    gw.advance(2 * 24 * 3600).await;
     let event = gw
         .ingest(&shop, "invoice.paid", json!({"id": "inv_1"}))
         .await;
@@ -279,7 +263,7 @@ async fn a_retry_due_in_advanced_time_runs_after_a_restart() {
     gw.wait_attempts(&shop, id, "the failed attempt", |a| a.len() == 1)
         .await;
     let gw = gw.restart(|_| {}).await;
-    advance_and_read_now(&gw, 7).await;
+    gw.advance(7).await;
     // Due at once; two seconds is plenty (the old bug held it for days).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while gw.attempts(&shop, id).await.len() < 2 && tokio::time::Instant::now() < deadline {

@@ -48,7 +48,7 @@ async fn slow_and_idle_connections_are_closed_on_time_while_others_are_served() 
         .post(
             "/ipn",
             &[("content-type", "application/x-www-form-urlencoded")],
-            "txn_id=1&payment_status=Completed",
+            "txn_id=1&payment_status=Completed&verify_sign=AtkOfCXbDm2hu0ZELryHFjY",
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{text}");

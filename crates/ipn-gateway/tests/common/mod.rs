@@ -239,7 +239,8 @@ impl TestGateway {
             .unwrap()
     }
 
-    pub async fn advance(&self, seconds: u64) {
+    /// Advances the test clock; returns the time it then shows.
+    pub async fn advance(&self, seconds: u64) -> time::OffsetDateTime {
         let (status, body) = self
             .post(
                 ADMIN_KEY,
@@ -248,6 +249,11 @@ impl TestGateway {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        time::OffsetDateTime::parse(
+            body["now"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
     }
 
     pub async fn attempts(&self, merchant: &TestMerchant, event_id: &str) -> Vec<Value> {
