@@ -653,3 +653,32 @@ async fn control_characters_from_an_ipn_never_reach_the_admin_page() {
         );
     }
 }
+
+/// Once a hole: the lockout read "the password was right" off any answer
+/// but 401, and a path axum refuses before the handler (not UTF-8) answers
+/// 400, so a guess sent there cleared the count and earned a device cookie.
+#[tokio::test]
+async fn a_wrong_password_counts_whatever_the_path_answers() {
+    let site = Site::start().await;
+    for n in 0..ipn_merchant::pages::throttle::LIMIT {
+        let guess = site
+            .client
+            .get(format!("{}/admin/orders/%FF", site.shop.url))
+            .basic_auth("admin", Some(format!("guess {n}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(guess.status().is_client_error(), "{}", guess.status());
+        assert!(
+            !guess.headers().contains_key("set-cookie"),
+            "no device for a wrong password"
+        );
+    }
+    let locked = admin_as(&site, "admin", PASSWORD, None).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.text
+    );
+}

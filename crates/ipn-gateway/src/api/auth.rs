@@ -5,11 +5,15 @@
 //!
 //! **Wrong keys are throttled per address.** After [`FAILURE_LIMIT`] wrong
 //! keys (from the API or the dashboard's sign-in) within
-//! [`FAILURE_WINDOW`], the address gets 429 with `Retry-After` for the rest
-//! of the window, before its key is even looked at, so keys cannot be
-//! guessed at the speed of the network. A valid key is never counted and,
-//! unless its address shares a slot with a locked-out one, takes no lock
-//! (`ipn_web::throttle`): the API's throughput does not pay for it.
+//! [`FAILURE_WINDOW`], every further request from the address without a
+//! valid key gets 429 with `Retry-After` for the rest of the window, and a
+//! client that keeps sending wrong keys is told to stop. A valid key always
+//! goes through, never counted: the shop, a browser and a mistyping person
+//! share one address under `ipn up` (and every client shares a proxy's), and
+//! one of them must not lock the others out (the hole the shop's admin had).
+//! The keys themselves are what stops guessing: merchant keys are 32 random
+//! bytes, the admin key at least 32 random characters. A valid key is looked
+//! up and nothing else, so the API's throughput does not pay for the count.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -128,19 +132,23 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
-        if let Some(ip) = client
-            && let Some(wait) = state.key_failures.locked(&ip, Instant::now())
-        {
-            return Err(ApiError::too_many_failures(wait));
+        let key = bearer_key(&parts.headers);
+        if let Some(caller) = key.and_then(|key| caller_of(state, key)) {
+            return Ok(caller);
         }
-        let key = bearer_key(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        caller_of(state, key).ok_or_else(|| {
-            if let Some(ip) = client {
-                state.key_failures.count(ip, Instant::now());
+        let gave_key = key.is_some();
+        // No key, or a wrong one.
+        let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
+        if let Some(ip) = client {
+            let now = Instant::now();
+            if let Some(wait) = state.key_failures.locked(&ip, now) {
+                return Err(ApiError::too_many_failures(wait));
             }
-            ApiError::unauthorized()
-        })
+            if gave_key {
+                state.key_failures.count(ip, now);
+            }
+        }
+        Err(ApiError::unauthorized())
     }
 }
 

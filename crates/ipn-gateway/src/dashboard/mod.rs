@@ -419,30 +419,29 @@ async fn login(
     if !same_origin(&headers, &state.public_url) {
         return cross_site();
     }
-    // Wrong keys count with the API's (`api/auth.rs`): an address locked
-    // out there is locked out here, before its key is looked at.
-    if let Some(ip) = client
-        && let Some(wait) = state.key_failures.locked(&ip, Instant::now())
-    {
-        let seconds = ipn_web::throttle::retry_after(wait);
-        let mut response = login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(&format!(
-                "Too many wrong keys came from your address. Try again in {seconds} s."
-            )),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, seconds.into());
-        return response;
-    }
     let key = url::form_urlencoded::parse(&body)
         .find(|(name, _)| name == "api_key")
         .map(|(_, value)| value.into_owned())
         .unwrap_or_default();
+    // Wrong keys count with the API's (`api/auth.rs`); a right key signs in
+    // even from an address that sent too many wrong ones.
     let Some(caller) = caller_of(&state, &key) else {
         if let Some(ip) = client {
-            state.key_failures.count(ip, Instant::now());
+            let now = Instant::now();
+            if let Some(wait) = state.key_failures.locked(&ip, now) {
+                let seconds = ipn_web::throttle::retry_after(wait);
+                let mut response = login_page(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(&format!(
+                        "Too many wrong keys came from your address. Try again in {seconds} s."
+                    )),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, seconds.into());
+                return response;
+            }
+            state.key_failures.count(ip, now);
         }
         return login_page(
             StatusCode::UNAUTHORIZED,

@@ -212,6 +212,8 @@ pub fn router(state: Pages) -> Router {
         state.device_key.clone(),
         state.shop.public_url.starts_with("https://"),
         state.shop_name.clone(),
+        state.admin_user.clone(),
+        state.admin_password.clone(),
     );
     // Wrong passwords are counted per address, or per known device
     // (`throttle.rs`).

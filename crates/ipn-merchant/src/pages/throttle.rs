@@ -29,7 +29,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use ipn_web::throttle::{Client, Throttle};
 
+use super::auth::{self, Access};
 use super::html;
+use crate::Hidden;
 use crate::downloads::SigningKey;
 use crate::downloads::token;
 
@@ -56,16 +58,30 @@ pub struct Guard {
     /// Whether the cookie is `Secure` (the shop is served over https).
     pub secure: bool,
     pub shop_name: String,
+    /// The admin's credentials, checked here by themselves: whether a
+    /// password was right is never read off the answer's status, which a
+    /// request can make anything but 401 without a right password (a path
+    /// axum refuses before the handler checks).
+    admin_user: String,
+    admin_password: Option<Hidden>,
 }
 
 impl Guard {
-    pub fn new(key: SigningKey, secure: bool, shop_name: String) -> Self {
+    pub fn new(
+        key: SigningKey,
+        secure: bool,
+        shop_name: String,
+        admin_user: String,
+        admin_password: Option<String>,
+    ) -> Self {
         Self {
             addresses: Arc::new(Throttle::new(LIMIT, WINDOW)),
             devices: Arc::new(Throttle::new(LIMIT, WINDOW)),
             key,
             secure,
             shop_name,
+            admin_user,
+            admin_password: admin_password.map(Hidden::new),
         }
     }
 
@@ -133,21 +149,23 @@ pub async fn guard(
         return response;
     }
     let tried = request.headers().contains_key(header::AUTHORIZATION);
+    let access = auth::check(
+        request.headers(),
+        &guard.admin_user,
+        guard.admin_password.as_ref().map(Hidden::reveal),
+    );
     let mut response = next.run(request).await;
     if !tried {
         return response;
     }
-    let status = response.status();
-    if status == StatusCode::UNAUTHORIZED {
-        match counted {
+    match access {
+        // Admin is off: there is no password to guess.
+        Access::Disabled => {}
+        Access::Denied => match counted {
             Counted::Device(device) => guard.devices.count(device, Instant::now()),
             Counted::Address(ip) => guard.addresses.count(ip, Instant::now()),
-        }
-    } else if status != StatusCode::NOT_FOUND {
-        // Any answer but 401 (and 404, which is also what a shop without
-        // an admin password answers to anything) means the credentials
-        // were right.
-        match counted {
+        },
+        Access::Granted => match counted {
             Counted::Device(device) => guard.devices.clear(&device),
             Counted::Address(ip) => {
                 guard.addresses.clear(&ip);
@@ -155,7 +173,7 @@ pub async fn guard(
                     response.headers_mut().append(header::SET_COOKIE, cookie);
                 }
             }
-        }
+        },
     }
     response
 }
