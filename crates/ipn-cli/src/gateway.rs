@@ -124,11 +124,11 @@ pub fn migrate(args: MigrateArgs) -> Result<ExitCode, Fatal> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Listens for Ctrl-C and SIGTERM from the moment it is called, and
-/// resolves at the first: either stops a service gracefully. Call it before
-/// saying the service is up, so a signal sent as soon as a script reads that
-/// line is never missed (a handler set up later would let it kill the
-/// process instead).
+/// Listens for Ctrl-C and SIGTERM and resolves at the first: either stops
+/// a service gracefully. On Unix it listens from the moment it is called:
+/// call it before saying the service is up, so a signal sent as soon as a
+/// script reads that line is never missed (a handler set up later would let
+/// it kill the process instead). Elsewhere, Ctrl-C from its first poll.
 pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {

@@ -301,13 +301,16 @@ fn depth(value: &serde_json::Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(value, 0)];
     while let Some((value, level)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
-            serde_json::Value::Array(items) => Box::new(items.iter()),
-            serde_json::Value::Object(fields) => Box::new(fields.values()),
+        match value {
+            serde_json::Value::Array(items) => {
+                stack.extend(items.iter().map(|child| (child, level + 1)));
+            }
+            serde_json::Value::Object(fields) => {
+                stack.extend(fields.values().map(|child| (child, level + 1)));
+            }
             _ => continue,
-        };
+        }
         deepest = deepest.max(level + 1);
-        stack.extend(children.map(|child| (child, level + 1)));
     }
     deepest
 }

@@ -124,13 +124,10 @@ async fn own_errors(request: axum::extract::Request, next: axum::middleware::Nex
     };
     let response = next.run(request).await;
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.as_bytes().to_vec())
-        .unwrap_or_default();
-    let ours =
-        content_type.starts_with(b"application/json") || content_type.starts_with(b"text/html");
+    let ours = response.headers().get("content-type").is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(b"application/json") || v.starts_with(b"text/html")
+    });
     if ours || !status.is_client_error() {
         return response;
     }

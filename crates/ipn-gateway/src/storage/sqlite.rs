@@ -510,8 +510,13 @@ impl Store for Sqlite {
 
     fn list_events(&self, query: &EventQuery) -> Result<(Vec<StoredEvent>, bool), StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT e.seq, e.id, e.merchant_id, e.body, e.type FROM events e
+            // First the positions and types only (no bodies, which may be
+            // large and are read from their overflow pages), then the bodies
+            // of the page: an endpoint's filter (wildcards, the PayPal rule)
+            // is applied in between, row by row, reading on until the page
+            // is full, so rows it skips cost no body.
+            let mut scan = conn.prepare_cached(&format!(
+                "SELECT e.seq, e.type FROM events e
                  WHERE (?1 IS NULL OR e.merchant_id = ?1)
                    AND e.seq > ?2
                    AND (?3 IS NULL OR e.type = ?3)
@@ -520,8 +525,6 @@ impl Store for Sqlite {
                  ORDER BY e.seq LIMIT ?5",
                 super::delivery_filter_sql(4)
             ))?;
-            // An endpoint's filter has wildcards and the PayPal rule: it is
-            // applied here, row by row, reading on until the page is full.
             let wanted = |event_type: &str| {
                 query.for_endpoint.as_ref().is_none_or(|endpoint| {
                     EventType::parse_lenient(event_type).is_ok_and(|t| endpoint.wants(&t))
@@ -532,8 +535,8 @@ impl Store for Sqlite {
             } else {
                 i64::from(query.limit) + 1
             };
-            let mut events = Vec::new();
-            let mut rows = stmt.query(params![
+            let mut page = Vec::new();
+            let mut rows = scan.query(params![
                 query.merchant_id.map(|id| id.to_string()),
                 query.after_seq,
                 query.event_type,
@@ -541,12 +544,18 @@ impl Store for Sqlite {
                 rows_limit,
             ])?;
             while let Some(row) = rows.next()? {
-                if wanted(row.get_ref(4)?.as_str()?) {
-                    events.push(event_from_row(row)?);
-                    if events.len() > query.limit as usize {
+                if wanted(row.get_ref(1)?.as_str()?) {
+                    page.push(row.get::<_, i64>(0)?);
+                    if page.len() > query.limit as usize {
                         break;
                     }
                 }
+            }
+            let mut body = conn
+                .prepare_cached("SELECT seq, id, merchant_id, body FROM events WHERE seq = ?1")?;
+            let mut events = Vec::with_capacity(page.len());
+            for seq in page {
+                events.push(body.query_row([seq], event_from_row)?);
             }
             let has_more = events.len() > query.limit as usize;
             events.truncate(query.limit as usize);

@@ -74,16 +74,16 @@ impl std::fmt::Debug for Downloads {
 }
 
 impl Downloads {
-    /// Opens a connection to `database`, which must exist and be migrated
-    /// (the store's `open` does both), and loads the signing key from it.
-    /// `dir` is the downloads directory (`--downloads-dir`); without one,
-    /// every download answers that the shop's file is missing.
     /// The shop's HMAC key, which also signs the admin's known-device
     /// cookies (`pages/throttle.rs`).
     pub fn signing_key(&self) -> SigningKey {
         self.key.clone()
     }
 
+    /// Opens a connection to `database`, which must exist and be migrated
+    /// (the store's `open` does both), and loads the signing key from it.
+    /// `dir` is the downloads directory (`--downloads-dir`); without one,
+    /// every download answers that the shop's file is missing.
     pub fn open(database: &Path, dir: Option<PathBuf>) -> anyhow::Result<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(database, flags).with_context(|| {

@@ -56,8 +56,9 @@ pub struct Limits {
 
 impl Default for Limits {
     /// - headers 10 s: a slowloris then holds a slot 10 s, not forever;
-    /// - idle 60 s: the time our own delivery client keeps a connection for
-    ///   reuse, so that pool is not undercut;
+    /// - idle 90 s: longer than our own delivery client keeps a connection
+    ///   for reuse (60 s), so the server never closes one just as the
+    ///   client sends on it (the client gives up first);
     /// - body 30 s: a 256 KiB body (the largest either service takes) over
     ///   a link of 10 KB/s still arrives;
     /// - 4,096 connections: `ipn up` runs two of these servers in one
@@ -67,7 +68,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             header_read: Duration::from_secs(10),
-            idle: Duration::from_secs(60),
+            idle: Duration::from_secs(90),
             body: Duration::from_secs(30),
             max_connections: 4096,
         }
