@@ -832,15 +832,6 @@ async fn the_bearer_scheme_is_case_insensitive() {
     }
 }
 
-/// A client whose requests come from `ip` (a loopback address).
-fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn wrong_keys_lock_their_address_out_for_a_while_and_no_other() {
     let gw = TestGateway::start().await;
@@ -851,7 +842,7 @@ async fn wrong_keys_lock_their_address_out_for_a_while_and_no_other() {
             .bearer_auth(key)
             .send()
     };
-    let guesser = client_from("127.0.0.2");
+    let guesser = ipn_testkit::client_from("127.0.0.2");
     for n in 0..10 {
         let response = call(&guesser, &format!("sk_test_guess{n}")).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {n}");
@@ -893,7 +884,7 @@ async fn wrong_keys_lock_their_address_out_for_a_while_and_no_other() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "signed in");
     // Other addresses, and callers with valid keys, are not slowed.
-    let other = client_from("127.0.0.3");
+    let other = ipn_testkit::client_from("127.0.0.3");
     let response = call(&other, &shop.key).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let response = call(&other, "sk_test_wrong").await.unwrap();
@@ -903,7 +894,7 @@ async fn wrong_keys_lock_their_address_out_for_a_while_and_no_other() {
 #[tokio::test]
 async fn wrong_dashboard_sign_ins_are_counted_per_address() {
     let gw = TestGateway::start().await;
-    let guesser = client_from("127.0.0.4");
+    let guesser = ipn_testkit::client_from("127.0.0.4");
     let sign_in = |key: &str| {
         guesser
             .post(format!("{}/dashboard/login", gw.url))

@@ -312,15 +312,6 @@ async fn an_order_must_be_sent_as_json() {
     assert_eq!(status, StatusCode::CREATED, "{text}");
 }
 
-/// A client whose requests come from `ip` (a loopback address).
-fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn orders_are_limited_per_client_address_the_buy_form_included() {
     let gw = TestGateway::start().await;
@@ -332,7 +323,7 @@ async fn orders_are_limited_per_client_address_the_buy_form_included() {
         };
     })
     .await;
-    let busy = client_from("127.0.0.2");
+    let busy = ipn_testkit::client_from("127.0.0.2");
     let order = || {
         busy.post(format!("{}/api/orders", shop.url))
             .json(&an_order())
@@ -371,7 +362,7 @@ async fn orders_are_limited_per_client_address_the_buy_form_included() {
     assert_eq!(sessions_at(&gw), 2);
 
     // Another address is not held back.
-    let other = client_from("127.0.0.3");
+    let other = ipn_testkit::client_from("127.0.0.3");
     let response = other
         .post(format!("{}/orders", shop.url))
         .header("origin", &shop.url)

@@ -286,3 +286,14 @@ impl Drop for ResettingServer {
         self.server.abort();
     }
 }
+
+/// A client whose requests come from `ip`, one of the loopback addresses
+/// (`127.0.0.2` …), so a test can be several clients to a server that
+/// counts per address; it follows no redirects.
+pub fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+}
