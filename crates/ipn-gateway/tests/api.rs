@@ -848,7 +848,7 @@ async fn wrong_keys_lock_their_address_out_for_a_while_and_no_other() {
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {n}");
     }
     // The eleventh wrong key is told to stop.
-    for key in ["sk_test_guess10", ""] {
+    for key in ["sk_test_guess10", "sk_test_guess11"] {
         let response = call(&guesser, key).await.unwrap();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         let wait: u64 = response.headers()["retry-after"]
@@ -860,6 +860,13 @@ async fn wrong_keys_lock_their_address_out_for_a_while_and_no_other() {
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["error"]["code"], "too_many_failures", "{answer}");
     }
+    // No key at all is no guess: a plain 401.
+    let response = guesser
+        .get(format!("{}/v1/endpoints", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // The dashboard's sign-in counts with the API: refused there too.
     let response = guesser
         .post(format!("{}/dashboard/login", gw.url))

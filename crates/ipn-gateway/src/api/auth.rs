@@ -5,9 +5,10 @@
 //!
 //! **Wrong keys are throttled per address.** After [`FAILURE_LIMIT`] wrong
 //! keys (from the API or the dashboard's sign-in) within
-//! [`FAILURE_WINDOW`], every further request from the address without a
-//! valid key gets 429 with `Retry-After` for the rest of the window, and a
-//! client that keeps sending wrong keys is told to stop. A valid key always
+//! [`FAILURE_WINDOW`], every further wrong key from the address gets 429
+//! with `Retry-After` for the rest of the window: a client that keeps
+//! sending wrong keys is told to stop. A request with no key at all is no
+//! guess and always gets a plain 401. A valid key always
 //! goes through, never counted: the shop, a browser and a mistyping person
 //! share one address under `ipn up` (and every client shares a proxy's), and
 //! one of them must not lock the others out (the hole the shop's admin had).
@@ -136,17 +137,18 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(caller) = key.and_then(|key| caller_of(state, key)) {
             return Ok(caller);
         }
-        let gave_key = key.is_some();
-        // No key, or a wrong one.
+        // No key is no guess: always a plain 401.
+        if key.is_none() {
+            return Err(ApiError::unauthorized());
+        }
+        // A wrong key: counted, and past the limit told to stop.
         let Ok(Client(client)) = Client::from_request_parts(parts, state).await;
         if let Some(ip) = client {
             let now = Instant::now();
             if let Some(wait) = state.key_failures.locked(&ip, now) {
                 return Err(ApiError::too_many_failures(wait));
             }
-            if gave_key {
-                state.key_failures.count(ip, now);
-            }
+            state.key_failures.count(ip, now);
         }
         Err(ApiError::unauthorized())
     }
