@@ -49,6 +49,11 @@ pub struct Args {
     /// Delays between attempts, e.g. 5s,5m,30m,2h (default: Standard Webhooks' three days)
     #[arg(long, env = "IPN_RETRY_SCHEDULE", value_delimiter = ',', value_parser = parse_duration)]
     retry_schedule: Vec<Duration>,
+    /// Wrong API keys one client address may send in a minute before its
+    /// further wrong keys get 429 (valid keys always go through)
+    #[arg(long, env = "IPN_KEY_FAILURE_LIMIT", default_value_t = ipn_gateway::api::FAILURE_LIMIT,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    key_failure_limit: u32,
     /// The gateway's address as customers' browsers reach it, for hosted
     /// checkout pages (default: the listening address)
     #[arg(long, env = "IPN_PUBLIC_URL")]
@@ -102,6 +107,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         let nets: Vec<&str> = args.allow_networks.iter().map(String::as_str).collect();
         NetworkPolicy::with_allow_list(&nets).context("--allow-network")?
     };
+    config.key_failure_limit = args.key_failure_limit;
     if !args.retry_schedule.is_empty() {
         config.delivery.retry.delays = args.retry_schedule;
     }
