@@ -28,8 +28,15 @@ use axum::http::request::Parts;
 
 /// Slots of the lock-free check.
 const SLOTS: usize = 256;
-/// Clients remembered before windows that ended are swept.
+/// Clients remembered before windows that ended are first swept; after a
+/// sweep, the next comes when the map has doubled, so a crowd of clients
+/// still inside their windows costs one sweep per doubling, not one per
+/// count.
 const SWEEP_AT: usize = 4096;
+/// The most clients remembered: past it a new client is not counted until
+/// a sweep makes room (memory stays bounded whatever the number of
+/// addresses; the keys and passwords themselves are what stops guessing).
+const MAX_CLIENTS: usize = 262_144;
 
 /// Counts per client `K` in fixed windows of `window`, `limit` at most.
 #[derive(Debug)]
@@ -38,11 +45,27 @@ pub struct Throttle<K> {
     window: Duration,
     /// What the slots' times count from.
     base: Instant,
-    counts: Mutex<HashMap<K, Count>>,
+    counts: Mutex<Counts<K>>,
     /// Per slot: milliseconds after `base` until which a client hashed
     /// there may be locked out (0: none).
     locked_until: Box<[AtomicU64]>,
     hasher: RandomState,
+}
+
+/// The clients remembered, and when to sweep them next.
+#[derive(Debug)]
+struct Counts<K> {
+    map: HashMap<K, Count>,
+    sweep_at: usize,
+}
+
+impl<K> Default for Counts<K> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            sweep_at: SWEEP_AT,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +98,7 @@ impl<K: Hash + Eq> Throttle<K> {
             return None;
         }
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = counts.get(key)?;
+        let entry = counts.map.get(key)?;
         let elapsed = now.saturating_duration_since(entry.since);
         (entry.count >= self.limit && elapsed < self.window).then(|| self.window - elapsed)
     }
@@ -84,10 +107,16 @@ impl<K: Hash + Eq> Throttle<K> {
     pub fn count(&self, key: K, now: Instant) {
         let slot = self.slot(&key);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if counts.len() >= SWEEP_AT {
-            counts.retain(|_, c| now.saturating_duration_since(c.since) < self.window);
+        if counts.map.len() >= counts.sweep_at {
+            counts
+                .map
+                .retain(|_, c| now.saturating_duration_since(c.since) < self.window);
+            counts.sweep_at = (counts.map.len() * 2).clamp(SWEEP_AT, MAX_CLIENTS);
         }
-        let entry = counts.entry(key).or_insert(Count {
+        if counts.map.len() >= MAX_CLIENTS && !counts.map.contains_key(&key) {
+            return;
+        }
+        let entry = counts.map.entry(key).or_insert(Count {
             count: 0,
             since: now,
         });
@@ -116,7 +145,7 @@ impl<K: Hash + Eq> Throttle<K> {
     /// `key`'s count starts again (a right password).
     pub fn clear(&self, key: &K) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.remove(key);
+        counts.map.remove(key);
     }
 
     fn slot(&self, key: &K) -> &AtomicU64 {
@@ -177,6 +206,42 @@ pub fn retry_after(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crowd_inside_its_windows_is_swept_once_per_doubling_and_bounded() {
+        let throttle = Throttle::new(3, Duration::from_secs(60));
+        let now = Instant::now();
+        for n in 0..(SWEEP_AT as u32 * 3) {
+            throttle.count(n, now);
+        }
+        let counts = throttle.counts.lock().unwrap();
+        // Nothing could be swept (every window still runs), so the next
+        // sweep waits for the map to double instead of running every time.
+        assert_eq!(counts.map.len(), SWEEP_AT * 3);
+        assert_eq!(counts.sweep_at, SWEEP_AT * 4);
+        drop(counts);
+        // Windows that ended are swept at the next sweep.
+        let later = now + Duration::from_secs(61);
+        for n in 0..(SWEEP_AT as u32 + 1) {
+            throttle.count(1_000_000 + n, later);
+        }
+        let counts = throttle.counts.lock().unwrap();
+        assert_eq!(
+            counts.map.len(),
+            SWEEP_AT + 1,
+            "only the new window's clients"
+        );
+        assert!(counts.map.keys().all(|k| *k >= 1_000_000));
+        drop(counts);
+        // Past the bound, new clients are not remembered; known ones still count.
+        let full = Throttle::new(1, Duration::from_secs(60));
+        for n in 0..(MAX_CLIENTS as u32) {
+            full.count(n, now);
+        }
+        full.count(u32::MAX, now);
+        assert_eq!(full.counts.lock().unwrap().map.len(), MAX_CLIENTS);
+        assert!(full.locked(&0, now).is_some());
+    }
 
     const LIMIT: u32 = 10;
     const WINDOW: Duration = Duration::from_secs(60);
