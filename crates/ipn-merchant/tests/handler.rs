@@ -585,15 +585,7 @@ async fn an_ipn_dropped_at_the_gateway_is_recovered_by_reconciliation_in_both_di
         .await;
         let (order, total) = stack.order(mug_and_ebook()).await;
         // The endpoint is disabled: the gateway sends nothing.
-        let (status, body) = stack
-            .gw
-            .post(
-                &stack.account.key,
-                &format!("/v1/endpoints/{}/disable", stack.endpoint_id),
-                json!({}),
-            )
-            .await;
-        assert!(status.is_success(), "{body}");
+        stack.endpoint_action("disable").await;
         let payment = stack.pay(&order, total, card(VISA)).await;
         let event = stack.events().await[0]["id"].as_str().unwrap().to_owned();
         let (_, attempts) = stack
@@ -611,15 +603,7 @@ async fn an_ipn_dropped_at_the_gateway_is_recovered_by_reconciliation_in_both_di
 
         // Enabled again, the gateway's own messages are one notice with the
         // reconciled ones: nothing happens twice.
-        let (status, body) = stack
-            .gw
-            .post(
-                &stack.account.key,
-                &format!("/v1/endpoints/{}/enable", stack.endpoint_id),
-                json!({}),
-            )
-            .await;
-        assert!(status.is_success(), "{body}");
+        stack.endpoint_action("enable").await;
         stack
             .operate(
                 payment["id"].as_str().unwrap(),
@@ -836,15 +820,7 @@ async fn reconciliation_reads_only_what_the_endpoint_would_have_been_sent() {
         })
         .await;
         let (order, total) = stack.order(mug_and_ebook()).await;
-        let (status, body) = stack
-            .gw
-            .post(
-                &stack.account.key,
-                &format!("/v1/endpoints/{}/disable", stack.endpoint_id),
-                json!({}),
-            )
-            .await;
-        assert!(status.is_success(), "{body}");
+        stack.endpoint_action("disable").await;
         // A platform's own events, which the endpoint never takes.
         for n in 0..5 {
             let (status, body) = stack

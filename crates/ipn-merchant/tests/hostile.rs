@@ -431,52 +431,38 @@ fn id_shots(
     body: Option<&[u8]>,
 ) -> Vec<Shot> {
     let base: Headers = auth.iter().cloned().collect();
+    // The base headers and one more.
+    let with = |name: &str, value: &str| {
+        let mut headers = base.clone();
+        headers.push(header(name, value));
+        headers
+    };
     let variants: Vec<(&str, Headers, &str)> = vec![
         ("", base.clone(), ""),
         (" with a junk query", base.clone(), "?x=%FF&y=%3Cscript%3E"),
         (
             " with huge headers",
-            {
-                let mut h = base.clone();
-                h.push(header("x-padding", &"p".repeat(32 * 1024)));
-                h
-            },
+            with("x-padding", &"p".repeat(32 * 1024)),
             "",
         ),
         (
             " with a JSON content type",
-            {
-                let mut h = base.clone();
-                h.push(header("content-type", "application/json"));
-                h
-            },
+            with("content-type", "application/json"),
             "",
         ),
         (
             " with a form content type",
-            {
-                let mut h = base.clone();
-                h.push(header("content-type", "application/x-www-form-urlencoded"));
-                h
-            },
+            with("content-type", "application/x-www-form-urlencoded"),
             "",
         ),
         (
             " from another site",
-            {
-                let mut h = base.clone();
-                h.push(header("origin", "https://evil.example"));
-                h
-            },
+            with("origin", "https://evil.example"),
             "",
         ),
         (
             " with an odd Accept",
-            {
-                let mut h = base.clone();
-                h.push(header("accept", "application/x-evil, */*;q=0"));
-                h
-            },
+            with("accept", "application/x-evil, */*;q=0"),
             "",
         ),
     ];

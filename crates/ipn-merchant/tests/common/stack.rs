@@ -72,6 +72,20 @@ impl Stack {
         }
     }
 
+    /// Disables or enables the shop's endpoint at the gateway (`action` is
+    /// `disable` or `enable`).
+    pub async fn endpoint_action(&self, action: &str) {
+        let (status, body) = self
+            .gw
+            .post(
+                &self.account.key,
+                &format!("/v1/endpoints/{}/{action}", self.endpoint_id),
+                json!({}),
+            )
+            .await;
+        assert!(status.is_success(), "{action}: {body}");
+    }
+
     /// Creates an order for ann@example.com; returns its id and total.
     pub async fn order(&self, items: Value) -> (String, i64) {
         let (status, order) = self
