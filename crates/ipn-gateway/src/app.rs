@@ -19,7 +19,6 @@ use crate::metrics::Metrics;
 use crate::secrets::EncryptionKey;
 use crate::storage::Store;
 use crate::storage::sqlite::{Durability, Sqlite};
-use crate::writer::Writer;
 
 /// Everything the gateway needs to start.
 #[derive(Debug, Clone)]
@@ -142,11 +141,7 @@ impl Database {
 /// first start with a key.
 pub fn migrate(database: &Database) -> anyhow::Result<usize> {
     match database {
-        Database::Sqlite(path) => {
-            let mut conn = rusqlite::Connection::open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            crate::storage::sqlite::migrate(&mut conn)
-        }
+        Database::Sqlite(path) => crate::storage::sqlite::migrate(path),
     }
 }
 
@@ -190,7 +185,7 @@ impl Gateway {
         } else {
             Clock::system()
         });
-        let (writer, writer_thread) = Writer::start(Arc::clone(&store));
+        let (writer, writer_thread) = crate::writes::start(Arc::clone(&store))?;
         let engine = Engine::new(
             Parts {
                 clock,
@@ -212,7 +207,10 @@ impl Gateway {
 
         let (shutdown, stop) = watch::channel(false);
         let delivery = tokio::spawn(Arc::clone(&engine).run(stop.clone()));
-        let billing = tokio::spawn(crate::billing::run(Arc::clone(&engine), stop.clone()));
+        let billing = tokio::spawn(crate::processor::billing::run(
+            Arc::clone(&engine),
+            stop.clone(),
+        ));
         let state = AppState {
             engine: Arc::clone(&engine),
             admin_key_hash: hash_key(config.admin_key.trim()).into(),

@@ -8,11 +8,10 @@ use ipn_core::id::{EventId, MerchantId};
 
 use crate::clock::{Millis, from_millis};
 use crate::delivery::{Engine, Job};
+use crate::fanout;
 use crate::model::{DisabledReason, Endpoint};
-use crate::storage::{
-    IdempotencyKey, IdempotentResponse, Ingested, NewEvent, Write, WriteRequest, Written,
-};
-use crate::writer::WriteError;
+use crate::storage::{IdempotentResponse, Ingested};
+use crate::writes::{IdempotencyKey, Write, WriteError, WriteRequest, Written};
 
 /// What publishing did.
 #[derive(Debug)]
@@ -29,21 +28,13 @@ pub async fn publish(
     event: Event,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Published, WriteError> {
-    let endpoint_ids = engine
-        .directory
-        .endpoints_of(merchant)
-        .iter()
-        .filter(|e| e.is_enabled() && e.wants(&event.event_type))
-        .map(|e| e.id)
-        .collect();
-    let object_id = root_object(&event.data);
+    let subscribers = engine.directory.endpoints_of(merchant);
     let request = WriteRequest {
-        write: Write::Ingest(NewEvent {
-            merchant_id: merchant,
+        write: Write::Ingest(fanout::new_event(
+            merchant,
+            subscribers.iter().map(|e| e.as_ref()),
             event,
-            object_id,
-            endpoint_ids,
-        }),
+        )),
         idempotency,
     };
     match engine.writer.write(request).await? {
@@ -102,36 +93,6 @@ pub async fn redeliver(
         other => Err(WriteError::Store(format!(
             "unexpected result of a redelivery: {other:?}"
         ))),
-    }
-}
-
-/// The object whose `sequence` an event takes: a payment with its refunds
-/// and reversals, a subscription with its period payments.
-pub(crate) fn root_object(data: &EventData) -> Option<String> {
-    match data {
-        EventData::Payment(p) => Some(payment_root(p)),
-        EventData::Subscription(s) => Some(s.id.to_string()),
-        EventData::Endpoint(e) => Some(e.id.to_string()),
-        EventData::Other(raw) => {
-            // A platform object's `id`, when it has a string one.
-            #[derive(serde::Deserialize)]
-            struct WithId {
-                id: Option<String>,
-            }
-            serde_json::from_str::<WithId>(raw.get())
-                .ok()
-                .and_then(|o| o.id)
-        }
-    }
-}
-
-/// A payment's root object: its subscription's, else the original
-/// payment's (a refund or reversal shares its parent's sequence).
-pub(crate) fn payment_root(p: &ipn_core::payment::Payment) -> String {
-    match (p.subscription_id, p.parent_id) {
-        (Some(subscription), _) => subscription.to_string(),
-        (None, Some(parent)) => parent.to_string(),
-        (None, None) => p.id.to_string(),
     }
 }
 

@@ -17,7 +17,7 @@ pub mod sqlite;
 pub mod writer;
 
 pub use migrations::Migration;
-pub use writer::{Committer, Tuning, Wake, WriteError, Writer};
+pub use writer::{Committer, Linger, Tuning, Wake, WriteError, Writer};
 
 /// A storage failure: the database is unreachable, full or corrupt. Never an
 /// expected outcome of a request, so it carries context, not structure.

@@ -1,6 +1,6 @@
 //! `/v1/checkout/sessions` (merchant key): hosted checkout sessions. The
 //! session's `url` is the customer's page (`checkout_page.rs`); the rules
-//! (expiry, paid once) are `crate::checkout`'s. With `subscription` terms,
+//! (expiry, paid once) are `crate::processor::checkout`'s. With `subscription` terms,
 //! paying the session starts a subscription charging `amount` each period.
 
 use std::sync::Arc;
@@ -19,9 +19,9 @@ use time::OffsetDateTime;
 use super::merchants::check_email;
 use super::payments::Order;
 use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json, rfc3339};
-use crate::checkout::{self, CheckoutSession};
 use crate::clock::to_millis;
-use crate::storage::{Write, WriteRequest, Written};
+use crate::processor::checkout::{self, CheckoutSession};
+use crate::writes::{Write, WriteRequest, Written};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

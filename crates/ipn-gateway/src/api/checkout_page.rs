@@ -33,12 +33,12 @@ use super::checkout::load;
 use super::payments::{self, Method, Order, created, new_payment, payment_write};
 use super::subscriptions::{card_on_file, new_subscription};
 use super::{ApiError, AppState};
-use crate::checkout::{
+use crate::processor::checkout::{
     self, CheckoutPayment, CheckoutRefusal, CheckoutSession, CheckoutSubscription, PaidBy,
     SessionStatus,
 };
-use crate::storage::{Write, WriteRequest, Written};
-use crate::subscriptions::{SubscriptionRefusal, SubscriptionWrite};
+use crate::processor::subscriptions::{SubscriptionRefusal, SubscriptionWrite};
+use crate::writes::{Write, WriteRequest, Written};
 
 /// Longest name or email taken from the form (PayPal's `payer_email` limit).
 const MAX_FIELD: usize = 127;

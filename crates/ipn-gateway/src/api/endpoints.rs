@@ -20,7 +20,7 @@ use super::{
 use crate::clock::{from_millis, to_millis};
 use crate::delivery::ssrf;
 use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, ROTATION_OVERLAP_MS};
-use crate::storage::{Write, WriteRequest, Written};
+use crate::writes::{Write, WriteRequest, Written};
 
 const MAX_URL: usize = 2048;
 

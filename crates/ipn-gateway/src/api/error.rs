@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::writer::WriteError;
+use crate::writes::WriteError;
 
 #[derive(Debug)]
 pub struct ApiError {

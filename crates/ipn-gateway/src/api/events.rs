@@ -17,7 +17,8 @@ use super::{
 };
 use crate::model::DeliveryFilter;
 use crate::publish::{Published, publish};
-use crate::storage::{EventQuery, StoredEvent, Write};
+use crate::storage::{EventQuery, StoredEvent};
+use crate::writes::Write;
 
 /// Largest event body accepted (DESIGN §4's payload limit).
 pub const MAX_PAYLOAD: usize = 256 * 1024;

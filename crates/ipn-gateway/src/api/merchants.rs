@@ -15,7 +15,7 @@ use super::{
 };
 use crate::clock::from_millis;
 use crate::model::Merchant;
-use crate::storage::{Write, WriteRequest, Written};
+use crate::writes::{Write, WriteRequest, Written};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -31,7 +31,8 @@ use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
 use crate::delivery::Engine;
-use crate::storage::{IdempotencyKey, IdempotentResponse};
+use crate::storage::IdempotentResponse;
+use crate::writes::IdempotencyKey;
 pub use auth::{
     Caller, Client, FAILURE_LIMIT, KeyFailures, bearer_key, caller_of, hash_key, key_failures,
 };
@@ -334,12 +335,12 @@ impl Idempotency {
             return Ok(json_response(status, body));
         };
         let now = state.engine.clock.now_ms();
-        let request = crate::storage::WriteRequest {
-            write: crate::storage::Write::Remember,
+        let request = crate::writes::WriteRequest {
+            write: crate::writes::Write::Remember,
             idempotency: Some(idem.key(now, Some((status, body.clone())))),
         };
         match state.engine.writer.write(request).await? {
-            crate::storage::Written::Replay(first) => idem.replay(first),
+            crate::writes::Written::Replay(first) => idem.replay(first),
             _ => Ok(json_response(status, body)),
         }
     }

@@ -21,10 +21,10 @@ use time::OffsetDateTime;
 use super::merchants::check_email;
 use super::{ApiError, AppState, Caller, Idempotency, NoFields, Start, json_response, parse_json};
 use crate::model::Merchant;
-use crate::payments::{
-    PaymentChange, PaymentMethod, PaymentRefusal, PaymentWrite, Respond, StoredPayment,
-};
-use crate::storage::{PaymentDone, Write, WriteRequest, Written};
+use crate::model::{PaymentMethod, StoredPayment};
+use crate::processor::payments::PaymentDone;
+use crate::processor::payments::{PaymentChange, PaymentRefusal, PaymentWrite, Respond};
+use crate::writes::{Write, WriteRequest, Written};
 
 /// PayPal's limit for `invoice`.
 const MAX_INVOICE: usize = 127;
@@ -287,7 +287,7 @@ pub async fn get_one(
         };
         // The events of its root object: its subscription's, or the
         // original payment's.
-        let root = crate::publish::payment_root(&stored.payment);
+        let root = crate::fanout::payment_root(&stored.payment);
         let history = store.object_events(merchant, &root)?;
         Ok((Some(stored), history))
     })

@@ -20,11 +20,13 @@ use super::merchants::check_email;
 use super::payments::Order;
 use super::{ApiError, AppState, Caller, Idempotency, Start, json_response, parse_json};
 use crate::model::Merchant;
-use crate::payments::PaymentMethod;
-use crate::storage::{SubscriptionDone, Write, WriteRequest, Written};
-use crate::subscriptions::{
-    Respond, StoredSubscription, SubscriptionChange, SubscriptionRefusal, SubscriptionWrite,
+use crate::model::PaymentMethod;
+use crate::model::StoredSubscription;
+use crate::processor::subscriptions::SubscriptionDone;
+use crate::processor::subscriptions::{
+    Respond, SubscriptionChange, SubscriptionRefusal, SubscriptionWrite,
 };
+use crate::writes::{Write, WriteRequest, Written};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -60,8 +60,8 @@ pub async fn advance_clock(
         }
         AdvanceError::TooFar { .. } => ApiError::invalid(e.to_string()),
     })?;
-    let save = crate::storage::WriteRequest {
-        write: crate::storage::Write::SaveClockOffset(clock.offset_ms()),
+    let save = crate::writes::WriteRequest {
+        write: crate::writes::Write::SaveClockOffset(clock.offset_ms()),
         idempotency: None,
     };
     state.engine.writer.write(save).await?;

@@ -14,12 +14,12 @@ use ipn_core::id::EndpointId;
 use ipn_core::standard::WebhookSecret;
 
 use super::html::{self, Done, Section, badge, esc, when};
-use super::queries::{self, Health};
 use super::{Poster, Viewer, blocking, form};
 use crate::api::{ApiError, AppState};
 use crate::delivery::breaker::ProbeAt;
 use crate::model::{Disabled, DisabledReason, Endpoint, ROTATION_OVERLAP_MS};
-use crate::storage::{Write, WriteRequest};
+use crate::storage::dashboard::Health;
+use crate::writes::{Write, WriteRequest};
 
 /// The window of the success rate.
 const WINDOW_MS: i64 = 24 * 3600 * 1000;
@@ -60,11 +60,9 @@ async fn page(
     let store = Arc::clone(&engine.store);
     let ids: Vec<EndpointId> = endpoints.iter().map(|e| e.id).collect();
     let health = blocking(move || {
-        queries::read(store.as_ref(), |conn| {
-            ids.iter()
-                .map(|id| queries::health(conn, *id, now - WINDOW_MS))
-                .collect::<rusqlite::Result<Vec<Health>>>()
-        })
+        ids.iter()
+            .map(|id| store.endpoint_health(*id, now - WINDOW_MS))
+            .collect::<Result<Vec<Health>, _>>()
     })
     .await;
     let health = match health {

@@ -18,12 +18,12 @@ use serde::Deserialize;
 use time::macros::format_description;
 
 use super::html::{self, Done, Section, badge, esc, query, when, when_at};
-use super::queries::{self, EventFilter};
 use super::{Poster, Viewer, blocking, form, given};
 use crate::api::{ApiError, AppState};
 use crate::clock::to_millis;
 use crate::model::{AttemptStatus, DeliveryFilter, Endpoint, ROTATION_OVERLAP_MS};
 use crate::storage::StoredEvent;
+use crate::storage::dashboard::EventSearch;
 
 const PAGE: u32 = 50;
 /// Seconds between refreshes of the live list.
@@ -86,7 +86,7 @@ pub async fn list(
     };
     let from = date(&q.from, 0);
     let until = date(&q.to, DAY_MS); // the whole "to" day is included
-    let filter = EventFilter {
+    let filter = EventSearch {
         merchant: viewer.scope(),
         event_type: given(&q.event_type),
         delivery,
@@ -98,15 +98,7 @@ pub async fn list(
     };
     let store = Arc::clone(&state.engine.store);
     let scope = viewer.scope();
-    let found = blocking(move || {
-        queries::read(store.as_ref(), |conn| {
-            Ok((
-                queries::events(conn, &filter)?,
-                queries::event_types(conn, scope)?,
-            ))
-        })
-    })
-    .await;
+    let found = blocking(move || Ok((store.event_rows(&filter)?, store.event_types(scope)?))).await;
     let ((rows, more), types) = match found {
         Ok(found) => found,
         Err(error) => return viewer.failed(error),
@@ -314,9 +306,7 @@ async fn render(
     let event_id = stored.id;
     let (attempts, deliveries) = blocking(move || {
         let attempts = store.attempts(event_id)?;
-        let deliveries = queries::read(store.as_ref(), |conn| {
-            queries::deliveries(conn, &event_id.to_string())
-        })?;
+        let deliveries = store.delivery_rows(&event_id.to_string())?;
         Ok((attempts, deliveries))
     })
     .await?;

@@ -8,7 +8,7 @@
 //! - `payments.rs`: payments, a payment's page with refund and chargeback.
 //! - `subscriptions.rs`: subscriptions, a subscription's page with its
 //!   payments, events and the cancel buttons.
-//! - `queries.rs`: the read-only SQL the lists need; `html.rs`: the page.
+//! - `html.rs`: the page. What the lists read is `storage::dashboard`'s.
 //! - `live.js`: the one script, served at `/dashboard/live.js`; it refreshes
 //!   the parts of a page marked `data-live` (see the file's header).
 //!
@@ -36,7 +36,6 @@ mod endpoints;
 mod events;
 pub(crate) mod html;
 mod payments;
-pub mod queries;
 mod subscriptions;
 
 use std::collections::HashMap;

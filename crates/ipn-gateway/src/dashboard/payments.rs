@@ -16,12 +16,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::html::{self, Done, Section, badge, esc, money, query, rfc3339};
-use super::queries::{self, ObjectFilter, ObjectRow};
 use super::{Poster, Viewer, blocking, form, given};
 use crate::api::payments::refused;
 use crate::api::{ApiError, AppState};
-use crate::payments::{PaymentChange, PaymentRefusal, PaymentWrite, StoredPayment};
-use crate::storage::{PaymentDone, StoredEvent, Write, WriteRequest, Written};
+use crate::model::StoredPayment;
+use crate::processor::payments::PaymentDone;
+use crate::processor::payments::{PaymentChange, PaymentRefusal, PaymentWrite};
+use crate::storage::StoredEvent;
+use crate::storage::dashboard::{ObjectFilter, ObjectRow};
+use crate::writes::{Write, WriteRequest, Written};
 
 const PAGE: u32 = 50;
 /// Seconds between refreshes of a payment's page (a pending payment clears,
@@ -105,9 +108,7 @@ pub async fn list(
     let q = params.map(|Query(q)| q).unwrap_or_default();
     let filter = object_filter(&viewer, &q);
     let store = Arc::clone(&state.engine.store);
-    let found =
-        blocking(move || queries::read(store.as_ref(), |conn| queries::payments(conn, &filter)))
-            .await;
+    let found = blocking(move || store.payment_rows(&filter)).await;
     let (rows, more) = match found {
         Ok(found) => found,
         Err(error) => return viewer.failed(error),
@@ -185,12 +186,7 @@ async fn owner(
         return Ok(Some(merchant));
     }
     let store = Arc::clone(&state.engine.store);
-    let merchant = blocking(move || {
-        queries::read(store.as_ref(), |conn| {
-            queries::payment_merchant(conn, &id.to_string())
-        })
-    })
-    .await?;
+    let merchant = blocking(move || store.payment_merchant(&id.to_string())).await?;
     Ok(merchant.and_then(|m| MerchantId::parse(&m).ok()))
 }
 
@@ -206,11 +202,9 @@ async fn find(state: &AppState, viewer: &Viewer, id: &str) -> Result<Option<Foun
         let Some(stored) = store.payment(merchant, id)? else {
             return Ok(None);
         };
-        let root = crate::publish::payment_root(&stored.payment);
+        let root = crate::fanout::payment_root(&stored.payment);
         let history = store.object_events(merchant, &root)?;
-        let children = queries::read(store.as_ref(), |conn| {
-            queries::children(conn, &id.to_string())
-        })?;
+        let children = store.payment_children(&id.to_string())?;
         Ok(Some(Found {
             stored,
             children,

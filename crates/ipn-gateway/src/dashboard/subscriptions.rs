@@ -17,12 +17,13 @@ use serde_json::Value;
 
 use super::html::{self, Done, Section, badge, esc, query, rfc3339, when_at};
 use super::payments::{ListQuery, amount, filters, object_filter, pager, text};
-use super::queries::{self, HistoryRow, ObjectRow};
 use super::{Poster, Viewer, blocking, form};
 use crate::api::subscriptions::refused;
 use crate::api::{ApiError, AppState};
-use crate::storage::{Write, WriteRequest, Written};
-use crate::subscriptions::{StoredSubscription, SubscriptionChange, SubscriptionWrite};
+use crate::model::StoredSubscription;
+use crate::processor::subscriptions::{SubscriptionChange, SubscriptionWrite};
+use crate::storage::dashboard::{HistoryRow, ObjectRow};
+use crate::writes::{Write, WriteRequest, Written};
 
 /// Seconds between refreshes of a subscription's page (billing acts on the
 /// gateway clock, which a test clock can move at any time).
@@ -56,10 +57,7 @@ pub async fn list(
     let q = params.map(|Query(q)| q).unwrap_or_default();
     let filter = object_filter(&viewer, &q);
     let store = Arc::clone(&state.engine.store);
-    let found = blocking(move || {
-        queries::read(store.as_ref(), |conn| queries::subscriptions(conn, &filter))
-    })
-    .await;
+    let found = blocking(move || store.subscription_rows(&filter)).await;
     let (rows, more) = match found {
         Ok(found) => found,
         Err(error) => return viewer.failed(error),
@@ -146,10 +144,9 @@ async fn find(state: &AppState, viewer: &Viewer, id: &str) -> Result<Option<Foun
         let key = id.to_string();
         let merchant = match scope {
             Some(merchant) => Some(merchant),
-            None => queries::read(store.as_ref(), |conn| {
-                queries::subscription_merchant(conn, &key)
-            })?
-            .and_then(|m| MerchantId::parse(&m).ok()),
+            None => store
+                .subscription_merchant(&key)?
+                .and_then(|m| MerchantId::parse(&m).ok()),
         };
         let Some(merchant) = merchant else {
             return Ok(None);
@@ -158,13 +155,9 @@ async fn find(state: &AppState, viewer: &Viewer, id: &str) -> Result<Option<Foun
             return Ok(None);
         };
         let merchant = merchant.to_string();
-        let (payments, (history, more_history)) = queries::read(store.as_ref(), |conn| {
-            Ok((
-                queries::subscription_payments(conn, &merchant, &key)?,
-                // Its payments' events too: their object is the subscription.
-                queries::object_events(conn, &merchant, &key, HISTORY)?,
-            ))
-        })?;
+        let payments = store.subscription_payments(&merchant, &key)?;
+        // Its payments' events too: their object is the subscription.
+        let (history, more_history) = store.object_history(&merchant, &key, HISTORY)?;
         Ok(Some(Found {
             stored,
             payments,

@@ -14,7 +14,8 @@ use super::retry::parse_retry_after;
 use super::{Engine, Job, Next, client, ssrf};
 use crate::clock::{Millis, from_millis};
 use crate::model::{Attempt, AttemptStatus, DisabledReason, Endpoint};
-use crate::storage::{AttemptDone, DeliveryNext, EndpointHealth, Write, WriteRequest};
+use crate::storage::{AttemptDone, DeliveryNext, EndpointHealth};
+use crate::writes::{Write, WriteRequest};
 
 /// What an endpoint did with one POST.
 #[derive(Debug, Clone, PartialEq, Eq)]

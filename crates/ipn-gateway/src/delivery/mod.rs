@@ -39,7 +39,7 @@ use crate::clock::{Clock, Millis};
 use crate::directory::Directory;
 use crate::metrics::Metrics;
 use crate::storage::{Scheduled, Store};
-use crate::writer::Writer;
+use crate::writes::Writer;
 
 pub use attempt::Outcome;
 use breaker::ProbeAt;

@@ -2,56 +2,23 @@
 //! which events it emits.
 //!
 //! The rules themselves are `ipn_core::payment_flow`'s; this module applies
-//! them to a payment as stored, inside the writer's transaction (see
-//! `storage`), so that reading the payment, changing it and recording its
-//! events with their deliveries happen at once: two refunds racing cannot
-//! both see the same remaining amount, and no change exists without its
-//! event (DESIGN §4's transactional outbox).
+//! them to a payment as stored, inside the writer's transaction ([`commit`]),
+//! so that reading the payment, changing it and recording its events with
+//! their deliveries happen at once: two refunds racing cannot both see the
+//! same remaining amount, and no change exists without its event, nor an
+//! event without its deliveries (the transactional outbox).
 
-use ipn_core::card::{CardBehaviour, CardBrand};
+use anyhow::anyhow;
 use ipn_core::event::{Event, EventData};
 use ipn_core::id::{EventId, MerchantId, PaymentId};
 use ipn_core::money::Money;
 use ipn_core::payment::Payment;
 use ipn_core::payment_flow::{Charge, InitialStatus, PaymentError, Purpose, Transition};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::model::Endpoint;
-use crate::storage::PaymentDone;
-
-/// How a payment was paid. Only the last four digits of a card are kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum PaymentMethod {
-    Card {
-        brand: CardBrand,
-        last4: String,
-        /// What the test card does (kept for later charges: disputes,
-        /// subscription renewals).
-        behaviour: CardBehaviour,
-    },
-    BankTransfer,
-}
-
-impl PaymentMethod {
-    /// What the API shows of it.
-    pub fn view(&self) -> serde_json::Value {
-        match self {
-            Self::Card { brand, last4, .. } => {
-                serde_json::json!({"type": "card", "brand": brand, "last4": last4})
-            }
-            Self::BankTransfer => serde_json::json!({"type": "bank_transfer"}),
-        }
-    }
-}
-
-/// A payment row: the payment as events carry it, and how it was paid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPayment {
-    pub payment: Payment,
-    pub method: PaymentMethod,
-}
+use crate::fanout;
+use crate::model::{Endpoint, PaymentMethod, StoredPayment};
+use crate::storage::{Ingested, StoreError, Tx};
 
 /// An operation on a payment.
 #[derive(Debug, Clone)]
@@ -112,6 +79,45 @@ pub enum PaymentRefusal {
 pub struct Applied {
     pub rows: Vec<StoredPayment>,
     pub events: Vec<Event>,
+}
+
+/// What a payment operation committed.
+#[derive(Debug, Clone)]
+pub struct PaymentDone {
+    /// The payment rows written, the original first.
+    pub rows: Vec<StoredPayment>,
+    /// Its events, in order, with their deliveries.
+    pub events: Vec<Ingested>,
+}
+
+/// Reads the payment, applies the operation and records its rows and its
+/// events with their deliveries, all through `tx`; a refused operation
+/// writes nothing.
+pub fn commit(
+    tx: &dyn Tx,
+    write: &PaymentWrite,
+) -> Result<Result<PaymentDone, PaymentRefusal>, StoreError> {
+    let current = tx.payment(write.merchant_id, write.payment_id)?;
+    let applied = match apply(current, write) {
+        Ok(applied) => applied,
+        // Stored data that breaks the rules is a failure of the gateway,
+        // not an answer to remember.
+        Err(PaymentRefusal::Rule(PaymentError::Inconsistent(why))) => {
+            return Err(anyhow!(
+                "payment {} as stored breaks the payment rules: {why}",
+                write.payment_id
+            ));
+        }
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    for row in &applied.rows {
+        tx.save_payment(row)?;
+    }
+    let events = fanout::record(tx, write.merchant_id, &write.subscribers, applied.events)?;
+    Ok(Ok(PaymentDone {
+        rows: applied.rows,
+        events,
+    }))
 }
 
 /// Applies `write` to the stored payment (`None` if there is none).

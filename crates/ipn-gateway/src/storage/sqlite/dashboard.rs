@@ -1,93 +1,18 @@
-//! The dashboard's own read-only queries: lists and figures the API does
-//! not need (events by date and content, payments, subscriptions,
-//! endpoint health). They run on a store reader connection
-//! ([`Store::read_sqlite`]), never on the writer's.
+//! The dashboard's reads (see `storage::dashboard`): lists and figures by
+//! date, content and status, on a reader connection.
 
 use ipn_core::id::{EndpointId, MerchantId};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::clock::Millis;
-use crate::storage::{Store, StoreError};
+use crate::storage::dashboard::{
+    DeliveryRow, EventRow, EventSearch, FILTER_WINDOW, Health, HistoryRow, ObjectFilter, ObjectRow,
+};
 
-/// Runs `f` on a reader connection of `store`.
-pub fn read<T>(
-    store: &dyn Store,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> Result<T, StoreError> {
-    let mut f = Some(f);
-    let mut out = None;
-    store.read_sqlite(&mut |conn| {
-        if let Some(f) = f.take() {
-            out = Some(f(conn)?);
-        }
-        Ok(())
-    })?;
-    out.ok_or_else(|| anyhow::anyhow!("the dashboard query did not run"))
-}
-
-/// Filters of the events list; `None` or empty means any.
-#[derive(Debug, Clone, Default)]
-pub struct EventFilter {
-    pub merchant: Option<MerchantId>,
-    pub event_type: Option<String>,
-    /// `pending`, `delivered` or `failed`: events with a delivery in it.
-    pub delivery: Option<&'static str>,
-    /// Created at or after.
-    pub from: Option<Millis>,
-    /// Created before.
-    pub until: Option<Millis>,
-    /// An event id, a payment or subscription id, an invoice: matched as
-    /// the event's id, its object, or any JSON string value in its body.
-    pub search: Option<String>,
-    /// Only events stored before this position (paging, newest first).
-    pub before_seq: Option<i64>,
-    pub limit: u32,
-}
-
-/// One row of the events list.
-#[derive(Debug, Clone)]
-pub struct EventRow {
-    pub seq: i64,
-    pub id: String,
-    pub merchant_id: String,
-    pub event_type: String,
-    pub created_at: Millis,
-    pub object_id: Option<String>,
-    /// Deliveries not attempted yet (since a resend).
-    pub pending: u32,
-    /// Deliveries that failed and wait for another attempt.
-    pub retrying: u32,
-    pub delivered: u32,
-    /// Dead letters.
-    pub failed: u32,
-}
-
-impl EventRow {
-    /// One word for its deliveries: failed (a dead letter) wins, then
-    /// retrying, then pending.
-    pub fn delivery_status(&self) -> &'static str {
-        if self.failed > 0 {
-            "failed"
-        } else if self.retrying > 0 {
-            "retrying"
-        } else if self.pending > 0 {
-            "pending"
-        } else if self.delivered > 0 {
-            "delivered"
-        } else {
-            "no endpoint"
-        }
-    }
-}
-
-/// Events matching `filter`, newest first; `true` when more follow.
-/// How many of the newest events a filtered list or a search looks
-/// through: a filter that matches little would otherwise read the whole
-/// table on every page load (and `?live=1` reloads it every few seconds),
-/// holding a reader connection the delivery engine needs.
-pub const FILTER_WINDOW: i64 = 100_000;
-
-pub fn events(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<(Vec<EventRow>, bool)> {
+pub(super) fn events(
+    conn: &Connection,
+    filter: &EventSearch,
+) -> rusqlite::Result<(Vec<EventRow>, bool)> {
     let filtered = filter.event_type.is_some()
         || filter.delivery.is_some()
         || filter.from.is_some()
@@ -126,7 +51,7 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<(Vec<
            AND (?8 IS NULL OR e.seq < ?8)
            AND (?10 IS NULL OR e.seq > ?10)
          ORDER BY e.seq DESC LIMIT ?9",
-        crate::storage::delivery_filter_sql(3)
+        super::deliveries::filter_sql(3)
     ))?;
     let mut rows: Vec<EventRow> = stmt
         .query_map(
@@ -164,7 +89,7 @@ pub fn events(conn: &Connection, filter: &EventFilter) -> rusqlite::Result<(Vec<
 }
 
 /// The event types a merchant (or everyone) has events of, for the filter.
-pub fn event_types(
+pub(super) fn event_types(
     conn: &Connection,
     merchant: Option<MerchantId>,
 ) -> rusqlite::Result<Vec<String>> {
@@ -176,25 +101,7 @@ pub fn event_types(
     rows.collect()
 }
 
-/// An event's delivery to one endpoint.
-#[derive(Debug, Clone)]
-pub struct DeliveryRow {
-    pub endpoint_id: String,
-    /// `pending`, `retrying` (failed, another attempt due), `delivered`
-    /// or `failed` (dead letter).
-    pub status: String,
-    pub attempts: u32,
-    pub next_attempt_at: Option<Millis>,
-}
-
-impl DeliveryRow {
-    /// Whether another attempt is to come.
-    pub fn is_pending(&self) -> bool {
-        matches!(self.status.as_str(), "pending" | "retrying")
-    }
-}
-
-pub fn deliveries(conn: &Connection, event_id: &str) -> rusqlite::Result<Vec<DeliveryRow>> {
+pub(super) fn deliveries(conn: &Connection, event_id: &str) -> rusqlite::Result<Vec<DeliveryRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT endpoint_id,
                 CASE WHEN status = 'pending' AND round_attempts > 0 THEN 'retrying' ELSE status END,
@@ -212,21 +119,12 @@ pub fn deliveries(conn: &Connection, event_id: &str) -> rusqlite::Result<Vec<Del
     rows.collect()
 }
 
-/// How an endpoint's recent attempts went.
-#[derive(Debug, Clone, Default)]
-pub struct Health {
-    /// Attempts since the window's start, and how many succeeded.
-    pub attempts: u32,
-    pub succeeded: u32,
-    pub last_attempt_at: Option<Millis>,
-    /// The latest failed attempt: its error and when.
-    pub last_error: Option<(String, Millis)>,
-    pub pending: u32,
-    pub failed: u32,
-}
-
 /// The health of one endpoint over attempts made at or after `since`.
-pub fn health(conn: &Connection, endpoint: EndpointId, since: Millis) -> rusqlite::Result<Health> {
+pub(super) fn health(
+    conn: &Connection,
+    endpoint: EndpointId,
+    since: Millis,
+) -> rusqlite::Result<Health> {
     let id = endpoint.to_string();
     let (attempts, succeeded, last_attempt_at) = conn
         .prepare_cached(
@@ -262,27 +160,6 @@ pub fn health(conn: &Connection, endpoint: EndpointId, since: Millis) -> rusqlit
     })
 }
 
-/// A payment or subscription row of a list: its merchant and the object
-/// (as JSON) with how it was paid.
-#[derive(Debug, Clone)]
-pub struct ObjectRow {
-    pub position: i64,
-    pub merchant_id: String,
-    pub object: serde_json::Value,
-    pub method: serde_json::Value,
-}
-
-/// Filters of the payments and subscriptions lists.
-#[derive(Debug, Clone, Default)]
-pub struct ObjectFilter {
-    pub merchant: Option<MerchantId>,
-    pub status: Option<String>,
-    /// An id or an invoice, exactly.
-    pub search: Option<String>,
-    pub before: Option<i64>,
-    pub limit: u32,
-}
-
 fn object_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectRow> {
     let json = |index: usize| -> rusqlite::Result<serde_json::Value> {
         let text: String = row.get(index)?;
@@ -303,7 +180,10 @@ fn page(mut rows: Vec<ObjectRow>, limit: u32) -> (Vec<ObjectRow>, bool) {
 }
 
 /// Payments (refunds and reversals included), newest first.
-pub fn payments(conn: &Connection, f: &ObjectFilter) -> rusqlite::Result<(Vec<ObjectRow>, bool)> {
+pub(super) fn payments(
+    conn: &Connection,
+    f: &ObjectFilter,
+) -> rusqlite::Result<(Vec<ObjectRow>, bool)> {
     filtered(
         conn,
         "SELECT rowid, merchant_id, object, method FROM payments
@@ -341,7 +221,7 @@ fn filtered(
 }
 
 /// The refunds and reversals of a payment, oldest first.
-pub fn children(conn: &Connection, payment_id: &str) -> rusqlite::Result<Vec<ObjectRow>> {
+pub(super) fn children(conn: &Connection, payment_id: &str) -> rusqlite::Result<Vec<ObjectRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT rowid, merchant_id, object, method FROM payments
          WHERE parent_id = ?1 ORDER BY rowid",
@@ -351,14 +231,17 @@ pub fn children(conn: &Connection, payment_id: &str) -> rusqlite::Result<Vec<Obj
 }
 
 /// Whose payment this is (the admin sees every merchant's).
-pub fn payment_merchant(conn: &Connection, payment_id: &str) -> rusqlite::Result<Option<String>> {
+pub(super) fn payment_merchant(
+    conn: &Connection,
+    payment_id: &str,
+) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT merchant_id FROM payments WHERE id = ?1")?
         .query_row([payment_id], |row| row.get(0))
         .optional()
 }
 
 /// Subscriptions, newest first.
-pub fn subscriptions(
+pub(super) fn subscriptions(
     conn: &Connection,
     f: &ObjectFilter,
 ) -> rusqlite::Result<(Vec<ObjectRow>, bool)> {
@@ -375,7 +258,7 @@ pub fn subscriptions(
 }
 
 /// Whose subscription this is (the admin sees every merchant's).
-pub fn subscription_merchant(
+pub(super) fn subscription_merchant(
     conn: &Connection,
     subscription_id: &str,
 ) -> rusqlite::Result<Option<String>> {
@@ -393,7 +276,7 @@ const SUBSCRIPTION_PAYMENTS: &str = "SELECT rowid, merchant_id, object, method F
      WHERE json_extract(object, '$.subscription_id') = ?2 AND +merchant_id = ?1
      ORDER BY created_at, rowid";
 
-pub fn subscription_payments(
+pub(super) fn subscription_payments(
     conn: &Connection,
     merchant: &str,
     subscription_id: &str,
@@ -403,19 +286,12 @@ pub fn subscription_payments(
     rows.collect()
 }
 
-/// An event of an object's history: its id and body.
-#[derive(Debug, Clone)]
-pub struct HistoryRow {
-    pub id: String,
-    pub body: Vec<u8>,
-}
-
 const OBJECT_EVENTS: &str = "SELECT id, body FROM events WHERE merchant_id = ?1 AND object_id = ?2
      ORDER BY sequence DESC LIMIT ?3";
 
 /// The newest `limit` events about an object, oldest of them first; `true`
 /// when older ones were left out.
-pub fn object_events(
+pub(super) fn object_events(
     conn: &Connection,
     merchant: &str,
     object_id: &str,
@@ -463,10 +339,9 @@ mod tests {
             crate::EncryptionKey::generate().unwrap(),
         )
         .unwrap();
-        let (payments, events) = read(&store, |conn| {
-            Ok((plan(conn, SUBSCRIPTION_PAYMENTS), plan(conn, OBJECT_EVENTS)))
-        })
-        .unwrap();
+        let (payments, events) = store
+            .read(|conn| Ok((plan(conn, SUBSCRIPTION_PAYMENTS), plan(conn, OBJECT_EVENTS))))
+            .unwrap();
         assert!(
             payments[0].starts_with("SEARCH payments USING INDEX payments_by_subscription"),
             "{payments:?}"

@@ -7,166 +7,34 @@
 //! every period of its [`Plan`]).
 //!
 //! A session is paid at most once. That guarantee lives in the writer's
-//! transaction (`storage::sqlite`, `Write::CheckoutPayment` and
-//! `Write::CheckoutSubscription`): the session is read and checked open, the
-//! payment or subscription is created by the same operation as
-//! `POST /v1/payments` ([`crate::payments::apply`]) or `POST
-//! /v1/subscriptions` ([`crate::subscriptions::apply`]), and the session is
-//! marked paid, all in one transaction of the one writer. Two submits that
-//! race are applied one after the other, so the second finds the session
-//! paid and creates nothing.
+//! transaction ([`pay`], [`subscribe`]): the session is read and checked
+//! open, the payment or subscription is created by the same operation as
+//! `POST /v1/payments` ([`payments::commit`]) or `POST /v1/subscriptions`
+//! ([`subscriptions::commit`]), and the session is marked paid, all in one
+//! transaction of the one writer. Two submits that race are applied one
+//! after the other, so the second finds the session paid and creates
+//! nothing.
 //!
 //! The order (amount, items, plan, URLs) never changes after creation; only
 //! `payment_id` or `subscription_id`, and `paid_at`, are set, once. Expiry
 //! is not stored: a session is expired when the gateway clock passes
-//! `expires_at`, so the test clock expires sessions without any sweeper.
+//! `expires_at`, so the test clock expires sessions without any sweeper
+//! (`model::CheckoutSession`).
 
-use std::fmt;
-
-use ipn_core::billing::Plan;
-use ipn_core::id::{CheckoutSessionId, MerchantId, PaymentId, SubscriptionId};
-use ipn_core::money::Money;
-use ipn_core::payment::{Custom, Item, PaymentStatus};
-use time::{Duration, OffsetDateTime};
+use anyhow::anyhow;
+use ipn_core::id::CheckoutSessionId;
+use ipn_core::payment::PaymentStatus;
+use time::Duration;
 use url::Url;
 
-use crate::payments::PaymentWrite;
-use crate::subscriptions::SubscriptionWrite;
+pub use crate::model::{CheckoutRefusal, CheckoutSession, PaidBy, RETURN_PARAMETER, SessionStatus};
+
+use super::payments::{self, PaymentDone, PaymentRefusal, PaymentWrite};
+use super::subscriptions::{self, SubscriptionDone, SubscriptionRefusal, SubscriptionWrite};
+use crate::storage::{StoreError, Tx};
 
 /// How long a session can be paid after it is created.
 pub const LIFETIME: Duration = Duration::hours(24);
-
-/// The query parameter that carries the session id back to the shop on
-/// `success_url` and `cancel_url`.
-pub const RETURN_PARAMETER: &str = "session_id";
-
-/// A checkout session as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckoutSession {
-    pub id: CheckoutSessionId,
-    pub merchant_id: MerchantId,
-    pub invoice: Option<String>,
-    /// The total, more than zero (the items' total when there are items);
-    /// with a plan, the amount charged each period.
-    pub amount: Money,
-    pub items: Vec<Item>,
-    pub custom: Option<Custom>,
-    /// Prefills the page's email field.
-    pub customer_email: Option<String>,
-    /// Absolute http(s) URLs, as the merchant gave them.
-    pub success_url: String,
-    pub cancel_url: String,
-    /// Subscription mode: paying starts a subscription on these terms.
-    pub plan: Option<Plan>,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    /// The payment that paid it, once paid (payment mode).
-    pub payment_id: Option<PaymentId>,
-    /// The subscription that paid it, once paid (subscription mode).
-    pub subscription_id: Option<SubscriptionId>,
-    pub paid_at: Option<OffsetDateTime>,
-}
-
-/// What paid a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaidBy {
-    Payment(PaymentId),
-    Subscription(SubscriptionId),
-}
-
-impl fmt::Display for PaidBy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Payment(id) => write!(f, "payment {id}"),
-            Self::Subscription(id) => write!(f, "subscription {id}"),
-        }
-    }
-}
-
-/// Where a session stands at a given time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionStatus {
-    /// Waiting for the customer.
-    Open,
-    /// A payment was accepted (completed, or pending review); final.
-    Paid,
-    /// Not paid before `expires_at`; final.
-    Expired,
-}
-
-impl SessionStatus {
-    /// The name on the wire: `open`, `paid`, `expired`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Paid => "paid",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-/// Why a session cannot be paid now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum CheckoutRefusal {
-    #[error("no such checkout session")]
-    NotFound,
-    #[error("this checkout session is already paid ({0})")]
-    Paid(PaidBy),
-    #[error("this checkout session has expired")]
-    Expired,
-}
-
-impl CheckoutSession {
-    /// The name of its mode on the wire: `payment` or `subscription`.
-    pub fn mode(&self) -> &'static str {
-        if self.plan.is_some() {
-            "subscription"
-        } else {
-            "payment"
-        }
-    }
-
-    /// The payment or subscription that paid it, if any.
-    pub fn paid_by(&self) -> Option<PaidBy> {
-        match (self.payment_id, self.subscription_id) {
-            (Some(id), _) => Some(PaidBy::Payment(id)),
-            (None, Some(id)) => Some(PaidBy::Subscription(id)),
-            (None, None) => None,
-        }
-    }
-
-    pub fn status(&self, now: OffsetDateTime) -> SessionStatus {
-        // Paid wins over expired: a session paid in time stays paid.
-        if self.paid_by().is_some() {
-            SessionStatus::Paid
-        } else if now >= self.expires_at {
-            SessionStatus::Expired
-        } else {
-            SessionStatus::Open
-        }
-    }
-
-    /// Whether a payment (or subscription) may be made for this session at
-    /// `now`.
-    pub fn payable(&self, now: OffsetDateTime) -> Result<(), CheckoutRefusal> {
-        match (self.paid_by(), self.status(now)) {
-            (Some(by), _) => Err(CheckoutRefusal::Paid(by)),
-            (None, SessionStatus::Expired) => Err(CheckoutRefusal::Expired),
-            _ => Ok(()),
-        }
-    }
-
-    /// `success_url` with the session id added, where the customer goes
-    /// after paying.
-    pub fn success_redirect(&self) -> Result<Url, url::ParseError> {
-        with_session_id(&self.success_url, self.id)
-    }
-
-    /// `cancel_url` with the session id added, the page's way back.
-    pub fn cancel_redirect(&self) -> Result<Url, url::ParseError> {
-        with_session_id(&self.cancel_url, self.id)
-    }
-}
 
 /// Whether a new payment in this state pays its session. A declined (or
 /// failed) charge leaves the session open, so the customer can try another
@@ -205,13 +73,6 @@ pub fn check_return_url(text: &str) -> Result<(), ReturnUrlError> {
     }
 }
 
-fn with_session_id(base: &str, id: CheckoutSessionId) -> Result<Url, url::ParseError> {
-    let mut url = Url::parse(base)?;
-    url.query_pairs_mut()
-        .append_pair(RETURN_PARAMETER, &id.to_string());
-    Ok(url)
-}
-
 /// Pays a session: the payment's create operation, applied only while the
 /// session is open, and marking it paid when the charge is accepted.
 #[derive(Debug, Clone)]
@@ -231,11 +92,120 @@ pub struct CheckoutSubscription {
     pub subscription: SubscriptionWrite,
 }
 
+/// How paying a session went, when the session could be paid.
+#[derive(Debug)]
+pub enum Paying<D, R> {
+    /// The operation ran: applied (the session marked paid when it settles)
+    /// or refused (the session left open).
+    Ran(Result<D, R>),
+    /// The session could not be paid (unknown, paid, expired); nothing
+    /// changed.
+    Refused(CheckoutRefusal),
+}
+
+/// Pays a checkout session if it is open at the write's time: the check,
+/// the payment (the same create operation as the payments API) and the mark
+/// happen in this one transaction of the one writer, so a session is paid
+/// at most once however many submits race.
+pub fn pay(
+    tx: &dyn Tx,
+    write: &CheckoutPayment,
+) -> Result<Paying<PaymentDone, PaymentRefusal>, StoreError> {
+    let payment = &write.payment;
+    let Some(session) = tx
+        .checkout_session(write.session_id)?
+        .filter(|s| s.merchant_id == payment.merchant_id)
+    else {
+        return Ok(Paying::Refused(CheckoutRefusal::NotFound));
+    };
+    if let Err(refusal) = session.payable(payment.now) {
+        return Ok(Paying::Refused(refusal));
+    }
+    if session.plan.is_some() {
+        // The page pays a session in its own mode; this is a gateway bug.
+        return Err(anyhow!(
+            "checkout session {} starts a subscription, not a payment",
+            write.session_id
+        ));
+    }
+    let done = payments::commit(tx, payment)?;
+    if let Ok(done) = &done
+        && done
+            .rows
+            .first()
+            .is_some_and(|row| settles(row.payment.status))
+    {
+        mark_paid(
+            tx,
+            write.session_id,
+            PaidBy::Payment(payment.payment_id),
+            payment.now,
+        )?;
+    }
+    Ok(Paying::Ran(done))
+}
+
+/// Pays a subscription-mode checkout session if it is open at the write's
+/// time: the same check, then the signup (the same create operation as the
+/// subscriptions API), then the mark, in this one transaction, so a session
+/// starts at most one subscription however many submits race.
+pub fn subscribe(
+    tx: &dyn Tx,
+    write: &CheckoutSubscription,
+) -> Result<Paying<SubscriptionDone, SubscriptionRefusal>, StoreError> {
+    let subscription = &write.subscription;
+    let Some(session) = tx
+        .checkout_session(write.session_id)?
+        .filter(|s| s.merchant_id == subscription.merchant_id)
+    else {
+        return Ok(Paying::Refused(CheckoutRefusal::NotFound));
+    };
+    if let Err(refusal) = session.payable(subscription.now) {
+        return Ok(Paying::Refused(refusal));
+    }
+    if session.plan.is_none() {
+        // The page pays a session in its own mode; this is a gateway bug.
+        return Err(anyhow!(
+            "checkout session {} is for a payment, not a subscription",
+            write.session_id
+        ));
+    }
+    let done = subscriptions::commit(tx, subscription)?;
+    if let Ok(done) = &done {
+        let by = PaidBy::Subscription(done.row.subscription.id);
+        mark_paid(tx, write.session_id, by, subscription.now)?;
+    }
+    Ok(Paying::Ran(done))
+}
+
+fn mark_paid(
+    tx: &dyn Tx,
+    id: CheckoutSessionId,
+    by: PaidBy,
+    at: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    if tx.mark_checkout_paid(id, by, crate::clock::to_millis(at))? {
+        Ok(())
+    } else {
+        // Found open above in this same transaction, so this cannot happen;
+        // if it does, the error rolls the payment back too.
+        Err(anyhow!(
+            "checkout session {id} was paid twice in one transaction"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use ipn_core::money::Currency;
+    use ipn_core::billing::Plan;
+    use ipn_core::id::{MerchantId, PaymentId, SubscriptionId};
+    use ipn_core::money::{Currency, Money};
+    use time::OffsetDateTime;
 
     use super::*;
+    use crate::storage::Store as _;
+    use crate::storage::sqlite::{Durability, Sqlite};
+    use crate::writes::{Write, WriteRequest, Written, commit};
 
     fn session(now: OffsetDateTime) -> CheckoutSession {
         CheckoutSession {
@@ -255,32 +225,6 @@ mod tests {
             subscription_id: None,
             paid_at: None,
         }
-    }
-
-    #[test]
-    fn a_session_is_open_until_it_expires_and_paid_for_good() {
-        let now = OffsetDateTime::now_utc();
-        let mut s = session(now);
-        assert_eq!(s.status(now), SessionStatus::Open);
-        assert_eq!(s.payable(now), Ok(()));
-        let later = now + LIFETIME;
-        assert_eq!(s.status(later), SessionStatus::Expired);
-        assert_eq!(s.payable(later), Err(CheckoutRefusal::Expired));
-        let payment_id = PaymentId::generate(now);
-        s.payment_id = Some(payment_id);
-        assert_eq!(s.status(later), SessionStatus::Paid);
-        let paid = CheckoutRefusal::Paid(PaidBy::Payment(payment_id));
-        assert_eq!(s.payable(now), Err(paid));
-        assert_eq!(s.payable(later), Err(paid));
-
-        let mut s = session(now);
-        s.plan = Some(Plan::new(ipn_core::subscription::Interval::Month, 1, 0, None).unwrap());
-        assert_eq!(s.mode(), "subscription");
-        let subscription_id = SubscriptionId::generate(now);
-        s.subscription_id = Some(subscription_id);
-        assert_eq!(s.status(later), SessionStatus::Paid);
-        let paid = CheckoutRefusal::Paid(PaidBy::Subscription(subscription_id));
-        assert_eq!(s.payable(now), Err(paid));
     }
 
     #[test]
@@ -304,20 +248,6 @@ mod tests {
         assert!(check_return_url(&format!("https://a.example/{}", "x".repeat(MAX_URL))).is_err());
     }
 
-    #[test]
-    fn the_session_id_is_added_to_the_return_url() {
-        let now = OffsetDateTime::now_utc();
-        let s = session(now);
-        assert_eq!(
-            s.success_redirect().unwrap().as_str(),
-            format!("https://shop.example/paid?order=1&session_id={}", s.id)
-        );
-        assert_eq!(
-            s.cancel_redirect().unwrap().as_str(),
-            format!("https://shop.example/cart?session_id={}", s.id)
-        );
-    }
-
     /// The guarantee where it lives: two pay writes for one session in the
     /// same writer batch (as racing submits are) pay it once.
     #[test]
@@ -326,10 +256,8 @@ mod tests {
         use ipn_core::payment::{Payer, Payment};
         use ipn_core::payment_flow::InitialStatus;
 
-        use crate::model::Merchant;
-        use crate::payments::{PaymentChange, PaymentMethod, PaymentRefusal};
-        use crate::storage::sqlite::{Durability, Sqlite};
-        use crate::storage::{PaymentDone, Store, Write, WriteRequest, Written};
+        use crate::model::{Merchant, PaymentMethod};
+        use crate::processor::payments::PaymentChange;
 
         fn respond(_: Result<&PaymentDone, &PaymentRefusal>) -> (u16, Vec<u8>) {
             (200, Vec::new())
@@ -400,14 +328,16 @@ mod tests {
                 },
             })))
         };
-        store
-            .apply(&[
+        commit(
+            &store,
+            &[
                 request(Write::CreateMerchant(merchant.clone())),
                 request(Write::CreateCheckoutSession(Box::new(open.clone()))),
-            ])
-            .unwrap();
+            ],
+        )
+        .unwrap();
         let (first, second) = (PaymentId::generate(now), PaymentId::generate(now));
-        let results = store.apply(&[pay(first), pay(second)]).unwrap();
+        let results = commit(&store, &[pay(first), pay(second)]).unwrap();
         assert!(matches!(results[0], Ok(Written::Payment(_))), "{results:?}");
         assert!(
             matches!(
@@ -443,11 +373,8 @@ mod tests {
         use ipn_core::payment::Payer;
         use ipn_core::subscription::{Interval, Subscription, SubscriptionStatus};
 
-        use crate::model::Merchant;
-        use crate::payments::PaymentMethod;
-        use crate::storage::sqlite::{Durability, Sqlite};
-        use crate::storage::{Store, Write, WriteRequest, Written};
-        use crate::subscriptions::SubscriptionChange;
+        use crate::model::{Merchant, PaymentMethod};
+        use crate::processor::subscriptions::SubscriptionChange;
 
         let request = |write| WriteRequest {
             write,
@@ -519,14 +446,16 @@ mod tests {
                 },
             )))
         };
-        store
-            .apply(&[
+        commit(
+            &store,
+            &[
                 request(Write::CreateMerchant(merchant.clone())),
                 request(Write::CreateCheckoutSession(Box::new(open.clone()))),
-            ])
-            .unwrap();
+            ],
+        )
+        .unwrap();
         let (first, second) = (SubscriptionId::generate(now), SubscriptionId::generate(now));
-        let results = store.apply(&[subscribe(first), subscribe(second)]).unwrap();
+        let results = commit(&store, &[subscribe(first), subscribe(second)]).unwrap();
         assert!(
             matches!(&results[0], Ok(Written::Subscription(done)) if done.row.subscription.id == first),
             "{results:?}"

@@ -1,6 +1,12 @@
 //! The gateway's own records: merchants, endpoints, deliveries and attempts,
 //! and the rules that belong to them (which events an endpoint subscribes to,
-//! which secrets sign its messages).
+//! which secrets sign its messages); payments, subscriptions and checkout
+//! sessions as stored (`payment`, `subscription`, `checkout`). Storage loads
+//! and saves these; the modules above decide what happens to them.
+
+mod checkout;
+mod payment;
+mod subscription;
 
 use std::fmt;
 
@@ -9,6 +15,10 @@ use ipn_core::event::EventType;
 use ipn_core::id::{EndpointId, EventId, MerchantId};
 use ipn_core::standard::{Signer, WebhookSecret};
 use serde::{Deserialize, Serialize};
+
+pub use checkout::{CheckoutRefusal, CheckoutSession, PaidBy, RETURN_PARAMETER, SessionStatus};
+pub use payment::{PaymentMethod, StoredPayment};
+pub use subscription::StoredSubscription;
 
 use crate::clock::Millis;
 

@@ -3,9 +3,9 @@
 //! expiry after the last cycle; and the events each step emits.
 //!
 //! As with payments (`payments.rs`), each step is applied to the stored
-//! subscription inside the writer's transaction, so the billing worker and
-//! an API call can never both act on the same state, and no step exists
-//! without its events. Dates come from `ipn_core::billing` (calendar months,
+//! subscription inside the writer's transaction ([`commit`]), so the billing
+//! worker and an API call can never both act on the same state, and no step
+//! exists without its events. Dates come from `ipn_core::billing` (calendar months,
 //! anchored to the first charge, never drifting); the dunning schedule too.
 //!
 //! Choices made here:
@@ -31,21 +31,9 @@ use ipn_core::payment_flow::{Charge, InitialStatus, Purpose};
 use ipn_core::subscription::{Subscription, SubscriptionStatus};
 use time::OffsetDateTime;
 
-use crate::model::Endpoint;
-use crate::payments::{PaymentMethod, StoredPayment};
-use crate::storage::SubscriptionDone;
-
-/// A subscription row: the object events carry, and what billing needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredSubscription {
-    pub subscription: Subscription,
-    pub method: PaymentMethod,
-    /// Failed charges of the cycle being billed.
-    pub failed_attempts: u32,
-    /// When billing must act next (charge, retry, expire); `None` once
-    /// expired.
-    pub next_action_at: Option<OffsetDateTime>,
-}
+use crate::fanout;
+use crate::model::{Endpoint, PaymentMethod, StoredPayment, StoredSubscription};
+use crate::storage::{Ingested, StoreError, Tx};
 
 /// A step of a subscription's life.
 #[derive(Debug, Clone)]
@@ -123,6 +111,37 @@ pub fn chargeable(method: &PaymentMethod) -> bool {
         .any(|attempt| behaviour.outcome(*attempt) == CardOutcome::StaysPending),
         PaymentMethod::BankTransfer => false,
     }
+}
+
+/// What a subscription step committed.
+#[derive(Debug, Clone)]
+pub struct SubscriptionDone {
+    pub row: StoredSubscription,
+    /// Its events, in order, with their deliveries.
+    pub events: Vec<Ingested>,
+}
+
+/// Reads the subscription, applies the step and records its row, its
+/// payments and its events with their deliveries, all through `tx`; a
+/// refused step writes nothing.
+pub fn commit(
+    tx: &dyn Tx,
+    write: &SubscriptionWrite,
+) -> Result<Result<SubscriptionDone, SubscriptionRefusal>, StoreError> {
+    let current = tx.subscription(write.merchant_id, write.subscription_id)?;
+    let applied = match apply(current, write) {
+        Ok(applied) => applied,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    tx.save_subscription(&applied.row)?;
+    for payment in &applied.payments {
+        tx.save_payment(payment)?;
+    }
+    let events = fanout::record(tx, write.merchant_id, &write.subscribers, applied.events)?;
+    Ok(Ok(SubscriptionDone {
+        row: applied.row,
+        events,
+    }))
 }
 
 /// Applies `write` to the stored subscription (`None` if there is none).

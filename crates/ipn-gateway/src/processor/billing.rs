@@ -16,8 +16,8 @@ use ipn_core::id::{MerchantId, SubscriptionId};
 use tokio::sync::watch;
 
 use crate::delivery::Engine;
-use crate::storage::{Write, WriteRequest, Written};
-use crate::subscriptions::{SubscriptionChange, SubscriptionRefusal, SubscriptionWrite};
+use crate::processor::subscriptions::{SubscriptionChange, SubscriptionRefusal, SubscriptionWrite};
+use crate::writes::{Write, WriteRequest, Written};
 
 /// Due subscriptions read at a time.
 const BATCH: u32 = 256;
