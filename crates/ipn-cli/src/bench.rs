@@ -1,6 +1,7 @@
 //! `ipn bench SCENARIO`: the load generator behind the benchmark suite.
 //!
-//! Scenarios, each measuring a quality bar of DESIGN §8:
+//! Scenarios, each measuring one performance bar (the README's table lists
+//! each bar beside the figures measured):
 //! - `delivery` (bench/delivery.rs): the one-hop baseline, then events
 //!   ingested through a gateway's API and delivered to a local receiver.
 //! - `retries` (bench/retries.rs): N retries pending in an `ipn gateway`
@@ -23,7 +24,8 @@
 //! - `stats`: percentiles, and rounding for the figures.
 //!
 //! Standard output carries human-readable lines and, last, one JSON object of
-//! figures for scripts (DESIGN §9), with `"scenario"` naming the scenario.
+//! figures for scripts, with `"scenario"` naming the scenario; its names are
+//! public: new ones are only added, none renamed or removed.
 //! Figures are printed, never judged: exit 0 when the run completed, 1 when
 //! events were lost, 2 when the run itself failed (set-up, or requests the
 //! gateway refused).

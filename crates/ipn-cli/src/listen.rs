@@ -1,6 +1,6 @@
 //! `ipn listen`: follows a merchant's events at a gateway and forwards each
 //! to a local URL, signed with a secret of its own, so a developer can
-//! test a listener on a laptop the gateway cannot reach (DESIGN §6).
+//! test a listener on a laptop the gateway cannot reach.
 //!
 //! It reads `GET /v1/events?after=…` with the merchant's key: at once while
 //! pages are full, then every `--poll` interval. Each event is forwarded as

@@ -1,5 +1,6 @@
 //! `ipn up`: the gateway and the demo shop in one process, on one data
-//! directory, set up on the first run and reused after (DESIGN §6).
+//! directory, set up on the first run and reused after: the README's first
+//! command.
 //!
 //! The data directory holds `gateway.db`, `shop.db`, the shop's `mail/`
 //! folder (emails as `.eml` files, unless `--smtp-url`), its `downloads/`
@@ -48,7 +49,8 @@ pub struct Args {
     smtp_url: Option<String>,
 }
 
-/// `DATA_DIR/credentials.json` (DESIGN §9).
+/// `DATA_DIR/credentials.json`. Scripts read its field names: keep them
+/// stable (new ones only added).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Credentials {
     pub gateway_url: String,

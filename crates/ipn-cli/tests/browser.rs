@@ -11,7 +11,7 @@
 //! the test's artifacts for a person to look at.
 //!
 //! It needs `chromedriver` and Chromium (the Debian packages `chromium
-//! chromium-driver`; `.ci/run` installs them). Without them the test
+//! chromium-driver`; `scripts/test` installs them). Without them the test
 //! fails, saying so: it does not skip.
 
 mod common;

@@ -1,4 +1,5 @@
-//! The two wire formats an endpoint can choose (DESIGN §3).
+//! The two wire formats an endpoint can choose: `standard` (Standard
+//! Webhooks, JSON) and `paypal` (classic PayPal IPN, form-encoded).
 
 use std::fmt;
 use std::str::FromStr;

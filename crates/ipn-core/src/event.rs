@@ -1,4 +1,4 @@
-//! Events: immutable records of a state change (DESIGN §2).
+//! Events: immutable records of a state change, never edited once written.
 //!
 //! An event's `data` is the object after the change, tagged with `object`
 //! (`"payment"`, `"subscription"` or `"endpoint"`). Platforms using the
@@ -111,7 +111,8 @@ pub struct EndpointNotice {
 
 macro_rules! event_types {
     ($($variant:ident => $name:literal, $object:ident;)*) => {
-        /// An event type: one of DESIGN §2's, or a platform's own.
+        /// An event type: one of the gateway's own (listed below), or a
+        /// platform's own.
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum EventType {
             $($variant,)*
@@ -168,7 +169,8 @@ event_types! {
 }
 
 impl EventType {
-    /// Whether the type exists in PayPal's IPN vocabulary (DESIGN §2's table).
+    /// Whether the type exists in PayPal's IPN vocabulary: the payment and
+    /// subscription types do, `endpoint.*` and platform types do not.
     pub fn has_paypal_form(&self) -> bool {
         matches!(
             self.object(),
@@ -484,7 +486,7 @@ mod tests {
             .iter()
             .filter(|t| t.has_paypal_form())
             .count();
-        assert_eq!(paypal, 12, "DESIGN §2's table");
+        assert_eq!(paypal, 12, "7 payment and 5 subscription types");
     }
 
     #[test]

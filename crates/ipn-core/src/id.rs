@@ -2,7 +2,7 @@
 //!
 //! Each id is a ULID behind a fixed prefix, so ids sort by creation time and a
 //! payment id can never be passed where an event id is expected. The prefix is
-//! part of the public wire format (DESIGN §9): it is checked on parse.
+//! part of the public wire format, so it never changes: it is checked on parse.
 
 use std::fmt;
 use std::str::FromStr;

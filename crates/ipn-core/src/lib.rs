@@ -3,8 +3,9 @@
 //! - [`money`]: [`money::Money`] in integer minor units of an ISO 4217
 //!   [`money::Currency`]; exact decimal parsing and formatting. No floats.
 //! - [`id`]: prefixed typed ids (`evt_…`, `pay_…`, `mer_…`, …).
-//! - [`event`], [`payment`], [`subscription`]: the event model of DESIGN §2,
-//!   serialized in the documented JSON shape.
+//! - [`event`], [`payment`], [`subscription`]: the event model (immutable
+//!   events carrying the object after the change), serialized in the
+//!   documented JSON shape.
 //! - [`dialect`]: which of the two wire formats an endpoint speaks.
 //! - [`email`]: email addresses, checked with the shop's mailer's parser.
 //! - [`rfc3339_utc`]: serde helpers that write timestamps in UTC (`…Z`).

@@ -1,4 +1,4 @@
-//! Currencies and amounts of money, always as integer minor units (DESIGN §2).
+//! Currencies and amounts of money, always as integer minor units.
 //!
 //! A [`Money`] is an `i64` count of the smallest unit of a [`Currency`] (cents
 //! for USD, yen for JPY, fils for KWD), so sums are exact and there is no

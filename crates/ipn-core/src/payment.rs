@@ -1,6 +1,6 @@
 //! The payment object carried by `payment.*` and `subscription.payment` events.
 //!
-//! Amounts are integer minor units of `currency` (DESIGN §2). A refund or a
+//! Amounts are integer minor units of `currency`, never floats. A refund or a
 //! reversal is a payment of its own, with a new id, `parent_id` pointing at the
 //! original, and a negative amount.
 //!

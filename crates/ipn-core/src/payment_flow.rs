@@ -1,5 +1,5 @@
 //! The payment state machine: which changes a payment may go through, what
-//! each does to its money, and which event it emits (DESIGN §2, §4).
+//! each does to its money, and which event it emits.
 //!
 //! A [`Charge`] is an original payment (not a refund or a reversal) reduced
 //! to what the rules need: status, amount, fee and how much was refunded. It

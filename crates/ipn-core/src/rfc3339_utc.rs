@@ -1,5 +1,5 @@
 //! Serde helpers for RFC 3339 timestamps that are always written in UTC
-//! (`…Z`), as DESIGN §2 promises, whatever offset the value holds.
+//! (`…Z`), as the wire format promises, whatever offset the value holds.
 //!
 //! Use with `#[serde(with = "ipn_core::rfc3339_utc")]`, or
 //! `rfc3339_utc::option` for an `Option<OffsetDateTime>`. Reading accepts any

@@ -64,7 +64,8 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// The last line printed: the names of DESIGN §9, new ones only added.
+    /// The last line printed. Its names are public (scripts read them): new
+    /// ones are only added, none renamed or removed.
     pub fn json(&self, elapsed: Duration) -> Value {
         let ratio = match self.events_per_s {
             Some(rate) if self.one_hop_per_s > 0.0 => Some(round(rate / self.one_hop_per_s, 4)),

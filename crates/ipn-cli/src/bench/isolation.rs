@@ -1,5 +1,5 @@
-//! `ipn bench isolation`: DESIGN §8's "one dead endpoint among 100 healthy
-//! ones costs the healthy ones ≤ 5 % throughput".
+//! `ipn bench isolation`. The bar: one dead endpoint among 100 healthy ones
+//! costs the healthy ones ≤ 5 % throughput.
 //!
 //! Each run has a fresh receiver, SQLite file and gateway in this process,
 //! at the gateway's defaults (32 attempts in flight per endpoint, 5 s connect

@@ -1,7 +1,7 @@
 //! `ipn bench merchant`: signed IPNs posted to a merchant server's
 //! `/webhooks`, each verified, stored durably before its 200, then applied
-//! by the notification handler to an order of the shop (DESIGN §8:
-//! "merchant: 10,000 verified IPNs/s stored and applied").
+//! by the notification handler to an order of the shop. The bar: 10,000
+//! verified IPNs/s stored and applied.
 //!
 //! The shop runs in this process on a fresh SQLite file (fsync at every
 //! commit, as always), with one order per IPN made beforehand. Each IPN is

@@ -1,4 +1,7 @@
-//! Events written as PayPal IPN bodies (DESIGN §2 table, §3).
+//! Events written as PayPal IPN bodies (the `paypal` dialect): each payment
+//! and subscription type as the `txn_type` (and, for a payment, the
+//! `payment_status`) PayPal sends for it; `endpoint.*` and platform types
+//! have no PayPal form.
 //!
 //! Field names, their order and value formats follow what PayPal sends, so an
 //! existing IPN listener works unchanged. Amounts are decimal strings in the

@@ -294,8 +294,9 @@ impl IpnMessage {
         self.get(field).map(|v| parse_number(field, v)).transpose()
     }
 
-    /// The `ipn` event type this message stands for (DESIGN §2's table read
-    /// backwards), when it is one of them.
+    /// The `ipn` event type this message stands for (the encoder's
+    /// `txn_type` and `payment_status` read backwards), when it is one of
+    /// them.
     pub fn event_type(&self) -> Option<EventType> {
         use PaymentStatus as S;
         use TxnType as T;
