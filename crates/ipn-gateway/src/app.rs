@@ -10,11 +10,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState, hash_key};
 use crate::clock::Clock;
 use crate::delivery::ssrf::{HostResolver, NetworkPolicy, SystemResolver};
 use crate::delivery::{DeliveryConfig, Engine, Job, Parts};
 use crate::directory::Directory;
+use crate::http::{AppState, hash_key};
 use crate::metrics::Metrics;
 use crate::secrets::EncryptionKey;
 use crate::storage::Store;
@@ -62,7 +62,7 @@ impl Config {
             durability: Durability::Full,
             resolver: Arc::new(SystemResolver),
             public_url: None,
-            key_failure_limit: crate::api::FAILURE_LIMIT,
+            key_failure_limit: crate::http::FAILURE_LIMIT,
             http_limits: ipn_web::Limits::default(),
         }
     }
@@ -216,12 +216,12 @@ impl Gateway {
             admin_key_hash: hash_key(config.admin_key.trim()).into(),
             idempotency_hash_key: idempotency_hash_key.into(),
             public_url: public_url.into(),
-            key_failures: Arc::new(api::key_failures(config.key_failure_limit)),
+            key_failures: Arc::new(crate::http::key_failures(config.key_failure_limit)),
         };
         let mut stop_http = stop;
         let server = tokio::spawn(ipn_web::serve(
             listener,
-            api::router(state),
+            crate::routes::router(state),
             config.http_limits,
             async move {
                 let _ = stop_http.wait_for(|stop| *stop).await;

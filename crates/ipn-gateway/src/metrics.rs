@@ -4,8 +4,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::delivery::Outcome;
-
 /// Upper bounds of the attempt latency buckets, in seconds (as Prometheus
 /// writes them) and in microseconds (as they are compared).
 const BUCKETS: &[(&str, u64)] = &[
@@ -43,16 +41,27 @@ pub struct Gauges {
     pub oldest_due_age_ms: u64,
 }
 
+/// How an attempt was answered, as the attempt counters count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// A 2xx.
+    Delivered,
+    /// Any other status.
+    Rejected,
+    /// No answer at all (refused, reset, timed out).
+    NoAnswer,
+}
+
 impl Metrics {
     pub fn ingested(&self, events: u64) {
         self.events_ingested.fetch_add(events, Ordering::Relaxed);
     }
 
-    pub fn record_attempt(&self, outcome: &Outcome, duration: Duration) {
-        let counter = match outcome {
-            Outcome::Delivered { .. } => &self.attempts_succeeded,
-            Outcome::Rejected { .. } => &self.attempts_rejected,
-            Outcome::NoAnswer { .. } => &self.attempts_no_answer,
+    pub fn record_attempt(&self, answer: Answer, duration: Duration) {
+        let counter = match answer {
+            Answer::Delivered => &self.attempts_succeeded,
+            Answer::Rejected => &self.attempts_rejected,
+            Answer::NoAnswer => &self.attempts_no_answer,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         let us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);

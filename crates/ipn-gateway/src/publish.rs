@@ -3,13 +3,11 @@
 
 use std::sync::Arc;
 
-use ipn_core::event::{EndpointNotice, Event, EventData, EventType};
-use ipn_core::id::{EventId, MerchantId};
+use ipn_core::event::Event;
+use ipn_core::id::MerchantId;
 
-use crate::clock::{Millis, from_millis};
 use crate::delivery::{Engine, Job};
 use crate::fanout;
-use crate::model::{DisabledReason, Endpoint};
 use crate::storage::{IdempotentResponse, Ingested};
 use crate::writes::{IdempotencyKey, Write, WriteError, WriteRequest, Written};
 
@@ -37,35 +35,12 @@ pub async fn publish(
         )),
         idempotency,
     };
-    match engine.writer.write(request).await? {
-        Written::Ingested(ingested) => {
-            engine.metrics.ingested(1);
-            engine.schedule(
-                ingested
-                    .deliveries
-                    .iter()
-                    .map(|d| Job::new(d.clone(), Some(Arc::clone(&ingested.body)))),
-            );
-            Ok(Published::New(ingested))
-        }
+    match engine.ingest(request).await? {
+        Written::Ingested(ingested) => Ok(Published::New(ingested)),
         Written::Replay(first) => Ok(Published::Replay(first)),
         other => Err(WriteError::Store(format!(
             "unexpected result of an ingest: {other:?}"
         ))),
-    }
-}
-
-/// Schedules the deliveries of events just committed (by a payment or a
-/// subscription step), with their bodies.
-pub fn schedule_ingested(engine: &Engine, events: &[Ingested]) {
-    engine.metrics.ingested(events.len() as u64);
-    for ingested in events {
-        engine.schedule(
-            ingested
-                .deliveries
-                .iter()
-                .map(|d| Job::new(d.clone(), Some(Arc::clone(&ingested.body)))),
-        );
     }
 }
 
@@ -93,31 +68,5 @@ pub async fn redeliver(
         other => Err(WriteError::Store(format!(
             "unexpected result of a redelivery: {other:?}"
         ))),
-    }
-}
-
-/// Tells the merchant's other endpoints that `endpoint` was disabled.
-pub async fn endpoint_disabled(
-    engine: &Engine,
-    endpoint: &Endpoint,
-    reason: DisabledReason,
-    now: Millis,
-) {
-    let at = from_millis(now);
-    let event = Event {
-        id: EventId::generate(at),
-        event_type: EventType::EndpointDisabled,
-        created_at: at,
-        livemode: false,
-        sequence: 0,
-        data: EventData::Endpoint(Box::new(EndpointNotice {
-            id: endpoint.id,
-            url: endpoint.url.clone(),
-            disabled_reason: reason.as_str().to_owned(),
-            disabled_at: at,
-        })),
-    };
-    if let Err(error) = publish(engine, endpoint.merchant_id, event, None).await {
-        tracing::error!(endpoint.id = %endpoint.id, %error, "publishing endpoint.disabled");
     }
 }

@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::checkout::load;
-use super::payments::{self, Method, Order, created, new_payment, payment_write};
+use super::payments::{Method, Order, created, new_payment, payment_write};
 use super::subscriptions::{card_on_file, new_subscription};
 use super::{ApiError, AppState};
 use crate::processor::checkout::{
@@ -165,7 +165,7 @@ async fn pay_page(state: &AppState, id: &str, body: &[u8]) -> Result<Response, A
     let declined = "Your card was declined and nothing was charged. Try another card.";
     let (status, problem) = match state.engine.writer.write(request).await? {
         Written::Payment(done) => {
-            crate::publish::schedule_ingested(&state.engine, &done.events);
+            state.engine.schedule_events(&done.events);
             let status = done.rows.first().map(|row| row.payment.status);
             if status.is_some_and(checkout::settles) {
                 return success(&session);
@@ -173,7 +173,7 @@ async fn pay_page(state: &AppState, id: &str, body: &[u8]) -> Result<Response, A
             (StatusCode::PAYMENT_REQUIRED, declined.to_owned())
         }
         Written::Subscription(done) => {
-            crate::publish::schedule_ingested(&state.engine, &done.events);
+            state.engine.schedule_events(&done.events);
             return success(&session);
         }
         // A refused signup commits nothing: the session stays open.
@@ -190,9 +190,9 @@ async fn pay_page(state: &AppState, id: &str, body: &[u8]) -> Result<Response, A
             let payment = payment_status(state, &session).await?;
             return Ok(refused_page(refusal, &session, &merchant_name, payment));
         }
-        Written::PaymentRefused(refusal) => return Err(payments::refused(&refusal)),
+        Written::PaymentRefused(refusal) => return Err(crate::http::payment_refused(&refusal)),
         Written::SubscriptionRefused(refusal) => {
-            return Err(super::subscriptions::refused(&refusal));
+            return Err(crate::http::subscription_refused(&refusal));
         }
         other => {
             return Err(ApiError::internal(format!(
@@ -541,7 +541,7 @@ fn refused_page(
 }
 
 /// An unexpected failure (already logged by `ApiError::internal`), as a page.
-pub(super) fn error_page(error: ApiError) -> Response {
+pub(crate) fn error_page(error: ApiError) -> Response {
     let main = format!(
         "<h1>Something went wrong</h1>\n<p>{}</p>\n<p>Nothing was charged by this request.</p>\n",
         escape(&error.message)

@@ -9,11 +9,11 @@ use ipn_core::id::MerchantId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{hash_key, new_api_key};
 use super::{
     ApiError, AppState, Caller, Idempotency, Start, json_response, list_response, parse_json,
 };
 use crate::clock::from_millis;
+use crate::http::{hash_key, new_api_key};
 use crate::model::Merchant;
 use crate::writes::{Write, WriteRequest, Written};
 

@@ -5,24 +5,21 @@
 //! `Idempotency-Key`: the same key with the same body replays the first
 //! answer; with a different body it is a 409.
 
-mod auth;
 mod checkout;
-mod checkout_page;
+pub(crate) mod checkout_page;
 mod endpoints;
-mod error;
-pub(crate) mod events;
+mod events;
 mod merchants;
 mod openapi;
-pub(crate) mod payments;
+mod payments;
 mod postback;
-pub(crate) mod subscriptions;
-mod system;
+mod subscriptions;
+pub(crate) mod system;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,34 +27,13 @@ use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
-use crate::delivery::Engine;
+pub use crate::http::{ApiError, AppState, Caller, FAILURE_LIMIT, caller_of, hash_key};
 use crate::storage::IdempotentResponse;
 use crate::writes::IdempotencyKey;
-pub use auth::{
-    Caller, Client, FAILURE_LIMIT, KeyFailures, bearer_key, caller_of, hash_key, key_failures,
-};
-pub use error::ApiError;
 pub use merchants::rfc3339;
 
-/// Largest request body: the 256 KiB payload limit plus room for the envelope.
-const MAX_BODY: usize = 256 * 1024 + 4096;
-
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub engine: Arc<Engine>,
-    /// SHA-256 of the admin key, compared in constant time.
-    pub admin_key_hash: Arc<str>,
-    /// The secret that keys request hashes for `Idempotency-Key`s.
-    pub idempotency_hash_key: Arc<[u8]>,
-    /// Where browsers reach the gateway (`http://127.0.0.1:7700`, no
-    /// trailing slash): checkout pages' URLs start with it.
-    pub public_url: Arc<str>,
-    /// Wrong keys per client address (`auth.rs`), the API's and the
-    /// dashboard's sign-in together.
-    pub key_failures: Arc<KeyFailures>,
-}
-
-pub fn router(state: AppState) -> Router {
+/// The API's routes, the postback and the customer's checkout page.
+pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v1/merchants",
@@ -103,75 +79,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(openapi::spec))
-        .merge(crate::dashboard::router(state.clone()))
-        .fallback(system::not_found)
-        .layer(axum::middleware::from_fn(own_errors))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
-}
-
-/// Gives the answers axum makes itself in plain text (a body over the
-/// limit, a method a route does not take, a path that is not UTF-8) the
-/// shape of the route they answer: the API's JSON error, or for the
-/// dashboard and the checkout page, an HTML page with the reason.
-async fn own_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let path = request.uri().path();
-    let kind = if path.starts_with("/dashboard") {
-        Shape::Dashboard
-    } else if path.starts_with("/checkout/") {
-        Shape::CheckoutPage
-    } else {
-        Shape::Api
-    };
-    let response = next.run(request).await;
-    let status = response.status();
-    let ours = response.headers().get("content-type").is_some_and(|v| {
-        let v = v.as_bytes();
-        v.starts_with(b"application/json") || v.starts_with(b"text/html")
-    });
-    if ours || !status.is_client_error() {
-        return response;
-    }
-    let allow = response.headers().get("allow").cloned();
-    let text = axum::body::to_bytes(response.into_body(), 4096)
-        .await
-        .map(|body| String::from_utf8_lossy(&body).into_owned())
-        .unwrap_or_default();
-    let error = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            status,
-            "payload_too_large",
-            format!("request bodies are limited to {MAX_BODY} bytes"),
-        ),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            status,
-            "method_not_allowed",
-            "this route does not take that method",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ApiError::new(status, "unsupported_media_type", text.trim().to_owned())
-        }
-        _ => ApiError::new(status, "invalid_request", text.trim().to_owned()),
-    };
-    let mut answer = match kind {
-        Shape::Api => error.into_response(),
-        Shape::Dashboard => {
-            crate::dashboard::html::message(None, status, "Refused", &error.message)
-        }
-        Shape::CheckoutPage => checkout_page::error_page(error),
-    };
-    if let Some(allow) = allow {
-        answer.headers_mut().insert("allow", allow);
-    }
-    answer
-}
-
-/// Who answers a path: the JSON API or a page.
-#[derive(Debug, Clone, Copy)]
-enum Shape {
-    Api,
-    Dashboard,
-    CheckoutPage,
 }
 
 /// Parses a JSON request body, with serde's message (it names the field
@@ -259,7 +166,7 @@ impl Idempotency {
         hash.update(route.as_bytes());
         hash.update(&[0]);
         hash.update(body);
-        let request_hash = auth::hex(&hash.finalize().into_bytes());
+        let request_hash = crate::http::hex(&hash.finalize().into_bytes());
         Ok(Some(Self {
             scope: caller.scope(),
             key: key.to_owned(),

@@ -12,7 +12,7 @@ use ipn_core::card::{CardNumber, ChargeAttempt};
 use ipn_core::id::{MerchantId, PaymentId};
 use ipn_core::money::{Currency, Money};
 use ipn_core::payment::{Custom, Item, Payer, Payment, PaymentStatus, check_text};
-use ipn_core::payment_flow::{InitialStatus, PaymentError, PendingReason};
+use ipn_core::payment_flow::{InitialStatus, PendingReason};
 use ipn_core::pricing;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -383,7 +383,7 @@ fn answer(
             status.as_u16(),
             serde_json::to_vec(&view(pick(done))).unwrap_or_default(),
         ),
-        Err(refusal) => refused(refusal).rendered(),
+        Err(refusal) => crate::http::payment_refused(refusal).rendered(),
     }
 }
 
@@ -419,7 +419,7 @@ async fn write(
     };
     let (status, body) = match engine.writer.write(request).await? {
         Written::Payment(done) => {
-            crate::publish::schedule_ingested(&state.engine, &done.events);
+            state.engine.schedule_events(&done.events);
             respond(Ok(&done))
         }
         Written::PaymentRefused(refusal) => respond(Err(&refusal)),
@@ -452,21 +452,5 @@ pub(super) fn payment_write(
         subscribers,
         now,
         respond,
-    }
-}
-
-/// The API error for a refused operation.
-pub fn refused(refusal: &PaymentRefusal) -> ApiError {
-    match refusal {
-        PaymentRefusal::NotFound => ApiError::not_found("payment"),
-        PaymentRefusal::Exists => {
-            ApiError::new(StatusCode::CONFLICT, "payment_exists", refusal.to_string())
-        }
-        PaymentRefusal::Rule(rule) => match rule {
-            PaymentError::NotPositive { .. }
-            | PaymentError::RefundExceedsRemaining { .. }
-            | PaymentError::CurrencyMismatch { .. } => ApiError::invalid(rule.to_string()),
-            _ => ApiError::new(StatusCode::CONFLICT, "payment_state", rule.to_string()),
-        },
     }
 }

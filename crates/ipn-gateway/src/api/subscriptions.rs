@@ -245,7 +245,7 @@ async fn write(
     };
     let (status, body) = match engine.writer.write(request).await? {
         Written::Subscription(done) => {
-            crate::publish::schedule_ingested(engine, &done.events);
+            engine.schedule_events(&done.events);
             respond(Ok(done.as_ref()))
         }
         Written::SubscriptionRefused(refusal) => respond(Err(&refusal)),
@@ -269,7 +269,7 @@ fn answer(
             status.as_u16(),
             serde_json::to_vec(&view(&done.row)).unwrap_or_default(),
         ),
-        Err(refusal) => refused(refusal).rendered(),
+        Err(refusal) => crate::http::subscription_refused(refusal).rendered(),
     }
 }
 
@@ -287,27 +287,4 @@ fn view(stored: &StoredSubscription) -> Value {
 
 fn parse_id(id: &str) -> Result<SubscriptionId, ApiError> {
     SubscriptionId::parse(id).map_err(|_| ApiError::not_found("subscription"))
-}
-
-/// A refusal as the API (and the dashboard) answers it.
-pub(crate) fn refused(refusal: &SubscriptionRefusal) -> ApiError {
-    match refusal {
-        SubscriptionRefusal::NotFound => ApiError::not_found("subscription"),
-        SubscriptionRefusal::Plan(_) | SubscriptionRefusal::MethodNotChargeable => {
-            ApiError::invalid(refusal.to_string())
-        }
-        SubscriptionRefusal::Declined => ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "card_declined",
-            refusal.to_string(),
-        ),
-        SubscriptionRefusal::Exists
-        | SubscriptionRefusal::Finished(_)
-        | SubscriptionRefusal::AlreadyCanceled
-        | SubscriptionRefusal::NotDue => ApiError::new(
-            StatusCode::CONFLICT,
-            "subscription_state",
-            refusal.to_string(),
-        ),
-    }
 }

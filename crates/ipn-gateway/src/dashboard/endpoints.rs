@@ -15,8 +15,8 @@ use ipn_core::standard::WebhookSecret;
 
 use super::html::{self, Done, Section, badge, esc, when};
 use super::{Poster, Viewer, blocking, form};
-use crate::api::{ApiError, AppState};
 use crate::delivery::breaker::ProbeAt;
+use crate::http::{ApiError, AppState};
 use crate::model::{Disabled, DisabledReason, Endpoint, ROTATION_OVERLAP_MS};
 use crate::storage::dashboard::Health;
 use crate::writes::{Write, WriteRequest};

@@ -19,8 +19,8 @@ use time::macros::format_description;
 
 use super::html::{self, Done, Section, badge, esc, query, when, when_at};
 use super::{Poster, Viewer, blocking, form, given};
-use crate::api::{ApiError, AppState};
 use crate::clock::to_millis;
+use crate::http::{ApiError, AppState};
 use crate::model::{AttemptStatus, DeliveryFilter, Endpoint, ROTATION_OVERLAP_MS};
 use crate::storage::StoredEvent;
 use crate::storage::dashboard::EventSearch;
@@ -557,7 +557,7 @@ pub async fn resend(
         Err(error) => return viewer.failed(error),
     };
     let chosen = form(&body).remove("endpoint_id").filter(|v| !v.is_empty());
-    match crate::api::events::resend_event(&state, &stored, chosen.as_deref()).await {
+    match crate::http::resend_event(&state, &stored, chosen.as_deref()).await {
         Ok(_) => html::see_other(&format!("/dashboard/events/{}?done=resent", stored.id)),
         Err(error) if error.status.is_client_error() => {
             page(

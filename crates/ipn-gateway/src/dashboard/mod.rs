@@ -50,7 +50,7 @@ use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use ipn_core::id::MerchantId;
 
-use crate::api::{ApiError, AppState, Caller, Client};
+use crate::http::{ApiError, AppState, Caller, Client};
 use html::{Bar, Section};
 
 /// The session cookie's name.
@@ -59,7 +59,7 @@ pub const COOKIE: &str = "ipn_dashboard";
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// The dashboard's routes, to merge into the gateway's router.
-pub fn router(_state: AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(home))
         .route("/dashboard/", get(home))
@@ -405,7 +405,7 @@ fn caller_of(state: &AppState, key: &str) -> Option<Caller> {
     if key.is_empty() {
         return None;
     }
-    crate::api::caller_of(state, key)
+    crate::http::caller_of(state, key)
 }
 
 async fn login(

@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::html::{self, Done, Section, badge, esc, money, query, rfc3339};
 use super::{Poster, Viewer, blocking, form, given};
-use crate::api::payments::refused;
-use crate::api::{ApiError, AppState};
+use crate::http::payment_refused;
+use crate::http::{ApiError, AppState};
 use crate::model::StoredPayment;
 use crate::processor::payments::PaymentDone;
 use crate::processor::payments::{PaymentChange, PaymentRefusal, PaymentWrite};
@@ -502,10 +502,10 @@ async fn operate(
     };
     match engine.writer.write(request).await? {
         Written::Payment(done) => {
-            crate::publish::schedule_ingested(engine, &done.events);
+            engine.schedule_events(&done.events);
             Ok(())
         }
-        Written::PaymentRefused(refusal) => Err(refused(&refusal)),
+        Written::PaymentRefused(refusal) => Err(payment_refused(&refusal)),
         other => Err(ApiError::internal(format!(
             "unexpected result of a payment write: {other:?}"
         ))),

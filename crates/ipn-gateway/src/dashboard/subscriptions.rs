@@ -18,8 +18,8 @@ use serde_json::Value;
 use super::html::{self, Done, Section, badge, esc, query, rfc3339, when_at};
 use super::payments::{ListQuery, amount, filters, object_filter, pager, text};
 use super::{Poster, Viewer, blocking, form};
-use crate::api::subscriptions::refused;
-use crate::api::{ApiError, AppState};
+use crate::http::subscription_refused;
+use crate::http::{ApiError, AppState};
 use crate::model::StoredSubscription;
 use crate::processor::subscriptions::{SubscriptionChange, SubscriptionWrite};
 use crate::storage::dashboard::{HistoryRow, ObjectRow};
@@ -474,10 +474,10 @@ async fn operate(
     };
     match engine.writer.write(request).await? {
         Written::Subscription(done) => {
-            crate::publish::schedule_ingested(engine, &done.events);
+            engine.schedule_events(&done.events);
             Ok(())
         }
-        Written::SubscriptionRefused(refusal) => Err(refused(&refusal)),
+        Written::SubscriptionRefused(refusal) => Err(subscription_refused(&refusal)),
         other => Err(ApiError::internal(format!(
             "unexpected result of a subscription write: {other:?}"
         ))),

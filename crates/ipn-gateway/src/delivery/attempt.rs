@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use ipn_core::Dialect;
-use ipn_core::event::Event;
+use ipn_core::event::{EndpointNotice, Event, EventData, EventType};
+use ipn_core::id::EventId;
 use ipn_core::paypal::{Sending, encode_event};
 use ipn_core::standard::{WebhookHeaders, signature_header};
 
@@ -13,6 +14,8 @@ use super::breaker::Verdict;
 use super::retry::parse_retry_after;
 use super::{Engine, Job, Next, client, ssrf};
 use crate::clock::{Millis, from_millis};
+use crate::fanout;
+use crate::metrics::Answer;
 use crate::model::{Attempt, AttemptStatus, DisabledReason, Endpoint};
 use crate::storage::{AttemptDone, DeliveryNext, EndpointHealth};
 use crate::writes::{Write, WriteRequest};
@@ -30,6 +33,17 @@ pub enum Outcome {
     },
     /// No answer: connection refused or reset, timeout, TLS, refused address.
     NoAnswer { error: String },
+}
+
+impl Outcome {
+    /// The kind of answer, for the attempt counters.
+    fn answer(&self) -> Answer {
+        match self {
+            Self::Delivered { .. } => Answer::Delivered,
+            Self::Rejected { .. } => Answer::Rejected,
+            Self::NoAnswer { .. } => Answer::NoAnswer,
+        }
+    }
 }
 
 /// Runs one attempt, unless the endpoint's breaker parks the delivery.
@@ -71,7 +85,7 @@ pub(super) async fn run(engine: &Engine, job: Job) -> Next {
         Err(error) => Outcome::NoAnswer { error },
     };
     let duration = started.elapsed();
-    engine.metrics.record_attempt(&outcome, duration);
+    engine.metrics.record_attempt(outcome.answer(), duration);
     let delivered = matches!(outcome, Outcome::Delivered { .. });
     engine.breakers.record(endpoint.id, delivered, now);
     let retry = settle(engine, &endpoint, &job, outcome, now, duration).await;
@@ -384,6 +398,42 @@ async fn disable(engine: &Engine, endpoint: &Endpoint, reason: DisabledReason, n
             e.disabled = Some(crate::model::Disabled { reason, at: now });
         });
         engine.drop_parked(endpoint.id);
-        crate::publish::endpoint_disabled(engine, endpoint, reason, now).await;
+        endpoint_disabled(engine, endpoint, reason, now).await;
+    }
+}
+
+/// Tells the merchant's other endpoints that `endpoint` was disabled.
+async fn endpoint_disabled(
+    engine: &Engine,
+    endpoint: &Endpoint,
+    reason: DisabledReason,
+    now: Millis,
+) {
+    let at = from_millis(now);
+    let event = Event {
+        id: EventId::generate(at),
+        event_type: EventType::EndpointDisabled,
+        created_at: at,
+        livemode: false,
+        sequence: 0,
+        data: EventData::Endpoint(Box::new(EndpointNotice {
+            id: endpoint.id,
+            url: endpoint.url.clone(),
+            disabled_reason: reason.as_str().to_owned(),
+            disabled_at: at,
+        })),
+    };
+    let subscribers = engine.directory.endpoints_of(endpoint.merchant_id);
+    let new = fanout::new_event(
+        endpoint.merchant_id,
+        subscribers.iter().map(|e| e.as_ref()),
+        event,
+    );
+    let request = WriteRequest {
+        write: Write::Ingest(new),
+        idempotency: None,
+    };
+    if let Err(error) = engine.ingest(request).await {
+        tracing::error!(endpoint.id = %endpoint.id, %error, "publishing endpoint.disabled");
     }
 }

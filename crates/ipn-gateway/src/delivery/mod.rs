@@ -38,8 +38,8 @@ use tokio::task::JoinSet;
 use crate::clock::{Clock, Millis};
 use crate::directory::Directory;
 use crate::metrics::Metrics;
-use crate::storage::{Scheduled, Store};
-use crate::writes::Writer;
+use crate::storage::{Ingested, Scheduled, Store};
+use crate::writes::{WriteError, WriteRequest, Writer, Written};
 
 pub use attempt::Outcome;
 use breaker::ProbeAt;
@@ -269,6 +269,30 @@ impl Engine {
         lock(&self.schedule)
             .peek()
             .map(|Reverse(d)| d.0.delivery.due)
+    }
+
+    /// Commits an ingest (an event with its deliveries) and schedules its
+    /// deliveries; returns what the writer answered (a replay of an earlier
+    /// request with its Idempotency-Key schedules nothing).
+    pub async fn ingest(&self, request: WriteRequest) -> Result<Written, WriteError> {
+        let written = self.writer.write(request).await?;
+        if let Written::Ingested(ingested) = &written {
+            self.schedule_events(std::slice::from_ref(ingested));
+        }
+        Ok(written)
+    }
+
+    /// Schedules the deliveries of events just committed, with their bodies.
+    pub fn schedule_events(&self, events: &[Ingested]) {
+        self.metrics.ingested(events.len() as u64);
+        for ingested in events {
+            self.schedule(
+                ingested
+                    .deliveries
+                    .iter()
+                    .map(|d| Job::new(d.clone(), Some(Arc::clone(&ingested.body)))),
+            );
+        }
     }
 
     /// Adds deliveries to the schedule. On an ordered endpoint, a delivery

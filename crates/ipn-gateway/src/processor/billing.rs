@@ -119,7 +119,7 @@ async fn step(
     };
     match engine.writer.write(request).await? {
         Written::Subscription(done) => {
-            crate::publish::schedule_ingested(engine, &done.events);
+            engine.schedule_events(&done.events);
         }
         Written::SubscriptionRefused(SubscriptionRefusal::NotDue) => {}
         Written::SubscriptionRefused(refusal) => {

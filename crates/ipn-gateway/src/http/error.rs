@@ -7,8 +7,11 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ipn_core::payment_flow::PaymentError;
 use serde_json::json;
 
+use crate::processor::payments::PaymentRefusal;
+use crate::processor::subscriptions::SubscriptionRefusal;
 use crate::writes::WriteError;
 
 #[derive(Debug)]
@@ -122,5 +125,44 @@ impl IntoResponse for ApiError {
                 .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
+    }
+}
+
+/// The API error for a refused operation.
+pub fn payment_refused(refusal: &PaymentRefusal) -> ApiError {
+    match refusal {
+        PaymentRefusal::NotFound => ApiError::not_found("payment"),
+        PaymentRefusal::Exists => {
+            ApiError::new(StatusCode::CONFLICT, "payment_exists", refusal.to_string())
+        }
+        PaymentRefusal::Rule(rule) => match rule {
+            PaymentError::NotPositive { .. }
+            | PaymentError::RefundExceedsRemaining { .. }
+            | PaymentError::CurrencyMismatch { .. } => ApiError::invalid(rule.to_string()),
+            _ => ApiError::new(StatusCode::CONFLICT, "payment_state", rule.to_string()),
+        },
+    }
+}
+
+/// A refusal as the API (and the dashboard) answers it.
+pub fn subscription_refused(refusal: &SubscriptionRefusal) -> ApiError {
+    match refusal {
+        SubscriptionRefusal::NotFound => ApiError::not_found("subscription"),
+        SubscriptionRefusal::Plan(_) | SubscriptionRefusal::MethodNotChargeable => {
+            ApiError::invalid(refusal.to_string())
+        }
+        SubscriptionRefusal::Declined => ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "card_declined",
+            refusal.to_string(),
+        ),
+        SubscriptionRefusal::Exists
+        | SubscriptionRefusal::Finished(_)
+        | SubscriptionRefusal::AlreadyCanceled
+        | SubscriptionRefusal::NotDue => ApiError::new(
+            StatusCode::CONFLICT,
+            "subscription_state",
+            refusal.to_string(),
+        ),
     }
 }
