@@ -46,7 +46,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// A gateway on `database` with the defaults of DESIGN §4.
+    /// A gateway on `database` with the defaults: full durability, the
+    /// standard retry schedule, loopback refused as a target.
     pub fn new(
         database: Database,
         admin_key: impl Into<String>,

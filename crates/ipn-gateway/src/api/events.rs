@@ -19,7 +19,7 @@ use crate::model::DeliveryFilter;
 use crate::publish::{Published, publish};
 use crate::storage::{EventQuery, StoredEvent};
 
-/// Largest event body accepted (DESIGN §4's payload limit).
+/// Largest event body accepted: the 256 KiB payload limit.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;

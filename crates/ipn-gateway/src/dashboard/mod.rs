@@ -1,4 +1,4 @@
-//! `/dashboard`: the gateway's server-rendered dashboard (DESIGN §4).
+//! `/dashboard`: the gateway's server-rendered dashboard.
 //!
 //! - `mod.rs`: routes, sign-in with an API key, sessions, the CSRF check.
 //! - `events.rs`: the events list (filters, search, paging, live refresh),

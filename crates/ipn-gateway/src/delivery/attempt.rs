@@ -211,7 +211,7 @@ async fn post(
     }
 }
 
-/// The headers of DESIGN §3, beside those the client adds (`Host`,
+/// The headers of the endpoint's dialect, beside those the client adds (`Host`,
 /// `User-Agent`, `Content-Length`).
 fn webhook_headers(
     endpoint: &Endpoint,

@@ -151,31 +151,36 @@ fn with_session_id(base: &str, id: CheckoutSessionId) -> Result<Url, url::ParseE
     Ok(url)
 }
 
+/// A session of $19.99 in payment mode, open for a day from `now`.
+#[cfg(test)]
+pub(crate) fn sample(now: OffsetDateTime) -> CheckoutSession {
+    CheckoutSession {
+        id: CheckoutSessionId::generate(now),
+        merchant_id: MerchantId::generate(now),
+        invoice: Some("order-1".to_owned()),
+        amount: Money::new(1999, ipn_core::money::Currency::USD),
+        items: Vec::new(),
+        custom: None,
+        customer_email: None,
+        success_url: "https://shop.example/paid?order=1".to_owned(),
+        cancel_url: "https://shop.example/cart".to_owned(),
+        plan: None,
+        created_at: now,
+        expires_at: now + time::Duration::hours(24),
+        payment_id: None,
+        subscription_id: None,
+        paid_at: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use ipn_core::money::Currency;
     use time::Duration;
 
     use super::*;
 
     fn session(now: OffsetDateTime) -> CheckoutSession {
-        CheckoutSession {
-            id: CheckoutSessionId::generate(now),
-            merchant_id: MerchantId::generate(now),
-            invoice: Some("order-1".to_owned()),
-            amount: Money::new(1999, Currency::USD),
-            items: Vec::new(),
-            custom: None,
-            customer_email: None,
-            success_url: "https://shop.example/paid?order=1".to_owned(),
-            cancel_url: "https://shop.example/cart".to_owned(),
-            plan: None,
-            created_at: now,
-            expires_at: now + Duration::hours(24),
-            payment_id: None,
-            subscription_id: None,
-            paid_at: None,
-        }
+        sample(now)
     }
 
     #[test]

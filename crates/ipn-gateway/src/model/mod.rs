@@ -16,6 +16,8 @@ use ipn_core::id::{EndpointId, EventId, MerchantId};
 use ipn_core::standard::{Signer, WebhookSecret};
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
+pub(crate) use checkout::sample as checkout_sample;
 pub use checkout::{CheckoutRefusal, CheckoutSession, PaidBy, RETURN_PARAMETER, SessionStatus};
 pub use payment::{PaymentMethod, StoredPayment};
 pub use subscription::StoredSubscription;
@@ -64,7 +66,7 @@ impl Endpoint {
     /// Whether this endpoint gets events of this type.
     pub fn wants(&self, event_type: &EventType) -> bool {
         if self.dialect == Dialect::Paypal && !event_type.has_paypal_form() {
-            return false; // a PayPal IPN exists only for DESIGN §2's types
+            return false; // PayPal's IPN vocabulary has no word for other types
         }
         self.filter.matches(event_type)
     }

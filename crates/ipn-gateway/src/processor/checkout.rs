@@ -22,7 +22,7 @@
 //! (`model::CheckoutSession`).
 
 use anyhow::anyhow;
-use ipn_core::id::CheckoutSessionId;
+use ipn_core::id::{CheckoutSessionId, MerchantId};
 use ipn_core::payment::PaymentStatus;
 use time::Duration;
 use url::Url;
@@ -112,21 +112,15 @@ pub fn pay(
     write: &CheckoutPayment,
 ) -> Result<Paying<PaymentDone, PaymentRefusal>, StoreError> {
     let payment = &write.payment;
-    let Some(session) = tx
-        .checkout_session(write.session_id)?
-        .filter(|s| s.merchant_id == payment.merchant_id)
-    else {
-        return Ok(Paying::Refused(CheckoutRefusal::NotFound));
-    };
-    if let Err(refusal) = session.payable(payment.now) {
+    let open = open_session(
+        tx,
+        write.session_id,
+        payment.merchant_id,
+        payment.now,
+        Mode::Payment,
+    )?;
+    if let Err(refusal) = open {
         return Ok(Paying::Refused(refusal));
-    }
-    if session.plan.is_some() {
-        // The page pays a session in its own mode; this is a gateway bug.
-        return Err(anyhow!(
-            "checkout session {} starts a subscription, not a payment",
-            write.session_id
-        ));
     }
     let done = payments::commit(tx, payment)?;
     if let Ok(done) = &done
@@ -154,21 +148,9 @@ pub fn subscribe(
     write: &CheckoutSubscription,
 ) -> Result<Paying<SubscriptionDone, SubscriptionRefusal>, StoreError> {
     let subscription = &write.subscription;
-    let Some(session) = tx
-        .checkout_session(write.session_id)?
-        .filter(|s| s.merchant_id == subscription.merchant_id)
-    else {
-        return Ok(Paying::Refused(CheckoutRefusal::NotFound));
-    };
-    if let Err(refusal) = session.payable(subscription.now) {
+    let (id, merchant, now) = (write.session_id, subscription.merchant_id, subscription.now);
+    if let Err(refusal) = open_session(tx, id, merchant, now, Mode::Subscription)? {
         return Ok(Paying::Refused(refusal));
-    }
-    if session.plan.is_none() {
-        // The page pays a session in its own mode; this is a gateway bug.
-        return Err(anyhow!(
-            "checkout session {} is for a payment, not a subscription",
-            write.session_id
-        ));
     }
     let done = subscriptions::commit(tx, subscription)?;
     if let Ok(done) = &done {
@@ -176,6 +158,46 @@ pub fn subscribe(
         mark_paid(tx, write.session_id, by, subscription.now)?;
     }
     Ok(Paying::Ran(done))
+}
+
+/// A session's two modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Payment,
+    Subscription,
+}
+
+/// Whether the merchant's session can be paid at `now` in this mode, read
+/// in the writer's transaction.
+fn open_session(
+    tx: &dyn Tx,
+    id: CheckoutSessionId,
+    merchant: MerchantId,
+    now: time::OffsetDateTime,
+    mode: Mode,
+) -> Result<Result<(), CheckoutRefusal>, StoreError> {
+    let Some(session) = tx
+        .checkout_session(id)?
+        .filter(|s| s.merchant_id == merchant)
+    else {
+        return Ok(Err(CheckoutRefusal::NotFound));
+    };
+    if let Err(refusal) = session.payable(now) {
+        return Ok(Err(refusal));
+    }
+    let is = if session.plan.is_some() {
+        Mode::Subscription
+    } else {
+        Mode::Payment
+    };
+    if is != mode {
+        // The page pays a session in its own mode; this is a gateway bug.
+        return Err(anyhow!(
+            "checkout session {id} is in {} mode, not the mode it is being paid in",
+            session.mode()
+        ));
+    }
+    Ok(Ok(()))
 }
 
 fn mark_paid(
@@ -198,8 +220,7 @@ fn mark_paid(
 #[cfg(test)]
 mod tests {
     use ipn_core::billing::Plan;
-    use ipn_core::id::{MerchantId, PaymentId, SubscriptionId};
-    use ipn_core::money::{Currency, Money};
+    use ipn_core::id::{PaymentId, SubscriptionId};
     use time::OffsetDateTime;
 
     use super::*;
@@ -208,23 +229,7 @@ mod tests {
     use crate::writes::{Write, WriteRequest, Written, commit};
 
     fn session(now: OffsetDateTime) -> CheckoutSession {
-        CheckoutSession {
-            id: CheckoutSessionId::generate(now),
-            merchant_id: MerchantId::generate(now),
-            invoice: Some("order-1".to_owned()),
-            amount: Money::new(1999, Currency::USD),
-            items: Vec::new(),
-            custom: None,
-            customer_email: None,
-            success_url: "https://shop.example/paid?order=1".to_owned(),
-            cancel_url: "https://shop.example/cart".to_owned(),
-            plan: None,
-            created_at: now,
-            expires_at: now + LIFETIME,
-            payment_id: None,
-            subscription_id: None,
-            paid_at: None,
-        }
+        crate::model::checkout_sample(now)
     }
 
     #[test]
