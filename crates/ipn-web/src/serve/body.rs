@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use hyper::body::{Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::connection::Activity;
+use super::activity::Activity;
 
 /// A request body that fails once it has taken longer than its limit,
 /// counted from the end of the head.

@@ -23,6 +23,7 @@
 //! (of the accept, for a connection's first request), and a kept-alive
 //! connection may wait `idle` for that first byte.
 
+mod activity;
 mod body;
 mod connection;
 
