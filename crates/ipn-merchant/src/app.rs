@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -292,7 +292,7 @@ impl Merchant {
         let path = config.database.clone();
         let (conn, reader, shop_reader, reconcile_reader) =
             tokio::task::spawn_blocking(move || {
-                let conn = open(&path)?;
+                let conn = sqlite::open(&path)?;
                 // Opened after `open` migrated the file. The shop has its own,
                 // so a customer's page never waits behind the workers.
                 anyhow::Ok((
@@ -484,13 +484,6 @@ fn warn_missing_downloads(config: &Config) {
             );
         }
     }
-}
-
-fn open(path: &Path) -> anyhow::Result<rusqlite::Connection> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    sqlite::open(path)
 }
 
 #[cfg(test)]

@@ -32,13 +32,6 @@ const PAGE: u32 = 100;
 /// Longest wait for one page.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The migration that keeps the cursor.
-pub const SCHEMA: &str = "CREATE TABLE reconcile_cursor (
-         id         INTEGER PRIMARY KEY CHECK (id = 1),
-         after      TEXT NOT NULL,
-         updated_at INTEGER NOT NULL
-     );";
-
 /// The id of the last event reconciled, if any.
 pub fn cursor(conn: &Connection) -> Result<Option<String>, StoreError> {
     Ok(conn

@@ -26,41 +26,6 @@ use time::OffsetDateTime;
 pub use route::{DownloadError, Downloads, router};
 pub use token::{SigningKey, signing_key};
 
-/// The migration that creates the grants and the signing key; the store
-/// runs it as `0006_downloads`.
-///
-/// `order_id` references `orders`, so a grant cannot outlive or precede its
-/// order. `(order_id, sku)` is unique: one grant per digital line, which is what
-/// makes [`grant`] idempotent. Times are milliseconds since the Unix epoch,
-/// like the other tables. `uses <= max_uses` is a CHECK as well as the
-/// `WHERE` of the route's update, so no bug can hand out an extra use.
-///
-/// The key is made by SQLite's `randomblob(32)` (a CSPRNG) in the migration
-/// itself, so every database gets its own from the start and no operator
-/// has to supply one. It lives in the database because the rows it vouches
-/// for do: a copy of one without the other is useless, and a new database
-/// invalidates the old links along with their rows.
-pub const SCHEMA: &str = "CREATE TABLE downloads (
-         id             TEXT PRIMARY KEY,
-         order_id       TEXT NOT NULL REFERENCES orders (id),
-         sku            TEXT NOT NULL,
-         name           TEXT NOT NULL,
-         file           TEXT NOT NULL,
-         created_at     INTEGER NOT NULL,
-         expires_at     INTEGER NOT NULL,
-         max_uses       INTEGER NOT NULL CHECK (max_uses > 0),
-         uses           INTEGER NOT NULL DEFAULT 0 CHECK (uses BETWEEN 0 AND max_uses),
-         revoked_at     INTEGER,
-         revoked_reason TEXT,
-         CHECK ((revoked_at IS NULL) = (revoked_reason IS NULL)),
-         UNIQUE (order_id, sku)
-     );
-     CREATE TABLE download_secret (
-         id  INTEGER PRIMARY KEY CHECK (id = 1),
-         key BLOB NOT NULL CHECK (length(key) = 32)
-     );
-     INSERT INTO download_secret (id, key) VALUES (1, randomblob(32));";
-
 /// How long a grant lasts and how often it may be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -338,15 +303,16 @@ mod tests {
 
     const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
 
-    /// The downloads schema over a stand-in for the orders table it
-    /// references (rusqlite's SQLite enforces foreign keys by default).
-    pub(super) const ORDERS: &str = "CREATE TABLE orders (id TEXT PRIMARY KEY);
-         INSERT INTO orders (id) VALUES ('ord_1'), ('ord_2');";
+    /// The two orders the grants belong to (a grant references its order).
+    pub(super) const ORDERS: &str = "INSERT INTO orders (id, status, customer_email, currency,
+             total, checkout_session_id, checkout_url, created_at)
+         VALUES ('ord_1', 'paid', 'ann@example.com', 'USD', 100, 'cs_1', 'u', 0),
+                ('ord_2', 'paid', 'ann@example.com', 'USD', 100, 'cs_2', 'u', 0);";
 
     fn db() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::storage::sqlite::migrate(&mut conn).unwrap();
         conn.execute_batch(ORDERS).unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
         conn
     }
 

@@ -393,7 +393,7 @@ fn content_disposition(file: &str) -> String {
 mod tests {
     use time::Duration;
 
-    use super::super::{GrantRequest, Policy, SCHEMA, for_order, grant, revoke_order};
+    use super::super::{GrantRequest, Policy, for_order, grant, revoke_order};
     use super::*;
 
     const BOOK: &[u8] = b"%PDF-1.7 the whole book\n";
@@ -415,9 +415,8 @@ mod tests {
             std::fs::create_dir(&files).unwrap();
             std::fs::write(files.join("book.pdf"), BOOK).unwrap();
             let db = tmp.path().join("shop.db");
-            let conn = Connection::open(&db).unwrap();
+            let conn = crate::storage::sqlite::open(&db).unwrap();
             conn.execute_batch(super::super::tests::ORDERS).unwrap();
-            conn.execute_batch(SCHEMA).unwrap();
             drop(conn);
             let downloads = Downloads::open(&db, with_dir.then(|| files.clone())).unwrap();
             let key = downloads.key().clone();

@@ -6,7 +6,7 @@
 //! - `templates.rs`: the emails' text and HTML, files under
 //!   `templates/mail/` built in with `include_str!`, optionally overridden
 //!   from a folder; `{{name}}` placeholders, every one checked.
-//! - `outbox.rs`: the `emails` table ([`SCHEMA`]) and its queries:
+//! - `outbox.rs`: the `emails` table's queries:
 //!   [`enqueue`] for the handler, [`for_order`], [`for_subscription`] and
 //!   [`recent`] for the API and the admin page, and the worker's own.
 //! - `transport.rs`: where emails go: an SMTP server ([`Transport::smtp`],
@@ -40,7 +40,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-pub use outbox::{SCHEMA, enqueue, for_order, for_subscription, recent};
+pub use outbox::{enqueue, for_order, for_subscription, recent};
 pub use templates::{Rendered, TemplateError, Templates, Vars, escape_html};
 pub use transport::Transport;
 pub use worker::{MailWorker, Mailer, Pass, Retry};

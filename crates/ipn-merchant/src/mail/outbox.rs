@@ -10,36 +10,6 @@ use rusqlite::{Connection, OptionalExtension as _, Row, Transaction, params};
 
 use super::{EmailRow, EmailStatus, NewEmail};
 
-/// The table, as one migration. `dedupe_key` is unique: an email the
-/// handler queues twice (a message handled again after a crash) is stored
-/// once. The rendered subject and bodies are stored, not the variables, so
-/// what is sent is what was decided in the transaction, even if the
-/// templates change before it goes out. `status` ('queued', 'sent',
-/// 'failed') has no CHECK, like the inbox's: the Rust enum is its guard.
-/// Times are milliseconds since the Unix epoch; `next_try_at` is when a
-/// queued email is due (its `created_at` at first).
-pub const SCHEMA: &str = "CREATE TABLE emails (
-         id              INTEGER PRIMARY KEY,
-         dedupe_key      TEXT NOT NULL UNIQUE,
-         kind            TEXT NOT NULL,
-         to_address      TEXT NOT NULL,
-         order_id        TEXT,
-         subscription_id TEXT,
-         subject         TEXT NOT NULL,
-         text_body       TEXT NOT NULL,
-         html_body       TEXT NOT NULL,
-         status          TEXT NOT NULL DEFAULT 'queued',
-         attempts        INTEGER NOT NULL DEFAULT 0,
-         next_try_at     INTEGER NOT NULL,
-         last_error      TEXT,
-         created_at      INTEGER NOT NULL,
-         sent_at         INTEGER
-     );
-     CREATE INDEX emails_due ON emails (next_try_at) WHERE status = 'queued';
-     CREATE INDEX emails_by_order ON emails (order_id) WHERE order_id IS NOT NULL;
-     CREATE INDEX emails_by_subscription ON emails (subscription_id)
-         WHERE subscription_id IS NOT NULL;";
-
 /// Queues one email in the caller's transaction; an email whose
 /// `dedupe_key` was queued before is not queued again (returns `false`).
 ///
@@ -249,8 +219,8 @@ pub(super) mod tests {
     use crate::mail::{EmailKind, Rendered};
 
     pub(crate) fn outbox() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::storage::sqlite::migrate(&mut conn).unwrap();
         conn
     }
 

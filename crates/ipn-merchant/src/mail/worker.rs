@@ -375,7 +375,7 @@ mod tests {
 
     use super::*;
     use crate::mail::outbox::tests::{email, queue};
-    use crate::mail::{EmailStatus, NewEmail, SCHEMA, for_order, recent};
+    use crate::mail::{EmailStatus, NewEmail, for_order, recent};
 
     #[test]
     fn retry_doubles_from_one_second_up_to_five_minutes() {
@@ -390,9 +390,7 @@ mod tests {
     /// A database file like the merchant's: WAL, with the outbox.
     fn database(dir: &Path) -> (PathBuf, Connection) {
         let path = dir.join("shop.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        let conn = crate::storage::sqlite::open(&path).unwrap();
         (path, conn)
     }
 
