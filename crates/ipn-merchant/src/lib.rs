@@ -25,6 +25,7 @@
 pub mod app;
 pub mod catalog;
 pub mod clock;
+pub mod config;
 pub mod downloads;
 pub mod handler;
 pub mod mail;
@@ -35,5 +36,6 @@ pub mod shop;
 pub mod storage;
 pub mod verify;
 
-pub use app::{Config, GatewayKey, Hidden, Merchant, OrderLimit, parse_database_url};
+pub use app::Merchant;
 pub use catalog::{Catalog, CatalogError, Product};
+pub use config::{Config, GatewayKey, Hidden, OrderLimit, parse_database_url};

@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::GatewayKey;
+use crate::config::GatewayKey;
 use crate::storage::reader::Reader;
 use crate::storage::writer::{WriteError, Writer};
 use crate::storage::{InboxStatus, NewMessage, StoreError};
@@ -195,7 +195,7 @@ impl Reconciler {
             return Ok(true);
         };
         let last: EventId = serde_json::from_str(last.get()).context("an event without id")?;
-        let received_at = crate::handler::millis(time::OffsetDateTime::now_utc());
+        let received_at = crate::clock::wall_ms();
         let mut messages = Vec::with_capacity(page.data.len());
         for raw in &page.data {
             let event: EventId = serde_json::from_str(raw.get()).context("an event without id")?;

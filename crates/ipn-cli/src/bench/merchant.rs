@@ -182,7 +182,7 @@ fn make_orders(
     let tx = conn.transaction()?;
     let usd = Currency::USD;
     let now = OffsetDateTime::now_utc();
-    let created_at = ipn_merchant::handler::millis(now);
+    let created_at = ipn_merchant::clock::millis(now);
     let mut ids = Vec::with_capacity(usize::try_from(count)?);
     for n in 0..count {
         let id = format!("ord_{}", ulid::Ulid::new());
@@ -259,7 +259,7 @@ async fn wait_applied(database: &Path, timeout: Duration) -> anyhow::Result<Appl
 }
 
 fn wall_ms() -> i64 {
-    ipn_merchant::handler::millis(OffsetDateTime::now_utc())
+    ipn_merchant::clock::millis(OffsetDateTime::now_utc())
 }
 
 /// One signed `payment.completed` per order.

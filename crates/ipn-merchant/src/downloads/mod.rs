@@ -23,6 +23,8 @@ use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OptionalExtension as _, Row, Transaction, params};
 use time::OffsetDateTime;
 
+use crate::clock::millis;
+
 pub use route::{DownloadError, Downloads, router};
 pub use token::{SigningKey, signing_key};
 
@@ -287,11 +289,6 @@ fn from_millis(ms: i64, index: usize) -> rusqlite::Result<OffsetDateTime> {
             Box::new(error),
         )
     })
-}
-
-/// Milliseconds since the Unix epoch: how the tables store time.
-fn millis(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

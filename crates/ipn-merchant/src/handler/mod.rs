@@ -40,6 +40,7 @@ use self::notice::{ChargeStatus, Notice, PaymentKind, PaymentNotice, Read};
 use self::order_state::{Derived, Fact, OrderStatus};
 use self::store::{Handled, Outcome, Waiting};
 use crate::catalog::Catalog;
+use crate::clock::millis;
 use crate::downloads::{self, GrantRequest, Policy, SigningKey};
 use crate::mail::{self, EmailKind, NewEmail, Templates, Vars};
 use crate::storage::orders::{self, Order};
@@ -133,7 +134,7 @@ impl Handler {
     pub fn pass(&mut self, conn: &mut Connection) -> Result<PassResult, StoreError> {
         self.prepare(conn)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let wall = crate::clock::Clock::system().now_ms();
+        let wall = crate::clock::wall_ms();
         let waiting = store::waiting(&tx, wall, PASS)?;
         let mut emails = 0;
         for message in &waiting {
@@ -809,9 +810,4 @@ impl Mail<'_> {
         }
         Ok(())
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn millis(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }

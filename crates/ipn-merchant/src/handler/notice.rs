@@ -161,7 +161,7 @@ pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
     let event: Event =
         serde_json::from_slice(body).map_err(|e| bad(format!("not an ipn event: {e}")))?;
     let keys = vec![event.id.to_string()];
-    let happened_at = Some(crate::handler::millis(event.created_at));
+    let happened_at = Some(crate::clock::millis(event.created_at));
     let (t, livemode) = (&event.event_type, event.livemode);
     let notice = match &event.data {
         EventData::Payment(payment) => Notice::Payment(payment_notice(t, payment, livemode)?),
@@ -172,7 +172,7 @@ pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
             livemode,
             payer_email: Some(sub.payer.email.clone()),
             amount: Some(sub.amount()),
-            signed_up_at: Some(crate::handler::millis(sub.created_at)),
+            signed_up_at: Some(crate::clock::millis(sub.created_at)),
             invoice: sub.invoice.clone(),
             subscription: Some(sub.clone()),
         }),
@@ -272,7 +272,7 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
                 signed_up_at: message
                     .get("subscr_date")
                     .and_then(|date| ipn_core::paypal::date::parse_payment_date(date).ok())
-                    .map(crate::handler::millis),
+                    .map(crate::clock::millis),
             }),
         });
     }
@@ -339,7 +339,7 @@ fn paypal_time(message: &IpnMessage) -> Option<i64> {
             .payment_date()
             .ok()
             .flatten()
-            .map(crate::handler::millis)
+            .map(crate::clock::millis)
     })
 }
 

@@ -16,9 +16,10 @@ use ipn_core::subscription::Subscription;
 use rusqlite::{OptionalExtension as _, Transaction, params};
 use time::OffsetDateTime;
 
+use super::Handler;
 use super::notice::{ChargeStatus, PaymentKind, PaymentNotice, SubscriptionNotice};
 use super::store::{self, Handled, Outcome};
-use super::{Handler, millis};
+use crate::clock::millis;
 use crate::mail::{self, EmailKind, NewEmail, Vars};
 use crate::storage::{InboxId, StoreError, orders};
 

@@ -41,7 +41,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 pub use outbox::{enqueue, for_order, for_subscription, recent};
-pub use templates::{Rendered, TemplateError, Templates, Vars, escape_html};
+pub use templates::{Rendered, TemplateError, Templates, Vars};
 pub use transport::Transport;
 pub use worker::{MailWorker, Mailer, Pass, Retry};
 
@@ -302,16 +302,6 @@ pub struct EmailRow {
     /// When the next attempt is due, while `queued`.
     pub next_try_at: i64,
     pub sent_at: Option<i64>,
-}
-
-/// Now, in milliseconds since the Unix epoch: retry times are stored as
-/// wall-clock times so that they survive a restart.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 /// A time as a customer reads it in an email: `25 January 2027, 21:34 UTC`.

@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use ipn_web::escape;
 use serde::Serialize;
 
 use super::EmailKind;
@@ -259,14 +260,14 @@ impl Templates {
         });
         let content = fill(
             &parse(&pair.html, &format!("{kind}.html"), allowed)?,
-            |name| escape_html(value(name)),
+            |name| escape(value(name)),
         );
         let html = fill(
             &parse(&self.layout, LAYOUT_FILE, LAYOUT_VARS)?,
             |name| match name {
                 "content" => Cow::Borrowed(content.as_str()),
-                "subject" => escape_html(&subject),
-                _ => escape_html(value(name)),
+                "subject" => escape(&subject),
+                _ => escape(value(name)),
             },
         );
         Ok(Rendered {
@@ -283,10 +284,6 @@ impl Templates {
         })
     }
 }
-
-/// Escapes text for HTML element content and quoted attribute values:
-/// the one escaper of both services' pages and of the emails.
-pub use ipn_web::escape as escape_html;
 
 /// A text template's subject line and its body.
 fn split_subject<'a>(text: &'a str, file: &str) -> Result<(&'a str, &'a str), TemplateError> {

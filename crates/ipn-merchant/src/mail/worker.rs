@@ -30,9 +30,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::now_ms;
 use super::outbox::{self, Queued};
 use super::transport::{Sender, Transport};
+use crate::clock::wall_ms;
 
 /// Emails read per round; each is sent and marked before the next.
 const BATCH: usize = 16;
@@ -133,7 +133,7 @@ impl MailWorker {
                 Ok(pass) => {
                     failures = 0;
                     let until = pass.next_at.map(|at| {
-                        let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                        let wait = u64::try_from(at.saturating_sub(wall_ms())).unwrap_or(0);
                         Instant::now() + Duration::from_millis(wait)
                     });
                     self.sleep(until).await;
@@ -246,7 +246,7 @@ impl Mailer {
     pub async fn pass(&self, stop: &watch::Receiver<bool>) -> anyhow::Result<Pass> {
         self.mark_unmarked().await?;
         let due = self
-            .with_conn(move |conn| outbox::due(conn, now_ms(), BATCH))
+            .with_conn(move |conn| outbox::due(conn, wall_ms(), BATCH))
             .await?;
         let mut pass = Pass {
             next_at: due.next_at,
@@ -270,7 +270,7 @@ impl Mailer {
                     let sent = Sent {
                         id: email.id,
                         attempts,
-                        at: now_ms(),
+                        at: wall_ms(),
                     };
                     let marked = self
                         .with_conn(move |conn| {
@@ -301,7 +301,7 @@ impl Mailer {
         let give_up = error.hopeless || (error.permanent && attempts >= self.retry.give_up_after);
         let delay = self.retry.delay(attempts);
         let next_try_at =
-            now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+            wall_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
         if give_up {
             tracing::error!(
                 email.id = email.id,
@@ -516,7 +516,7 @@ mod tests {
         let transport = Transport::smtp(&format!("smtp://127.0.0.1:{port}")).unwrap();
         let mailer = Mailer::open(&path, &transport, "shop@localhost", Retry::default()).unwrap();
         let (_stop_tx, stop) = watch::channel(false);
-        let before = now_ms();
+        let before = wall_ms();
         let pass = mailer.pass(&stop).await.unwrap();
         assert_eq!((pass.sent, pass.failed), (0, 1));
         let row = &for_order(&conn, "ord_1").unwrap()[0];
@@ -644,7 +644,7 @@ mod tests {
             give_up_after: 10,
         });
 
-        let now = now_ms();
+        let now = wall_ms();
         queue(
             &mut conn,
             &[

@@ -43,7 +43,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use self::auth::Access;
-use self::html::{csp, document, message, respond};
+use self::html::{csp, document, message};
 use crate::shop::{Shop, ShopError};
 use crate::storage::StoreError;
 use crate::storage::reader::DashboardLimits;
@@ -100,7 +100,7 @@ impl Pages {
     }
 
     fn page(&self, status: StatusCode, title: &str, main: &str, refresh: Option<u32>) -> Response {
-        respond(
+        ipn_web::html::page(
             status,
             document(&self.shop_name, title, main, refresh),
             &csp(None),
@@ -122,7 +122,7 @@ impl Pages {
         problem: Option<&str>,
     ) -> Response {
         let main = catalog::render(&self.shop.catalog, filled, problem);
-        respond(
+        ipn_web::html::page(
             status,
             document(&self.shop_name, "Shop", &main, None),
             &csp(self.gateway_origin().as_deref()),

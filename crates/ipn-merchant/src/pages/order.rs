@@ -10,7 +10,9 @@
 use ipn_core::money::{Currency, Money};
 use time::OffsetDateTime;
 
-use super::html::{esc, money, when, when_at};
+use ipn_web::escape;
+
+use super::html::{money, when, when_at};
 use crate::downloads::{GrantState, SigningKey};
 use crate::handler::subscriptions::{Row as SubscriptionRow, Status, has_access};
 use crate::mail::EmailStatus;
@@ -70,7 +72,7 @@ pub fn status_words(status: &str) -> Option<(&'static str, &'static str)> {
 /// The subscription an order started: where it stands and until when the
 /// customer has access.
 fn subscription_section(row: &SubscriptionRow, now: OffsetDateTime) -> String {
-    let now = crate::handler::millis(now);
+    let now = crate::clock::millis(now);
     let access = has_access(row.status, row.paid_through, now);
     let (state, tone) = match row.status {
         Status::Active => ("Active", "status-good"),
@@ -91,7 +93,7 @@ fn subscription_section(row: &SubscriptionRow, now: OffsetDateTime) -> String {
          <dt>Periods paid</dt><dd>{cycles}</dd><dt>Reference</dt><dd><code>{id}</code></dd></dl>\n",
         status = row.status.as_str(),
         cycles = row.cycles_paid,
-        id = esc(&row.id),
+        id = escape(&row.id),
     )
 }
 
@@ -151,14 +153,14 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     let mut main = format!(
         "<div id=\"order\" data-live=\"{every}\">\n<h1>Order <code>{id}</code></h1>\n\
          <p class=\"status {tone}\" id=\"status\" data-status=\"{status}\"><strong>{heading}</strong></p>\n",
-        id = esc(&order.id),
-        status = esc(&order.status),
-        heading = esc(heading),
+        id = escape(&order.id),
+        status = escape(&order.status),
+        heading = escape(heading),
     );
     if sentence.is_empty() {
-        main.push_str(&format!("<p>Status: {}</p>\n", esc(&order.status)));
+        main.push_str(&format!("<p>Status: {}</p>\n", escape(&order.status)));
     } else {
-        main.push_str(&format!("<p>{}</p>\n", esc(sentence)));
+        main.push_str(&format!("<p>{}</p>\n", escape(sentence)));
     }
     // The checkout stays open until it is paid (or expires): after a
     // declined card the customer can try another.
@@ -174,7 +176,7 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     if let Some(label) = pay {
         main.push_str(&format!(
             "<p><a class=\"action\" href=\"{}\" id=\"pay\">{label}</a></p>\n",
-            esc(&order.checkout_url)
+            escape(&order.checkout_url)
         ));
     }
 
@@ -185,13 +187,13 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     // A subscription's price is per period.
     let per = order
         .plan
-        .map(|plan| format!(" / {}", esc(&plan.period())))
+        .map(|plan| format!(" / {}", escape(&plan.period())))
         .unwrap_or_default();
     for line in &order.lines {
         main.push_str(&format!(
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}{per}</td>\
              <td class=\"num\">{}{per}</td></tr>\n",
-            esc(&line.name),
+            escape(&line.name),
             line.quantity,
             money(line.unit_price),
             money(line.total),
@@ -215,7 +217,7 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
             let amount = Currency::parse(&payment.currency)
                 .map(|currency| money(Money::new(payment.amount.saturating_abs(), currency)))
                 .unwrap_or_else(|_| {
-                    esc(&format!("{} {}", payment.amount, payment.currency)).into_owned()
+                    escape(&format!("{} {}", payment.amount, payment.currency)).into_owned()
                 });
             let what = match payment.kind.as_str() {
                 "charge" => "Payment",
@@ -226,9 +228,9 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
             };
             main.push_str(&format!(
                 "<li>{} of {}: {} <small>({})</small></li>\n",
-                esc(what),
+                escape(what),
                 amount,
-                esc(&payment.status),
+                escape(&payment.status),
                 when(payment.updated_at),
             ));
         }
@@ -246,8 +248,8 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
             main.push_str(&format!(
                 "<li><a href=\"{href}\">Download {name}</a> \
                  <small>({left} of {max} downloads left, until {until})</small></li>\n",
-                href = esc(&crate::downloads::path(&grant.token(key))),
-                name = esc(&grant.name),
+                href = escape(&crate::downloads::path(&grant.token(key))),
+                name = escape(&grant.name),
                 left = grant.max_uses.saturating_sub(grant.uses),
                 max = grant.max_uses,
                 until = when_at(grant.expires_at),
@@ -259,7 +261,7 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     if !details.emails.is_empty() {
         main.push_str(&format!(
             "<h2>Emails to {}</h2>\n<ul id=\"emails\">\n",
-            esc(&order.customer_email)
+            escape(&order.customer_email)
         ));
         for email in &details.emails {
             let state = match email.status {
@@ -271,8 +273,8 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
             };
             main.push_str(&format!(
                 "<li>{} <small>({})</small></li>\n",
-                esc(&email.subject),
-                esc(&state)
+                escape(&email.subject),
+                escape(&state)
             ));
         }
         main.push_str("</ul>\n");

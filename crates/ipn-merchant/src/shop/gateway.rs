@@ -13,7 +13,7 @@ use ipn_core::payment::Item;
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::app::GatewayKey;
+use crate::config::GatewayKey;
 
 /// Longest wait for the gateway, connecting included: the customer is
 /// waiting on the other side of this call.

@@ -355,7 +355,7 @@ fn apply(tx: &Transaction<'_>, work: &Work, handler: Option<&Handler>) -> Result
                     new += 1;
                 }
             }
-            let now = crate::handler::millis(time::OffsetDateTime::now_utc());
+            let now = crate::clock::wall_ms();
             crate::reconcile::save_cursor(tx, cursor, now)?;
             Ok(Done::Reconciled(new))
         }
