@@ -10,16 +10,14 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::downloads::Downloads;
+use crate::downloads::{Downloads, SigningKey};
 use crate::handler::{Handler, Settings};
 use crate::mail::{MailWorker, Templates};
 use crate::receiver::{self, Receiver};
 use crate::reconcile::Reconciler;
 use crate::shop::gateway::Checkout;
 use crate::shop::{self, Shop};
-use crate::storage::reader::Reader;
-use crate::storage::sqlite;
-use crate::storage::writer::Writer;
+use crate::storage::Reader;
 use crate::verify::Worker;
 
 /// A running merchant server.
@@ -47,19 +45,9 @@ impl Merchant {
             .trim_end_matches('/')
             .to_owned();
         let path = config.database.clone();
-        let (conn, reader, shop_reader, reconcile_reader) =
-            tokio::task::spawn_blocking(move || {
-                let conn = sqlite::open(&path)?;
-                // Opened after `open` migrated the file. The shop has its own,
-                // so a customer's page never waits behind the workers.
-                anyhow::Ok((
-                    conn,
-                    Reader::open(&path)?,
-                    Reader::open(&path)?,
-                    Reader::open(&path)?,
-                ))
-            })
-            .await??;
+        let store = tokio::task::spawn_blocking(move || crate::storage::open(&path)).await??;
+        let reader = Reader::new(Arc::clone(&store));
+        let key = SigningKey::from_bytes(reader.read(|r| r.download_key()).await?);
         let catalog = Arc::new(config.catalog.clone());
         let mail_wake = Arc::new(Notify::new());
         let handler = Handler::new(
@@ -71,20 +59,21 @@ impl Merchant {
                 catalog: Arc::clone(&catalog),
                 templates: Arc::new(Templates::builtin()),
                 downloads: config.download_policy,
+                download_key: key.clone(),
                 clock: config.clock.clone(),
             },
             Arc::clone(&mail_wake),
         );
+        let (writer, writer_thread) = crate::writer::start(Arc::clone(&store), Some(handler))?;
         let (shutdown, mut stop) = watch::channel(false);
         let mailer = MailWorker {
-            database: config.database.clone(),
+            store: Arc::clone(&store),
             transport,
             from: config.mail_from.clone(),
             wake: mail_wake,
             stop: stop.clone(),
         };
         mailer.check().context("mail_from / smtp_url")?;
-        let (writer, writer_thread) = Writer::start(conn, Some(handler))?;
         let mailer = mailer.spawn();
         let reconciler = match config.reconcile_every {
             Some(every) => Some(
@@ -92,7 +81,7 @@ impl Merchant {
                     &config.gateway_url,
                     config.gateway_key.clone(),
                     config.endpoint_id.clone(),
-                    reconcile_reader,
+                    reader.clone(),
                     writer.clone(),
                     every,
                     stop.clone(),
@@ -102,14 +91,11 @@ impl Merchant {
             None => None,
         };
 
-        let path = config.database.clone();
-        let downloads_dir = config.downloads_dir.clone();
-        let downloads = tokio::task::spawn_blocking(move || Downloads::open(&path, downloads_dir))
-            .await??
+        let downloads = Downloads::new(store, key.clone(), config.downloads_dir.clone())
             .with_clock(config.clock.clone());
         let postback_wake = Arc::new(Notify::new());
         let postbacks = Worker {
-            reader,
+            reader: reader.clone(),
             writer: writer.clone(),
             postback,
             wake: Arc::clone(&postback_wake),
@@ -120,7 +106,7 @@ impl Merchant {
             catalog,
             checkout,
             writer: writer.clone(),
-            reader: shop_reader,
+            reader: reader.clone(),
             public_url,
             body_limit: config.body_limit,
             clock: config.clock.clone(),
@@ -132,7 +118,7 @@ impl Merchant {
         let pages = crate::pages::router(crate::pages::Pages {
             shop: shop_state.clone(),
             shop_name: config.shop_name.clone(),
-            device_key: downloads.signing_key(),
+            device_key: key,
             admin_user: config.admin_user.clone(),
             admin_password: config
                 .admin_password

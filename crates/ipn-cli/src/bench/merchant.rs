@@ -27,7 +27,7 @@ use ipn_core::id::{EventId, MerchantId, PaymentId};
 use ipn_core::money::{Currency, Money};
 use ipn_core::payment::{Payer, Payment, PaymentStatus};
 use ipn_core::standard::{Signer, WebhookSecret};
-use ipn_merchant::storage::orders::{self, Order};
+use ipn_merchant::storage::{Line, Order};
 use ipn_merchant::{Config, GatewayKey, Merchant};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -178,12 +178,10 @@ fn make_orders(
     merchant_id: &MerchantId,
     count: u64,
 ) -> anyhow::Result<Vec<String>> {
-    let mut conn = ipn_merchant::storage::sqlite::open(database)?;
-    let tx = conn.transaction()?;
     let usd = Currency::USD;
     let now = OffsetDateTime::now_utc();
     let created_at = ipn_merchant::clock::millis(now);
-    let mut ids = Vec::with_capacity(usize::try_from(count)?);
+    let mut orders = Vec::with_capacity(usize::try_from(count)?);
     for n in 0..count {
         let id = format!("ord_{}", ulid::Ulid::new());
         let order = Order {
@@ -191,7 +189,7 @@ fn make_orders(
             status: "created".to_owned(),
             customer_email: format!("customer{n}@example.com"),
             total: Money::new(PRICE, usd),
-            lines: vec![orders::Line {
+            lines: vec![Line {
                 sku: "mug".to_owned(),
                 name: "Enamel mug".to_owned(),
                 kind: ipn_core::payment::ItemKind::Physical,
@@ -208,11 +206,18 @@ fn make_orders(
             paid_at: None,
             fulfilled_at: None,
         };
-        orders::insert(&tx, &order)?;
-        ids.push(id);
+        orders.push(order);
     }
-    tx.commit()?;
-    Ok(ids)
+    // Before the merchant starts, so not through its writer: the shop's
+    // set-up, as if its customers had gone to the checkout.
+    let store = ipn_merchant::storage::open(database)?;
+    store.write_with(|tx| {
+        for order in &orders {
+            tx.insert_order(order)?;
+        }
+        Ok(())
+    })?;
+    Ok(orders.into_iter().map(|order| order.id).collect())
 }
 
 /// What the handler did, read once it is done.

@@ -18,9 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use ipn_web::escape;
-use serde::Serialize;
 
-use super::EmailKind;
+use crate::model::{EmailKind, Rendered};
 
 /// The layout's own placeholders.
 const LAYOUT_VARS: &[&str] = &["subject", "shop_name", "content"];
@@ -113,14 +112,6 @@ impl FromIterator<(&'static str, String)> for Vars {
     fn from_iter<I: IntoIterator<Item = (&'static str, String)>>(iter: I) -> Self {
         Self(iter.into_iter().collect())
     }
-}
-
-/// One email, ready to queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rendered {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
 }
 
 #[derive(Debug, Clone)]

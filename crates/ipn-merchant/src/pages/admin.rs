@@ -18,10 +18,9 @@ use ipn_web::escape;
 
 use super::html::{money, when, when_at};
 use crate::downloads::GrantState;
-use crate::handler::store::FlagRow;
-use crate::mail::EmailRow;
-use crate::storage::reader::{Dashboard, OrderDetails};
-use crate::storage::views::{EmailView, InboxSummary};
+use crate::storage::views::EmailView;
+use crate::storage::views::{Dashboard, OrderDetails};
+use crate::storage::{EmailRow, FlagRow, InboxSummary};
 
 /// The dashboard's markup. `mail_dir`: where emails are written when there
 /// is no SMTP server.
@@ -482,9 +481,9 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::mail::{EmailKind, EmailStatus};
-    use crate::storage::orders::{Line, Order};
+    use crate::model::{EmailKind, EmailStatus};
     use crate::storage::views::{OrderPage, OrderSummary};
+    use crate::storage::{Line, Order};
 
     const EVIL: &str = "<script>alert(1)</script>";
 

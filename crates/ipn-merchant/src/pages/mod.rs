@@ -44,10 +44,11 @@ use axum::routing::{get, post};
 
 use self::auth::Access;
 use self::html::{csp, document, message};
+use crate::handler::Review;
 use crate::shop::{Shop, ShopError};
 use crate::storage::StoreError;
-use crate::storage::reader::DashboardLimits;
-use crate::storage::writer::{Review, WriteError};
+use crate::storage::views::{self, DashboardLimits};
+use crate::writer::WriteError;
 
 /// Orders per page of the dashboard.
 pub const ORDERS_PER_PAGE: usize = 50;
@@ -67,7 +68,8 @@ pub struct Pages {
     pub admin_user: String,
     /// The admin password; `None`: the admin pages do not exist.
     pub admin_password: Option<String>,
-    /// Signs the admin's known-device cookies (`throttle.rs`).
+    /// The shop's HMAC key: signs download links (the order page shows
+    /// them) and the admin's known-device cookies (`throttle.rs`).
     pub device_key: crate::downloads::SigningKey,
     /// Where emails are written when there is no SMTP server; shown on
     /// `/admin`. `None` when they go to a server.
@@ -301,9 +303,14 @@ async fn buy(
 }
 
 async fn order_page(State(pages): State<Pages>, Path(id): Path<String>) -> Response {
-    match pages.shop.reader.order_page(id).await {
-        Ok(Some((details, key))) => {
-            let main = order::render(&details, &key, pages.shop.clock.now());
+    match pages
+        .shop
+        .reader
+        .read(move |r| views::order_details(r, &id))
+        .await
+    {
+        Ok(Some(details)) => {
+            let main = order::render(&details, &pages.device_key, pages.shop.clock.now());
             let refresh = order::waiting(&details.order.status).then_some(order::REFRESH_SECONDS);
             pages.page(StatusCode::OK, "Your order", &main, refresh)
         }
@@ -337,7 +344,12 @@ async fn dashboard(
         inbox: 50,
         emails: 50,
     };
-    match pages.shop.reader.dashboard(before, limits).await {
+    let board = pages
+        .shop
+        .reader
+        .read(move |r| views::dashboard(r, before.as_deref(), limits))
+        .await;
+    match board {
         Ok(board) => {
             let main = admin::dashboard(&board, pages.mail_dir.as_deref(), paged);
             pages.page(StatusCode::OK, "Admin", &main, None)
@@ -354,7 +366,11 @@ async fn admin_order(
     if let Some(response) = pages.admin_refusal(&headers) {
         return response;
     }
-    let found = pages.shop.reader.admin_order(id).await;
+    let found = pages
+        .shop
+        .reader
+        .read(move |r| views::admin_order(r, &id))
+        .await;
     pages.shown(found, "order", |(details, messages)| {
         let main = admin::order(&details, &messages, pages.shop.clock.now());
         pages.page(StatusCode::OK, "Order", &main, None)
@@ -370,7 +386,7 @@ async fn admin_email(
         return response;
     }
     let found = match id.parse::<i64>() {
-        Ok(id) => pages.shop.reader.admin_email(id).await,
+        Ok(id) => pages.shop.reader.read(move |r| r.email(id)).await,
         Err(_) => Ok(None),
     };
     pages.shown(found, "email", |email| {

@@ -14,9 +14,10 @@ use ipn_web::escape;
 
 use super::html::{money, when, when_at};
 use crate::downloads::{GrantState, SigningKey};
-use crate::handler::subscriptions::{Row as SubscriptionRow, Status, has_access};
-use crate::mail::EmailStatus;
-use crate::storage::reader::OrderDetails;
+use crate::handler::subscriptions::has_access;
+use crate::model::{EmailStatus, SubscriptionStatus};
+use crate::storage::SubscriptionRow;
+use crate::storage::views::OrderDetails;
 
 /// Seconds between refreshes of a page that waits for a payment.
 pub const REFRESH_SECONDS: u32 = 3;
@@ -75,13 +76,15 @@ fn subscription_section(row: &SubscriptionRow, now: OffsetDateTime) -> String {
     let now = crate::clock::millis(now);
     let access = has_access(row.status, row.paid_through, now);
     let (state, tone) = match row.status {
-        Status::Active => ("Active", "status-good"),
-        Status::PastDue => ("Payment failed; we will try your card again", "status-wait"),
-        Status::Canceled if access => (
+        SubscriptionStatus::Active => ("Active", "status-good"),
+        SubscriptionStatus::PastDue => {
+            ("Payment failed; we will try your card again", "status-wait")
+        }
+        SubscriptionStatus::Canceled if access => (
             "Canceled; access continues to the end of the period",
             "status-wait",
         ),
-        Status::Canceled | Status::Expired => ("Ended", "status-bad"),
+        SubscriptionStatus::Canceled | SubscriptionStatus::Expired => ("Ended", "status-bad"),
     };
     let until = match (access, row.paid_through) {
         (true, Some(until)) => format!("<dt>Paid through</dt><dd>{}</dd>", when(until)),
@@ -119,17 +122,17 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     let subscription = details.subscription.as_ref().map(|row| row.status);
     // A subscription order's words follow its subscription once it ended.
     let (heading, sentence, tone) = match (order.status.as_str(), subscription) {
-        ("paid" | "subscribed", Some(Status::Canceled)) => (
+        ("paid" | "subscribed", Some(SubscriptionStatus::Canceled)) => (
             "Subscription canceled",
             "No further payments will be taken; access lasts to the end of the paid period.",
             "status-wait",
         ),
-        ("paid" | "subscribed", Some(Status::Expired)) => (
+        ("paid" | "subscribed", Some(SubscriptionStatus::Expired)) => (
             "Subscription ended",
             "This subscription has ended. Thank you for having been with us.",
             "status-bad",
         ),
-        ("paid" | "subscribed", Some(Status::PastDue)) => (
+        ("paid" | "subscribed", Some(SubscriptionStatus::PastDue)) => (
             "Payment failed",
             "We could not charge your card for this period. We will try again in a few days; \
              your access continues meanwhile.",
@@ -293,9 +296,9 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::downloads::Grant;
-    use crate::mail::{EmailKind, EmailRow};
-    use crate::storage::orders::{Line, Order};
+    use crate::model::EmailKind;
+    use crate::storage::{EmailRow, Grant};
+    use crate::storage::{Line, Order};
 
     const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
     const EVIL: &str = "<script>alert(1)</script>";
@@ -430,7 +433,7 @@ mod tests {
                 .unwrap(),
         );
         assert!(render(&refused, &key(), NOW).contains("id=\"pay\""));
-        refused.flags.push(crate::handler::store::FlagRow {
+        refused.flags.push(crate::storage::FlagRow {
             id: 1,
             order_id: Some("ord_1".into()),
             inbox_id: 1,

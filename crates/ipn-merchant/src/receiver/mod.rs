@@ -26,7 +26,7 @@ use ipn_core::standard::Verifier;
 pub use error::ReceiveError;
 
 use crate::clock::Clock;
-use crate::storage::writer::Writer;
+use crate::writer::Writer;
 
 /// What the routes share.
 #[derive(Debug, Clone)]

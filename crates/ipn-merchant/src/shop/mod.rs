@@ -35,8 +35,8 @@ pub use error::ShopError;
 
 use self::gateway::Checkout;
 use crate::catalog::Catalog;
-use crate::storage::reader::Reader;
-use crate::storage::writer::Writer;
+use crate::storage::{Reader, views};
+use crate::writer::Writer;
 
 /// What the shop's routes share.
 #[derive(Debug, Clone)]
@@ -114,7 +114,10 @@ async fn create_order(
 async fn order(State(shop): State<Shop>, Path(id): Path<String>) -> Result<Response, ShopError> {
     let details = shop
         .reader
-        .order_details(id.clone())
+        .read({
+            let id = id.clone();
+            move |r| views::order_details(r, &id)
+        })
         .await
         .map_err(ShopError::Read)?
         .ok_or(ShopError::OrderNotFound(id))?;
@@ -130,7 +133,10 @@ async fn subscription(
 ) -> Result<Response, ShopError> {
     let (row, emails) = shop
         .reader
-        .subscription(id.clone())
+        .read({
+            let id = id.clone();
+            move |r| views::subscription(r, &id)
+        })
         .await
         .map_err(ShopError::Read)?
         .ok_or(ShopError::SubscriptionNotFound(id))?;

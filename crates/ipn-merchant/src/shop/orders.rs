@@ -22,10 +22,9 @@ use super::{Shop, ShopError};
 use crate::catalog::Catalog;
 use crate::clock::millis;
 use crate::downloads::GrantState;
-use crate::handler::subscriptions::{Row as SubscriptionRow, has_access};
-use crate::mail::EmailRow;
-use crate::storage::orders::{Line, Order};
-use crate::storage::reader::OrderDetails;
+use crate::handler::subscriptions::has_access;
+use crate::storage::views::OrderDetails;
+use crate::storage::{EmailRow, Line, Order, SubscriptionRow};
 
 /// The most units of one product in an order.
 pub const MAX_QUANTITY: i64 = 100;

@@ -1,5 +1,5 @@
 //! The postback worker: verifies PayPal-dialect messages after they were
-//! stored and acknowledged (DESIGN §5).
+//! stored and acknowledged.
 //!
 //! It takes `unverified` inbox rows oldest first, posts each back to the
 //! gateway (`postback.rs`) and has the writer record the answer: `VERIFIED`
@@ -26,9 +26,8 @@ use tokio::time::Instant;
 pub use postback::{Postback, PostbackError};
 
 use crate::clock::wall_ms;
-use crate::storage::reader::Reader;
-use crate::storage::writer::{WriteError, Writer};
-use crate::storage::{InboxId, Unverified, Verification};
+use crate::storage::{InboxId, Reader, Unverified, Verification};
+use crate::writer::{WriteError, Writer};
 
 /// Postbacks in flight at once: the rows taken per round.
 const BATCH: usize = 16;
@@ -70,7 +69,8 @@ impl Worker {
             if *self.stop.borrow() || self.stop.has_changed().is_err() {
                 break;
             }
-            let due = match self.reader.postbacks_due(wall_ms(), BATCH).await {
+            let now = wall_ms();
+            let due = match self.reader.read(move |r| r.postbacks_due(now, BATCH)).await {
                 Ok(due) => due,
                 Err(error) => {
                     storage_failures += 1;
