@@ -64,10 +64,11 @@ impl Merchant {
             },
             Arc::clone(&mail_wake),
         );
-        let (writer, writer_thread) = crate::writer::start(Arc::clone(&store), Some(handler))?;
+        let (writer, writer_thread) = crate::writer::start(store, Some(handler))?;
         let (shutdown, mut stop) = watch::channel(false);
         let mailer = MailWorker {
-            store: Arc::clone(&store),
+            reader: reader.clone(),
+            writer: writer.clone(),
             transport,
             from: config.mail_from.clone(),
             wake: mail_wake,
@@ -91,8 +92,13 @@ impl Merchant {
             None => None,
         };
 
-        let downloads = Downloads::new(store, key.clone(), config.downloads_dir.clone())
-            .with_clock(config.clock.clone());
+        let downloads = Downloads::new(
+            reader.clone(),
+            writer.clone(),
+            key.clone(),
+            config.downloads_dir.clone(),
+        )
+        .with_clock(config.clock.clone());
         let postback_wake = Arc::new(Notify::new());
         let postbacks = Worker {
             reader: reader.clone(),

@@ -1,13 +1,13 @@
 //! The merchant's writer: the one thread that writes, `ipn_storage`'s
 //! group-commit [`ipn_storage::Writer`], with the merchant's work.
 //!
-//! A [`Write`] sent here is a message from the receivers, postback
-//! outcomes, one of the shop's orders, reconciled events and their cursor,
-//! or an operator's review. Whatever has queued up commits as ONE
-//! transaction through storage ([`Store::write_batch`]), where a write that
-//! fails rolls back alone; a caller waiting on its write is answered only
-//! after that commit, which is what lets a receiver promise durability
-//! before its 2xx.
+//! Everything that changes the database is a [`Write`] sent here: messages
+//! from the receivers, postback outcomes, the shop's orders, reconciled
+//! events and their cursor, the mail worker's marks, a download's use, an
+//! operator's review. Whatever has queued up commits as ONE transaction
+//! through storage ([`Store::write_batch`]), where a write that fails rolls
+//! back alone; a caller waiting on its write is answered only after that
+//! commit, which is what lets a receiver promise durability before its 2xx.
 //!
 //! Between batches the same thread runs the notification handler's pass
 //! ([`Handler::pass`]): after a batch that may have brought it work, at
@@ -15,17 +15,25 @@
 //! failed is due again. A pass that fails on storage waits (100 ms,
 //! doubling to 30 s) whatever is committed meanwhile, so a broken disk is
 //! retried now and then, not in a loop.
+//!
+//! **Invariant:** only this thread writes. Every other part of the merchant
+//! reads through [`crate::storage::Reader`], whose connections are
+//! `query_only`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipn_storage::{Tuning, Wake};
+use time::OffsetDateTime;
 use tokio::time::Instant;
 
 pub use ipn_storage::WriteError;
 
+use crate::downloads::{self, Take};
 use crate::handler::{self, Handler, PassResult, Review};
-use crate::storage::{InboxId, NewMessage, Order, Store, StoreError, Stored, Tx, Verification};
+use crate::storage::{
+    FailedAttempt, InboxId, NewMessage, Order, Store, StoreError, Stored, Tx, Verification,
+};
 
 /// How the writer groups work: at most 1,024 writes a transaction (bounds
 /// the latency a batch adds), 8,192 queued before senders wait too.
@@ -55,6 +63,12 @@ pub enum Write {
         messages: Vec<NewMessage>,
         cursor: String,
     },
+    /// The mail worker sent an email.
+    MailSent { id: i64, attempts: u32, at: i64 },
+    /// The mail worker's attempt failed.
+    MailFailed(FailedAttempt),
+    /// A download starts: one use of the grant, if it is active at `now`.
+    TakeDownload { id: String, now: OffsetDateTime },
 }
 
 impl Write {
@@ -89,6 +103,9 @@ pub enum Done {
     Reviewed(Review),
     /// How many reconciled events were new to the inbox.
     Reconciled(usize),
+    /// Whether the email's row changed.
+    Marked(bool),
+    Taken(Take),
 }
 
 /// A handle to the writer thread; cheap to clone.
@@ -185,6 +202,31 @@ impl Writer {
         {
             Done::Reconciled(new) => Ok(new),
             _ => Err(mismatch("a reconciliation")),
+        }
+    }
+
+    /// Marks a queued email sent; false if it was not queued (anymore).
+    pub async fn mail_sent(&self, id: i64, attempts: u32, at: i64) -> Result<bool, WriteError> {
+        self.marked(Write::MailSent { id, attempts, at }).await
+    }
+
+    /// Records a failed attempt at a queued email.
+    pub async fn mail_failed(&self, attempt: FailedAttempt) -> Result<bool, WriteError> {
+        self.marked(Write::MailFailed(attempt)).await
+    }
+
+    async fn marked(&self, work: Write) -> Result<bool, WriteError> {
+        match self.queue.write(work).await? {
+            Done::Marked(changed) => Ok(changed),
+            _ => Err(mismatch("a mark")),
+        }
+    }
+
+    /// Takes one use of download `id` if it is active at `now`.
+    pub async fn take_download(&self, id: String, now: OffsetDateTime) -> Result<Take, WriteError> {
+        match self.queue.write(Write::TakeDownload { id, now }).await? {
+            Done::Taken(take) => Ok(take),
+            _ => Err(mismatch("a download")),
         }
     }
 }
@@ -335,5 +377,8 @@ fn apply(tx: &dyn Tx, work: &Write, handler: Option<&Handler>) -> Result<Done, S
             Some(handler) => handler.resolve_flag(tx, *flag_id)?,
             None => no_handler(),
         }),
+        Write::MailSent { id, attempts, at } => Done::Marked(tx.mark_sent(*id, *attempts, *at)?),
+        Write::MailFailed(attempt) => Done::Marked(tx.mark_failed(attempt)?),
+        Write::TakeDownload { id, now } => Done::Taken(downloads::take(tx, id, *now)?),
     })
 }

@@ -13,11 +13,12 @@
 //! | 410 | no uses left | "This download link has been used 5 times, its limit." |
 //! | 500 | the shop's file is missing (or no directory is configured) | says so, and that no use was taken |
 //! | 500 | the database failed | opaque; the cause is logged |
+//! | 503 | the shop is shutting down | "try again" |
 //!
 //! A use is taken when the download starts: after the file is open (so a
-//! missing file never costs one) and before the first byte, by one
-//! transaction that checks the grant is still active and counts the use
-//! ([`super::take`]), so racing requests can never share the last use.
+//! missing file never costs one) and before the first byte, by one write of
+//! the writer thread that checks the grant is still active and counts the
+//! use ([`super::take`]), so racing requests can never share the last use.
 //! Nothing that can fail comes between that write and the response, so a
 //! use never needs giving back. A download the customer breaks off midway
 //! still counts; that is what the spare uses of the default
@@ -31,7 +32,6 @@
 //! feature, which also enables `tokio/fs`), and axum takes any such body.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::anyhow;
 use axum::Router;
@@ -47,35 +47,29 @@ use time::macros::format_description;
 use super::token::{self, SigningKey};
 use super::{GrantState, Take};
 use crate::clock::Clock;
-use crate::storage::{Grant, Store};
+use crate::storage::{Grant, Reader};
+use crate::writer::{WriteError, Writer};
 
-/// What the download route needs; cheap to clone. A use taken is a single
-/// small transaction, so it does not queue on the writer thread: it goes
-/// straight to the store, on the blocking pool.
-#[derive(Clone)]
+/// What the download route needs; cheap to clone. It reads grants through
+/// the reader and takes a use through the writer, the one that writes.
+#[derive(Debug, Clone)]
 pub struct Downloads {
-    store: Arc<dyn Store>,
+    reader: Reader,
+    writer: Writer,
     dir: Option<PathBuf>,
     key: SigningKey,
     /// Expiry is checked against it.
     clock: Clock,
 }
 
-impl std::fmt::Debug for Downloads {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Downloads")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Downloads {
     /// `key` signs the links; `dir` is the downloads directory
     /// (`--downloads-dir`): without one, every download answers that the
     /// shop's file is missing.
-    pub fn new(store: Arc<dyn Store>, key: SigningKey, dir: Option<PathBuf>) -> Self {
+    pub fn new(reader: Reader, writer: Writer, key: SigningKey, dir: Option<PathBuf>) -> Self {
         Self {
-            store,
+            reader,
+            writer,
             dir,
             key,
             clock: Clock::system(),
@@ -95,20 +89,7 @@ impl Downloads {
 
     /// The grant `id`, if there is one.
     async fn grant(&self, id: String) -> Result<Option<Grant>, DownloadError> {
-        self.blocking(move |store| store.read_with(|r| r.download(&id)))
-            .await
-    }
-
-    /// Runs `f` on the store, on the blocking pool.
-    async fn blocking<T, F>(&self, f: F) -> Result<T, DownloadError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Store) -> anyhow::Result<T> + Send + 'static,
-    {
-        let store = Arc::clone(&self.store);
-        Ok(tokio::task::spawn_blocking(move || f(&*store))
-            .await
-            .map_err(anyhow::Error::from)??)
+        Ok(self.reader.read(move |r| r.download(&id)).await?)
     }
 }
 
@@ -139,6 +120,8 @@ pub enum DownloadError {
     },
     #[error("download failed: {0:#}")]
     Store(#[from] anyhow::Error),
+    #[error("download failed: {0}")]
+    Write(#[from] WriteError),
 }
 
 impl DownloadError {
@@ -146,7 +129,10 @@ impl DownloadError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Revoked { .. } | Self::Expired { .. } | Self::UsedUp { .. } => StatusCode::GONE,
-            Self::FileMissing { .. } | Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::FileMissing { .. } | Self::Store(_) | Self::Write(WriteError::Store(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::Write(WriteError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -165,9 +151,14 @@ impl DownloadError {
             Self::FileMissing { .. } => "The shop's file for this download is missing, so \
                 nothing was downloaded and your link was not used. Please let the shop know."
                 .to_owned(),
-            Self::Store(_) => "Something went wrong on the shop's side; it has been logged. \
+            Self::Write(WriteError::Closed) => {
+                "The shop is restarting; please try again in a moment.".to_owned()
+            }
+            Self::Store(_) | Self::Write(WriteError::Store(_)) => {
+                "Something went wrong on the shop's side; it has been logged. \
                  Please try again later."
-                .to_owned(),
+                    .to_owned()
+            }
         }
     }
 
@@ -232,11 +223,11 @@ async fn download(
 ) -> Result<Response, DownloadError> {
     let now = downloads.clock.now();
     let Ready { grant, file, head } = ready(&downloads, token, now).await?;
-    let id = grant.id.clone();
-    let take = downloads
-        .blocking(move |store| store.write_with(|tx| super::take(tx, &id, now)))
-        .await?;
-    match take {
+    match downloads
+        .writer
+        .take_download(grant.id.clone(), now)
+        .await?
+    {
         Take::Taken(_) => {}
         // The row changed since we read it: say what changed.
         Take::Refused(latest) => {
@@ -365,6 +356,8 @@ fn content_disposition(file: &str) -> String {
 mod tests {
     use time::Duration;
 
+    use std::sync::Arc;
+
     use super::super::{GrantRequest, Policy, grant};
     use super::*;
     use crate::clock::millis;
@@ -390,11 +383,10 @@ mod tests {
             std::fs::write(files.join("book.pdf"), BOOK).unwrap();
             let (dir, store) = super::super::tests::shop();
             let key = SigningKey::from_bytes(store.read_with(|r| r.download_key()).unwrap());
-            let downloads = Downloads::new(
-                Arc::clone(&store),
-                key.clone(),
-                with_dir.then(|| files.clone()),
-            );
+            let (writer, _thread) = crate::writer::start(Arc::clone(&store), None).unwrap();
+            let reader = Reader::new(Arc::clone(&store));
+            let downloads =
+                Downloads::new(reader, writer, key.clone(), with_dir.then(|| files.clone()));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
             tokio::spawn(async move { axum::serve(listener, router(downloads)).await });

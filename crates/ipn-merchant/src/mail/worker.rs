@@ -1,9 +1,7 @@
 //! The mail worker: sends queued emails, oldest first, and marks each one
-//! right after, in its own transaction.
-//!
-//! Emails are few, so the worker does not queue on the writer thread: it
-//! reads and marks through the store itself, on the blocking pool (the
-//! store takes one write at a time, the writer thread's or this one's).
+//! right after. It reads what is due through the reader and marks through
+//! the writer thread, like every other write; a mark joins whatever the
+//! writer commits next.
 //!
 //! A failed attempt (no connection, a timeout, any SMTP error, a disk
 //! error) leaves the email `queued` with its attempt count, the error and a
@@ -29,7 +27,8 @@ use tokio::time::Instant;
 
 use super::transport::{SendError, Sender, Transport};
 use crate::clock::wall_ms;
-use crate::storage::{FailedAttempt, QueuedEmail, Store};
+use crate::storage::{FailedAttempt, QueuedEmail, Reader};
+use crate::writer::Writer;
 
 /// Emails read per round; each is sent and marked before the next.
 const BATCH: usize = 16;
@@ -68,8 +67,10 @@ impl Retry {
 /// What the worker needs; [`MailWorker::spawn`] runs it until `stop` is set.
 #[derive(Debug)]
 pub struct MailWorker {
-    /// The merchant's database: the emails due, and their marks.
-    pub store: Arc<dyn Store>,
+    /// Reads the emails due.
+    pub reader: Reader,
+    /// Marks each email sent or failed.
+    pub writer: Writer,
     pub transport: Transport,
     /// The sender, e.g. `ipn shop <shop@localhost>`.
     pub from: String,
@@ -100,7 +101,13 @@ impl MailWorker {
     }
 
     async fn run(mut self, retry: Retry) {
-        let mailer = Mailer::new(Arc::clone(&self.store), &self.transport, &self.from, retry);
+        let mailer = Mailer::new(
+            self.reader.clone(),
+            self.writer.clone(),
+            &self.transport,
+            &self.from,
+            retry,
+        );
         let mailer = match mailer {
             Ok(mailer) => mailer,
             Err(error) => {
@@ -182,7 +189,8 @@ pub struct Pass {
 /// runs it in a loop; tests drive it pass by pass.
 #[derive(Debug)]
 pub struct Mailer {
-    store: Arc<dyn Store>,
+    reader: Reader,
+    writer: Writer,
     sender: Sender,
     from: Mailbox,
     retry: Retry,
@@ -200,13 +208,15 @@ struct Sent {
 
 impl Mailer {
     pub fn new(
-        store: Arc<dyn Store>,
+        reader: Reader,
+        writer: Writer,
         transport: &Transport,
         from: &str,
         retry: Retry,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            store,
+            reader,
+            writer,
             sender: Sender::new(transport)?,
             from: parse_from(from)?,
             retry,
@@ -222,7 +232,8 @@ impl Mailer {
         self.mark_unmarked().await?;
         let now = wall_ms();
         let due = self
-            .with_store(move |store| store.read_with(|r| r.emails_due(now, BATCH)))
+            .reader
+            .read(move |r| r.emails_due(now, BATCH))
             .await
             .context("reading the emails due")?;
         let mut pass = Pass {
@@ -265,11 +276,10 @@ impl Mailer {
     }
 
     async fn mark_sent(&self, sent: Sent) -> anyhow::Result<()> {
-        self.with_store(move |store| {
-            store.write_with(|tx| tx.mark_sent(sent.id, sent.attempts, sent.at))
-        })
-        .await
-        .with_context(|| format!("marking email {} sent", sent.id))?;
+        self.writer
+            .mail_sent(sent.id, sent.attempts, sent.at)
+            .await
+            .with_context(|| format!("marking email {} sent", sent.id))?;
         Ok(())
     }
 
@@ -308,7 +318,8 @@ impl Mailer {
             error: error.message,
             give_up,
         };
-        self.with_store(move |store| store.write_with(|tx| tx.mark_failed(&failed)))
+        self.writer
+            .mail_failed(failed)
             .await
             .with_context(|| format!("recording a failed attempt of email {}", email.id))?;
         Ok(())
@@ -331,16 +342,6 @@ impl Mailer {
         self.unmarked
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Runs `f` on the store, on the blocking pool.
-    async fn with_store<T, F>(&self, f: F) -> anyhow::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Store) -> anyhow::Result<T> + Send + 'static,
-    {
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || f(&*store)).await?
     }
 }
 
@@ -366,15 +367,22 @@ mod tests {
         assert_eq!(delays, [1, 1, 2, 4, 8, 256, 300, 300, 300]);
     }
 
-    /// A merchant's database.
+    /// A merchant's database with its reader and writer (no handler).
     struct Outbox {
         store: Arc<dyn Store>,
+        reader: Reader,
+        writer: Writer,
     }
 
     impl Outbox {
         fn new(dir: &Path) -> Self {
             let store = crate::storage::open(&dir.join("shop.db")).unwrap();
-            Self { store }
+            let (writer, _thread) = crate::writer::start(Arc::clone(&store), None).unwrap();
+            Self {
+                reader: Reader::new(Arc::clone(&store)),
+                store,
+                writer,
+            }
         }
 
         /// Queues emails as the handler would, in one transaction.
@@ -398,7 +406,8 @@ mod tests {
         }
 
         fn mailer(&self, transport: &Transport, from: &str, retry: Retry) -> Mailer {
-            Mailer::new(Arc::clone(&self.store), transport, from, retry).unwrap()
+            let (reader, writer) = (self.reader.clone(), self.writer.clone());
+            Mailer::new(reader, writer, transport, from, retry).unwrap()
         }
     }
 
@@ -650,7 +659,8 @@ mod tests {
         let wake = Arc::new(Notify::new());
         let (stop_tx, stop) = watch::channel(false);
         let worker = MailWorker {
-            store: Arc::clone(&outbox.store),
+            reader: outbox.reader.clone(),
+            writer: outbox.writer.clone(),
             transport: Transport::smtp(&maildev.smtp_url()).unwrap(),
             from: "ipn shop <shop@localhost>".into(),
             wake: Arc::clone(&wake),
