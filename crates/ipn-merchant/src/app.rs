@@ -30,6 +30,7 @@ pub struct Merchant {
     mailer: JoinHandle<()>,
     reconciler: Option<JoinHandle<()>>,
     writer: std::thread::JoinHandle<()>,
+    reader: Reader,
 }
 
 impl Merchant {
@@ -162,6 +163,7 @@ impl Merchant {
             mailer,
             reconciler,
             writer: writer_thread,
+            reader,
         })
     }
 
@@ -172,6 +174,11 @@ impl Merchant {
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Typed reads of the shop's database, as the server sees it.
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
     }
 
     /// Stops accepting requests, lets those in flight finish (their
