@@ -1,5 +1,5 @@
-//! `/admin` and `/admin/orders/{id}`: the operator's view (DESIGN §5,
-//! "an admin dashboard (orders, each order's IPNs and flags, emails)").
+//! `/admin` and `/admin/orders/{id}`: the operator's view of orders, each
+//! order's IPNs and flags, and the emails.
 //!
 //! The dashboard shows the orders (newest first, a page at a time), every
 //! open flag with a Resolve button, the latest IPNs with their verification

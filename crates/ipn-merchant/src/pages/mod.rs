@@ -1,6 +1,7 @@
-//! The shop's HTML pages (DESIGN §5, "Shop pages"): plain server-rendered
-//! HTML, no JavaScript, every value escaped, a strict Content-Security-
-//! Policy on every page.
+//! The shop's HTML pages: server-rendered HTML, every value escaped, a
+//! strict Content-Security-Policy on every page. They work without
+//! JavaScript; each loads one script, `/live.js` (ipn-web's), which
+//! refreshes the parts marked `data-live` in place, and no inline script.
 //!
 //! | route | page |
 //! |---|---|
@@ -20,7 +21,8 @@
 //! out for a while; a browser that signed in before is counted on its own
 //! (`throttle.rs`).
 //!
-//! - `html.rs`: escaping, the page frame and the headers;
+//! - `html.rs`: the page frame, its Content-Security-Policy, amounts and
+//!   times (escaping and the headers every page carries are ipn-web's);
 //! - `catalog.rs`, `order.rs`, `admin.rs`: each page's markup, pure
 //!   functions from data to HTML, tested without a server;
 //! - `auth.rs`: the password and the same-origin check.

@@ -1,4 +1,5 @@
-//! The shop's JSON API (DESIGN §9): the catalog and orders.
+//! The shop's JSON API: the catalog, orders and subscriptions. Its routes
+//! and fields are public: scripts rely on them.
 //!
 //! - `GET /api/products`: the catalog.
 //! - `POST /api/orders` (`Content-Type: application/json`, else 415, so a
