@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use ipn_core::standard::{PublicKey, WebhookSecret};
-use ipn_merchant::app::DEFAULT_BODY_LIMIT;
+use ipn_merchant::config::DEFAULT_BODY_LIMIT;
 use ipn_merchant::{Catalog, Config, GatewayKey, Merchant, parse_database_url};
 
 use crate::Fatal;

@@ -33,8 +33,20 @@ impl Clock {
 
     /// Milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
-        crate::handler::millis(self.now())
+        millis(self.now())
     }
+}
+
+/// Milliseconds since the Unix epoch: how the database keeps times.
+pub fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Now by the system's clock, in milliseconds since the Unix epoch. Retry
+/// times are kept in wall-clock time, never a test clock's, so that they
+/// survive a restart and a retry is never skipped by a clock's jump.
+pub fn wall_ms() -> i64 {
+    millis(OffsetDateTime::now_utc())
 }
 
 impl Default for Clock {

@@ -1,6 +1,6 @@
-//! Reconciliation (DESIGN §5): a worker that reads the gateway's event list
-//! after a saved cursor and puts every event in the inbox, so that an IPN
-//! that never arrived (an endpoint disabled, a message lost on the way) is
+//! Reconciliation: a worker that reads the gateway's event list after a
+//! saved cursor and puts every event in the inbox, so that an IPN that
+//! never arrived (an endpoint disabled, a message lost on the way) is
 //! applied all the same, through the same handler.
 //!
 //! Events come over the merchant's authenticated API from the configured
@@ -16,46 +16,19 @@ use anyhow::Context as _;
 use ipn_core::Dialect;
 use ipn_core::event::{EventType, ObjectKind};
 use reqwest::Url;
-use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::GatewayKey;
-use crate::storage::reader::Reader;
-use crate::storage::writer::{WriteError, Writer};
-use crate::storage::{InboxStatus, NewMessage, StoreError};
+use crate::config::GatewayKey;
+use crate::storage::{InboxStatus, NewMessage, Reader};
+use crate::writer::{WriteError, Writer};
 
 /// Events asked for per request (the gateway's maximum is 100).
 const PAGE: u32 = 100;
 /// Longest wait for one page.
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The migration that keeps the cursor.
-pub const SCHEMA: &str = "CREATE TABLE reconcile_cursor (
-         id         INTEGER PRIMARY KEY CHECK (id = 1),
-         after      TEXT NOT NULL,
-         updated_at INTEGER NOT NULL
-     );";
-
-/// The id of the last event reconciled, if any.
-pub fn cursor(conn: &Connection) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT after FROM reconcile_cursor WHERE id = 1")?
-        .query_row([], |row| row.get(0))
-        .optional()?)
-}
-
-/// Moves the cursor to `after`.
-pub fn save_cursor(tx: &Transaction<'_>, after: &str, now: i64) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO reconcile_cursor (id, after, updated_at) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET after = excluded.after, updated_at = excluded.updated_at",
-    )?
-    .execute(params![after, now])?;
-    Ok(())
-}
 
 /// One page of `GET /v1/events`, each event kept as the bytes sent.
 #[derive(Debug, Deserialize)]
@@ -170,7 +143,11 @@ impl Reconciler {
 
     /// Reads one page after the cursor and stores it; true once caught up.
     async fn round(&self) -> Result<bool, RoundError> {
-        let after = self.reader.with(cursor).await.map_err(RoundError::Failed)?;
+        let after = self
+            .reader
+            .read(|r| r.reconcile_cursor())
+            .await
+            .map_err(RoundError::Failed)?;
         let mut url = self.events_url.clone();
         {
             let mut query = url.query_pairs_mut();
@@ -202,7 +179,7 @@ impl Reconciler {
             return Ok(true);
         };
         let last: EventId = serde_json::from_str(last.get()).context("an event without id")?;
-        let received_at = crate::handler::millis(time::OffsetDateTime::now_utc());
+        let received_at = crate::clock::wall_ms();
         let mut messages = Vec::with_capacity(page.data.len());
         for raw in &page.data {
             let event: EventId = serde_json::from_str(raw.get()).context("an event without id")?;

@@ -322,7 +322,7 @@ async fn paypal_bodies_are_kept_byte_for_byte_and_every_arrival_is_kept() {
 #[tokio::test]
 async fn oversized_bodies_get_a_json_413_and_nothing_stored() {
     let shop = TestMerchant::alone(SECRET).await;
-    let limit = ipn_merchant::app::DEFAULT_BODY_LIMIT;
+    let limit = ipn_merchant::config::DEFAULT_BODY_LIMIT;
 
     let big = format!("{{\"blob\":\"{}\"}}", "x".repeat(limit));
     let headers = signed(SECRET, "evt_big", unix_now(), big.as_bytes());

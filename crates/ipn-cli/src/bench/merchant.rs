@@ -27,7 +27,7 @@ use ipn_core::id::{EventId, MerchantId, PaymentId};
 use ipn_core::money::{Currency, Money};
 use ipn_core::payment::{Payer, Payment, PaymentStatus};
 use ipn_core::standard::{Signer, WebhookSecret};
-use ipn_merchant::storage::orders::{self, Order};
+use ipn_merchant::storage::{Line, Order, Reader};
 use ipn_merchant::{Config, GatewayKey, Merchant};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -144,7 +144,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Figures> {
     // The wall-clock time of the first request, to compare with the
     // handler's `processed_at`.
     let first_request_ms = wall_ms() - run.started.elapsed().as_millis() as i64;
-    let applied = wait_applied(&database, settings.timeout).await?;
+    let applied = wait_applied(&merchant.reader(), settings.timeout).await?;
     let applied_s = (applied.last_processed_ms - first_request_ms) as f64 / 1000.0;
     let applied_per_s = applied.paid as f64 / applied_s;
     let paid = applied.paid;
@@ -178,12 +178,10 @@ fn make_orders(
     merchant_id: &MerchantId,
     count: u64,
 ) -> anyhow::Result<Vec<String>> {
-    let mut conn = ipn_merchant::storage::sqlite::open(database)?;
-    let tx = conn.transaction()?;
     let usd = Currency::USD;
     let now = OffsetDateTime::now_utc();
-    let created_at = ipn_merchant::handler::millis(now);
-    let mut ids = Vec::with_capacity(usize::try_from(count)?);
+    let created_at = ipn_merchant::clock::millis(now);
+    let mut orders = Vec::with_capacity(usize::try_from(count)?);
     for n in 0..count {
         let id = format!("ord_{}", ulid::Ulid::new());
         let order = Order {
@@ -191,7 +189,7 @@ fn make_orders(
             status: "created".to_owned(),
             customer_email: format!("customer{n}@example.com"),
             total: Money::new(PRICE, usd),
-            lines: vec![orders::Line {
+            lines: vec![Line {
                 sku: "mug".to_owned(),
                 name: "Enamel mug".to_owned(),
                 kind: ipn_core::payment::ItemKind::Physical,
@@ -208,11 +206,18 @@ fn make_orders(
             paid_at: None,
             fulfilled_at: None,
         };
-        orders::insert(&tx, &order)?;
-        ids.push(id);
+        orders.push(order);
     }
-    tx.commit()?;
-    Ok(ids)
+    // Before the merchant starts, so not through its writer: the shop's
+    // set-up, as if its customers had gone to the checkout.
+    let store = ipn_merchant::storage::open(database)?;
+    store.write_with(|tx| {
+        for order in &orders {
+            tx.insert_order(order)?;
+        }
+        Ok(())
+    })?;
+    Ok(orders.into_iter().map(|order| order.id).collect())
 }
 
 /// What the handler did, read once it is done.
@@ -223,20 +228,14 @@ struct Applied {
 }
 
 /// Waits until no message waits for the handler (a cheap count on the
-/// `inbox_ready` index every 50 ms, so the poll takes little from what it
-/// measures), or until `timeout` passes without progress; then reads what
-/// was applied.
-async fn wait_applied(database: &Path, timeout: Duration) -> anyhow::Result<Applied> {
-    let conn = rusqlite::Connection::open(database)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+/// inbox's index of ready messages every 50 ms, so the poll takes little
+/// from what it measures), or until `timeout` passes without progress;
+/// then reads what was applied.
+async fn wait_applied(shop: &Reader, timeout: Duration) -> anyhow::Result<Applied> {
     let mut waiting = u64::MAX;
     let mut last_change = Instant::now();
     loop {
-        let now: u64 = conn.query_row(
-            "SELECT count(*) FROM inbox WHERE status IN ('received', 'verified')",
-            [],
-            |row| row.get(0),
-        )?;
+        let now = shop.read(|r| r.waiting_count()).await?;
         if now != waiting {
             waiting = now;
             last_change = Instant::now();
@@ -246,12 +245,9 @@ async fn wait_applied(database: &Path, timeout: Duration) -> anyhow::Result<Appl
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (paid, last_processed_ms) = conn.query_row(
-        "SELECT (SELECT count(*) FROM orders WHERE status = 'paid'),
-                (SELECT max(processed_at) FROM inbox)",
-        [],
-        |row| Ok((row.get(0)?, row.get::<_, Option<i64>>(1)?.unwrap_or(0))),
-    )?;
+    let (paid, last_processed_ms) = shop
+        .read(|r| Ok((r.paid_orders()?, r.last_handled_at()?.unwrap_or(0))))
+        .await?;
     Ok(Applied {
         paid,
         last_processed_ms,
@@ -259,7 +255,7 @@ async fn wait_applied(database: &Path, timeout: Duration) -> anyhow::Result<Appl
 }
 
 fn wall_ms() -> i64 {
-    ipn_merchant::handler::millis(OffsetDateTime::now_utc())
+    ipn_merchant::clock::millis(OffsetDateTime::now_utc())
 }
 
 /// One signed `payment.completed` per order.

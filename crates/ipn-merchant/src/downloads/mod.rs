@@ -1,12 +1,14 @@
-//! Digital download grants (DESIGN §5, "Digital goods").
+//! Digital download grants: the rules of a grant, its link, and the route
+//! that serves it.
 //!
 //! When an order is paid, the notification handler calls [`grant`] once per
 //! digital line, inside its own transaction, so the grant commits with the
-//! state change that earned it. A refund or chargeback calls
-//! [`revoke_order`]; a canceled chargeback calls [`restore_order`].
+//! state change that earned it; a refund or chargeback revokes the order's
+//! grants, a canceled chargeback restores them.
 //!
-//! - `mod.rs` (here): the `downloads` table, the grant's rules and its
-//!   states.
+//! - `mod.rs` (here): the grant's rules: what it may hold, its states
+//!   ([`Grant::state`]), and [`take`], which decides whether a use may be
+//!   taken and takes it, in one write of the writer.
 //! - `token.rs`: the link's token, `base64url(id).base64url(HMAC-SHA256)`.
 //! - `route.rs`: `GET /downloads/{token}`, which takes one use and streams
 //!   the file from the downloads directory.
@@ -14,52 +16,21 @@
 //! **Invariant:** the row is the truth. The token only proves that we issued
 //! the grant id (so ids cannot be guessed or enumerated); expiry, the use
 //! count and revocation are read from the row at every request, so a
-//! revocation takes effect at once, without a list of dead tokens.
+//! revocation takes effect at once, without a list of dead tokens. A grant
+//! with N uses is taken at most N times: [`take`] checks and counts a use
+//! in one write, and the writer runs one write at a time.
 
 mod route;
 pub mod token;
 
 use anyhow::{Context as _, bail};
-use rusqlite::{Connection, OptionalExtension as _, Row, Transaction, params};
 use time::OffsetDateTime;
 
-pub use route::{DownloadError, Downloads, router};
-pub use token::{SigningKey, signing_key};
+use crate::clock::millis;
+use crate::storage::{Grant, NewGrant, StoreError, Tx};
 
-/// The migration that creates the grants and the signing key; the store
-/// runs it as `0006_downloads`.
-///
-/// `order_id` references `orders`, so a grant cannot outlive or precede its
-/// order. `(order_id, sku)` is unique: one grant per digital line, which is what
-/// makes [`grant`] idempotent. Times are milliseconds since the Unix epoch,
-/// like the other tables. `uses <= max_uses` is a CHECK as well as the
-/// `WHERE` of the route's update, so no bug can hand out an extra use.
-///
-/// The key is made by SQLite's `randomblob(32)` (a CSPRNG) in the migration
-/// itself, so every database gets its own from the start and no operator
-/// has to supply one. It lives in the database because the rows it vouches
-/// for do: a copy of one without the other is useless, and a new database
-/// invalidates the old links along with their rows.
-pub const SCHEMA: &str = "CREATE TABLE downloads (
-         id             TEXT PRIMARY KEY,
-         order_id       TEXT NOT NULL REFERENCES orders (id),
-         sku            TEXT NOT NULL,
-         name           TEXT NOT NULL,
-         file           TEXT NOT NULL,
-         created_at     INTEGER NOT NULL,
-         expires_at     INTEGER NOT NULL,
-         max_uses       INTEGER NOT NULL CHECK (max_uses > 0),
-         uses           INTEGER NOT NULL DEFAULT 0 CHECK (uses BETWEEN 0 AND max_uses),
-         revoked_at     INTEGER,
-         revoked_reason TEXT,
-         CHECK ((revoked_at IS NULL) = (revoked_reason IS NULL)),
-         UNIQUE (order_id, sku)
-     );
-     CREATE TABLE download_secret (
-         id  INTEGER PRIMARY KEY CHECK (id = 1),
-         key BLOB NOT NULL CHECK (length(key) = 32)
-     );
-     INSERT INTO download_secret (id, key) VALUES (1, randomblob(32));";
+pub use route::{DownloadError, Downloads, router};
+pub use token::SigningKey;
 
 /// How long a grant lasts and how often it may be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,26 +64,6 @@ pub struct GrantRequest<'a> {
     pub file: &'a str,
 }
 
-/// A download grant, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    /// `dl_<ULID>`.
-    pub id: String,
-    pub order_id: String,
-    pub sku: String,
-    pub name: String,
-    pub file: String,
-    pub created_at: OffsetDateTime,
-    /// The first instant at which the link no longer works.
-    pub expires_at: OffsetDateTime,
-    pub max_uses: u32,
-    /// Downloads started so far.
-    pub uses: u32,
-    pub revoked_at: Option<OffsetDateTime>,
-    /// Why: `refunded`, `reversed`. Set exactly when `revoked_at` is.
-    pub revoked_reason: Option<String>,
-}
-
 /// Whether a grant can be downloaded now, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GrantState {
@@ -128,14 +79,14 @@ pub enum GrantState {
     },
 }
 
+/// The rules of a stored grant (`storage::Grant`).
 impl Grant {
     /// The token for this grant's link (see [`path`]).
     pub fn token(&self, key: &SigningKey) -> String {
         token::sign(key, &self.id)
     }
 
-    /// Where the grant stands at `now`. Agrees with the route's `UPDATE`,
-    /// which takes a use only while `expires_at > now`.
+    /// Where the grant stands at `now`: only an active one may be taken.
     pub fn state(&self, now: OffsetDateTime) -> GrantState {
         if self.revoked_at.is_some() {
             GrantState::Revoked {
@@ -164,11 +115,11 @@ pub fn path(token: &str) -> String {
 /// returned unchanged (its uses, expiry and any revocation included), so an
 /// IPN applied twice or replayed grants once.
 pub fn grant(
-    tx: &Transaction<'_>,
+    tx: &dyn Tx,
     request: &GrantRequest<'_>,
     policy: &Policy,
     now: OffsetDateTime,
-) -> anyhow::Result<Grant> {
+) -> Result<Grant, StoreError> {
     if !is_plain_file_name(request.file) {
         bail!(
             "order {} sku {}: download {:?} is not a plain file name",
@@ -183,92 +134,41 @@ pub fn grant(
     let expires_at = now
         .checked_add(policy.expires_after)
         .context("the download's expiry is out of range")?;
-    tx.prepare_cached(
-        "INSERT INTO downloads
-             (id, order_id, sku, name, file, created_at, expires_at, max_uses)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (order_id, sku) DO NOTHING",
-    )?
-    .execute(params![
-        format!("dl_{}", ulid::Ulid::new()),
-        request.order_id,
-        request.sku,
-        request.name,
-        request.file,
-        millis(now),
-        millis(expires_at),
-        policy.max_uses,
-    ])
-    .with_context(|| format!("granting the download of order {}", request.order_id))?;
-    tx.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM downloads WHERE order_id = ?1 AND sku = ?2"
-    ))?
-    .query_row(params![request.order_id, request.sku], from_row)
-    .context("reading back a download grant")
+    tx.grant(&NewGrant {
+        id: &format!("dl_{}", ulid::Ulid::new()),
+        order_id: request.order_id,
+        sku: request.sku,
+        name: request.name,
+        file: request.file,
+        created_at: now,
+        expires_at,
+        max_uses: policy.max_uses,
+    })
 }
 
-/// Revokes every grant of `order_id` not already revoked, with `reason`
-/// (`refunded`, `reversed`); returns how many changed. A second call changes
-/// nothing, and keeps the first reason.
-pub fn revoke_order(
-    tx: &Transaction<'_>,
-    order_id: &str,
-    reason: &str,
-    now: OffsetDateTime,
-) -> anyhow::Result<usize> {
-    if reason.is_empty() {
-        bail!("a revocation needs a reason");
+/// What asking for one use of a grant came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Take {
+    /// A use was counted; the grant as it was before.
+    Taken(Grant),
+    /// The grant is not active (anymore): it as it is now.
+    Refused(Grant),
+    /// No such grant.
+    NotFound,
+}
+
+/// Takes one use of grant `id` if it is active at `now`, in the writer's
+/// transaction: the check and the count are one write, so racing requests
+/// can never share the last use.
+pub fn take(tx: &dyn Tx, id: &str, now: OffsetDateTime) -> Result<Take, StoreError> {
+    let Some(grant) = tx.download(id)? else {
+        return Ok(Take::NotFound);
+    };
+    if grant.state(now) != GrantState::Active {
+        return Ok(Take::Refused(grant));
     }
-    tx.prepare_cached(
-        "UPDATE downloads SET revoked_at = ?1, revoked_reason = ?2
-         WHERE order_id = ?3 AND revoked_at IS NULL",
-    )?
-    .execute(params![millis(now), reason, order_id])
-    .with_context(|| format!("revoking the downloads of order {order_id}"))
-}
-
-/// Lifts the revocations of `order_id` made with `reason` (a canceled
-/// chargeback lifts `reversed`, the order being paid again); returns how many
-/// changed. A revocation for another reason stays.
-pub fn restore_order(tx: &Transaction<'_>, order_id: &str, reason: &str) -> anyhow::Result<usize> {
-    tx.prepare_cached(
-        "UPDATE downloads SET revoked_at = NULL, revoked_reason = NULL
-         WHERE order_id = ?1 AND revoked_reason = ?2",
-    )?
-    .execute(params![order_id, reason])
-    .with_context(|| format!("restoring the downloads of order {order_id}"))
-}
-
-/// The grants of an order, in the order they were made.
-pub fn for_order(conn: &Connection, order_id: &str) -> anyhow::Result<Vec<Grant>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM downloads WHERE order_id = ?1 ORDER BY rowid"
-    ))?
-    .query_map([order_id], from_row)?
-    .collect::<Result<_, _>>()
-    .with_context(|| format!("reading the downloads of order {order_id}"))
-}
-
-/// One grant by id.
-fn get(conn: &Connection, id: &str) -> anyhow::Result<Option<Grant>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM downloads WHERE id = ?1"))?
-        .query_row([id], from_row)
-        .optional()
-        .with_context(|| format!("reading download {id}"))
-}
-
-/// Takes one use of a grant if it is active at `now`; false if it is not
-/// (anymore). One statement, so two racing requests can never both take the
-/// last use.
-fn take_use(conn: &Connection, id: &str, now: OffsetDateTime) -> anyhow::Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE downloads SET uses = uses + 1
-             WHERE id = ?1 AND uses < max_uses AND revoked_at IS NULL AND expires_at > ?2",
-        )?
-        .execute(params![id, millis(now)])
-        .with_context(|| format!("taking a use of download {id}"))?;
-    Ok(changed == 1)
+    tx.count_download_use(id)?;
+    Ok(Take::Taken(grant))
 }
 
 /// A file name that names a file inside the downloads directory and nothing
@@ -288,69 +188,62 @@ fn is_plain_file_name(file: &str) -> bool {
         )
 }
 
-const COLUMNS: &str = "id, order_id, sku, name, file, created_at, expires_at, max_uses, uses, \
-                       revoked_at, revoked_reason";
-
-fn from_row(row: &Row<'_>) -> rusqlite::Result<Grant> {
-    Ok(Grant {
-        id: row.get(0)?,
-        order_id: row.get(1)?,
-        sku: row.get(2)?,
-        name: row.get(3)?,
-        file: row.get(4)?,
-        created_at: at(row, 5)?,
-        expires_at: at(row, 6)?,
-        max_uses: row.get(7)?,
-        uses: row.get(8)?,
-        revoked_at: row
-            .get::<_, Option<i64>>(9)?
-            .map(|ms| from_millis(ms, 9))
-            .transpose()?,
-        revoked_reason: row.get(10)?,
-    })
-}
-
-fn at(row: &Row<'_>, index: usize) -> rusqlite::Result<OffsetDateTime> {
-    from_millis(row.get(index)?, index)
-}
-
-fn from_millis(ms: i64, index: usize) -> rusqlite::Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|error| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Integer,
-            Box::new(error),
-        )
-    })
-}
-
-/// Milliseconds since the Unix epoch: how the tables store time.
-fn millis(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::Arc;
+
     use time::Duration;
     use time::macros::datetime;
 
     use super::*;
+    use crate::storage::{Line, Order, Store};
 
     const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
 
-    /// The downloads schema over a stand-in for the orders table it
-    /// references (rusqlite's SQLite enforces foreign keys by default).
-    pub(super) const ORDERS: &str = "CREATE TABLE orders (id TEXT PRIMARY KEY);
-         INSERT INTO orders (id) VALUES ('ord_1'), ('ord_2');";
-
-    fn db() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(ORDERS).unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
-        conn
+    /// A fresh database with two orders, `ord_1` and `ord_2`, to grant
+    /// downloads of; kept while the folder is.
+    pub(crate) fn shop() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::storage::open(&dir.path().join("shop.db")).unwrap();
+        store
+            .write_with(|tx| {
+                for id in ["ord_1", "ord_2"] {
+                    tx.insert_order(&order(id))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        (dir, store)
     }
 
-    fn request<'a>(order_id: &'a str, sku: &'a str) -> GrantRequest<'a> {
+    fn order(id: &str) -> Order {
+        let usd = ipn_core::money::Currency::USD;
+        let price = ipn_core::money::Money::new(100, usd);
+        Order {
+            id: id.to_owned(),
+            status: "paid".into(),
+            customer_email: "ann@example.com".into(),
+            total: price,
+            lines: vec![Line {
+                sku: "book".into(),
+                name: "The Book".into(),
+                kind: ipn_core::payment::ItemKind::Digital,
+                quantity: 1,
+                unit_price: price,
+                total: price,
+            }],
+            checkout_session_id: format!("cs_{id}"),
+            checkout_url: "u".into(),
+            merchant_id: None,
+            created_at: 0,
+            paid_at: None,
+            fulfilled_at: None,
+            plan: None,
+            subscription_id: None,
+        }
+    }
+
+    pub(crate) fn request<'a>(order_id: &'a str, sku: &'a str) -> GrantRequest<'a> {
         GrantRequest {
             order_id,
             sku,
@@ -359,50 +252,62 @@ mod tests {
         }
     }
 
-    fn grant_one(conn: &mut Connection, order_id: &str, sku: &str, policy: &Policy) -> Grant {
-        let tx = conn.transaction().unwrap();
-        let grant = grant(&tx, &request(order_id, sku), policy, NOW).unwrap();
-        tx.commit().unwrap();
-        grant
+    fn grant_one(store: &dyn Store, order_id: &str, sku: &str, policy: &Policy) -> Grant {
+        store
+            .write_with(|tx| grant(tx, &request(order_id, sku), policy, NOW))
+            .unwrap()
+    }
+
+    fn take_one(store: &dyn Store, id: &str, now: OffsetDateTime) -> bool {
+        let take = store.write_with(|tx| take(tx, id, now)).unwrap();
+        matches!(take, Take::Taken(_))
+    }
+
+    fn get(store: &dyn Store, id: &str) -> Option<Grant> {
+        store.read_with(|r| r.download(id)).unwrap()
     }
 
     #[test]
     fn a_grant_is_made_once_per_order_and_sku() {
-        let mut conn = db();
+        let (_dir, store) = shop();
+        let store = &*store;
         let policy = Policy::default();
-        let first = grant_one(&mut conn, "ord_1", "book", &policy);
+        let first = grant_one(store, "ord_1", "book", &policy);
         assert!(first.id.starts_with("dl_"), "{}", first.id);
         assert_eq!(first.expires_at, NOW + Duration::days(7));
         assert_eq!((first.uses, first.max_uses), (0, 5));
         assert_eq!(first.state(NOW), GrantState::Active);
 
         // A replayed IPN, later and under another policy: the same grant.
-        take_use(&conn, &first.id, NOW).unwrap();
-        let tx = conn.transaction().unwrap();
+        assert!(take_one(store, &first.id, NOW));
         let other = Policy {
             expires_after: Duration::days(1),
             max_uses: 1,
         };
-        let again = grant(
-            &tx,
-            &request("ord_1", "book"),
-            &other,
-            NOW + Duration::hours(1),
-        );
-        tx.commit().unwrap();
+        let again = store
+            .write_with(|tx| {
+                grant(
+                    tx,
+                    &request("ord_1", "book"),
+                    &other,
+                    NOW + Duration::hours(1),
+                )
+            })
+            .unwrap();
         assert_eq!(
-            again.unwrap(),
+            again,
             Grant {
                 uses: 1,
                 ..first.clone()
             }
         );
 
-        let second_line = grant_one(&mut conn, "ord_1", "song", &policy);
-        let other_order = grant_one(&mut conn, "ord_2", "book", &policy);
+        let second_line = grant_one(store, "ord_1", "song", &policy);
+        let other_order = grant_one(store, "ord_2", "book", &policy);
         assert_ne!(second_line.id, first.id);
         assert_ne!(other_order.id, first.id);
-        let ids: Vec<_> = for_order(&conn, "ord_1")
+        let ids: Vec<_> = store
+            .read_with(|r| r.order_downloads("ord_1"))
             .unwrap()
             .into_iter()
             .map(|g| g.id)
@@ -412,7 +317,7 @@ mod tests {
 
     #[test]
     fn a_file_name_that_could_leave_the_directory_is_refused() {
-        let mut conn = db();
+        let (_dir, store) = shop();
         for file in [
             "",
             ".",
@@ -424,66 +329,67 @@ mod tests {
             "a\0b",
             "a\nb",
         ] {
-            let tx = conn.transaction().unwrap();
             let request = GrantRequest {
                 file,
                 ..request("ord_1", "book")
             };
-            assert!(
-                grant(&tx, &request, &Policy::default(), NOW).is_err(),
-                "{file:?} was granted"
-            );
+            let granted = store.write_with(|tx| grant(tx, &request, &Policy::default(), NOW));
+            assert!(granted.is_err(), "{file:?} was granted");
         }
         assert!(is_plain_file_name("v1..2 final.zip"));
     }
 
     #[test]
     fn a_grant_expires_at_its_expiry_to_the_millisecond() {
-        let mut conn = db();
-        let grant = grant_one(&mut conn, "ord_1", "book", &Policy::default());
+        let (_dir, store) = shop();
+        let store = &*store;
+        let grant = grant_one(store, "ord_1", "book", &Policy::default());
         let end = grant.expires_at;
         let just_before = end - Duration::milliseconds(1);
         assert_eq!(grant.state(just_before), GrantState::Active);
         assert_eq!(grant.state(end), GrantState::Expired);
         assert_eq!(grant.state(end + Duration::days(1)), GrantState::Expired);
-        // The route's update agrees with `state` on both sides of the line.
-        assert!(!take_use(&conn, &grant.id, end).unwrap());
-        assert!(take_use(&conn, &grant.id, just_before).unwrap());
+        // Taking a use agrees with `state` on both sides of the line.
+        assert!(!take_one(store, &grant.id, end));
+        assert!(take_one(store, &grant.id, just_before));
     }
 
     #[test]
     fn uses_run_out_at_the_limit() {
-        let mut conn = db();
+        let (_dir, store) = shop();
+        let store = &*store;
         let policy = Policy {
             max_uses: 2,
             ..Policy::default()
         };
-        let grant = grant_one(&mut conn, "ord_1", "book", &policy);
-        assert!(take_use(&conn, &grant.id, NOW).unwrap());
-        assert!(take_use(&conn, &grant.id, NOW).unwrap());
-        assert!(!take_use(&conn, &grant.id, NOW).unwrap());
-        let spent = get(&conn, &grant.id).unwrap().unwrap();
+        let grant = grant_one(store, "ord_1", "book", &policy);
+        assert!(take_one(store, &grant.id, NOW));
+        assert!(take_one(store, &grant.id, NOW));
+        let third = store.write_with(|tx| take(tx, &grant.id, NOW)).unwrap();
+        let Take::Refused(spent) = third else {
+            panic!("{third:?}")
+        };
         assert_eq!(spent.uses, 2);
         assert_eq!(spent.state(NOW), GrantState::UsedUp);
 
-        assert!(get(&conn, "dl_nope").unwrap().is_none());
+        assert!(get(store, "dl_nope").is_none());
+        let none = store.write_with(|tx| take(tx, "dl_nope", NOW)).unwrap();
+        assert_eq!(none, Take::NotFound);
     }
 
     #[test]
-    fn revoking_counts_what_changed_and_wins_over_other_states() {
-        let mut conn = db();
+    fn revoking_wins_over_other_states() {
+        let (_dir, store) = shop();
+        let store = &*store;
         let policy = Policy::default();
-        let book = grant_one(&mut conn, "ord_1", "book", &policy);
-        grant_one(&mut conn, "ord_1", "song", &policy);
-        let untouched = grant_one(&mut conn, "ord_2", "book", &policy);
+        let book = grant_one(store, "ord_1", "book", &policy);
+        grant_one(store, "ord_1", "song", &policy);
+        let untouched = grant_one(store, "ord_2", "book", &policy);
+        store
+            .write_with(|tx| tx.revoke_downloads("ord_1", "refunded", millis(NOW)))
+            .unwrap();
 
-        let tx = conn.transaction().unwrap();
-        assert_eq!(revoke_order(&tx, "ord_1", "refunded", NOW).unwrap(), 2);
-        assert_eq!(revoke_order(&tx, "ord_1", "reversed", NOW).unwrap(), 0);
-        assert_eq!(revoke_order(&tx, "ord_9", "refunded", NOW).unwrap(), 0);
-        tx.commit().unwrap();
-
-        let revoked = get(&conn, &book.id).unwrap().unwrap();
+        let revoked = get(store, &book.id).unwrap();
         assert_eq!(revoked.revoked_at, Some(NOW));
         let refunded = GrantState::Revoked {
             reason: "refunded".into(),
@@ -491,47 +397,37 @@ mod tests {
         // Revocation is what the customer hears, even once expired.
         assert_eq!(revoked.state(NOW), refunded);
         assert_eq!(revoked.state(NOW + Duration::days(30)), refunded);
-        assert!(!take_use(&conn, &book.id, NOW).unwrap());
-        let other = get(&conn, &untouched.id).unwrap().unwrap();
+        assert!(!take_one(store, &book.id, NOW));
+        let other = get(store, &untouched.id).unwrap();
         assert_eq!(other.state(NOW), GrantState::Active);
     }
 
     #[test]
     fn a_restore_lifts_only_revocations_for_its_reason() {
-        let mut conn = db();
-        let grant = grant_one(&mut conn, "ord_1", "book", &Policy::default());
-        let tx = conn.transaction().unwrap();
-        assert_eq!(revoke_order(&tx, "ord_1", "reversed", NOW).unwrap(), 1);
-        assert_eq!(restore_order(&tx, "ord_1", "refunded").unwrap(), 0);
-        assert_eq!(restore_order(&tx, "ord_1", "reversed").unwrap(), 1);
-        assert_eq!(restore_order(&tx, "ord_1", "reversed").unwrap(), 0);
-        tx.commit().unwrap();
-        let restored = get(&conn, &grant.id).unwrap().unwrap();
+        let (_dir, store) = shop();
+        let store = &*store;
+        let grant = grant_one(store, "ord_1", "book", &Policy::default());
+        store
+            .write_with(|tx| {
+                assert_eq!(tx.revoke_downloads("ord_1", "reversed", millis(NOW))?, 1);
+                assert_eq!(tx.restore_downloads("ord_1", "refunded")?, 0);
+                assert_eq!(tx.restore_downloads("ord_1", "reversed")?, 1);
+                assert_eq!(tx.restore_downloads("ord_1", "reversed")?, 0);
+                Ok(())
+            })
+            .unwrap();
+        let restored = get(store, &grant.id).unwrap();
         assert_eq!(restored, grant);
         assert_eq!(restored.state(NOW), GrantState::Active);
-        assert!(take_use(&conn, &grant.id, NOW).unwrap());
-    }
-
-    #[test]
-    fn the_schema_makes_one_random_key_per_database() {
-        let a = signing_key(&db()).unwrap();
-        let b = signing_key(&db()).unwrap();
-        assert_ne!(a, b);
-        assert_eq!(format!("{a:?}"), "SigningKey(***)");
-        assert!(
-            db().execute(
-                "INSERT INTO download_secret (id, key) VALUES (2, randomblob(32))",
-                []
-            )
-            .is_err()
-        );
+        assert!(take_one(store, &grant.id, NOW));
     }
 
     #[test]
     fn the_path_holds_the_token() {
-        let mut conn = db();
-        let key = signing_key(&conn).unwrap();
-        let grant = grant_one(&mut conn, "ord_1", "book", &Policy::default());
+        let (_dir, store) = shop();
+        let store = &*store;
+        let key = SigningKey::from_bytes(store.read_with(|r| r.download_key()).unwrap());
+        let grant = grant_one(store, "ord_1", "book", &Policy::default());
         let token = grant.token(&key);
         assert_eq!(path(&token), format!("/downloads/{token}"));
         assert_eq!(

@@ -13,12 +13,13 @@
 //! | 410 | no uses left | "This download link has been used 5 times, its limit." |
 //! | 500 | the shop's file is missing (or no directory is configured) | says so, and that no use was taken |
 //! | 500 | the database failed | opaque; the cause is logged |
-//! | 503 | the row changed between our update and our second look, and changed back (revoked, then restored); rare | "try again" |
+//! | 503 | the shop is shutting down | "try again" |
 //!
 //! A use is taken when the download starts: after the file is open (so a
-//! missing file never costs one) and before the first byte, by one
-//! conditional `UPDATE`, so racing requests can never share the last use.
-//! Nothing that can fail comes between that update and the response, so a
+//! missing file never costs one) and before the first byte, by one write of
+//! the writer thread that checks the grant is still active and counts the
+//! use ([`super::take`]), so racing requests can never share the last use.
+//! Nothing that can fail comes between that write and the response, so a
 //! use never needs giving back. A download the customer breaks off midway
 //! still counts; that is what the spare uses of the default
 //! [`Policy`](super::Policy) are for.
@@ -30,10 +31,9 @@
 //! `tokio::fs::File` into a body in 4 KiB chunks (reqwest's `stream`
 //! feature, which also enables `tokio/fs`), and axum takes any such body.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -41,67 +41,39 @@ use axum::extract::{self, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rusqlite::{Connection, OpenFlags};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::token::{self, SigningKey};
-use super::{Grant, GrantState};
+use super::{GrantState, Take};
 use crate::clock::Clock;
+use crate::storage::{Grant, Reader};
+use crate::writer::{WriteError, Writer};
 
-/// What the download route needs; cheap to clone.
-///
-/// It has its own read-write connection: the route's one write (a use
-/// taken) is a single statement that must not wait behind the
-/// writer thread's queue, and SQLite serialises the two connections' writes
-/// (WAL, 10 s busy timeout). The mutex is there because a `Connection` is
-/// not `Sync`; it is only held on the blocking pool.
-#[derive(Clone)]
+/// What the download route needs; cheap to clone. It reads grants through
+/// the reader and takes a use through the writer, the one that writes.
+#[derive(Debug, Clone)]
 pub struct Downloads {
-    conn: Arc<Mutex<Connection>>,
+    reader: Reader,
+    writer: Writer,
     dir: Option<PathBuf>,
     key: SigningKey,
     /// Expiry is checked against it.
     clock: Clock,
 }
 
-impl std::fmt::Debug for Downloads {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Downloads")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Downloads {
-    /// The shop's HMAC key, which also signs the admin's known-device
-    /// cookies (`pages/throttle.rs`).
-    pub fn signing_key(&self) -> SigningKey {
-        self.key.clone()
-    }
-
-    /// Opens a connection to `database`, which must exist and be migrated
-    /// (the store's `open` does both), and loads the signing key from it.
-    /// `dir` is the downloads directory (`--downloads-dir`); without one,
-    /// every download answers that the shop's file is missing.
-    pub fn open(database: &Path, dir: Option<PathBuf>) -> anyhow::Result<Self> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(database, flags).with_context(|| {
-            format!(
-                "opening the SQLite database {} for downloads",
-                database.display()
-            )
-        })?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let key = super::signing_key(&conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+    /// `key` signs the links; `dir` is the downloads directory
+    /// (`--downloads-dir`): without one, every download answers that the
+    /// shop's file is missing.
+    pub fn new(reader: Reader, writer: Writer, key: SigningKey, dir: Option<PathBuf>) -> Self {
+        Self {
+            reader,
+            writer,
             dir,
             key,
             clock: Clock::system(),
-        })
+        }
     }
 
     /// Checks expiry against `clock` rather than real time.
@@ -115,20 +87,9 @@ impl Downloads {
         &self.key
     }
 
-    /// Runs `f` on the connection, on the blocking pool.
-    async fn blocking<T, F>(&self, f: F) -> anyhow::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
-    {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let conn = conn
-                .lock()
-                .map_err(|_| anyhow!("the downloads connection's lock is poisoned"))?;
-            f(&conn)
-        })
-        .await?
+    /// The grant `id`, if there is one.
+    async fn grant(&self, id: String) -> Result<Option<Grant>, DownloadError> {
+        Ok(self.reader.read(move |r| r.download(&id)).await?)
     }
 }
 
@@ -157,10 +118,10 @@ pub enum DownloadError {
         file: String,
         cause: String,
     },
-    #[error("download {id} changed while a use was being taken")]
-    Busy { id: String },
     #[error("download failed: {0:#}")]
     Store(#[from] anyhow::Error),
+    #[error("download failed: {0}")]
+    Write(#[from] WriteError),
 }
 
 impl DownloadError {
@@ -168,8 +129,10 @@ impl DownloadError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Revoked { .. } | Self::Expired { .. } | Self::UsedUp { .. } => StatusCode::GONE,
-            Self::FileMissing { .. } | Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::FileMissing { .. } | Self::Store(_) | Self::Write(WriteError::Store(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Self::Write(WriteError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -188,10 +151,14 @@ impl DownloadError {
             Self::FileMissing { .. } => "The shop's file for this download is missing, so \
                 nothing was downloaded and your link was not used. Please let the shop know."
                 .to_owned(),
-            Self::Busy { .. } => "This download is busy; please try again in a moment.".to_owned(),
-            Self::Store(_) => "Something went wrong on the shop's side; it has been logged. \
-                Please try again later."
-                .to_owned(),
+            Self::Write(WriteError::Closed) => {
+                "The shop is restarting; please try again in a moment.".to_owned()
+            }
+            Self::Store(_) | Self::Write(WriteError::Store(_)) => {
+                "Something went wrong on the shop's side; it has been logged. \
+                 Please try again later."
+                    .to_owned()
+            }
         }
     }
 
@@ -256,20 +223,19 @@ async fn download(
 ) -> Result<Response, DownloadError> {
     let now = downloads.clock.now();
     let Ready { grant, file, head } = ready(&downloads, token, now).await?;
-    let id = grant.id.clone();
-    if !downloads
-        .blocking(move |conn| super::take_use(conn, &id, now))
+    match downloads
+        .writer
+        .take_download(grant.id.clone(), now)
         .await?
     {
-        // Someone else changed the row since we read it: say what they did.
-        let id = grant.id.clone();
-        let latest = downloads
-            .blocking(move |conn| super::get(conn, &id))
-            .await?
-            .ok_or(DownloadError::NotFound)?;
-        return Err(
-            DownloadError::refusing(&latest, now).unwrap_or(DownloadError::Busy { id: grant.id })
-        );
+        Take::Taken(_) => {}
+        // The row changed since we read it: say what changed.
+        Take::Refused(latest) => {
+            return Err(DownloadError::refusing(&latest, now).unwrap_or_else(|| {
+                DownloadError::Store(anyhow!("download {} was refused while active", latest.id))
+            }));
+        }
+        Take::NotFound => return Err(DownloadError::NotFound),
     }
     tracing::info!(
         download.id = %grant.id,
@@ -312,10 +278,7 @@ async fn ready(
 ) -> Result<Ready, DownloadError> {
     let extract::Path(token) = token.map_err(|_| DownloadError::NotFound)?;
     let id = token::verify(&downloads.key, &token).ok_or(DownloadError::NotFound)?;
-    let grant = downloads
-        .blocking(move |conn| super::get(conn, &id))
-        .await?
-        .ok_or(DownloadError::NotFound)?;
+    let grant = downloads.grant(id).await?.ok_or(DownloadError::NotFound)?;
     if let Some(refusal) = DownloadError::refusing(&grant, now) {
         return Err(refusal);
     }
@@ -393,19 +356,23 @@ fn content_disposition(file: &str) -> String {
 mod tests {
     use time::Duration;
 
-    use super::super::{GrantRequest, Policy, SCHEMA, for_order, grant, revoke_order};
+    use std::sync::Arc;
+
+    use super::super::{GrantRequest, Policy, grant};
     use super::*;
+    use crate::clock::millis;
+    use crate::storage::{NewGrant, Store};
 
     const BOOK: &[u8] = b"%PDF-1.7 the whole book\n";
 
     /// A download route on port 0 over a fresh database and directory.
     struct Shop {
         base: String,
-        db: PathBuf,
+        store: Arc<dyn Store>,
         files: PathBuf,
         key: SigningKey,
         client: reqwest::Client,
-        _tmp: tempfile::TempDir,
+        _tmp: (tempfile::TempDir, tempfile::TempDir),
     }
 
     impl Shop {
@@ -414,29 +381,26 @@ mod tests {
             let files = tmp.path().join("files");
             std::fs::create_dir(&files).unwrap();
             std::fs::write(files.join("book.pdf"), BOOK).unwrap();
-            let db = tmp.path().join("shop.db");
-            let conn = Connection::open(&db).unwrap();
-            conn.execute_batch(super::super::tests::ORDERS).unwrap();
-            conn.execute_batch(SCHEMA).unwrap();
-            drop(conn);
-            let downloads = Downloads::open(&db, with_dir.then(|| files.clone())).unwrap();
-            let key = downloads.key().clone();
+            let (dir, store) = super::super::tests::shop();
+            let key = SigningKey::from_bytes(store.read_with(|r| r.download_key()).unwrap());
+            let (writer, _thread) = crate::writer::start(Arc::clone(&store), None).unwrap();
+            let reader = Reader::new(Arc::clone(&store));
+            let downloads =
+                Downloads::new(reader, writer, key.clone(), with_dir.then(|| files.clone()));
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
             tokio::spawn(async move { axum::serve(listener, router(downloads)).await });
             Self {
                 base,
-                db,
+                store,
                 files,
                 key,
                 client: reqwest::Client::new(),
-                _tmp: tmp,
+                _tmp: (tmp, dir),
             }
         }
 
         fn grant(&self, file: &str, max_uses: u32, now: OffsetDateTime) -> Grant {
-            let mut conn = Connection::open(&self.db).unwrap();
-            let tx = conn.transaction().unwrap();
             let request = GrantRequest {
                 order_id: "ord_1",
                 sku: file,
@@ -447,15 +411,15 @@ mod tests {
                 max_uses,
                 ..Policy::default()
             };
-            let grant = grant(&tx, &request, &policy, now).unwrap();
-            tx.commit().unwrap();
-            grant
+            self.store
+                .write_with(|tx| grant(tx, &request, &policy, now))
+                .unwrap()
         }
 
         fn uses(&self, grant: &Grant) -> u32 {
-            let conn = Connection::open(&self.db).unwrap();
-            let grants = for_order(&conn, &grant.order_id).unwrap();
-            grants.iter().find(|g| g.id == grant.id).unwrap().uses
+            let id = grant.id.clone();
+            let stored = self.store.read_with(move |r| r.download(&id)).unwrap();
+            stored.unwrap().uses
         }
 
         fn url(&self, grant: &Grant) -> String {
@@ -522,10 +486,10 @@ mod tests {
     async fn a_refund_revokes_the_link() {
         let shop = Shop::start(true).await;
         let grant = shop.grant("book.pdf", 5, OffsetDateTime::now_utc());
-        let mut conn = Connection::open(&shop.db).unwrap();
-        let tx = conn.transaction().unwrap();
-        revoke_order(&tx, "ord_1", "refunded", OffsetDateTime::now_utc()).unwrap();
-        tx.commit().unwrap();
+        let now = millis(OffsetDateTime::now_utc());
+        shop.store
+            .write_with(|tx| tx.revoke_downloads("ord_1", "refunded", now))
+            .unwrap();
         let (status, _, body) = shop.fetch(&shop.url(&grant)).await;
         assert_eq!(status, 410);
         assert_eq!(
@@ -595,15 +559,23 @@ mod tests {
     async fn a_row_naming_a_path_outside_the_directory_is_never_served() {
         let shop = Shop::start(true).await;
         std::fs::write(shop.files.parent().unwrap().join("secret.txt"), "SECRET").unwrap();
-        let grant = shop.grant("book.pdf", 5, OffsetDateTime::now_utc());
+        let now = OffsetDateTime::now_utc();
         // Not through `grant`, which refuses such a name: as if the row
         // had been written by something else.
-        Connection::open(&shop.db)
-            .unwrap()
-            .execute(
-                "UPDATE downloads SET file = '../secret.txt' WHERE id = ?1",
-                [&grant.id],
-            )
+        let grant = shop
+            .store
+            .write_with(|tx| {
+                tx.grant(&NewGrant {
+                    id: "dl_outside",
+                    order_id: "ord_1",
+                    sku: "secret",
+                    name: "A secret",
+                    file: "../secret.txt",
+                    created_at: now,
+                    expires_at: now + time::Duration::days(1),
+                    max_uses: 5,
+                })
+            })
             .unwrap();
         let (status, _, body) = shop.fetch(&shop.url(&grant)).await;
         assert_eq!(status, 500);

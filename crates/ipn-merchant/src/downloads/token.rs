@@ -8,11 +8,9 @@
 //! whole 32 bytes: the token is in a link, not typed, so there is no reason
 //! to shorten it. Everything else (expiry, uses, revocation) is in the row.
 
-use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac as _};
-use rusqlite::Connection;
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -20,8 +18,8 @@ type HmacSha256 = Hmac<Sha256>;
 /// The longest token [`verify`] reads; a real one is about 83 characters.
 const MAX_TOKEN: usize = 128;
 
-/// The key that signs download tokens: 32 random bytes made by the
-/// migration. Its `Debug` never shows it.
+/// The key that signs download tokens: 32 random bytes the database made
+/// (`DownloadReads::download_key`). Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningKey([u8; 32]);
 
@@ -40,19 +38,6 @@ impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SigningKey(***)")
     }
-}
-
-/// Loads the signing key the `downloads` migration stored.
-pub fn signing_key(conn: &Connection) -> anyhow::Result<SigningKey> {
-    let key: Vec<u8> = conn
-        .query_row("SELECT key FROM download_secret WHERE id = 1", [], |row| {
-            row.get(0)
-        })
-        .context("reading the download signing key (has the downloads migration run?)")?;
-    let Ok(key) = <[u8; 32]>::try_from(key.as_slice()) else {
-        bail!("the download signing key is {} bytes, not 32", key.len());
-    };
-    Ok(SigningKey(key))
 }
 
 /// The token for grant `id`.
@@ -108,6 +93,7 @@ mod tests {
         assert!(!token.contains(ID), "the id shows in {token}");
         // Deterministic: the same grant always has the same link.
         assert_eq!(sign(&key(7), ID), token);
+        assert_eq!(format!("{:?}", key(7)), "SigningKey(***)");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The notification handler (DESIGN §5): turns inbox messages into order
-//! states, download grants, subscription access and customer emails,
-//! exactly once in effect.
+//! The notification handler: turns inbox messages into order states,
+//! download grants, subscription access and customer emails, exactly once
+//! in effect.
 //!
 //! It runs on the writer thread, after the writer commits messages that are
 //! ready (standard ones at once, PayPal ones once `VERIFIED`), and at start
@@ -20,35 +20,43 @@
 //!    irrelevant; then grant or revoke downloads and queue the emails the
 //!    new state calls for, each under a key so it is queued once.
 //!
-//! Subscriptions follow the same pattern in `subscriptions.rs`.
+//! Subscriptions follow the same pattern in `subscriptions.rs`. Every read
+//! and write goes through the storage interface ([`Tx`]); what they mean is
+//! decided here.
 
 pub mod notice;
 pub mod order_state;
-pub mod store;
 pub mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipn_core::Dialect;
 use ipn_core::money::Money;
 use ipn_core::payment::ItemKind;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use self::notice::{ChargeStatus, Notice, PaymentKind, PaymentNotice, Read};
-use self::order_state::{Derived, Fact, OrderStatus};
-use self::store::{Handled, Outcome, Waiting};
+use self::notice::{Notice, PaymentNotice, Read};
+use self::order_state::{Derived, OrderStatus};
 use crate::catalog::Catalog;
+use crate::clock::millis;
 use crate::downloads::{self, GrantRequest, Policy, SigningKey};
-use crate::mail::{self, EmailKind, NewEmail, Templates, Vars};
-use crate::storage::orders::{self, Order};
-use crate::storage::writer::Review;
-use crate::storage::{InboxId, StoreError};
+use crate::mail::{Templates, Vars};
+use crate::model::{ChargeStatus, EmailKind, Fact, PaymentKind};
+use crate::storage::{
+    Grant, Handled, HeldClaim, InboxId, NewEmail, Order, Outcome, Owner, PaymentRecord, Store,
+    StoreError, Tx, Waiting,
+};
 
 /// Messages handled per transaction: big enough to share a commit's fsync
 /// among many, small enough that receivers queued behind it wait little.
 pub const PASS: usize = 512;
+
+/// How many times a message whose handling failed (on itself, not on the
+/// database) is tried before it is set aside as `failed` (kept, shown to the
+/// operator) so that it cannot hold up the messages behind it.
+pub const MAX_ATTEMPTS: u32 = 5;
 
 /// What the handler needs besides the database.
 #[derive(Debug, Clone)]
@@ -66,6 +74,8 @@ pub struct Settings {
     pub catalog: Arc<Catalog>,
     pub templates: Arc<Templates>,
     pub downloads: Policy,
+    /// Signs the links in download emails.
+    pub download_key: SigningKey,
     pub clock: crate::clock::Clock,
 }
 
@@ -73,10 +83,18 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct Handler {
     settings: Settings,
-    /// Loaded from the database on first use.
-    download_key: Option<SigningKey>,
     /// Notified when a pass queued emails.
     mail_wake: Arc<Notify>,
+}
+
+/// What an operator's action on an order came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Review {
+    Done,
+    /// No such order or flag.
+    NotFound,
+    /// The action does not apply (a refunded order cannot be shipped).
+    Refused(String),
 }
 
 /// What a pass found.
@@ -90,36 +108,12 @@ pub enum PassResult {
     RetryIn(Duration),
 }
 
-/// Whether a failure is the database's (the disk, a lock, memory) rather
-/// than one message's: then the whole pass waits and nothing is counted
-/// against the messages.
-fn is_storage_failure(error: &StoreError) -> bool {
-    use rusqlite::ErrorCode as Code;
-    error.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<rusqlite::Error>(),
-            Some(rusqlite::Error::SqliteFailure(failure, _))
-                if !matches!(failure.code, Code::ConstraintViolation | Code::TypeMismatch)
-        )
-    })
-}
-
 impl Handler {
     pub fn new(settings: Settings, mail_wake: Arc<Notify>) -> Self {
         Self {
             settings,
-            download_key: None,
             mail_wake,
         }
-    }
-
-    /// Loads what the handler reads from the database once: the key that
-    /// signs download links.
-    pub fn prepare(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        if self.download_key.is_none() {
-            self.download_key = Some(downloads::signing_key(conn)?);
-        }
-        Ok(())
     }
 
     /// Handles up to [`PASS`] waiting messages in one transaction.
@@ -127,59 +121,33 @@ impl Handler {
     /// An error is a storage failure (the disk, a lock): nothing of the pass
     /// is kept, and the writer tries again later with the same messages.
     /// Any other failure belongs to one message: it alone is undone and
-    /// tried again after a delay, and after [`store::MAX_ATTEMPTS`] it is
-    /// set aside as `failed` (kept, shown on /admin, where it can be sent
-    /// back) so that it cannot hold up the others.
-    pub fn pass(&mut self, conn: &mut Connection) -> Result<PassResult, StoreError> {
-        self.prepare(conn)?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let wall = crate::clock::Clock::system().now_ms();
-        let waiting = store::waiting(&tx, wall, PASS)?;
+    /// tried again after a delay (1 s, doubling), and after
+    /// [`MAX_ATTEMPTS`] it is set aside as `failed` (kept, shown on /admin,
+    /// where it can be sent back) so that it cannot hold up the others.
+    pub fn pass(&self, store: &dyn Store) -> Result<PassResult, StoreError> {
+        let wall = crate::clock::wall_ms();
         let mut emails = 0;
-        for message in &waiting {
-            let now = self.settings.clock.now();
-            tx.execute_batch("SAVEPOINT message")?;
-            match self.handle(&tx, message, now) {
-                Ok(queued) => {
-                    emails += queued;
-                    tx.execute_batch("RELEASE message")?;
-                }
-                Err(error) if is_storage_failure(&error) => return Err(error),
-                Err(error) => {
-                    tx.execute_batch("ROLLBACK TO message; RELEASE message")?;
-                    let error = format!("{error:#}");
-                    let attempts = store::count_attempt(&tx, message.id, &error, wall)?;
-                    tracing::error!(
-                        inbox.id = message.id,
-                        attempts,
-                        error,
-                        "handling a message failed"
-                    );
-                    if attempts >= store::MAX_ATTEMPTS {
-                        // Set aside, and raised for review so that it is
-                        // seen until someone sends it back.
-                        let reason = format!(
-                            "message #{} could not be handled ({attempts} attempts): {error}",
-                            message.id
-                        );
-                        store::flag(&tx, None, message.id, &reason, millis(now))?;
-                        store::mark(
-                            &tx,
-                            message.id,
-                            Outcome::Failed,
-                            &Handled {
-                                detail: Some(&error),
-                                ..Handled::default()
-                            },
-                            millis(now),
-                        )?;
-                    }
+        let mut full = false;
+        let mut next_retry = None;
+        store.write(&mut |tx| {
+            emails = 0;
+            let waiting = tx.waiting(wall, PASS)?;
+            for message in &waiting {
+                let now = self.settings.clock.now();
+                let mut queued = 0;
+                let handled = tx.attempt(&mut |tx| {
+                    queued = self.handle(tx, message, now)?;
+                    Ok(())
+                })?;
+                match handled {
+                    Ok(()) => emails += queued,
+                    Err(error) => self.failed(tx, message, &format!("{error:#}"), wall, now)?,
                 }
             }
-        }
-        let full = waiting.len() == PASS;
-        let next_retry = if full { None } else { store::next_retry(&tx)? };
-        tx.commit()?;
+            full = waiting.len() == PASS;
+            next_retry = if full { None } else { tx.next_retry()? };
+            Ok(())
+        })?;
         if emails > 0 {
             self.mail_wake.notify_one();
         }
@@ -194,6 +162,42 @@ impl Handler {
         })
     }
 
+    /// Counts a failed attempt at a message, which is tried again after 1 s,
+    /// 2 s, 4 s … (`wall` is wall-clock ms: retry delays are real time);
+    /// after [`MAX_ATTEMPTS`] it is set aside, and raised for review so that
+    /// it is seen until someone sends it back.
+    fn failed(
+        &self,
+        tx: &dyn Tx,
+        message: &Waiting,
+        error: &str,
+        wall: i64,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let attempts = message.attempts.saturating_add(1);
+        let retry_at = wall.saturating_add(1000 << message.attempts.min(16));
+        tx.record_failure(message.id, attempts, error, retry_at)?;
+        tracing::error!(
+            inbox.id = message.id,
+            attempts,
+            error,
+            "handling a message failed"
+        );
+        if attempts >= MAX_ATTEMPTS {
+            let reason = format!(
+                "message #{} could not be handled ({attempts} attempts): {error}",
+                message.id
+            );
+            tx.flag(None, message.id, &reason, millis(now))?;
+            let handled = Handled {
+                detail: Some(error),
+                ..Handled::default()
+            };
+            tx.mark_handled(message.id, Outcome::Failed, &handled, millis(now))?;
+        }
+        Ok(())
+    }
+
     /// Wakes the mail worker: the writer calls it after committing work that
     /// may have queued emails outside a pass (an operator's review).
     pub fn wake_mail(&self) {
@@ -203,13 +207,13 @@ impl Handler {
     /// Handles one message; returns how many emails it queued.
     fn handle(
         &self,
-        tx: &Transaction<'_>,
+        tx: &dyn Tx,
         message: &Waiting,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
-        let read = match message.dialect.as_str() {
-            "paypal" => notice::read_paypal(&message.body),
-            _ => notice::read_standard(&message.body),
+        let read = match message.dialect {
+            Dialect::Paypal => notice::read_paypal(&message.body),
+            Dialect::Standard => notice::read_standard(&message.body),
         };
         let at = millis(now);
         let read: Read = match read {
@@ -220,21 +224,21 @@ impl Handler {
                     detail: Some(&error.0),
                     ..Handled::default()
                 };
-                store::mark(tx, message.id, Outcome::Rejected, &handled, at)?;
+                tx.mark_handled(message.id, Outcome::Rejected, &handled, at)?;
                 return Ok(0);
             }
         };
-        if let Some(seen) = store::claimed(tx, &read.keys)? {
+        if let Some(seen) = tx.claimed(&read.keys)? {
             let detail = format!("{seen} was applied before");
             let handled = Handled {
                 detail: Some(&detail),
                 ..Handled::default()
             };
-            store::mark(tx, message.id, Outcome::Duplicate, &handled, at)?;
+            tx.mark_handled(message.id, Outcome::Duplicate, &handled, at)?;
             return Ok(0);
         }
         for key in &read.keys {
-            store::claim_key(tx, key, message.id)?;
+            tx.claim_key(key, message.id)?;
         }
         match read.notice {
             Notice::Ignored(why) => {
@@ -242,7 +246,7 @@ impl Handler {
                     detail: Some(&why),
                     ..Handled::default()
                 };
-                store::mark(tx, message.id, Outcome::Ignored, &handled, at)?;
+                tx.mark_handled(message.id, Outcome::Ignored, &handled, at)?;
                 Ok(0)
             }
             Notice::Payment(payment) if payment.subscription_id.is_some() => {
@@ -258,7 +262,7 @@ impl Handler {
     /// A payment notice for an order.
     fn payment(
         &self,
-        tx: &Transaction<'_>,
+        tx: &dyn Tx,
         inbox_id: InboxId,
         notice: &PaymentNotice,
         now: OffsetDateTime,
@@ -272,19 +276,19 @@ impl Handler {
                 detail,
                 ..Handled::default()
             };
-            store::mark(tx, inbox_id, outcome, &handled, at)
+            tx.mark_handled(inbox_id, outcome, &handled, at)
         };
         // A refund or reversal belongs to its charge's order, whatever its
         // invoice says; a charge to the order its invoice names.
         let order_id = match &notice.parent_id {
             None => notice.invoice.clone(),
-            Some(parent) => match store::payment_order(tx, parent)? {
+            Some(parent) => match tx.payment_order(parent)? {
                 Some(order_id) => order_id,
                 None => {
                     // Its payment is not known yet: kept as claimed, and
                     // checked and counted when the payment arrives
                     // (`settle_held`).
-                    store::hold(tx, inbox_id, notice)?;
+                    tx.hold(&held(inbox_id, notice, parent))?;
                     let detail = format!("waits for its payment {parent}");
                     mark(Outcome::Held, notice.invoice.as_deref(), Some(&detail))?;
                     return Ok(0);
@@ -292,7 +296,7 @@ impl Handler {
             },
         };
         let order = match &order_id {
-            Some(id) => orders::get(tx, id)?,
+            Some(id) => tx.order(id)?,
             None => None,
         };
         let Some(order) = order else {
@@ -303,25 +307,18 @@ impl Handler {
                 ),
                 None => format!("{} names no order (no invoice)", notice.txn_id),
             };
-            let record = store::Record {
-                order_id: order_id.as_deref(),
-                valid: false,
-            };
-            store::record_payment(tx, notice, &record, inbox_id, at)?;
-            store::flag(tx, None, inbox_id, &reason, at)?;
+            tx.record_payment(&record(notice, order_id.as_deref(), false, inbox_id, at))?;
+            tx.flag(None, inbox_id, &reason, at)?;
             tracing::warn!(inbox.id = inbox_id, reason, "payment flagged");
             mark(Outcome::Flagged, None, Some(&reason))?;
             return Ok(0);
         };
         let mut problems = validate(notice, &order, self.settings.live);
-        let record = store::Record {
-            order_id: Some(&order.id),
-            valid: problems.is_empty(),
-        };
-        store::record_payment(tx, notice, &record, inbox_id, at)?;
+        let valid = problems.is_empty();
+        tx.record_payment(&record(notice, Some(&order.id), valid, inbox_id, at))?;
         if problems.is_empty() && notice.kind == PaymentKind::Charge(ChargeStatus::Completed) {
             // Another payment that still stands (not refunded or reversed).
-            let facts = store::order_facts(tx, &order.id)?;
+            let facts = tx.facts(Owner::Order(&order.id))?;
             let others: Vec<&str> = order_state::completed_charges(&facts)
                 .into_iter()
                 .filter(|charge| charge.stands() && charge.fact.txn_id != notice.txn_id)
@@ -342,7 +339,7 @@ impl Handler {
                 problem,
                 "order flagged"
             );
-            store::flag(tx, Some(&order.id), inbox_id, problem, at)?;
+            tx.flag(Some(&order.id), inbox_id, problem, at)?;
         }
         let queued = self.settle_order(tx, &order, now)?;
         if problems.is_empty() {
@@ -367,23 +364,22 @@ impl Handler {
     /// Checks the refunds and reversals of `order` that came before their
     /// payment, now that it is known: each is validated as it would have
     /// been on arrival, and its message's outcome says what came of it.
-    fn settle_held(&self, tx: &Transaction<'_>, order: &Order, at: i64) -> Result<(), StoreError> {
-        for (inbox_id, notice) in store::held_for_order(tx, &order.id)? {
+    fn settle_held(&self, tx: &dyn Tx, order: &Order, at: i64) -> Result<(), StoreError> {
+        for claim in tx.held_for_order(&order.id)? {
+            let inbox_id = claim.inbox_id;
+            let notice = released(claim);
             let problems = validate(&notice, order, self.settings.live);
-            let record = store::Record {
-                order_id: Some(&order.id),
-                valid: problems.is_empty(),
-            };
-            store::record_payment(tx, &notice, &record, inbox_id, at)?;
-            store::release(tx, inbox_id)?;
+            let valid = problems.is_empty();
+            tx.record_payment(&record(&notice, Some(&order.id), valid, inbox_id, at))?;
+            tx.release(inbox_id)?;
             if problems.is_empty() {
-                store::set_outcome(tx, inbox_id, Outcome::Applied, &order.id, None)?;
+                tx.set_outcome(inbox_id, Outcome::Applied, &order.id, None)?;
             } else {
                 for problem in &problems {
-                    store::flag(tx, Some(&order.id), inbox_id, problem, at)?;
+                    tx.flag(Some(&order.id), inbox_id, problem, at)?;
                 }
                 let detail = problems.join("; ");
-                store::set_outcome(tx, inbox_id, Outcome::Flagged, &order.id, Some(&detail))?;
+                tx.set_outcome(inbox_id, Outcome::Flagged, &order.id, Some(&detail))?;
             }
         }
         Ok(())
@@ -395,7 +391,7 @@ impl Handler {
     /// emails it queued.
     pub fn settle_order(
         &self,
-        tx: &Transaction<'_>,
+        tx: &dyn Tx,
         order: &Order,
         now: OffsetDateTime,
     ) -> Result<usize, StoreError> {
@@ -405,19 +401,29 @@ impl Handler {
             // Its money is the subscription's period payments; the emails
             // are the subscription's (`subscriptions.rs`).
             let facts = match &order.subscription_id {
-                Some(id) => store::facts(tx, store::Owner::Subscription(id))?,
+                Some(id) => tx.facts(Owner::Subscription(id))?,
                 None => Vec::new(),
             };
             let started = order.subscription_id.is_some();
-            let flagged = store::is_flagged(tx, &order.id)?;
+            let flagged = tx.is_flagged(&order.id)?;
             let derived = order_state::derive_subscribed(&facts, started, flagged);
-            store::set_order_status(tx, &order.id, derived.status, derived.paid, millis(now))?;
+            tx.set_order_status(
+                &order.id,
+                derived.status.as_str(),
+                derived.paid,
+                millis(now),
+            )?;
             return Ok(0);
         }
-        let facts = store::order_facts(tx, &order.id)?;
-        let flagged = store::is_flagged(tx, &order.id)?;
+        let facts = tx.facts(Owner::Order(&order.id))?;
+        let flagged = tx.is_flagged(&order.id)?;
         let derived = order_state::derive(&facts, flagged, order.fulfilled_at.is_some());
-        store::set_order_status(tx, &order.id, derived.status, derived.paid, millis(now))?;
+        tx.set_order_status(
+            &order.id,
+            derived.status.as_str(),
+            derived.paid,
+            millis(now),
+        )?;
         if order.status != derived.status.as_str() {
             tracing::debug!(
                 order.id = order.id,
@@ -445,17 +451,17 @@ impl Handler {
     /// when the chargeback is canceled.
     fn settle_downloads(
         &self,
-        tx: &Transaction<'_>,
+        tx: &dyn Tx,
         order: &Order,
         derived: &Derived,
         now: OffsetDateTime,
-    ) -> Result<Vec<downloads::Grant>, StoreError> {
+    ) -> Result<Vec<Grant>, StoreError> {
         match derived.payment_status {
             status if status.is_paid_up() || status == OrderStatus::PartiallyRefunded => {
                 // Paid up again (a chargeback won, or another payment
                 // stands): whatever took the downloads away no longer holds.
-                downloads::restore_order(tx, &order.id, "reversed")?;
-                downloads::restore_order(tx, &order.id, "refunded")?;
+                tx.restore_downloads(&order.id, "reversed")?;
+                tx.restore_downloads(&order.id, "refunded")?;
                 let mut grants = Vec::new();
                 for line in order.lines.iter().filter(|l| l.kind == ItemKind::Digital) {
                     let file = self
@@ -487,11 +493,11 @@ impl Handler {
                 Ok(grants)
             }
             OrderStatus::Refunded => {
-                downloads::revoke_order(tx, &order.id, "refunded", now)?;
+                tx.revoke_downloads(&order.id, "refunded", millis(now))?;
                 Ok(Vec::new())
             }
             OrderStatus::Reversed => {
-                downloads::revoke_order(tx, &order.id, "reversed", now)?;
+                tx.revoke_downloads(&order.id, "reversed", millis(now))?;
                 Ok(Vec::new())
             }
             _ => Ok(Vec::new()),
@@ -499,8 +505,8 @@ impl Handler {
     }
 
     /// Marks a paid order shipped, in the caller's transaction.
-    pub fn fulfil(&self, tx: &Transaction<'_>, order_id: &str) -> Result<Review, StoreError> {
-        let Some(order) = orders::get(tx, order_id)? else {
+    pub fn fulfil(&self, tx: &dyn Tx, order_id: &str) -> Result<Review, StoreError> {
+        let Some(order) = tx.order(order_id)? else {
             return Ok(Review::NotFound);
         };
         if order.plan.is_some() {
@@ -508,12 +514,12 @@ impl Handler {
                 "order {order_id} is a subscription: there is nothing to ship"
             )));
         }
-        let facts = store::order_facts(tx, order_id)?;
+        let facts = tx.facts(Owner::Order(order_id))?;
         let derived = order_state::derive(&facts, false, false);
         if order.fulfilled_at.is_some() {
             return Ok(Review::Done);
         }
-        if store::is_flagged(tx, order_id)? {
+        if tx.is_flagged(order_id)? {
             return Ok(Review::Refused(format!(
                 "order {order_id} is flagged: review and resolve its flags before shipping"
             )));
@@ -525,20 +531,20 @@ impl Handler {
             )));
         }
         let now = self.settings.clock.now();
-        store::set_fulfilled(tx, order_id, millis(now))?;
-        let order = orders::get(tx, order_id)?.unwrap_or(order);
+        tx.set_fulfilled(order_id, millis(now))?;
+        let order = tx.order(order_id)?.unwrap_or(order);
         self.settle_order(tx, &order, now)?;
         Ok(Review::Done)
     }
 
     /// Resolves a flag, in the caller's transaction, and re-derives its
     /// order's state.
-    pub fn resolve_flag(&self, tx: &Transaction<'_>, flag_id: i64) -> Result<Review, StoreError> {
+    pub fn resolve_flag(&self, tx: &dyn Tx, flag_id: i64) -> Result<Review, StoreError> {
         let now = self.settings.clock.now();
-        let Some(order_id) = store::resolve_flag(tx, flag_id, millis(now))? else {
+        let Some(order_id) = tx.resolve_flag(flag_id, millis(now))? else {
             return Ok(Review::NotFound);
         };
-        if let Some(order) = orders::get(tx, &order_id)? {
+        if let Some(order) = tx.order(&order_id)? {
             self.settle_order(tx, &order, now)?;
         }
         Ok(Review::Done)
@@ -547,6 +553,16 @@ impl Handler {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
+}
+
+/// Sends a message set aside as `failed` back to the handler, as if it had
+/// just arrived.
+pub fn requeue(tx: &dyn Tx, inbox_id: InboxId) -> Result<Review, StoreError> {
+    Ok(if tx.requeue(inbox_id)? {
+        Review::Done
+    } else {
+        Review::Refused(format!("message {inbox_id} is not a failed one"))
+    })
 }
 
 /// Checks a payment notice against its order; each problem is a sentence
@@ -612,10 +628,67 @@ fn validate(claim: &PaymentNotice, order: &Order, live: bool) -> Vec<String> {
     problems
 }
 
+/// How a payment notice is recorded: for `order_id` (the order it belongs
+/// to, or names when that order does not exist), valid or not.
+fn record<'a>(
+    notice: &'a PaymentNotice,
+    order_id: Option<&'a str>,
+    valid: bool,
+    inbox_id: InboxId,
+    at: i64,
+) -> PaymentRecord<'a> {
+    PaymentRecord {
+        txn_id: &notice.txn_id,
+        parent_id: notice.parent_id.as_deref(),
+        kind: notice.kind,
+        amount: notice.amount,
+        order_id,
+        subscription_id: notice.subscription_id.as_deref(),
+        receiver: notice.receiver.as_deref(),
+        livemode: notice.livemode,
+        valid,
+        inbox_id,
+        at,
+    }
+}
+
+/// A refund or reversal of `parent`, kept as message `inbox_id` claims it.
+fn held(inbox_id: InboxId, notice: &PaymentNotice, parent: &str) -> HeldClaim {
+    HeldClaim {
+        inbox_id,
+        event_type: notice.event_type.clone(),
+        txn_id: notice.txn_id.clone(),
+        parent_id: parent.to_owned(),
+        kind: notice.kind,
+        amount: notice.amount,
+        invoice: notice.invoice.clone(),
+        receiver: notice.receiver.clone(),
+        livemode: notice.livemode,
+        subscription_id: notice.subscription_id.clone(),
+        payer_email: notice.payer_email.clone(),
+    }
+}
+
+/// A held claim as the notice it was.
+fn released(claim: HeldClaim) -> PaymentNotice {
+    PaymentNotice {
+        event_type: claim.event_type,
+        txn_id: claim.txn_id,
+        parent_id: Some(claim.parent_id),
+        kind: claim.kind,
+        amount: claim.amount,
+        invoice: claim.invoice,
+        receiver: claim.receiver,
+        livemode: claim.livemode,
+        subscription_id: claim.subscription_id,
+        payer_email: claim.payer_email,
+    }
+}
+
 /// Queues the emails of one settle, each under a key that makes it once.
 struct Mail<'a> {
     handler: &'a Handler,
-    tx: &'a Transaction<'a>,
+    tx: &'a dyn Tx,
     order: &'a Order,
     now: OffsetDateTime,
     queued: usize,
@@ -637,7 +710,7 @@ impl Mail<'_> {
         &mut self,
         facts: &[Fact],
         derived: &Derived,
-        grants: &[downloads::Grant],
+        grants: &[Grant],
     ) -> Result<(), StoreError> {
         let total = self.order.total.to_string();
         match derived.payment_status {
@@ -714,7 +787,9 @@ impl Mail<'_> {
             // the reversal.
             let mut told = false;
             for reversal in &charge.reversals {
-                told |= store::email_queued(self.tx, &format!("reversed:{}", reversal.txn_id))?;
+                told |= self
+                    .tx
+                    .email_queued(&format!("reversed:{}", reversal.txn_id))?;
             }
             if told {
                 for cancellation in &charge.cancellations {
@@ -729,10 +804,8 @@ impl Mail<'_> {
         Ok(())
     }
 
-    fn download_links(&mut self, grants: &[downloads::Grant]) -> Result<(), StoreError> {
-        let Some(key) = &self.handler.download_key else {
-            anyhow::bail!("the download signing key is not loaded");
-        };
+    fn download_links(&mut self, grants: &[Grant]) -> Result<(), StoreError> {
+        let key = &self.handler.settings.download_key;
         for grant in grants {
             let url = format!(
                 "{}{}",
@@ -773,7 +846,7 @@ impl Mail<'_> {
         key: &str,
         extra: &[(&'static str, String)],
     ) -> Result<(), StoreError> {
-        if store::email_queued(self.tx, key)? {
+        if self.tx.email_queued(key)? {
             return Ok(());
         }
         let settings = &self.handler.settings;
@@ -792,26 +865,18 @@ impl Mail<'_> {
             .templates
             .render(kind, &vars.into_iter().collect::<Vars>())
             .map_err(|e| anyhow::anyhow!("rendering the {kind} email: {e}"))?;
-        let queued = mail::enqueue(
-            self.tx,
-            &NewEmail {
-                dedupe_key: key.to_owned(),
-                kind,
-                to: self.order.customer_email.clone(),
-                order_id: Some(self.order.id.clone()),
-                subscription_id: None,
-                rendered,
-                created_at: millis(self.now),
-            },
-        )?;
+        let queued = self.tx.enqueue(&NewEmail {
+            dedupe_key: key.to_owned(),
+            kind,
+            to: self.order.customer_email.clone(),
+            order_id: Some(self.order.id.clone()),
+            subscription_id: None,
+            rendered,
+            created_at: millis(self.now),
+        })?;
         if queued {
             self.queued += 1;
         }
         Ok(())
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn millis(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }

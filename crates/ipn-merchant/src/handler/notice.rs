@@ -12,70 +12,7 @@ use ipn_core::payment::Payment;
 use ipn_core::paypal::message::{IpnMessage, PaymentStatus as PaypalStatus};
 use ipn_core::subscription::Subscription;
 
-/// Where an original payment stands, as notices tell it. Later states win
-/// over earlier ones whatever order they arrive in ([`ChargeStatus::rank`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChargeStatus {
-    Pending,
-    Completed,
-    Failed,
-    Denied,
-}
-
-impl ChargeStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Denied => "denied",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "pending" => Self::Pending,
-            "completed" => Self::Completed,
-            "failed" => Self::Failed,
-            "denied" => Self::Denied,
-            _ => return None,
-        })
-    }
-
-    /// Pending comes before every other state and nothing follows those: a
-    /// payment is pending, then completed, failed or denied, once.
-    pub fn rank(self) -> u8 {
-        match self {
-            Self::Pending => 0,
-            Self::Completed | Self::Failed | Self::Denied => 1,
-        }
-    }
-}
-
-/// What a payment notice is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentKind {
-    /// An original payment (a one-time payment or a subscription period).
-    Charge(ChargeStatus),
-    /// Money given back; a new transaction pointing at the charge.
-    Refund,
-    /// A chargeback; a new transaction pointing at the charge.
-    Reversal,
-    /// The chargeback was won: the money is the merchant's again.
-    ReversalCanceled,
-}
-
-impl PaymentKind {
-    /// The `kind` column of the payments table.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Charge(_) => "charge",
-            Self::Refund => "refund",
-            Self::Reversal => "reversal",
-            Self::ReversalCanceled => "reversal_canceled",
-        }
-    }
-}
+use crate::model::{ChargeStatus, PaymentKind};
 
 /// A notice about a payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +98,7 @@ pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
     let event: Event =
         serde_json::from_slice(body).map_err(|e| bad(format!("not an ipn event: {e}")))?;
     let keys = vec![event.id.to_string()];
-    let happened_at = Some(crate::handler::millis(event.created_at));
+    let happened_at = Some(crate::clock::millis(event.created_at));
     let (t, livemode) = (&event.event_type, event.livemode);
     let notice = match &event.data {
         EventData::Payment(payment) => Notice::Payment(payment_notice(t, payment, livemode)?),
@@ -172,7 +109,7 @@ pub fn read_standard(body: &[u8]) -> Result<Read, NoticeError> {
             livemode,
             payer_email: Some(sub.payer.email.clone()),
             amount: Some(sub.amount()),
-            signed_up_at: Some(crate::handler::millis(sub.created_at)),
+            signed_up_at: Some(crate::clock::millis(sub.created_at)),
             invoice: sub.invoice.clone(),
             subscription: Some(sub.clone()),
         }),
@@ -272,7 +209,7 @@ pub fn read_paypal(body: &[u8]) -> Result<Read, NoticeError> {
                 signed_up_at: message
                     .get("subscr_date")
                     .and_then(|date| ipn_core::paypal::date::parse_payment_date(date).ok())
-                    .map(crate::handler::millis),
+                    .map(crate::clock::millis),
             }),
         });
     }
@@ -339,7 +276,7 @@ fn paypal_time(message: &IpnMessage) -> Option<i64> {
             .payment_date()
             .ok()
             .flatten()
-            .map(crate::handler::millis)
+            .map(crate::clock::millis)
     })
 }
 

@@ -1,4 +1,4 @@
-//! An order's state, derived from the payments known for it (DESIGN §5).
+//! An order's state, derived from the payments known for it.
 //!
 //! The state is never moved step by step by each message: it is recomputed
 //! from the set of valid payment facts every time one is added. A set has no
@@ -16,7 +16,7 @@
 //! | … reversed, not canceled | `reversed` (back when the reversal is canceled) |
 //! | any open flag | `flagged`, whatever the above says |
 
-use super::notice::{ChargeStatus, PaymentKind};
+use crate::model::{ChargeStatus, Fact, PaymentKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
@@ -54,17 +54,6 @@ impl OrderStatus {
     pub fn is_paid_up(self) -> bool {
         matches!(self, Self::Paid | Self::Fulfilled)
     }
-}
-
-/// One valid payment fact of an order: a charge with the order as invoice,
-/// or a refund or reversal of such a charge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fact {
-    pub txn_id: String,
-    pub parent_id: Option<String>,
-    pub kind: PaymentKind,
-    /// Signed minor units.
-    pub amount: i64,
 }
 
 /// A completed charge with what came back of it.

@@ -1,6 +1,6 @@
-//! Subscriptions and access (DESIGN §5): signup → `active`; a period paid
-//! extends `paid_through`; a failed charge → `past_due`; canceled → access
-//! until `paid_through`; expired → no access.
+//! Subscriptions and access: signup → `active`; a period paid extends
+//! `paid_through`; a failed charge → `past_due`; canceled → access until
+//! `paid_through`; expired → no access.
 //!
 //! As for orders, the state is derived from what is known rather than moved
 //! by each message: whether a cancellation or expiry was heard of, and
@@ -12,62 +12,32 @@
 use ipn_core::billing::Calendar;
 use ipn_core::event::EventType;
 use ipn_core::money::Money;
-use ipn_core::subscription::Subscription;
-use rusqlite::{OptionalExtension as _, Transaction, params};
 use time::OffsetDateTime;
 
-use super::notice::{ChargeStatus, PaymentKind, PaymentNotice, SubscriptionNotice};
-use super::store::{self, Handled, Outcome};
-use super::{Handler, millis};
-use crate::mail::{self, EmailKind, NewEmail, Vars};
-use crate::storage::{InboxId, StoreError, orders};
-
-/// A subscription's state as the shop sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Active,
-    PastDue,
-    Canceled,
-    Expired,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::PastDue => "past_due",
-            Self::Canceled => "canceled",
-            Self::Expired => "expired",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "active" => Self::Active,
-            "past_due" => Self::PastDue,
-            "canceled" => Self::Canceled,
-            "expired" => Self::Expired,
-            _ => return None,
-        })
-    }
-}
+use super::notice::{PaymentNotice, SubscriptionNotice};
+use super::{Handler, record};
+use crate::clock::millis;
+use crate::mail::{self, Vars};
+use crate::model::{ChargeStatus, EmailKind, PaymentKind, SubscriptionStatus};
+use crate::storage::subscriptions::SubscriptionFacts;
+use crate::storage::{Handled, InboxId, NewEmail, Outcome, StoreError, SubscriptionRow, Tx};
 
 /// Whether a subscriber may use what they subscribed to at `now`: yes
 /// while active or past due (the gateway is still retrying), until
 /// `paid_through` once canceled (until the expiry notice when that date is
 /// not known, as with PayPal messages), never once expired.
-pub fn has_access(status: Status, paid_through: Option<i64>, now: i64) -> bool {
+pub fn has_access(status: SubscriptionStatus, paid_through: Option<i64>, now: i64) -> bool {
     match status {
-        Status::Active | Status::PastDue => true,
-        Status::Canceled => paid_through.is_none_or(|until| now < until),
-        Status::Expired => false,
+        SubscriptionStatus::Active | SubscriptionStatus::PastDue => true,
+        SubscriptionStatus::Canceled => paid_through.is_none_or(|until| now < until),
+        SubscriptionStatus::Expired => false,
     }
 }
 
 /// A period payment (or a refund of one).
 pub fn payment(
     handler: &Handler,
-    tx: &Transaction<'_>,
+    tx: &dyn Tx,
     inbox_id: InboxId,
     notice: &PaymentNotice,
     happened_at: Option<i64>,
@@ -77,16 +47,11 @@ pub fn payment(
     let at = millis(now);
     let event_type = notice.event_type.to_string();
     let problems = validate(handler, notice.receiver.as_deref(), notice.livemode);
-    let record = store::Record {
-        order_id: None,
-        valid: problems.is_empty(),
-    };
-    store::record_payment(tx, notice, &record, inbox_id, at)?;
+    tx.record_payment(&record(notice, None, problems.is_empty(), inbox_id, at))?;
     if let Some(outcome) = flag(tx, inbox_id, id, &event_type, &problems, at)? {
         return Ok(outcome);
     }
-    ensure(
-        tx,
+    tx.ensure_subscription(
         id,
         notice.payer_email.as_deref(),
         notice.receiver.as_deref(),
@@ -102,11 +67,7 @@ pub fn payment(
     let position = happened_at.unwrap_or(at);
     let paid = notice.kind == PaymentKind::Charge(ChargeStatus::Completed);
     if paid {
-        tx.prepare_cached(
-            "UPDATE subscriptions SET last_payment_pos = MAX(COALESCE(last_payment_pos, 0), ?2)
-             WHERE id = ?1",
-        )?
-        .execute(params![id, position])?;
+        tx.subscription_paid(id, position)?;
     }
     let row = settle(tx, id, at)?;
     let mut queued = 0;
@@ -135,7 +96,7 @@ pub fn payment(
 /// Signup, a failed charge, cancellation, expiry.
 pub fn change(
     handler: &Handler,
-    tx: &Transaction<'_>,
+    tx: &dyn Tx,
     inbox_id: InboxId,
     notice: &SubscriptionNotice,
     happened_at: Option<i64>,
@@ -148,8 +109,7 @@ pub fn change(
     if let Some(outcome) = flag(tx, inbox_id, id, &event_type, &problems, at)? {
         return Ok(outcome);
     }
-    ensure(
-        tx,
+    tx.ensure_subscription(
         id,
         notice.payer_email.as_deref(),
         notice.receiver.as_deref(),
@@ -158,40 +118,18 @@ pub fn change(
     let order = notice.invoice.as_deref();
     let refused = link(tx, inbox_id, id, order, notice.amount, at)?;
     if let Some(signed_up_at) = notice.signed_up_at {
-        tx.prepare_cached(
-            "UPDATE subscriptions SET signed_up_at = COALESCE(signed_up_at, ?2) WHERE id = ?1",
-        )?
-        .execute(params![id, signed_up_at])?;
+        tx.subscription_signed_up(id, signed_up_at)?;
     }
     if let Some(object) = &notice.subscription {
-        let paid_through = object.paid_through.map(millis);
-        tx.prepare_cached(
-            "UPDATE subscriptions SET object = ?2,
-                 paid_through = MAX(COALESCE(paid_through, ?3), COALESCE(?3, paid_through))
-             WHERE id = ?1",
-        )?
-        .execute(params![id, serde_json::to_string(object)?, paid_through])?;
+        tx.save_subscription_object(id, object, object.paid_through.map(millis))?;
     }
     let position = happened_at.unwrap_or(at);
     match notice.event_type {
-        EventType::SubscriptionPaymentFailed => tx
-            .prepare_cached(
-                "UPDATE subscriptions
-                 SET last_failure_pos = MAX(COALESCE(last_failure_pos, 0), ?2) WHERE id = ?1",
-            )?
-            .execute(params![id, position])?,
-        EventType::SubscriptionCanceled => tx
-            .prepare_cached(
-                "UPDATE subscriptions SET canceled_at = COALESCE(canceled_at, ?2) WHERE id = ?1",
-            )?
-            .execute(params![id, at])?,
-        EventType::SubscriptionExpired => tx
-            .prepare_cached(
-                "UPDATE subscriptions SET expired_at = COALESCE(expired_at, ?2) WHERE id = ?1",
-            )?
-            .execute(params![id, at])?,
-        _ => 0,
-    };
+        EventType::SubscriptionPaymentFailed => tx.subscription_failed(id, position)?,
+        EventType::SubscriptionCanceled => tx.subscription_canceled(id, at)?,
+        EventType::SubscriptionExpired => tx.subscription_expired(id, at)?,
+        _ => {}
+    }
     let row = settle(tx, id, at)?;
     let amount = notice
         .amount
@@ -207,7 +145,7 @@ pub fn change(
             at,
         )?,
         // A failure already followed by a payment is old news.
-        EventType::SubscriptionPaymentFailed if row.status == Status::PastDue => email(
+        EventType::SubscriptionPaymentFailed if row.status == SubscriptionStatus::PastDue => email(
             handler,
             tx,
             &row,
@@ -219,7 +157,7 @@ pub fn change(
             ],
             at,
         )?,
-        EventType::SubscriptionCanceled if row.status == Status::Canceled => email(
+        EventType::SubscriptionCanceled if row.status == SubscriptionStatus::Canceled => email(
             handler,
             tx,
             &row,
@@ -267,7 +205,7 @@ fn validate(handler: &Handler, receiver: Option<&str>, livemode: bool) -> Vec<St
 
 /// Flags a notice that failed validation; `Some(0)` when it did.
 fn flag(
-    tx: &Transaction<'_>,
+    tx: &dyn Tx,
     inbox_id: InboxId,
     id: &str,
     event_type: &str,
@@ -280,7 +218,7 @@ fn flag(
     for problem in problems {
         let reason = format!("subscription {id}: {problem}");
         tracing::warn!(inbox.id = inbox_id, reason, "subscription notice flagged");
-        store::flag(tx, None, inbox_id, &reason, at)?;
+        tx.flag(None, inbox_id, &reason, at)?;
     }
     let detail = problems.join("; ");
     mark(
@@ -298,7 +236,7 @@ fn flag(
 
 #[allow(clippy::too_many_arguments)]
 fn mark(
-    tx: &Transaction<'_>,
+    tx: &dyn Tx,
     inbox_id: InboxId,
     outcome: Outcome,
     event_type: &str,
@@ -313,7 +251,7 @@ fn mark(
         order_id,
         detail,
     };
-    store::mark(tx, inbox_id, outcome, &handled, at)
+    tx.mark_handled(inbox_id, outcome, &handled, at)
 }
 
 /// A tie to an order that was refused: the order, flagged, and why.
@@ -330,7 +268,7 @@ struct Refused {
 /// invoice naming no order of this shop is a subscription made elsewhere
 /// (through the API, say): there is nothing to tie.
 fn link(
-    tx: &Transaction<'_>,
+    tx: &dyn Tx,
     inbox_id: InboxId,
     id: &str,
     invoice: Option<&str>,
@@ -340,17 +278,11 @@ fn link(
     let Some(invoice) = invoice.filter(|invoice| !invoice.is_empty()) else {
         return Ok(None);
     };
-    let decided: bool = tx
-        .prepare_cached(
-            "SELECT order_id IS NOT NULL OR link_checked = 1 FROM subscriptions WHERE id = ?1",
-        )?
-        .query_row([id], |row| row.get(0))?;
-    if decided {
+    if facts(tx, id)?.link_decided {
         return Ok(None);
     }
-    tx.prepare_cached("UPDATE subscriptions SET link_checked = 1 WHERE id = ?1")?
-        .execute([id])?;
-    let Some(order) = orders::get(tx, invoice)? else {
+    tx.decide_subscription_link(id)?;
+    let Some(order) = tx.order(invoice)? else {
         return Ok(None);
     };
     let problem = match (&order.plan, order.subscription_id.as_deref(), amount) {
@@ -373,16 +305,14 @@ fn link(
             reason,
             "order flagged"
         );
-        store::flag(tx, Some(&order.id), inbox_id, &reason, at)?;
+        tx.flag(Some(&order.id), inbox_id, &reason, at)?;
         return Ok(Some(Refused {
             order_id: order.id,
             reason,
         }));
     }
-    tx.prepare_cached("UPDATE orders SET subscription_id = ?2 WHERE id = ?1")?
-        .execute(params![order.id, id])?;
-    tx.prepare_cached("UPDATE subscriptions SET order_id = ?2 WHERE id = ?1")?
-        .execute(params![id, order.id])?;
+    tx.set_order_subscription(&order.id, id)?;
+    tx.set_subscription_order(id, &order.id)?;
     Ok(None)
 }
 
@@ -390,9 +320,9 @@ fn link(
 /// period payments) or that a refused tie flagged, and marks the message.
 fn finish(
     handler: &Handler,
-    tx: &Transaction<'_>,
+    tx: &dyn Tx,
     inbox_id: InboxId,
-    row: &Row,
+    row: &SubscriptionRow,
     refused: Option<Refused>,
     event_type: &str,
     now: OffsetDateTime,
@@ -400,7 +330,7 @@ fn finish(
     let tied = row.order_id.as_deref();
     let flagged = refused.as_ref().map(|r| r.order_id.as_str());
     for order_id in tied.into_iter().chain(flagged) {
-        if let Some(order) = orders::get(tx, order_id)? {
+        if let Some(order) = tx.order(order_id)? {
             handler.settle_order(tx, &order, now)?;
         }
     }
@@ -433,152 +363,43 @@ fn finish(
     }
 }
 
-/// Makes the subscription's row if this is the first notice about it.
-fn ensure(
-    tx: &Transaction<'_>,
-    id: &str,
-    email: Option<&str>,
-    merchant: Option<&str>,
-    at: i64,
-) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO subscriptions (id, status, customer_email, merchant_id, created_at, updated_at)
-         VALUES (?1, 'active', ?2, ?3, ?4, ?4)
-         ON CONFLICT (id) DO UPDATE SET
-             customer_email = COALESCE(subscriptions.customer_email, excluded.customer_email),
-             merchant_id = COALESCE(subscriptions.merchant_id, excluded.merchant_id)",
-    )?
-    .execute(params![id, email, merchant, at])?;
-    Ok(())
-}
-
-/// A subscription as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Row {
-    pub id: String,
-    pub status: Status,
-    pub customer_email: Option<String>,
-    pub paid_through: Option<i64>,
-    pub cycles_paid: u32,
-    /// When the subscriber signed up, once a notice said so.
-    pub signed_up_at: Option<i64>,
-    /// The shop's order that bought it, if one did.
-    pub order_id: Option<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-pub fn get(conn: &rusqlite::Connection, id: &str) -> Result<Option<Row>, StoreError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT status, customer_email, paid_through, cycles_paid, created_at, updated_at,
-                 signed_up_at, order_id
-             FROM subscriptions WHERE id = ?1",
-        )?
-        .query_row([id], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, Option<String>>(1)?,
-                row.get::<_, Option<i64>>(2)?,
-                row.get::<_, u32>(3)?,
-                row.get::<_, i64>(4)?,
-                row.get::<_, i64>(5)?,
-                row.get::<_, Option<i64>>(6)?,
-                row.get::<_, Option<String>>(7)?,
-            ))
-        })
-        .optional()?;
-    let Some((
-        status,
-        customer_email,
-        paid_through,
-        cycles_paid,
-        created_at,
-        updated_at,
-        signed_up_at,
-        order_id,
-    )) = row
-    else {
-        return Ok(None);
-    };
-    Ok(Some(Row {
-        id: id.to_owned(),
-        status: Status::parse(&status)
-            .ok_or_else(|| anyhow::anyhow!("stored subscription status {status:?} is unknown"))?,
-        customer_email,
-        paid_through,
-        cycles_paid,
-        signed_up_at,
-        order_id,
-        created_at,
-        updated_at,
-    }))
+/// What is known of subscription `id`, whose row the notice made.
+fn facts(tx: &dyn Tx, id: &str) -> Result<SubscriptionFacts, StoreError> {
+    tx.subscription_facts(id)?
+        .ok_or_else(|| anyhow::anyhow!("subscription {id} vanished while being handled"))
 }
 
 /// Re-derives a subscription's state from what is known and writes it.
-fn settle(tx: &Transaction<'_>, id: &str, at: i64) -> Result<Row, StoreError> {
-    let (object, canceled, expired, payment_pos, failure_pos): (
-        Option<String>,
-        bool,
-        bool,
-        Option<i64>,
-        Option<i64>,
-    ) = tx
-        .prepare_cached(
-            "SELECT object, canceled_at IS NOT NULL, expired_at IS NOT NULL,
-                 last_payment_pos, last_failure_pos
-             FROM subscriptions WHERE id = ?1",
-        )?
-        .query_row([id], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })?;
-    let cycles_paid: u32 = tx
-        .prepare_cached(
-            "SELECT COUNT(*) FROM payments
-             WHERE subscription_id = ?1 AND kind = 'charge' AND status = 'completed' AND valid = 1",
-        )?
-        .query_row([id], |row| row.get(0))?;
+fn settle(tx: &dyn Tx, id: &str, at: i64) -> Result<SubscriptionRow, StoreError> {
+    let known = facts(tx, id)?;
+    let cycles_paid = tx.paid_periods(id)?;
     // With the plan known (the standard dialect sends the subscription),
     // the periods paid give the date access runs to.
-    let from_plan = match object {
-        Some(json) => {
-            let subscription: Subscription = serde_json::from_str(&json)?;
-            Calendar::for_subscription(&subscription)
-                .ok()
-                .and_then(|calendar| calendar.paid_through(cycles_paid))
-                .map(millis)
-        }
-        None => None,
-    };
-    let status = if expired {
-        Status::Expired
-    } else if canceled {
-        Status::Canceled
-    } else if failure_pos > payment_pos {
-        Status::PastDue
+    let from_plan = known.object.as_ref().and_then(|subscription| {
+        Calendar::for_subscription(subscription)
+            .ok()
+            .and_then(|calendar| calendar.paid_through(cycles_paid))
+            .map(millis)
+    });
+    let status = if known.expired {
+        SubscriptionStatus::Expired
+    } else if known.canceled {
+        SubscriptionStatus::Canceled
+    } else if known.last_failure_at > known.last_payment_at {
+        SubscriptionStatus::PastDue
     } else {
-        Status::Active
+        SubscriptionStatus::Active
     };
-    tx.prepare_cached(
-        "UPDATE subscriptions SET status = ?2, cycles_paid = ?3, updated_at = ?5,
-             paid_through = MAX(COALESCE(paid_through, ?4), COALESCE(?4, paid_through))
-         WHERE id = ?1",
-    )?
-    .execute(params![id, status.as_str(), cycles_paid, from_plan, at])?;
-    get(tx, id)?.ok_or_else(|| anyhow::anyhow!("subscription {id} vanished while settling"))
+    tx.settle_subscription(id, status, cycles_paid, from_plan, at)?;
+    tx.subscription(id)?
+        .ok_or_else(|| anyhow::anyhow!("subscription {id} vanished while settling"))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn email(
     handler: &Handler,
-    tx: &Transaction<'_>,
-    row: &Row,
+    tx: &dyn Tx,
+    row: &SubscriptionRow,
     kind: EmailKind,
     key: &str,
     extra: &[(&'static str, String)],
@@ -587,7 +408,7 @@ fn email(
     let Some(to) = row.customer_email.clone() else {
         return Ok(0);
     };
-    if store::email_queued(tx, key)? {
+    if tx.email_queued(key)? {
         return Ok(0);
     }
     let settings = handler.settings();
@@ -609,17 +430,14 @@ fn email(
         .templates
         .render(kind, &vars.into_iter().collect::<Vars>())
         .map_err(|e| anyhow::anyhow!("rendering the {kind} email: {e}"))?;
-    let queued = mail::enqueue(
-        tx,
-        &NewEmail {
-            dedupe_key: key.to_owned(),
-            kind,
-            to,
-            order_id: row.order_id.clone(),
-            subscription_id: Some(row.id.clone()),
-            rendered,
-            created_at: at,
-        },
-    )?;
+    let queued = tx.enqueue(&NewEmail {
+        dedupe_key: key.to_owned(),
+        kind,
+        to,
+        order_id: row.order_id.clone(),
+        subscription_id: Some(row.id.clone()),
+        rendered,
+        created_at: at,
+    })?;
     Ok(usize::from(queued))
 }

@@ -17,9 +17,9 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use ipn_web::escape;
 
-use super::EmailKind;
+use crate::model::{EmailKind, Rendered};
 
 /// The layout's own placeholders.
 const LAYOUT_VARS: &[&str] = &["subject", "shop_name", "content"];
@@ -112,14 +112,6 @@ impl FromIterator<(&'static str, String)> for Vars {
     fn from_iter<I: IntoIterator<Item = (&'static str, String)>>(iter: I) -> Self {
         Self(iter.into_iter().collect())
     }
-}
-
-/// One email, ready to queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rendered {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
 }
 
 #[derive(Debug, Clone)]
@@ -259,14 +251,14 @@ impl Templates {
         });
         let content = fill(
             &parse(&pair.html, &format!("{kind}.html"), allowed)?,
-            |name| escape_html(value(name)),
+            |name| escape(value(name)),
         );
         let html = fill(
             &parse(&self.layout, LAYOUT_FILE, LAYOUT_VARS)?,
             |name| match name {
                 "content" => Cow::Borrowed(content.as_str()),
-                "subject" => escape_html(&subject),
-                _ => escape_html(value(name)),
+                "subject" => escape(&subject),
+                _ => escape(value(name)),
             },
         );
         Ok(Rendered {
@@ -283,10 +275,6 @@ impl Templates {
         })
     }
 }
-
-/// Escapes text for HTML element content and quoted attribute values:
-/// the one escaper of both services' pages and of the emails.
-pub use ipn_web::escape as escape_html;
 
 /// A text template's subject line and its body.
 fn split_subject<'a>(text: &'a str, file: &str) -> Result<(&'a str, &'a str), TemplateError> {

@@ -11,7 +11,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use sha2::{Digest as _, Sha256};
 
-use super::outbox::Queued;
+use crate::storage::QueuedEmail;
 
 /// How long one SMTP exchange may take (connecting included) before the
 /// attempt counts as failed.
@@ -127,7 +127,7 @@ impl Sender {
     }
 
     /// Sends one email.
-    pub async fn send(&self, email: &Queued, from: &Mailbox) -> Result<(), SendError> {
+    pub async fn send(&self, email: &QueuedEmail, from: &Mailbox) -> Result<(), SendError> {
         let message = build_message(email, from).map_err(|message| SendError {
             permanent: true,
             hopeless: true,
@@ -175,7 +175,7 @@ impl Sender {
 
 /// `{created_at}-{id}-{kind}.eml`: sorted by time in a listing, and the
 /// same name every time the same email is written.
-fn file_name(email: &Queued) -> String {
+fn file_name(email: &QueuedEmail) -> String {
     let kind: String = email
         .kind
         .chars()
@@ -219,7 +219,7 @@ pub(super) fn message_id(id: i64, dedupe_key: &str) -> String {
 }
 
 /// The message for one email; an error is a reason it can never be sent.
-fn build_message(email: &Queued, from: &Mailbox) -> Result<Message, String> {
+fn build_message(email: &QueuedEmail, from: &Mailbox) -> Result<Message, String> {
     let to: Mailbox = email
         .to
         .parse()
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_message_carries_a_stable_id_and_both_bodies() {
-        let email = Queued {
+        let email = QueuedEmail {
             id: 42,
             dedupe_key: "ord_1/order_paid".into(),
             kind: "order_paid".into(),
@@ -297,7 +297,7 @@ mod tests {
         );
         assert_eq!(file_name(&email), "1700000000000-42-order_paid.eml");
 
-        let bad = Queued {
+        let bad = QueuedEmail {
             to: "not an address".into(),
             ..email
         };

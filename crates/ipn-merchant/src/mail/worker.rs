@@ -1,10 +1,7 @@
 //! The mail worker: sends queued emails, oldest first, and marks each one
-//! right after, in its own one-statement transaction.
-//!
-//! Emails are few, so the worker does not go through the merchant's writer
-//! thread: it has its own connection to the database file (WAL lets it read
-//! and write beside the writer; the busy timeout covers the writer's
-//! commits) and uses it on the blocking pool.
+//! right after. It reads what is due through the reader and marks through
+//! the writer thread, like every other write; a mark joins whatever the
+//! writer commits next.
 //!
 //! A failed attempt (no connection, a timeout, any SMTP error, a disk
 //! error) leaves the email `queued` with its attempt count, the error and a
@@ -19,20 +16,19 @@
 //! It never polls: with nothing due it sleeps until the handler queues an
 //! email (the `wake` notify), the earliest retry falls due, or shutdown.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use lettre::message::Mailbox;
-use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::now_ms;
-use super::outbox::{self, Queued};
-use super::transport::{Sender, Transport};
+use super::transport::{SendError, Sender, Transport};
+use crate::clock::wall_ms;
+use crate::storage::{FailedAttempt, QueuedEmail, Reader};
+use crate::writer::Writer;
 
 /// Emails read per round; each is sent and marked before the next.
 const BATCH: usize = 16;
@@ -71,8 +67,10 @@ impl Retry {
 /// What the worker needs; [`MailWorker::spawn`] runs it until `stop` is set.
 #[derive(Debug)]
 pub struct MailWorker {
-    /// The merchant's database file, migrated (the `emails` table exists).
-    pub database: PathBuf,
+    /// Reads the emails due.
+    pub reader: Reader,
+    /// Marks each email sent or failed.
+    pub writer: Writer,
     pub transport: Transport,
     /// The sender, e.g. `ipn shop <shop@localhost>`.
     pub from: String,
@@ -103,29 +101,25 @@ impl MailWorker {
     }
 
     async fn run(mut self, retry: Retry) {
-        // Consecutive storage failures: the worker backs off on those too,
-        // so a broken database is logged now and then, not in a loop.
-        let mut failures = 0;
-        let mailer = loop {
-            if self.stopped() {
+        let mailer = Mailer::new(
+            self.reader.clone(),
+            self.writer.clone(),
+            &self.transport,
+            &self.from,
+            retry,
+        );
+        let mailer = match mailer {
+            Ok(mailer) => mailer,
+            Err(error) => {
+                // What `check` checked at start.
+                tracing::error!(error = format!("{error:#}"), "the mail worker cannot start");
                 return;
-            }
-            match Mailer::open(&self.database, &self.transport, &self.from, retry) {
-                Ok(mailer) => break mailer,
-                Err(error) => {
-                    failures += 1;
-                    let delay = retry.delay(failures);
-                    tracing::error!(
-                        error = format!("{error:#}"),
-                        retry_in_ms = delay.as_millis(),
-                        "the mail worker cannot start"
-                    );
-                    self.sleep(Some(Instant::now() + delay)).await;
-                }
             }
         };
         tracing::debug!(transport = %self.transport.describe(), "mail worker started");
-        failures = 0;
+        // Consecutive storage failures: the worker backs off on those too,
+        // so a broken database is logged now and then, not in a loop.
+        let mut failures = 0;
         while !self.stopped() {
             match mailer.pass(&self.stop).await {
                 // Something was due: more may be.
@@ -133,7 +127,7 @@ impl MailWorker {
                 Ok(pass) => {
                     failures = 0;
                     let until = pass.next_at.map(|at| {
-                        let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                        let wait = u64::try_from(at.saturating_sub(wall_ms())).unwrap_or(0);
                         Instant::now() + Duration::from_millis(wait)
                     });
                     self.sleep(until).await;
@@ -191,11 +185,12 @@ pub struct Pass {
     pub next_at: Option<i64>,
 }
 
-/// The worker's step: one connection, one transport, one pass at a time.
-/// [`MailWorker`] runs it in a loop; tests drive it pass by pass.
+/// The worker's step: one transport, one pass at a time. [`MailWorker`]
+/// runs it in a loop; tests drive it pass by pass.
 #[derive(Debug)]
 pub struct Mailer {
-    conn: Arc<Mutex<Connection>>,
+    reader: Reader,
+    writer: Writer,
     sender: Sender,
     from: Mailbox,
     retry: Retry,
@@ -212,28 +207,18 @@ struct Sent {
 }
 
 impl Mailer {
-    /// Opens the worker's own connection to `database`, which must exist.
-    pub fn open(
-        database: &Path,
+    pub fn new(
+        reader: Reader,
+        writer: Writer,
         transport: &Transport,
         from: &str,
         retry: Retry,
     ) -> anyhow::Result<Self> {
-        let from = parse_from(from)?;
-        let sender = Sender::new(transport)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(database, flags).with_context(|| {
-            format!(
-                "opening the SQLite database {} for the mail worker",
-                database.display()
-            )
-        })?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            sender,
-            from,
+            reader,
+            writer,
+            sender: Sender::new(transport)?,
+            from: parse_from(from)?,
             retry,
             unmarked: Mutex::new(Vec::new()),
         })
@@ -245,9 +230,12 @@ impl Mailer {
     /// between the send and the mark.
     pub async fn pass(&self, stop: &watch::Receiver<bool>) -> anyhow::Result<Pass> {
         self.mark_unmarked().await?;
+        let now = wall_ms();
         let due = self
-            .with_conn(move |conn| outbox::due(conn, now_ms(), BATCH))
-            .await?;
+            .reader
+            .read(move |r| r.emails_due(now, BATCH))
+            .await
+            .context("reading the emails due")?;
         let mut pass = Pass {
             next_at: due.next_at,
             ..Pass::default()
@@ -270,14 +258,9 @@ impl Mailer {
                     let sent = Sent {
                         id: email.id,
                         attempts,
-                        at: now_ms(),
+                        at: wall_ms(),
                     };
-                    let marked = self
-                        .with_conn(move |conn| {
-                            outbox::mark_sent(conn, sent.id, sent.attempts, sent.at)
-                        })
-                        .await;
-                    if let Err(error) = marked {
+                    if let Err(error) = self.mark_sent(sent).await {
                         self.lock_unmarked().push(sent);
                         return Err(error);
                     }
@@ -292,16 +275,24 @@ impl Mailer {
         Ok(pass)
     }
 
+    async fn mark_sent(&self, sent: Sent) -> anyhow::Result<()> {
+        self.writer
+            .mail_sent(sent.id, sent.attempts, sent.at)
+            .await
+            .with_context(|| format!("marking email {} sent", sent.id))?;
+        Ok(())
+    }
+
     async fn record_failure(
         &self,
-        email: &Queued,
+        email: &QueuedEmail,
         attempts: u32,
-        error: super::transport::SendError,
+        error: SendError,
     ) -> anyhow::Result<()> {
         let give_up = error.hopeless || (error.permanent && attempts >= self.retry.give_up_after);
         let delay = self.retry.delay(attempts);
         let next_try_at =
-            now_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+            wall_ms().saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
         if give_up {
             tracing::error!(
                 email.id = email.id,
@@ -320,22 +311,24 @@ impl Mailer {
                 "email not sent; will retry"
             );
         }
-        let id = email.id;
-        self.with_conn(move |conn| {
-            outbox::mark_failed(conn, id, attempts, next_try_at, &error.message, give_up)
-        })
-        .await?;
+        let failed = FailedAttempt {
+            id: email.id,
+            attempts,
+            next_try_at,
+            error: error.message,
+            give_up,
+        };
+        self.writer
+            .mail_failed(failed)
+            .await
+            .with_context(|| format!("recording a failed attempt of email {}", email.id))?;
         Ok(())
     }
 
     async fn mark_unmarked(&self) -> anyhow::Result<()> {
         let pending = std::mem::take(&mut *self.lock_unmarked());
         for (i, sent) in pending.iter().enumerate() {
-            let sent = *sent;
-            let marked = self
-                .with_conn(move |conn| outbox::mark_sent(conn, sent.id, sent.attempts, sent.at))
-                .await;
-            if let Err(error) = marked {
+            if let Err(error) = self.mark_sent(*sent).await {
                 self.lock_unmarked().extend_from_slice(&pending[i..]);
                 return Err(error);
             }
@@ -350,21 +343,6 @@ impl Mailer {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-
-    async fn with_conn<T, F>(&self, f: F) -> anyhow::Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
-    {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let conn = conn
-                .lock()
-                .map_err(|_| anyhow!("the mail worker's connection lock is poisoned"))?;
-            f(&conn)
-        })
-        .await?
-    }
 }
 
 #[cfg(test)]
@@ -373,9 +351,11 @@ mod tests {
 
     use ipn_testkit::maildev::MailDev;
 
+    use std::path::Path;
+
     use super::*;
-    use crate::mail::outbox::tests::{email, queue};
-    use crate::mail::{EmailStatus, NewEmail, SCHEMA, for_order, recent};
+    use crate::model::{EmailKind, EmailStatus, Rendered};
+    use crate::storage::{EmailRow, NewEmail, Store};
 
     #[test]
     fn retry_doubles_from_one_second_up_to_five_minutes() {
@@ -387,13 +367,64 @@ mod tests {
         assert_eq!(delays, [1, 1, 2, 4, 8, 256, 300, 300, 300]);
     }
 
-    /// A database file like the merchant's: WAL, with the outbox.
-    fn database(dir: &Path) -> (PathBuf, Connection) {
-        let path = dir.join("shop.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
-        (path, conn)
+    /// A merchant's database with its reader and writer (no handler).
+    struct Outbox {
+        store: Arc<dyn Store>,
+        reader: Reader,
+        writer: Writer,
+    }
+
+    impl Outbox {
+        fn new(dir: &Path) -> Self {
+            let store = crate::storage::open(&dir.join("shop.db")).unwrap();
+            let (writer, _thread) = crate::writer::start(Arc::clone(&store), None).unwrap();
+            Self {
+                reader: Reader::new(Arc::clone(&store)),
+                store,
+                writer,
+            }
+        }
+
+        /// Queues emails as the handler would, in one transaction.
+        fn queue(&self, emails: &[NewEmail]) {
+            self.store
+                .write_with(|tx| {
+                    for email in emails {
+                        tx.enqueue(email)?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+
+        fn for_order(&self, order_id: &str) -> anyhow::Result<Vec<EmailRow>> {
+            self.store.read_with(|r| r.order_emails(order_id))
+        }
+
+        fn recent(&self, limit: usize) -> anyhow::Result<Vec<EmailRow>> {
+            self.store.read_with(|r| r.recent_emails(limit))
+        }
+
+        fn mailer(&self, transport: &Transport, from: &str, retry: Retry) -> Mailer {
+            let (reader, writer) = (self.reader.clone(), self.writer.clone());
+            Mailer::new(reader, writer, transport, from, retry).unwrap()
+        }
+    }
+
+    fn email(key: &str, order: Option<&str>, created_at: i64) -> NewEmail {
+        NewEmail {
+            dedupe_key: key.to_owned(),
+            kind: EmailKind::OrderPaid,
+            to: "ada@example.com".to_owned(),
+            order_id: order.map(str::to_owned),
+            subscription_id: None,
+            rendered: Rendered {
+                subject: format!("Subject of {key}"),
+                text: format!("Text of {key}\n"),
+                html: format!("<p>HTML of {key}</p>"),
+            },
+            created_at,
+        }
     }
 
     fn eml_files(dir: &Path) -> BTreeSet<String> {
@@ -408,28 +439,24 @@ mod tests {
     #[tokio::test]
     async fn the_folder_gets_one_file_per_email_and_a_second_pass_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, mut conn) = database(dir.path());
+        let outbox = Outbox::new(dir.path());
         let mails = dir.path().join("mail");
-        queue(
-            &mut conn,
-            &[
-                email("ord_1/paid", Some("ord_1"), 1_000),
-                email("ord_2/paid", Some("ord_2"), 2_000),
-            ],
-        );
-        let mailer = Mailer::open(
-            &path,
+        outbox.queue(&[
+            email("ord_1/paid", Some("ord_1"), 1_000),
+            email("ord_2/paid", Some("ord_2"), 2_000),
+        ]);
+        let mailer = outbox.mailer(
             &Transport::folder(&mails),
             "ipn shop <shop@localhost>",
             Retry::default(),
-        )
-        .unwrap();
+        );
         let (_stop_tx, stop) = watch::channel(false);
 
         let first = mailer.pass(&stop).await.unwrap();
         assert_eq!((first.sent, first.failed), (2, 0));
         let files = eml_files(&mails);
-        let ids: Vec<i64> = recent(&conn, 10)
+        let ids: Vec<i64> = outbox
+            .recent(10)
             .unwrap()
             .iter()
             .rev()
@@ -455,7 +482,7 @@ mod tests {
         assert!(written.contains("Text of ord_1/paid"));
         assert!(written.contains("<p>HTML of ord_1/paid</p>"));
 
-        let row = &for_order(&conn, "ord_1").unwrap()[0];
+        let row = &outbox.for_order("ord_1").unwrap()[0];
         assert_eq!(row.status, EmailStatus::Sent);
         assert_eq!(row.attempts, 1);
         assert!(row.sent_at.is_some());
@@ -477,22 +504,20 @@ mod tests {
     #[tokio::test]
     async fn an_invalid_address_fails_at_once_and_the_rest_still_goes() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, mut conn) = database(dir.path());
+        let outbox = Outbox::new(dir.path());
         let mails = dir.path().join("mail");
         let mut bad = email("ord_1/paid", Some("ord_1"), 1_000);
         bad.to = "not an address".into();
-        queue(&mut conn, &[bad, email("ord_2/paid", Some("ord_2"), 2_000)]);
-        let mailer = Mailer::open(
-            &path,
+        outbox.queue(&[bad, email("ord_2/paid", Some("ord_2"), 2_000)]);
+        let mailer = outbox.mailer(
             &Transport::folder(&mails),
             "shop@localhost",
             Retry::default(),
-        )
-        .unwrap();
+        );
         let (_stop_tx, stop) = watch::channel(false);
         let pass = mailer.pass(&stop).await.unwrap();
         assert_eq!((pass.sent, pass.failed), (1, 1));
-        let row = &for_order(&conn, "ord_1").unwrap()[0];
+        let row = &outbox.for_order("ord_1").unwrap()[0];
         assert_eq!(row.status, EmailStatus::Failed);
         assert!(
             row.last_error
@@ -507,8 +532,8 @@ mod tests {
     #[tokio::test]
     async fn a_server_that_is_down_is_retried_later() {
         let dir = tempfile::tempdir().unwrap();
-        let (path, mut conn) = database(dir.path());
-        queue(&mut conn, &[email("ord_1/paid", Some("ord_1"), 1_000)]);
+        let outbox = Outbox::new(dir.path());
+        outbox.queue(&[email("ord_1/paid", Some("ord_1"), 1_000)]);
         // A port nothing listens on.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -516,12 +541,12 @@ mod tests {
             .unwrap()
             .port();
         let transport = Transport::smtp(&format!("smtp://127.0.0.1:{port}")).unwrap();
-        let mailer = Mailer::open(&path, &transport, "shop@localhost", Retry::default()).unwrap();
+        let mailer = outbox.mailer(&transport, "shop@localhost", Retry::default());
         let (_stop_tx, stop) = watch::channel(false);
-        let before = now_ms();
+        let before = wall_ms();
         let pass = mailer.pass(&stop).await.unwrap();
         assert_eq!((pass.sent, pass.failed), (0, 1));
-        let row = &for_order(&conn, "ord_1").unwrap()[0];
+        let row = &outbox.for_order("ord_1").unwrap()[0];
         assert_eq!(row.status, EmailStatus::Queued);
         assert_eq!(row.attempts, 1);
         let error = row.last_error.as_deref().unwrap();
@@ -572,8 +597,8 @@ mod tests {
             ("451 4.3.0 try later", false),
         ] {
             let dir = tempfile::tempdir().unwrap();
-            let (path, mut conn) = database(dir.path());
-            queue(&mut conn, &[email("ord_1/paid", Some("ord_1"), 1_000)]);
+            let outbox = Outbox::new(dir.path());
+            outbox.queue(&[email("ord_1/paid", Some("ord_1"), 1_000)]);
             let port = refusing_server(reply);
             let transport = Transport::smtp(&format!("smtp://127.0.0.1:{port}")).unwrap();
             let retry = Retry {
@@ -581,14 +606,14 @@ mod tests {
                 max: Duration::from_millis(1),
                 give_up_after: 3,
             };
-            let mailer = Mailer::open(&path, &transport, "shop@localhost", retry).unwrap();
+            let mailer = outbox.mailer(&transport, "shop@localhost", retry);
             let (_stop_tx, stop) = watch::channel(false);
             for _ in 0..3 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 let pass = mailer.pass(&stop).await.unwrap();
                 assert_eq!((pass.sent, pass.failed), (0, 1), "{reply}");
             }
-            let row = &for_order(&conn, "ord_1").unwrap()[0];
+            let row = &outbox.for_order("ord_1").unwrap()[0];
             assert_eq!(row.attempts, 3, "{reply}");
             let error = row.last_error.as_deref().unwrap();
             assert!(error.contains(&reply[..3]), "{reply}: {error}");
@@ -608,11 +633,12 @@ mod tests {
     }
 
     /// Waits until every one of `keys` has had a failed attempt.
-    async fn attempted(conn: &Connection, keys: &[&str]) {
+    async fn attempted(outbox: &Outbox, keys: &[&str]) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
             let tried = keys.iter().all(|key| {
-                for_order(conn, key)
+                outbox
+                    .for_order(key)
                     .unwrap()
                     .first()
                     .is_some_and(|row| row.attempts > 0 && row.status == EmailStatus::Queued)
@@ -629,11 +655,12 @@ mod tests {
     async fn smtp_sends_each_email_once_across_a_server_outage() {
         let mut maildev = MailDev::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let (path, mut conn) = database(dir.path());
+        let outbox = Outbox::new(dir.path());
         let wake = Arc::new(Notify::new());
         let (stop_tx, stop) = watch::channel(false);
         let worker = MailWorker {
-            database: path,
+            reader: outbox.reader.clone(),
+            writer: outbox.writer.clone(),
             transport: Transport::smtp(&maildev.smtp_url()).unwrap(),
             from: "ipn shop <shop@localhost>".into(),
             wake: Arc::clone(&wake),
@@ -646,15 +673,12 @@ mod tests {
             give_up_after: 10,
         });
 
-        let now = now_ms();
-        queue(
-            &mut conn,
-            &[
-                smtp_email("ord_a", now),
-                smtp_email("ord_b", now),
-                smtp_email("ord_c", now),
-            ],
-        );
+        let now = wall_ms();
+        outbox.queue(&[
+            smtp_email("ord_a", now),
+            smtp_email("ord_b", now),
+            smtp_email("ord_c", now),
+        ]);
         wake.notify_one();
         let received = maildev.wait_for(3, Duration::from_secs(5)).await.unwrap();
         assert_eq!(received.len(), 3, "{received:#?}");
@@ -669,7 +693,7 @@ mod tests {
             Some("<p>HTML of ord_a</p>")
         );
         assert_eq!(first.from, ["shop@localhost"]);
-        let id = for_order(&conn, "ord_a").unwrap()[0].id;
+        let id = outbox.for_order("ord_a").unwrap()[0].id;
         assert_eq!(
             first.message_id.as_deref(),
             Some(super::super::transport::message_id(id, "ord_a").as_str())
@@ -677,13 +701,10 @@ mod tests {
 
         // The server goes away; two more emails are queued and tried.
         maildev.stop();
-        queue(
-            &mut conn,
-            &[smtp_email("ord_d", now), smtp_email("ord_e", now)],
-        );
+        outbox.queue(&[smtp_email("ord_d", now), smtp_email("ord_e", now)]);
         wake.notify_one();
-        attempted(&conn, &["ord_d", "ord_e"]).await;
-        let failed = &for_order(&conn, "ord_d").unwrap()[0];
+        attempted(&outbox, &["ord_d", "ord_e"]).await;
+        let failed = &outbox.for_order("ord_d").unwrap()[0];
         assert!(failed.last_error.is_some(), "{failed:?}");
 
         // It comes back (on the same port, with its mails): the two arrive,
@@ -698,7 +719,7 @@ mod tests {
         let recipients: BTreeSet<_> = received.iter().flat_map(|m| m.to.clone()).collect();
         assert_eq!(recipients.len(), 5);
 
-        for row in recent(&conn, 10).unwrap() {
+        for row in outbox.recent(10).unwrap() {
             assert_eq!(row.status, EmailStatus::Sent, "{row:?}");
         }
         stop_tx.send(true).unwrap();

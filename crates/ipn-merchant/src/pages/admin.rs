@@ -1,5 +1,5 @@
-//! `/admin` and `/admin/orders/{id}`: the operator's view (DESIGN §5,
-//! "an admin dashboard (orders, each order's IPNs and flags, emails)").
+//! `/admin` and `/admin/orders/{id}`: the operator's view of orders, each
+//! order's IPNs and flags, and the emails.
 //!
 //! The dashboard shows the orders (newest first, a page at a time), every
 //! open flag with a Resolve button, the latest IPNs with their verification
@@ -14,12 +14,13 @@ use ipn_core::money::{Currency, Money};
 use ipn_core::payment::ItemKind;
 use time::OffsetDateTime;
 
-use super::html::{esc, money, when, when_at};
+use ipn_web::escape;
+
+use super::html::{money, when, when_at};
 use crate::downloads::GrantState;
-use crate::handler::store::FlagRow;
-use crate::mail::EmailRow;
-use crate::storage::reader::{Dashboard, OrderDetails};
-use crate::storage::views::{EmailView, InboxSummary};
+use crate::storage::views::EmailView;
+use crate::storage::views::{Dashboard, OrderDetails};
+use crate::storage::{EmailRow, FlagRow, InboxSummary};
 
 /// The dashboard's markup. `mail_dir`: where emails are written when there
 /// is no SMTP server.
@@ -29,7 +30,7 @@ pub fn dashboard(board: &Dashboard, mail_dir: Option<&Path>, paged: bool) -> Str
         main.push_str(&format!(
             "<p class=\"note\" id=\"mail-dir\">Emails are not sent: each is written as an \
              <code>.eml</code> file to <code>{}</code>.</p>\n",
-            esc(&dir.display().to_string())
+            escape(&dir.display().to_string())
         ));
     }
 
@@ -53,9 +54,9 @@ pub fn dashboard(board: &Dashboard, mail_dir: Option<&Path>, paged: bool) -> Str
                  <td class=\"num\">{total}</td><td>{status}</td></tr>\n",
                 link = order_link(&order.id),
                 created = when(order.created_at),
-                email = esc(&order.customer_email),
+                email = escape(&order.customer_email),
                 total = money(order.total),
-                status = esc(&order.status),
+                status = escape(&order.status),
             ));
         }
         main.push_str("</tbody>\n</table>\n");
@@ -66,7 +67,7 @@ pub fn dashboard(board: &Dashboard, mail_dir: Option<&Path>, paged: bool) -> Str
             .finish();
         main.push_str(&format!(
             "<p><a href=\"/admin?{}\" id=\"older\">Older orders</a></p>\n",
-            esc(&query)
+            escape(&query)
         ));
     }
 
@@ -81,16 +82,16 @@ pub fn dashboard(board: &Dashboard, mail_dir: Option<&Path>, paged: bool) -> Str
 /// One order's admin page.
 pub fn order(details: &OrderDetails, messages: &[InboxSummary], now: OffsetDateTime) -> String {
     let order = &details.order;
-    let id = esc(&order.id);
+    let id = escape(&order.id);
     let mut main = format!(
         "<p><a href=\"/admin\">← Admin</a></p>\n<h1>Order <code>{id}</code></h1>\n\
          <p>Status <strong id=\"status\" data-status=\"{status}\">{status}</strong> · \
          total <strong>{total}</strong> · {email}</p>\n\
          <p class=\"note\">Created {created}{paid}{fulfilled} · \
          <a href=\"/orders/{id}\">customer's page</a> · checkout <code>{session}</code></p>\n",
-        status = esc(&order.status),
+        status = escape(&order.status),
         total = money(order.total),
-        email = esc(&order.customer_email),
+        email = escape(&order.customer_email),
         created = when(order.created_at),
         paid = order
             .paid_at
@@ -100,7 +101,7 @@ pub fn order(details: &OrderDetails, messages: &[InboxSummary], now: OffsetDateT
             .fulfilled_at
             .map(|at| format!(", fulfilled {}", when(at)))
             .unwrap_or_default(),
-        session = esc(&order.checkout_session_id),
+        session = escape(&order.checkout_session_id),
     );
     if can_fulfil(details) {
         main.push_str(&format!(
@@ -119,8 +120,8 @@ pub fn order(details: &OrderDetails, messages: &[InboxSummary], now: OffsetDateT
         main.push_str(&format!(
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
-            esc(&line.sku),
-            esc(&line.name),
+            escape(&line.sku),
+            escape(&line.name),
             kind(line.kind),
             line.quantity,
             money(line.unit_price),
@@ -144,19 +145,19 @@ pub fn order(details: &OrderDetails, messages: &[InboxSummary], now: OffsetDateT
             let amount = Currency::parse(&payment.currency)
                 .map(|currency| money(Money::new(payment.amount, currency)))
                 .unwrap_or_else(|_| {
-                    esc(&format!("{} {}", payment.amount, payment.currency)).into_owned()
+                    escape(&format!("{} {}", payment.amount, payment.currency)).into_owned()
                 });
             let parent = payment
                 .parent_id
                 .as_deref()
-                .map(|p| format!(" <small>of {}</small>", esc(p)))
+                .map(|p| format!(" <small>of {}</small>", escape(p)))
                 .unwrap_or_default();
             main.push_str(&format!(
                 "<tr><td><code>{}</code>{parent}</td><td>{}</td><td>{}</td>\
                  <td class=\"num\">{amount}</td><td>{}</td><td>{}</td></tr>\n",
-                esc(&payment.txn_id),
-                esc(&payment.kind),
-                esc(&payment.status),
+                escape(&payment.txn_id),
+                escape(&payment.kind),
+                escape(&payment.status),
                 if payment.valid {
                     "yes"
                 } else {
@@ -196,9 +197,9 @@ pub fn order(details: &OrderDetails, messages: &[InboxSummary], now: OffsetDateT
             main.push_str(&format!(
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td>\
                  <td class=\"num\">{}/{}</td><td>{}</td></tr>\n",
-                esc(&grant.id),
-                esc(&grant.name),
-                esc(&state),
+                escape(&grant.id),
+                escape(&grant.name),
+                escape(&state),
                 grant.uses,
                 grant.max_uses,
                 when_at(grant.expires_at),
@@ -238,7 +239,7 @@ fn order_link(id: &str) -> String {
     if ours {
         format!("<a href=\"/admin/orders/{id}\"><code>{id}</code></a>")
     } else {
-        format!("<code>{}</code>", esc(id))
+        format!("<code>{}</code>", escape(id))
     }
 }
 
@@ -282,10 +283,10 @@ fn inbox(messages: &[InboxSummary], with_order: bool) -> String {
              <td class=\"outcome\">{outcome}</td><td>{detail}</td>{order}</tr>\n",
             id = message.id,
             received = when(message.received_at),
-            dialect = esc(&message.dialect),
-            event = esc(message.event_type.as_deref().unwrap_or("—")),
-            verification = esc(verification(message)),
-            status = esc(&message.status),
+            dialect = escape(&message.dialect),
+            event = escape(message.event_type.as_deref().unwrap_or("—")),
+            verification = escape(verification(message)),
+            status = escape(&message.status),
             outcome = if message.status == "failed" {
                 format!(
                     "failed <form method=\"post\" action=\"/admin/messages/{}/retry\" \
@@ -293,9 +294,9 @@ fn inbox(messages: &[InboxSummary], with_order: bool) -> String {
                     message.id
                 )
             } else {
-                esc(message.outcome.as_deref().unwrap_or("—")).into_owned()
+                escape(message.outcome.as_deref().unwrap_or("—")).into_owned()
             },
-            detail = esc(message.outcome_detail.as_deref().unwrap_or("")),
+            detail = escape(message.outcome_detail.as_deref().unwrap_or("")),
         ));
     }
     out.push_str("</tbody>\n</table>\n");
@@ -330,14 +331,14 @@ fn flags(flags: &[FlagRow], back: &str, with_order: bool) -> String {
                  <input type=\"hidden\" name=\"back\" value=\"{back}\">\
                  <button type=\"submit\">Resolve</button></form>",
                 id = flag.id,
-                back = esc(back),
+                back = escape(back),
             ),
         };
         out.push_str(&format!(
             "<tr id=\"flag-{id}\"><td>{id}</td>{order}<td>{reason}</td><td>{raised}</td>\
              <td>{action}</td></tr>\n",
             id = flag.id,
-            reason = esc(&flag.reason),
+            reason = escape(&flag.reason),
             raised = when(flag.created_at),
         ));
     }
@@ -359,7 +360,7 @@ fn emails(emails: &[EmailRow], with_order: bool) -> String {
         let order = if with_order {
             let target = match (&email.order_id, &email.subscription_id) {
                 (Some(id), _) => order_link(id),
-                (None, Some(sub)) => format!("<code>{}</code>", esc(sub)),
+                (None, Some(sub)) => format!("<code>{}</code>", escape(sub)),
                 (None, None) => String::new(),
             };
             format!("<td>{target}</td>")
@@ -369,13 +370,13 @@ fn emails(emails: &[EmailRow], with_order: bool) -> String {
         out.push_str(&format!(
             "<tr><td>{}</td><td><a href=\"/admin/emails/{}\">{}</a></td><td>{}</td><td>{}</td>\
              <td class=\"num\">{}</td><td>{}</td><td>{}</td>{order}</tr>\n",
-            esc(&email.to),
+            escape(&email.to),
             email.id,
             subject(&email.subject),
-            esc(email.kind.as_str()),
-            esc(email.status.as_str()),
+            escape(email.kind.as_str()),
+            escape(email.status.as_str()),
             email.attempts,
-            esc(email.last_error.as_deref().unwrap_or("")),
+            escape(email.last_error.as_deref().unwrap_or("")),
             when(email.created_at),
         ));
     }
@@ -388,7 +389,7 @@ fn subject(subject: &str) -> std::borrow::Cow<'_, str> {
     if subject.trim().is_empty() {
         "(no subject)".into()
     } else {
-        esc(subject)
+        escape(subject)
     }
 }
 
@@ -412,20 +413,20 @@ pub fn email(email: &EmailView) -> String {
     ));
     let status = match email.sent_at {
         Some(at) if email.status == "sent" => format!("sent {}", when(at)),
-        _ => esc(&email.status).into_owned(),
+        _ => escape(&email.status).into_owned(),
     };
     let mut facts = vec![
-        ("To", esc(&email.to).into_owned()),
-        ("Kind", esc(&email.kind).into_owned()),
+        ("To", escape(&email.to).into_owned()),
+        ("Kind", escape(&email.kind).into_owned()),
         ("Status", status),
         ("Attempts", email.attempts.to_string()),
         ("Queued", when(email.created_at)),
     ];
     if let Some(error) = &email.last_error {
-        facts.push(("Last error", esc(error).into_owned()));
+        facts.push(("Last error", escape(error).into_owned()));
     }
     if let Some(id) = &email.subscription_id {
-        facts.push(("Subscription", format!("<code>{}</code>", esc(id))));
+        facts.push(("Subscription", format!("<code>{}</code>", escape(id))));
     }
     for (name, value) in facts {
         main.push_str(&format!(
@@ -438,7 +439,7 @@ pub fn email(email: &EmailView) -> String {
     if !links.is_empty() {
         main.push_str("<h2>Links</h2>\n<ul id=\"links\" style=\"overflow-wrap:anywhere\">\n");
         for link in &links {
-            let link = esc(link);
+            let link = escape(link);
             main.push_str(&format!(
                 "<li><a href=\"{link}\" rel=\"noreferrer\">{link}</a></li>\n"
             ));
@@ -453,7 +454,7 @@ pub fn email(email: &EmailView) -> String {
          overflow-wrap:anywhere;background:#f5f5f7;padding:1rem;border-radius:6px\">{}</pre>\n\
          <p class=\"note\">The HTML version ({} bytes) says the same and is not shown \
          here.</p>\n",
-        esc(&email.text_body),
+        escape(&email.text_body),
         email.html_body.len(),
     ));
     main
@@ -480,9 +481,9 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::mail::{EmailKind, EmailStatus};
-    use crate::storage::orders::{Line, Order};
+    use crate::model::{EmailKind, EmailStatus};
     use crate::storage::views::{OrderPage, OrderSummary};
+    use crate::storage::{Line, Order};
 
     const EVIL: &str = "<script>alert(1)</script>";
 

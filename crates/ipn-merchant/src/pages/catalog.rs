@@ -2,7 +2,9 @@
 
 use ipn_core::payment::ItemKind;
 
-use super::html::{esc, money};
+use ipn_web::escape;
+
+use super::html::money;
 use crate::catalog::Catalog;
 use crate::shop::orders::{MAX_QUANTITY, OrderRequest, RequestLine};
 
@@ -56,7 +58,7 @@ pub fn render(catalog: &Catalog, filled: Option<&Filled>, problem: Option<&str>)
     if let Some(problem) = problem {
         main.push_str(&format!(
             "<p class=\"problem\" role=\"alert\" id=\"problem\">{}</p>\n",
-            esc(problem)
+            escape(problem)
         ));
     }
     for product in catalog.products() {
@@ -81,7 +83,7 @@ pub fn render(catalog: &Catalog, filled: Option<&Filled>, problem: Option<&str>)
         // A subscription is bought once: no quantity to choose.
         let (price, quantity_field, button) = match &product.subscription {
             Some(plan) => (
-                format!("{} / {}", money(product.price), esc(&plan.period())),
+                format!("{} / {}", money(product.price), escape(&plan.period())),
                 "<input type=\"hidden\" name=\"quantity\" value=\"1\">".to_owned(),
                 "Subscribe",
             ),
@@ -90,7 +92,7 @@ pub fn render(catalog: &Catalog, filled: Option<&Filled>, problem: Option<&str>)
                 format!(
                     "<label>Quantity <input type=\"number\" name=\"quantity\" min=\"1\" \
                      max=\"{MAX_QUANTITY}\" value=\"{}\" required></label>",
-                    esc(quantity)
+                    escape(quantity)
                 ),
                 "Buy",
             ),
@@ -105,11 +107,11 @@ pub fn render(catalog: &Catalog, filled: Option<&Filled>, problem: Option<&str>)
              <label>Email <input type=\"email\" name=\"customer_email\" autocomplete=\"email\" \
              value=\"{email}\" required></label>\n\
              <button type=\"submit\">{button}</button>\n</form>\n</section>\n",
-            sku = esc(&product.sku),
-            name = esc(&product.name),
-            description = esc(&product.description),
-            kind = esc(&kind),
-            email = esc(email),
+            sku = escape(&product.sku),
+            name = escape(&product.name),
+            description = escape(&product.description),
+            kind = escape(&kind),
+            email = escape(email),
         ));
     }
     main

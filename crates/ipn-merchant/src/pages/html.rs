@@ -1,28 +1,22 @@
-//! The pages' building blocks: escaping, the page around the content, the
-//! security headers every page carries, and how amounts and times read.
+//! The pages' building blocks: the page around the content, its
+//! Content-Security-Policy, and how amounts and times read. Escaping and
+//! the headers every page carries are `ipn_web`'s, the one copy of both
+//! services.
 //!
-//! **Invariant:** every value that reaches markup goes through [`esc`]
-//! (or [`money`], [`when`], which escape or produce fixed characters);
-//! markup is only ever written by the code in `pages/`.
-
-use std::borrow::Cow;
+//! **Invariant:** every value that reaches markup goes through
+//! [`ipn_web::escape`] (or [`money`], [`when`], which escape or produce
+//! fixed characters); markup is only ever written by the code in `pages/`.
 
 use axum::http::StatusCode;
 use axum::response::Response;
 use ipn_core::money::Money;
+use ipn_web::escape;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-/// Escapes text for element content and quoted attribute values (the one
-/// escaper, `ipn_web::escape`: markup characters, both quotes, and control
-/// characters as U+FFFD).
-pub fn esc(text: &str) -> Cow<'_, str> {
-    ipn_web::escape(text)
-}
-
 /// `12.50 USD`.
 pub fn money(amount: Money) -> String {
-    esc(&amount.to_string()).into_owned()
+    escape(&amount.to_string()).into_owned()
 }
 
 /// Milliseconds since the epoch as `2026-11-25 18:40 UTC`; the raw number
@@ -96,21 +90,15 @@ pub fn document(shop_name: &str, title: &str, main: &str, refresh: Option<u32>) 
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <script src=\"/live.js\" defer></script>\n{refresh}<title>{title} · {shop}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
          <header><a href=\"/\">{shop}</a></header>\n<main>\n{main}</main>\n</body>\n</html>\n",
-        title = esc(title),
-        shop = esc(shop_name),
+        title = escape(title),
+        shop = escape(shop_name),
     )
-}
-
-/// A page as a response, with the headers every page of both services
-/// carries (`ipn_web::html::page`).
-pub fn respond(status: StatusCode, html: String, csp_value: &str) -> Response {
-    ipn_web::html::page(status, html, csp_value)
 }
 
 /// A short page with a heading and one paragraph of text (errors, notices).
 pub fn message(shop_name: &str, status: StatusCode, title: &str, text: &str) -> Response {
-    let main = format!("<h1>{}</h1>\n<p>{}</p>\n", esc(title), esc(text));
-    respond(status, document(shop_name, title, &main, None), &csp(None))
+    let main = format!("<h1>{}</h1>\n<p>{}</p>\n", escape(title), escape(text));
+    ipn_web::html::page(status, document(shop_name, title, &main, None), &csp(None))
 }
 
 #[cfg(test)]
@@ -119,10 +107,6 @@ mod tests {
 
     #[test]
     fn markup_in_values_is_escaped() {
-        assert_eq!(
-            esc(r#"<script>alert("x")</script> & 'y'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
-        );
         let page = document("<b>Shop</b>", "<i>t</i>", "", None);
         assert!(!page.contains("<b>") && !page.contains("<i>"), "{page}");
     }

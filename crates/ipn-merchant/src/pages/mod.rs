@@ -1,6 +1,7 @@
-//! The shop's HTML pages (DESIGN §5, "Shop pages"): plain server-rendered
-//! HTML, no JavaScript, every value escaped, a strict Content-Security-
-//! Policy on every page.
+//! The shop's HTML pages: server-rendered HTML, every value escaped, a
+//! strict Content-Security-Policy on every page. They work without
+//! JavaScript; each loads one script, `/live.js` (ipn-web's), which
+//! refreshes the parts marked `data-live` in place, and no inline script.
 //!
 //! | route | page |
 //! |---|---|
@@ -20,7 +21,8 @@
 //! out for a while; a browser that signed in before is counted on its own
 //! (`throttle.rs`).
 //!
-//! - `html.rs`: escaping, the page frame and the headers;
+//! - `html.rs`: the page frame, its Content-Security-Policy, amounts and
+//!   times (escaping and the headers every page carries are ipn-web's);
 //! - `catalog.rs`, `order.rs`, `admin.rs`: each page's markup, pure
 //!   functions from data to HTML, tested without a server;
 //! - `auth.rs`: the password and the same-origin check.
@@ -43,11 +45,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use self::auth::Access;
-use self::html::{csp, document, message, respond};
+use self::html::{csp, document, message};
+use crate::handler::Review;
 use crate::shop::{Shop, ShopError};
 use crate::storage::StoreError;
-use crate::storage::reader::DashboardLimits;
-use crate::storage::writer::{Review, WriteError};
+use crate::storage::views::{self, DashboardLimits};
+use crate::writer::WriteError;
 
 /// Orders per page of the dashboard.
 pub const ORDERS_PER_PAGE: usize = 50;
@@ -67,7 +70,8 @@ pub struct Pages {
     pub admin_user: String,
     /// The admin password; `None`: the admin pages do not exist.
     pub admin_password: Option<String>,
-    /// Signs the admin's known-device cookies (`throttle.rs`).
+    /// The shop's HMAC key: signs download links (the order page shows
+    /// them) and the admin's known-device cookies (`throttle.rs`).
     pub device_key: crate::downloads::SigningKey,
     /// Where emails are written when there is no SMTP server; shown on
     /// `/admin`. `None` when they go to a server.
@@ -100,7 +104,7 @@ impl Pages {
     }
 
     fn page(&self, status: StatusCode, title: &str, main: &str, refresh: Option<u32>) -> Response {
-        respond(
+        ipn_web::html::page(
             status,
             document(&self.shop_name, title, main, refresh),
             &csp(None),
@@ -122,7 +126,7 @@ impl Pages {
         problem: Option<&str>,
     ) -> Response {
         let main = catalog::render(&self.shop.catalog, filled, problem);
-        respond(
+        ipn_web::html::page(
             status,
             document(&self.shop_name, "Shop", &main, None),
             &csp(self.gateway_origin().as_deref()),
@@ -301,9 +305,14 @@ async fn buy(
 }
 
 async fn order_page(State(pages): State<Pages>, Path(id): Path<String>) -> Response {
-    match pages.shop.reader.order_page(id).await {
-        Ok(Some((details, key))) => {
-            let main = order::render(&details, &key, pages.shop.clock.now());
+    match pages
+        .shop
+        .reader
+        .read(move |r| views::order_details(r, &id))
+        .await
+    {
+        Ok(Some(details)) => {
+            let main = order::render(&details, &pages.device_key, pages.shop.clock.now());
             let refresh = order::waiting(&details.order.status).then_some(order::REFRESH_SECONDS);
             pages.page(StatusCode::OK, "Your order", &main, refresh)
         }
@@ -337,7 +346,12 @@ async fn dashboard(
         inbox: 50,
         emails: 50,
     };
-    match pages.shop.reader.dashboard(before, limits).await {
+    let board = pages
+        .shop
+        .reader
+        .read(move |r| views::dashboard(r, before.as_deref(), limits))
+        .await;
+    match board {
         Ok(board) => {
             let main = admin::dashboard(&board, pages.mail_dir.as_deref(), paged);
             pages.page(StatusCode::OK, "Admin", &main, None)
@@ -354,7 +368,11 @@ async fn admin_order(
     if let Some(response) = pages.admin_refusal(&headers) {
         return response;
     }
-    let found = pages.shop.reader.admin_order(id).await;
+    let found = pages
+        .shop
+        .reader
+        .read(move |r| views::admin_order(r, &id))
+        .await;
     pages.shown(found, "order", |(details, messages)| {
         let main = admin::order(&details, &messages, pages.shop.clock.now());
         pages.page(StatusCode::OK, "Order", &main, None)
@@ -370,7 +388,7 @@ async fn admin_email(
         return response;
     }
     let found = match id.parse::<i64>() {
-        Ok(id) => pages.shop.reader.admin_email(id).await,
+        Ok(id) => pages.shop.reader.read(move |r| r.email(id)).await,
         Err(_) => Ok(None),
     };
     pages.shown(found, "email", |email| {

@@ -10,11 +10,14 @@
 use ipn_core::money::{Currency, Money};
 use time::OffsetDateTime;
 
-use super::html::{esc, money, when, when_at};
+use ipn_web::escape;
+
+use super::html::{money, when, when_at};
 use crate::downloads::{GrantState, SigningKey};
-use crate::handler::subscriptions::{Row as SubscriptionRow, Status, has_access};
-use crate::mail::EmailStatus;
-use crate::storage::reader::OrderDetails;
+use crate::handler::subscriptions::has_access;
+use crate::model::{EmailStatus, SubscriptionStatus};
+use crate::storage::SubscriptionRow;
+use crate::storage::views::OrderDetails;
 
 /// Seconds between refreshes of a page that waits for a payment.
 pub const REFRESH_SECONDS: u32 = 3;
@@ -70,16 +73,18 @@ pub fn status_words(status: &str) -> Option<(&'static str, &'static str)> {
 /// The subscription an order started: where it stands and until when the
 /// customer has access.
 fn subscription_section(row: &SubscriptionRow, now: OffsetDateTime) -> String {
-    let now = crate::handler::millis(now);
+    let now = crate::clock::millis(now);
     let access = has_access(row.status, row.paid_through, now);
     let (state, tone) = match row.status {
-        Status::Active => ("Active", "status-good"),
-        Status::PastDue => ("Payment failed; we will try your card again", "status-wait"),
-        Status::Canceled if access => (
+        SubscriptionStatus::Active => ("Active", "status-good"),
+        SubscriptionStatus::PastDue => {
+            ("Payment failed; we will try your card again", "status-wait")
+        }
+        SubscriptionStatus::Canceled if access => (
             "Canceled; access continues to the end of the period",
             "status-wait",
         ),
-        Status::Canceled | Status::Expired => ("Ended", "status-bad"),
+        SubscriptionStatus::Canceled | SubscriptionStatus::Expired => ("Ended", "status-bad"),
     };
     let until = match (access, row.paid_through) {
         (true, Some(until)) => format!("<dt>Paid through</dt><dd>{}</dd>", when(until)),
@@ -91,7 +96,7 @@ fn subscription_section(row: &SubscriptionRow, now: OffsetDateTime) -> String {
          <dt>Periods paid</dt><dd>{cycles}</dd><dt>Reference</dt><dd><code>{id}</code></dd></dl>\n",
         status = row.status.as_str(),
         cycles = row.cycles_paid,
-        id = esc(&row.id),
+        id = escape(&row.id),
     )
 }
 
@@ -117,17 +122,17 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     let subscription = details.subscription.as_ref().map(|row| row.status);
     // A subscription order's words follow its subscription once it ended.
     let (heading, sentence, tone) = match (order.status.as_str(), subscription) {
-        ("paid" | "subscribed", Some(Status::Canceled)) => (
+        ("paid" | "subscribed", Some(SubscriptionStatus::Canceled)) => (
             "Subscription canceled",
             "No further payments will be taken; access lasts to the end of the paid period.",
             "status-wait",
         ),
-        ("paid" | "subscribed", Some(Status::Expired)) => (
+        ("paid" | "subscribed", Some(SubscriptionStatus::Expired)) => (
             "Subscription ended",
             "This subscription has ended. Thank you for having been with us.",
             "status-bad",
         ),
-        ("paid" | "subscribed", Some(Status::PastDue)) => (
+        ("paid" | "subscribed", Some(SubscriptionStatus::PastDue)) => (
             "Payment failed",
             "We could not charge your card for this period. We will try again in a few days; \
              your access continues meanwhile.",
@@ -151,14 +156,14 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     let mut main = format!(
         "<div id=\"order\" data-live=\"{every}\">\n<h1>Order <code>{id}</code></h1>\n\
          <p class=\"status {tone}\" id=\"status\" data-status=\"{status}\"><strong>{heading}</strong></p>\n",
-        id = esc(&order.id),
-        status = esc(&order.status),
-        heading = esc(heading),
+        id = escape(&order.id),
+        status = escape(&order.status),
+        heading = escape(heading),
     );
     if sentence.is_empty() {
-        main.push_str(&format!("<p>Status: {}</p>\n", esc(&order.status)));
+        main.push_str(&format!("<p>Status: {}</p>\n", escape(&order.status)));
     } else {
-        main.push_str(&format!("<p>{}</p>\n", esc(sentence)));
+        main.push_str(&format!("<p>{}</p>\n", escape(sentence)));
     }
     // The checkout stays open until it is paid (or expires): after a
     // declined card the customer can try another.
@@ -174,7 +179,7 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     if let Some(label) = pay {
         main.push_str(&format!(
             "<p><a class=\"action\" href=\"{}\" id=\"pay\">{label}</a></p>\n",
-            esc(&order.checkout_url)
+            escape(&order.checkout_url)
         ));
     }
 
@@ -185,13 +190,13 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     // A subscription's price is per period.
     let per = order
         .plan
-        .map(|plan| format!(" / {}", esc(&plan.period())))
+        .map(|plan| format!(" / {}", escape(&plan.period())))
         .unwrap_or_default();
     for line in &order.lines {
         main.push_str(&format!(
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}{per}</td>\
              <td class=\"num\">{}{per}</td></tr>\n",
-            esc(&line.name),
+            escape(&line.name),
             line.quantity,
             money(line.unit_price),
             money(line.total),
@@ -215,7 +220,7 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
             let amount = Currency::parse(&payment.currency)
                 .map(|currency| money(Money::new(payment.amount.saturating_abs(), currency)))
                 .unwrap_or_else(|_| {
-                    esc(&format!("{} {}", payment.amount, payment.currency)).into_owned()
+                    escape(&format!("{} {}", payment.amount, payment.currency)).into_owned()
                 });
             let what = match payment.kind.as_str() {
                 "charge" => "Payment",
@@ -226,9 +231,9 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
             };
             main.push_str(&format!(
                 "<li>{} of {}: {} <small>({})</small></li>\n",
-                esc(what),
+                escape(what),
                 amount,
-                esc(&payment.status),
+                escape(&payment.status),
                 when(payment.updated_at),
             ));
         }
@@ -246,8 +251,8 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
             main.push_str(&format!(
                 "<li><a href=\"{href}\">Download {name}</a> \
                  <small>({left} of {max} downloads left, until {until})</small></li>\n",
-                href = esc(&crate::downloads::path(&grant.token(key))),
-                name = esc(&grant.name),
+                href = escape(&crate::downloads::path(&grant.token(key))),
+                name = escape(&grant.name),
                 left = grant.max_uses.saturating_sub(grant.uses),
                 max = grant.max_uses,
                 until = when_at(grant.expires_at),
@@ -259,7 +264,7 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
     if !details.emails.is_empty() {
         main.push_str(&format!(
             "<h2>Emails to {}</h2>\n<ul id=\"emails\">\n",
-            esc(&order.customer_email)
+            escape(&order.customer_email)
         ));
         for email in &details.emails {
             let state = match email.status {
@@ -271,8 +276,8 @@ pub fn render(details: &OrderDetails, key: &SigningKey, now: OffsetDateTime) -> 
             };
             main.push_str(&format!(
                 "<li>{} <small>({})</small></li>\n",
-                esc(&email.subject),
-                esc(&state)
+                escape(&email.subject),
+                escape(&state)
             ));
         }
         main.push_str("</ul>\n");
@@ -291,9 +296,9 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::downloads::Grant;
-    use crate::mail::{EmailKind, EmailRow};
-    use crate::storage::orders::{Line, Order};
+    use crate::model::EmailKind;
+    use crate::storage::{EmailRow, Grant};
+    use crate::storage::{Line, Order};
 
     const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
     const EVIL: &str = "<script>alert(1)</script>";
@@ -428,7 +433,7 @@ mod tests {
                 .unwrap(),
         );
         assert!(render(&refused, &key(), NOW).contains("id=\"pay\""));
-        refused.flags.push(crate::handler::store::FlagRow {
+        refused.flags.push(crate::storage::FlagRow {
             id: 1,
             order_id: Some("ord_1".into()),
             inbox_id: 1,

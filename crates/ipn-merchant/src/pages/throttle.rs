@@ -31,7 +31,7 @@ use ipn_web::throttle::{Client, Throttle};
 
 use super::auth::{self, Access};
 use super::html;
-use crate::Hidden;
+use crate::config::Hidden;
 use crate::downloads::SigningKey;
 use crate::downloads::token;
 

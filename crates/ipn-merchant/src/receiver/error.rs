@@ -13,7 +13,7 @@ use ipn_core::paypal::FormError;
 use ipn_core::standard::VerifyError;
 use serde_json::json;
 
-use crate::storage::writer::WriteError;
+use crate::writer::WriteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {

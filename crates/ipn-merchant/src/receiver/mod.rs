@@ -4,7 +4,7 @@
 //! be checked without a round trip, hands the message to the writer and
 //! answers 2xx only once it is committed. Nothing else happens on the
 //! request path, so a slow handler or mail server never times the gateway
-//! out (DESIGN §5).
+//! out.
 
 mod error;
 mod paypal;
@@ -26,7 +26,7 @@ use ipn_core::standard::Verifier;
 pub use error::ReceiveError;
 
 use crate::clock::Clock;
-use crate::storage::writer::Writer;
+use crate::writer::Writer;
 
 /// What the routes share.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::gateway::CheckoutError;
 use crate::storage::StoreError;
-use crate::storage::writer::WriteError;
+use crate::writer::WriteError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShopError {

@@ -1,5 +1,5 @@
 //! The gateway's checkout API, as the shop calls it: `POST
-//! /v1/checkout/sessions` with the merchant's key (DESIGN §9).
+//! /v1/checkout/sessions` with the merchant's key.
 //!
 //! Only a 201 carrying an `id` and a `url` is a session. Anything else
 //! (refused connection, timeout, a 4xx or 5xx, a body that is not a
@@ -13,7 +13,7 @@ use ipn_core::payment::Item;
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
-use crate::app::GatewayKey;
+use crate::config::GatewayKey;
 
 /// Longest wait for the gateway, connecting included: the customer is
 /// waiting on the other side of this call.

@@ -1,4 +1,5 @@
-//! The shop's JSON API (DESIGN §9): the catalog and orders.
+//! The shop's JSON API: the catalog, orders and subscriptions. Its routes
+//! and fields are public: scripts rely on them.
 //!
 //! - `GET /api/products`: the catalog.
 //! - `POST /api/orders` (`Content-Type: application/json`, else 415, so a
@@ -35,8 +36,8 @@ pub use error::ShopError;
 
 use self::gateway::Checkout;
 use crate::catalog::Catalog;
-use crate::storage::reader::Reader;
-use crate::storage::writer::Writer;
+use crate::storage::{Reader, views};
+use crate::writer::Writer;
 
 /// What the shop's routes share.
 #[derive(Debug, Clone)]
@@ -114,7 +115,10 @@ async fn create_order(
 async fn order(State(shop): State<Shop>, Path(id): Path<String>) -> Result<Response, ShopError> {
     let details = shop
         .reader
-        .order_details(id.clone())
+        .read({
+            let id = id.clone();
+            move |r| views::order_details(r, &id)
+        })
         .await
         .map_err(ShopError::Read)?
         .ok_or(ShopError::OrderNotFound(id))?;
@@ -130,7 +134,10 @@ async fn subscription(
 ) -> Result<Response, ShopError> {
     let (row, emails) = shop
         .reader
-        .subscription(id.clone())
+        .read({
+            let id = id.clone();
+            move |r| views::subscription(r, &id)
+        })
         .await
         .map_err(ShopError::Read)?
         .ok_or(ShopError::SubscriptionNotFound(id))?;

@@ -20,11 +20,11 @@ use time::format_description::well_known::Rfc3339;
 use super::gateway::NewSession;
 use super::{Shop, ShopError};
 use crate::catalog::Catalog;
+use crate::clock::millis;
 use crate::downloads::GrantState;
-use crate::handler::subscriptions::{Row as SubscriptionRow, has_access};
-use crate::mail::EmailRow;
-use crate::storage::orders::{Line, Order};
-use crate::storage::reader::OrderDetails;
+use crate::handler::subscriptions::has_access;
+use crate::storage::views::OrderDetails;
+use crate::storage::{EmailRow, Line, Order, SubscriptionRow};
 
 /// The most units of one product in an order.
 pub const MAX_QUANTITY: i64 = 100;
@@ -341,10 +341,6 @@ pub fn subscription_view(row: &SubscriptionRow, emails: &[EmailRow], now: i64) -
     view["order_id"] = json!(row.order_id);
     view["emails"] = json!(emails);
     view
-}
-
-fn millis(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// Milliseconds since the epoch as RFC 3339 in UTC; a stored value out of

@@ -1,117 +1,197 @@
-//! Storage: the inbox, where every accepted message is kept exactly as it
-//! arrived. A receiver answers 2xx only after its message is committed here;
-//! everything that happens to a message afterwards starts from this table.
-//! The shop's orders live in the same file (`orders.rs`), so the handler
-//! can later move an order in the same transaction as it settles a message.
+//! Storage: everything the merchant keeps, behind an interface in the
+//! merchant's own words that names no database type, so that a second
+//! database is one new module beside `sqlite/`.
 //!
-//! Writes go through the one writer thread (`writer.rs`), which commits what
-//! has queued up in one transaction: a commit costs an fsync however many
-//! rows it holds, so concurrent deliveries share it.
+//! - [`Store`]: the database. [`Store::read`] runs typed reads ([`Reads`])
+//!   on a read connection, in one snapshot, never waiting for a commit;
+//!   [`Store::write_batch`] and [`Store::write`] run typed writes ([`Tx`])
+//!   in ONE transaction. Only the writer thread (`writer.rs`) calls them.
+//! - [`Reads`] and [`Tx`]: one pair of traits per thing stored, each beside
+//!   its rows: `inbox.rs` (messages, postbacks, what the handler made of
+//!   them, reconciliation's cursor), `orders.rs`, `payments.rs` (payment
+//!   facts, held claims, flags, the keys already applied),
+//!   `subscriptions.rs`, `emails.rs`, `downloads.rs`. What a write means
+//!   (what a notice does to an order, which email to queue, whether a
+//!   download may be taken) is decided by the modules that call it; storage
+//!   loads and saves rows.
+//! - `views.rs`: what only the pages and the API read ([`ViewReads`]), and
+//!   each page put together from it in one snapshot.
+//! - [`Reader`]: [`Store::read`] for async code.
+//! - `sqlite/`: the SQLite implementation, split by what it stores.
 
+pub mod downloads;
+pub mod emails;
+pub mod inbox;
 pub mod orders;
-pub mod postback;
-pub mod reader;
+pub mod payments;
 pub mod sqlite;
+pub mod subscriptions;
 pub mod views;
-pub mod writer;
 
-use ipn_core::Dialect;
-use ipn_core::paypal::Answer;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use self::downloads::{DownloadReads, DownloadWrites, Grant, NewGrant};
+pub use self::emails::{EmailReads, EmailWrites, EmailsDue, FailedAttempt, NewEmail, QueuedEmail};
+pub use self::inbox::{
+    CursorReads, CursorWrites, Handled, InboxId, InboxReads, InboxStatus, InboxWrites, NewMessage,
+    Outcome, PostbacksDue, Stored, Unverified, Verification, Waiting,
+};
+pub use self::orders::{Line, Order, OrderReads, OrderWrites};
+pub use self::payments::{HeldClaim, Owner, PaymentReads, PaymentRecord, PaymentWrites};
+pub use self::subscriptions::{SubscriptionReads, SubscriptionRow, SubscriptionWrites};
+pub use self::views::{EmailRow, FlagRow, InboxSummary, PaymentRow, ViewReads};
 
 /// A storage failure: the database is unreachable, full or corrupt. Never an
 /// expected outcome, so it carries context, not structure.
-pub type StoreError = anyhow::Error;
+pub type StoreError = ipn_storage::StoreError;
 
-/// Where a message stands. `Received` and `Unverified` are where every
-/// message starts; a PayPal message then becomes `Verified` or `Invalid`.
-/// Later slices add the states that follow (applied).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InboxStatus {
-    /// A standard-dialect message whose signature and timestamp verified;
-    /// waiting for the notification handler.
-    Received,
-    /// A PayPal-dialect message, stored before anything checked it; waiting
-    /// for its postback to the gateway to say `VERIFIED` or `INVALID`.
-    Unverified,
-    /// A PayPal-dialect message the gateway answered `VERIFIED` for: it
-    /// sent this message, unchanged.
-    Verified,
-    /// A PayPal-dialect message the gateway answered `INVALID` for: forged
-    /// or altered. Kept for audit; never applied to anything.
-    Invalid,
+/// Applies one item of a batch through the transaction; its index in the
+/// batch is the second argument.
+pub type ApplyItem<'a> = dyn FnMut(&dyn Tx, usize) -> Result<(), StoreError> + 'a;
+
+/// What a database must do for the merchant.
+pub trait Store: std::fmt::Debug + Send + Sync + 'static {
+    /// Runs `read` on a read connection, in ONE snapshot, so that what it
+    /// reads agrees with itself. It never waits for a commit.
+    fn read(
+        &self,
+        read: &mut dyn FnMut(&dyn Reads) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Runs `apply` for each of `len` items inside ONE transaction and
+    /// commits; one result per item, in order. An item whose `apply` fails
+    /// rolls back alone and the others still commit; a failing commit fails
+    /// the whole batch. `apply` may run more than once for an item (the
+    /// batch is redone when one fails): what it returns the last time is
+    /// what committed.
+    fn write_batch(
+        &self,
+        len: usize,
+        apply: &mut ApplyItem<'_>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
+
+    /// Runs `work` in ONE transaction: committed when it returns `Ok`,
+    /// rolled back otherwise.
+    fn write(
+        &self,
+        work: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
 }
 
-impl InboxStatus {
-    /// The name stored in the `status` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Received => "received",
-            Self::Unverified => "unverified",
-            Self::Verified => "verified",
-            Self::Invalid => "invalid",
-        }
+impl dyn Store {
+    /// [`Store::read`], returning what `read` returns.
+    pub fn read_with<T>(
+        &self,
+        read: impl FnOnce(&dyn Reads) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut read = Some(read);
+        let mut value = None;
+        self.read(&mut |reads| {
+            if let Some(read) = read.take() {
+                value = Some(read(reads)?);
+            }
+            Ok(())
+        })?;
+        value.ok_or_else(|| anyhow::anyhow!("the store did not run the read"))
+    }
+
+    /// [`Store::write`], returning what `work` returns.
+    pub fn write_with<T>(
+        &self,
+        work: impl FnOnce(&dyn Tx) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut work = Some(work);
+        let mut value = None;
+        self.write(&mut |tx| {
+            if let Some(work) = work.take() {
+                value = Some(work(tx)?);
+            }
+            Ok(())
+        })?;
+        value.ok_or_else(|| anyhow::anyhow!("the store did not run the write"))
     }
 }
 
-/// A message to put in the inbox.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    pub dialect: Dialect,
-    /// The verified `webhook-id`: messages with the same one are stored
-    /// once. `None` when nothing vouches for the header (PayPal dialect).
-    pub webhook_id: Option<String>,
-    /// The request headers later steps need (signature headers, content
-    /// type), as received.
-    pub headers: Vec<(String, String)>,
-    /// The body's bytes exactly as received.
-    pub body: Vec<u8>,
-    pub status: InboxStatus,
-    /// Milliseconds since the Unix epoch.
-    pub received_at: i64,
+/// Every typed read. Inside a [`Tx`] they see the transaction's own
+/// writes.
+pub trait Reads:
+    InboxReads
+    + CursorReads
+    + OrderReads
+    + PaymentReads
+    + SubscriptionReads
+    + EmailReads
+    + DownloadReads
+    + ViewReads
+{
 }
 
-/// The inbox row's id, in arrival order.
-pub type InboxId = i64;
-
-/// What storing a message did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored {
-    /// A new row.
-    New(InboxId),
-    /// A message with this `webhook-id` was stored before, as this row; it
-    /// was left as it was.
-    Duplicate(InboxId),
+impl<T> Reads for T where
+    T: InboxReads
+        + CursorReads
+        + ViewReads
+        + OrderReads
+        + PaymentReads
+        + SubscriptionReads
+        + EmailReads
+        + DownloadReads
+        + ?Sized
+{
 }
 
-/// A PayPal message waiting for its postback.
-#[derive(Debug, Clone)]
-pub struct Unverified {
-    pub id: InboxId,
-    /// The body exactly as received: what the postback sends back.
-    pub body: Vec<u8>,
-    /// Postbacks tried so far that got no answer.
-    pub attempts: u32,
+/// The reads and writes of one transaction of the writer.
+pub trait Tx:
+    Reads
+    + InboxWrites
+    + CursorWrites
+    + OrderWrites
+    + PaymentWrites
+    + SubscriptionWrites
+    + EmailWrites
+    + DownloadWrites
+{
+    /// Runs `work` so that its writes can be undone alone: when it fails on
+    /// its own (a message it cannot handle, a row that breaks a constraint)
+    /// its writes are rolled back, the transaction goes on, and the answer
+    /// is `Ok(Err(why))`. When the database itself fails (the disk, a lock,
+    /// memory) the answer is `Err`: the whole transaction must be given up.
+    fn attempt(
+        &self,
+        work: &mut dyn FnMut(&dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<Result<(), StoreError>, StoreError>;
 }
 
-/// What a postback came to, to be recorded on the message's row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verification {
-    /// The gateway answered: the row becomes `verified` or `invalid`.
-    Answered {
-        id: InboxId,
-        answer: Answer,
-        /// Milliseconds since the Unix epoch.
-        at: i64,
-    },
-    /// No answer (unreachable, 5xx, timeout, neither word): the row stays
-    /// `unverified` until `next_try_at`.
-    Failed {
-        id: InboxId,
-        /// Attempts without an answer, this one included.
-        attempts: u32,
-        /// Milliseconds since the Unix epoch.
-        next_try_at: i64,
-        /// Why, for the operator.
-        error: String,
-    },
+/// Opens the merchant's database at `path` (created, with its folder, if
+/// missing) and applies the migrations it has not had.
+pub fn open(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(sqlite::Sqlite::open(path)?))
+}
+
+/// Typed reads for async code: each runs on the blocking pool, so a slow
+/// disk never stalls the runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Reader {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Runs `read` in one snapshot and returns what it does.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn Reads) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.read_with(read)).await?
+    }
 }

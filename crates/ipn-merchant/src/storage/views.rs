@@ -1,12 +1,18 @@
-//! Read-only SQL for the shop's HTML pages (`pages/`): the listings the
-//! admin dashboard shows. Nothing here writes; every function takes a plain
-//! connection (the reader's) or a transaction on it.
+//! What the pages and the API show, and only they: listings and pages of
+//! orders, messages, payments, flags, emails and downloads. [`ViewReads`]
+//! reads them; the views below put a page's parts together from those
+//! reads in one snapshot ([`super::Store::read`]), so they agree with each
+//! other and are the same on every database.
 
-use ipn_core::money::{Currency, Money};
-use rusqlite::{Connection, Row, params};
+use ipn_core::money::Money;
+use serde::Serialize;
 
-use super::StoreError;
-use crate::handler::store::FlagRow;
+use super::inbox::InboxId;
+use super::orders::Order;
+use super::payments::Owner;
+use super::subscriptions::SubscriptionRow;
+use super::{Grant, Reads, StoreError};
+use crate::model::{EmailKind, EmailStatus};
 
 /// One line of the admin's order list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,69 +32,6 @@ pub struct OrderPage {
     /// The id to pass as `before` for the next (older) page, when there is
     /// one.
     pub next_before: Option<String>,
-}
-
-/// Orders newest first (by `created_at`, then id), `limit` of them, older
-/// than the order `before` when given. The cursor is an order id: its
-/// `(created_at, id)` is looked up in the same statement, so a page never
-/// skips or repeats an order however many are added meanwhile. An id that
-/// names no order gives an empty page.
-pub fn recent_orders(
-    conn: &Connection,
-    before: Option<&str>,
-    limit: usize,
-) -> Result<OrderPage, StoreError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    // One more than asked tells whether there is a next page.
-    // Two statements rather than `?1 IS NULL OR …`, so that each walks the
-    // `orders_by_created` index from where the page starts.
-    let mut statement = conn.prepare_cached(match before {
-        None => {
-            "SELECT id, status, customer_email, currency, total, created_at FROM orders
-             WHERE ?1 IS NULL
-             ORDER BY created_at DESC, id DESC LIMIT ?2"
-        }
-        Some(_) => {
-            "SELECT id, status, customer_email, currency, total, created_at FROM orders
-             WHERE (created_at, id) < ((SELECT created_at FROM orders WHERE id = ?1), ?1)
-             ORDER BY created_at DESC, id DESC LIMIT ?2"
-        }
-    })?;
-    let mut orders = statement
-        .query_map(params![before, limit.saturating_add(1)], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, i64>(4)?,
-                row.get::<_, i64>(5)?,
-            ))
-        })?
-        .map(|row| {
-            let (id, status, customer_email, currency, total, created_at) = row?;
-            Ok(OrderSummary {
-                id,
-                status,
-                customer_email,
-                total: Money::new(total, Currency::parse(&currency)?),
-                created_at,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let more = i64::try_from(orders.len()).unwrap_or(i64::MAX) > limit;
-    if more {
-        orders.pop();
-    }
-    let next_before = if more {
-        orders.last().map(|order| order.id.clone())
-    } else {
-        None
-    };
-    Ok(OrderPage {
-        orders,
-        next_before,
-    })
 }
 
 /// One inbox message as the admin pages show it (never its body).
@@ -113,54 +56,52 @@ pub struct InboxSummary {
     pub order_id: Option<String>,
 }
 
-const INBOX_COLUMNS: &str = "id, received_at, dialect, event_type, status, verification, \
-                             outcome, outcome_detail, order_id";
-
-fn inbox_row(row: &Row<'_>) -> rusqlite::Result<InboxSummary> {
-    Ok(InboxSummary {
-        id: row.get(0)?,
-        received_at: row.get(1)?,
-        dialect: row.get(2)?,
-        event_type: row.get(3)?,
-        status: row.get(4)?,
-        verification: row.get(5)?,
-        outcome: row.get(6)?,
-        outcome_detail: row.get(7)?,
-        order_id: row.get(8)?,
-    })
+/// A payment fact as the order's page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRow {
+    pub txn_id: String,
+    pub parent_id: Option<String>,
+    pub kind: String,
+    pub status: String,
+    /// Signed minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+    /// False when it did not match the order: it never counted.
+    pub valid: bool,
+    pub updated_at: i64,
 }
 
-/// The messages the handler tied to `order_id`, in arrival order (through
-/// the `inbox_by_order` index).
-pub fn order_inbox(conn: &Connection, order_id: &str) -> Result<Vec<InboxSummary>, StoreError> {
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {INBOX_COLUMNS} FROM inbox WHERE order_id = ?1 ORDER BY id"
-    ))?;
-    let rows = statement.query_map([order_id], inbox_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// A reason for review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagRow {
+    pub id: i64,
+    pub order_id: Option<String>,
+    /// The message that raised it.
+    pub inbox_id: InboxId,
+    pub reason: String,
+    pub created_at: i64,
+    pub resolved_at: Option<i64>,
 }
 
-/// The latest `limit` messages, newest first.
-pub fn recent_inbox(conn: &Connection, limit: usize) -> Result<Vec<InboxSummary>, StoreError> {
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {INBOX_COLUMNS} FROM inbox ORDER BY id DESC LIMIT ?1"
-    ))?;
-    let rows = statement.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], inbox_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Flags nobody resolved yet, on any order or on a message alone, oldest
-/// first (the longest waiting at the top), at most `limit`.
-pub fn open_flags(conn: &Connection, limit: usize) -> Result<Vec<FlagRow>, StoreError> {
-    let mut statement = conn.prepare_cached(
-        "SELECT id, order_id, inbox_id, reason, created_at, resolved_at
-         FROM flags WHERE resolved_at IS NULL ORDER BY id LIMIT ?1",
-    )?;
-    let rows = statement.query_map(
-        [i64::try_from(limit).unwrap_or(i64::MAX)],
-        crate::handler::store::flag_row,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// One email as the API and the admin page show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmailRow {
+    pub id: i64,
+    pub kind: EmailKind,
+    pub to: String,
+    pub order_id: Option<String>,
+    pub subscription_id: Option<String>,
+    pub subject: String,
+    pub status: EmailStatus,
+    /// Attempts made so far, the successful one included.
+    pub attempts: u32,
+    /// Why the last attempt failed (`None` once sent).
+    pub last_error: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// When the next attempt is due, while `queued`.
+    pub next_try_at: i64,
+    pub sent_at: Option<i64>,
 }
 
 /// One stored email with its bodies, for the admin's email page. Kind and
@@ -185,115 +126,131 @@ pub struct EmailView {
     pub html_body: String,
 }
 
-/// The email `id`, bodies included.
-pub fn email(conn: &Connection, id: i64) -> Result<Option<EmailView>, StoreError> {
-    let mut statement = conn.prepare_cached(
-        "SELECT id, kind, to_address, order_id, subscription_id, subject, status, attempts,
-             last_error, created_at, sent_at, text_body, html_body
-         FROM emails WHERE id = ?1",
-    )?;
-    let mut rows = statement.query_map([id], |row| {
-        Ok(EmailView {
-            id: row.get(0)?,
-            kind: row.get(1)?,
-            to: row.get(2)?,
-            order_id: row.get(3)?,
-            subscription_id: row.get(4)?,
-            subject: row.get(5)?,
-            status: row.get(6)?,
-            attempts: row.get(7)?,
-            last_error: row.get(8)?,
-            created_at: row.get(9)?,
-            sent_at: row.get(10)?,
-            text_body: row.get(11)?,
-            html_body: row.get(12)?,
-        })
-    })?;
-    Ok(rows.next().transpose()?)
+pub trait ViewReads {
+    /// Orders newest first (by `created_at`, then id), `limit` of them,
+    /// older than the order `before` when given. The cursor is an order id,
+    /// so a page never skips or repeats an order however many are added
+    /// meanwhile; an id that names no order gives an empty page.
+    fn orders_page(&self, before: Option<&str>, limit: usize) -> Result<OrderPage, StoreError>;
+    /// The messages the handler tied to `order_id`, in arrival order.
+    fn order_messages(&self, order_id: &str) -> Result<Vec<InboxSummary>, StoreError>;
+    /// The latest `limit` messages, newest first.
+    fn recent_messages(&self, limit: usize) -> Result<Vec<InboxSummary>, StoreError>;
+    /// Every payment heard of for `owner`, valid or not, with the refunds
+    /// and reversals of its charges, by transaction.
+    fn payments(&self, owner: Owner<'_>) -> Result<Vec<PaymentRow>, StoreError>;
+    /// An order's flags, oldest first.
+    fn order_flags(&self, order_id: &str) -> Result<Vec<FlagRow>, StoreError>;
+    /// Flags nobody resolved yet, on any order or on a message alone,
+    /// oldest first, at most `limit`.
+    fn open_flags(&self, limit: usize) -> Result<Vec<FlagRow>, StoreError>;
+    /// The emails of an order, oldest first.
+    fn order_emails(&self, order_id: &str) -> Result<Vec<EmailRow>, StoreError>;
+    /// The emails of a subscription, oldest first.
+    fn subscription_emails(&self, subscription_id: &str) -> Result<Vec<EmailRow>, StoreError>;
+    /// The latest `limit` emails, newest first.
+    fn recent_emails(&self, limit: usize) -> Result<Vec<EmailRow>, StoreError>;
+    /// The email `id`, bodies included.
+    fn email(&self, id: i64) -> Result<Option<EmailView>, StoreError>;
+    /// The download grants of an order, in the order they were made.
+    fn order_downloads(&self, order_id: &str) -> Result<Vec<Grant>, StoreError>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::sqlite;
+/// An order with everything that happened to it.
+#[derive(Debug, Clone)]
+pub struct OrderDetails {
+    pub order: Order,
+    pub payments: Vec<PaymentRow>,
+    pub flags: Vec<FlagRow>,
+    pub emails: Vec<EmailRow>,
+    pub downloads: Vec<Grant>,
+    /// The subscription the order started, for a subscription order.
+    pub subscription: Option<SubscriptionRow>,
+}
 
-    fn db() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        sqlite::migrate(&mut conn).unwrap();
-        for (id, at) in [("ord_a", 1), ("ord_b", 2), ("ord_c", 2), ("ord_d", 3)] {
-            conn.execute(
-                "INSERT INTO orders (id, status, customer_email, currency, total,
-                     checkout_session_id, checkout_url, created_at)
-                 VALUES (?1, 'created', 'ann@example.com', 'USD', 100, ?1, 'u', ?2)",
-                params![id, at],
-            )
-            .unwrap();
-        }
-        conn
-    }
+/// What the admin dashboard shows.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub orders: OrderPage,
+    pub flags: Vec<FlagRow>,
+    pub inbox: Vec<InboxSummary>,
+    pub emails: Vec<EmailRow>,
+}
 
-    fn ids(page: &OrderPage) -> Vec<&str> {
-        page.orders.iter().map(|o| o.id.as_str()).collect()
-    }
+/// How many of each list the dashboard shows.
+#[derive(Debug, Clone, Copy)]
+pub struct DashboardLimits {
+    pub orders: usize,
+    pub flags: usize,
+    pub inbox: usize,
+    pub emails: usize,
+}
 
-    #[test]
-    fn orders_page_newest_first_without_gaps_or_repeats() {
-        let conn = db();
-        let first = recent_orders(&conn, None, 2).unwrap();
-        assert_eq!(ids(&first), ["ord_d", "ord_c"]);
-        assert_eq!(first.next_before.as_deref(), Some("ord_c"));
-        let second = recent_orders(&conn, first.next_before.as_deref(), 2).unwrap();
-        assert_eq!(ids(&second), ["ord_b", "ord_a"]);
-        assert_eq!(second.next_before, None);
-        assert_eq!(second.orders[0].total.to_string(), "1.00 USD");
-        assert!(
-            recent_orders(&conn, Some("ord_nope"), 2)
-                .unwrap()
-                .orders
-                .is_empty()
-        );
+/// The order `id` with its payments, flags, emails, downloads and
+/// subscription.
+pub fn order_details<R: Reads + ?Sized>(
+    reads: &R,
+    id: &str,
+) -> Result<Option<OrderDetails>, StoreError> {
+    let Some(order) = reads.order(id)? else {
+        return Ok(None);
+    };
+    let subscription = match &order.subscription_id {
+        Some(sub) => reads.subscription(sub)?,
+        None => None,
+    };
+    let mut payments = reads.payments(Owner::Order(id))?;
+    if let Some(sub) = &order.subscription_id {
+        // A subscription order's money is its period payments.
+        payments.extend(reads.payments(Owner::Subscription(sub))?);
+        payments.sort_by(|a, b| a.txn_id.cmp(&b.txn_id));
+        // A refund may be both the order's and the subscription's.
+        payments.dedup_by(|a, b| a.txn_id == b.txn_id);
     }
+    Ok(Some(OrderDetails {
+        payments,
+        flags: reads.order_flags(id)?,
+        emails: reads.order_emails(id)?,
+        downloads: reads.order_downloads(id)?,
+        subscription,
+        order,
+    }))
+}
 
-    #[test]
-    fn inbox_and_flags() {
-        let conn = db();
-        conn.execute_batch(
-            "INSERT INTO inbox (id, received_at, dialect, headers, body, status, order_id,
-                 outcome, verification)
-             VALUES (1, 10, 'paypal', '{}', x'', 'processed', 'ord_a', 'applied', 'VERIFIED'),
-                    (2, 11, 'standard', '{}', x'', 'received', NULL, NULL, NULL);
-             INSERT INTO flags (order_id, inbox_id, reason, created_at, resolved_at)
-             VALUES ('ord_a', 1, 'open one', 5, NULL), ('ord_a', 1, 'closed', 5, 6);",
-        )
-        .unwrap();
-        let mine = order_inbox(&conn, "ord_a").unwrap();
-        assert_eq!(mine.len(), 1);
-        assert_eq!(mine[0].verification.as_deref(), Some("VERIFIED"));
-        assert_eq!(mine[0].outcome.as_deref(), Some("applied"));
-        let latest = recent_inbox(&conn, 10).unwrap();
-        assert_eq!(latest.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 1]);
-        let flags = open_flags(&conn, 10).unwrap();
-        assert_eq!(flags.len(), 1);
-        assert_eq!(flags[0].reason, "open one");
-    }
+/// The order `id` as the admin's page shows it: its details and the inbox
+/// messages tied to it.
+pub fn admin_order<R: Reads + ?Sized>(
+    reads: &R,
+    id: &str,
+) -> Result<Option<(OrderDetails, Vec<InboxSummary>)>, StoreError> {
+    let Some(details) = order_details(reads, id)? else {
+        return Ok(None);
+    };
+    Ok(Some((details, reads.order_messages(id)?)))
+}
 
-    #[test]
-    fn an_email_reads_with_its_bodies() {
-        let conn = db();
-        conn.execute_batch(
-            "INSERT INTO emails (id, dedupe_key, kind, to_address, order_id, subject,
-                 text_body, html_body, status, attempts, next_try_at, created_at, sent_at)
-             VALUES (4, 'k', 'download_link', 'ann@example.com', 'ord_a', 'Your download',
-                 'Get it: http://shop/downloads/x', '<p>Get it</p>', 'sent', 1, 0, 10, 11);",
-        )
-        .unwrap();
-        let got = email(&conn, 4).unwrap().unwrap();
-        assert_eq!(got.kind, "download_link");
-        assert_eq!(got.status, "sent");
-        assert_eq!(got.order_id.as_deref(), Some("ord_a"));
-        assert_eq!(got.text_body, "Get it: http://shop/downloads/x");
-        assert_eq!(got.html_body, "<p>Get it</p>");
-        assert_eq!(got.sent_at, Some(11));
-        assert_eq!(email(&conn, 5).unwrap(), None);
-    }
+/// The admin dashboard: a page of orders (older than the order `before`,
+/// when given), the open flags, the latest messages and emails.
+pub fn dashboard<R: Reads + ?Sized>(
+    reads: &R,
+    before: Option<&str>,
+    limits: DashboardLimits,
+) -> Result<Dashboard, StoreError> {
+    Ok(Dashboard {
+        orders: reads.orders_page(before, limits.orders)?,
+        flags: reads.open_flags(limits.flags)?,
+        inbox: reads.recent_messages(limits.inbox)?,
+        emails: reads.recent_emails(limits.emails)?,
+    })
+}
+
+/// The subscription `id` with its emails.
+pub fn subscription<R: Reads + ?Sized>(
+    reads: &R,
+    id: &str,
+) -> Result<Option<(SubscriptionRow, Vec<EmailRow>)>, StoreError> {
+    let Some(row) = reads.subscription(id)? else {
+        return Ok(None);
+    };
+    Ok(Some((row, reads.subscription_emails(id)?)))
 }

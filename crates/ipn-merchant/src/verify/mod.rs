@@ -1,5 +1,5 @@
 //! The postback worker: verifies PayPal-dialect messages after they were
-//! stored and acknowledged (DESIGN §5).
+//! stored and acknowledged.
 //!
 //! It takes `unverified` inbox rows oldest first, posts each back to the
 //! gateway (`postback.rs`) and has the writer record the answer: `VERIFIED`
@@ -25,9 +25,9 @@ use tokio::time::Instant;
 
 pub use postback::{Postback, PostbackError};
 
-use crate::storage::reader::Reader;
-use crate::storage::writer::{WriteError, Writer};
-use crate::storage::{InboxId, Unverified, Verification};
+use crate::clock::wall_ms;
+use crate::storage::{InboxId, Reader, Unverified, Verification};
+use crate::writer::{WriteError, Writer};
 
 /// Postbacks in flight at once: the rows taken per round.
 const BATCH: usize = 16;
@@ -69,7 +69,8 @@ impl Worker {
             if *self.stop.borrow() || self.stop.has_changed().is_err() {
                 break;
             }
-            let due = match self.reader.postbacks_due(now_ms(), BATCH).await {
+            let now = wall_ms();
+            let due = match self.reader.read(move |r| r.postbacks_due(now, BATCH)).await {
                 Ok(due) => due,
                 Err(error) => {
                     storage_failures += 1;
@@ -86,7 +87,7 @@ impl Worker {
             if due.rows.is_empty() {
                 storage_failures = 0;
                 let until = due.next_at.map(|at| {
-                    let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                    let wait = u64::try_from(at.saturating_sub(wall_ms())).unwrap_or(0);
                     Instant::now() + Duration::from_millis(wait)
                 });
                 self.sleep(until).await;
@@ -138,7 +139,7 @@ async fn round(postback: &Postback, rows: Vec<Unverified>) -> Vec<Verification> 
         let (id, attempts) = (row.id, row.attempts);
         let task = postbacks.spawn(async move {
             let answer = postback.verify(&row.body).await;
-            outcome(&row, answer, now_ms())
+            outcome(&row, answer, wall_ms())
         });
         tasks.insert(task.id(), (id, attempts));
     }
@@ -150,7 +151,7 @@ async fn round(postback: &Postback, rows: Vec<Unverified>) -> Vec<Verification> 
             // once could panic again, in a loop.
             Err(error) => {
                 if let Some(&(id, attempts)) = tasks.get(&error.id()) {
-                    outcomes.push(failed(id, attempts, &error, now_ms()));
+                    outcomes.push(failed(id, attempts, &error, wall_ms()));
                 }
             }
         }
@@ -197,16 +198,6 @@ fn failed(id: InboxId, attempts: u32, error: &dyn fmt::Display, now: i64) -> Ver
         next_try_at: now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
         error: error.to_string(),
     }
-}
-
-/// Now, in milliseconds since the Unix epoch: retry times are stored as
-/// wall-clock times so that they survive a restart.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 #[cfg(test)]

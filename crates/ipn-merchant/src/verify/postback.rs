@@ -1,5 +1,6 @@
 //! One postback: POST `cmd=_notify-validate&` + the exact body received to
-//! the gateway's `/cgi-bin/webscr`, and read its answer (DESIGN §3).
+//! the gateway's `/cgi-bin/webscr`, and read its answer: the exact bytes,
+//! never a body rebuilt from parsed fields.
 //!
 //! Only a 200 whose body is exactly `VERIFIED` or `INVALID` is an answer.
 //! Anything else (refused connection, timeout, 5xx, a proxy's error page, a
