@@ -19,7 +19,7 @@ use super::{
 };
 use crate::clock::{from_millis, to_millis};
 use crate::delivery::ssrf;
-use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, ROTATION_OVERLAP_MS};
+use crate::model::{DisabledReason, Endpoint, EventFilter, ROTATION_OVERLAP_MS};
 use crate::writes::{Write, WriteRequest, Written};
 
 const MAX_URL: usize = 2048;
@@ -234,22 +234,9 @@ pub async fn disable(
     let engine = &state.engine;
     if endpoint.is_enabled() {
         let now = engine.clock.now_ms();
-        let request = WriteRequest {
-            write: Write::DisableEndpoint {
-                endpoint_id: endpoint.id,
-                reason: DisabledReason::Manual,
-                now,
-            },
-            idempotency: None,
-        };
-        engine.writer.write(request).await?;
-        engine.directory.update_endpoint(endpoint.id, |e| {
-            e.disabled = Some(Disabled {
-                reason: DisabledReason::Manual,
-                at: now,
-            });
-        });
-        engine.drop_parked(endpoint.id);
+        engine
+            .disable(endpoint.id, DisabledReason::Manual, now)
+            .await?;
     }
     let endpoint = owned(&state, endpoint.merchant_id, &id)?;
     let answer = serde_json::to_vec(&view(&endpoint, false)).map_err(ApiError::internal)?;

@@ -17,7 +17,7 @@ use super::html::{self, Done, Section, badge, esc, when};
 use super::{Poster, Viewer, blocking, form};
 use crate::delivery::breaker::ProbeAt;
 use crate::http::{ApiError, AppState};
-use crate::model::{Disabled, DisabledReason, Endpoint, ROTATION_OVERLAP_MS};
+use crate::model::{DisabledReason, Endpoint, ROTATION_OVERLAP_MS};
 use crate::storage::dashboard::Health;
 use crate::writes::{Write, WriteRequest};
 
@@ -277,23 +277,9 @@ async fn disable(state: &AppState, endpoint: &Endpoint) -> Result<(), ApiError> 
     }
     let engine = &state.engine;
     let now = engine.clock.now_ms();
-    let request = WriteRequest {
-        write: Write::DisableEndpoint {
-            endpoint_id: endpoint.id,
-            reason: DisabledReason::Manual,
-            now,
-        },
-        idempotency: None,
-    };
-    engine.writer.write(request).await?;
-    engine.directory.update_endpoint(endpoint.id, |e| {
-        e.disabled = Some(Disabled {
-            reason: DisabledReason::Manual,
-            at: now,
-        });
-    });
-    engine.drop_parked(endpoint.id);
-    Ok(())
+    Ok(engine
+        .disable(endpoint.id, DisabledReason::Manual, now)
+        .await?)
 }
 
 /// Commits a changed endpoint, then shows it in the directory (as the API's

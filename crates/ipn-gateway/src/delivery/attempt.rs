@@ -384,20 +384,7 @@ async fn disable(engine: &Engine, endpoint: &Endpoint, reason: DisabledReason, n
         return;
     }
     tracing::warn!(endpoint.id = %endpoint.id, reason = reason.as_str(), "disabling endpoint");
-    let write = Write::DisableEndpoint {
-        endpoint_id: endpoint.id,
-        reason,
-        now,
-    };
-    let request = WriteRequest {
-        write,
-        idempotency: None,
-    };
-    if engine.writer.write(request).await.is_ok() {
-        engine.directory.update_endpoint(endpoint.id, |e| {
-            e.disabled = Some(crate::model::Disabled { reason, at: now });
-        });
-        engine.drop_parked(endpoint.id);
+    if engine.disable(endpoint.id, reason, now).await.is_ok() {
         endpoint_disabled(engine, endpoint, reason, now).await;
     }
 }

@@ -38,8 +38,9 @@ use tokio::task::JoinSet;
 use crate::clock::{Clock, Millis};
 use crate::directory::Directory;
 use crate::metrics::Metrics;
+use crate::model::{Disabled, DisabledReason};
 use crate::storage::{Ingested, Scheduled, Store};
-use crate::writes::{WriteError, WriteRequest, Writer, Written};
+use crate::writes::{Write, WriteError, WriteRequest, Writer, Written};
 
 pub use attempt::Outcome;
 use breaker::ProbeAt;
@@ -269,6 +270,30 @@ impl Engine {
         lock(&self.schedule)
             .peek()
             .map(|Reverse(d)| d.0.delivery.due)
+    }
+
+    /// Disables an endpoint: commits it with its pending deliveries failed,
+    /// then shows it in the directory and drops what it had parked.
+    pub async fn disable(
+        &self,
+        endpoint: EndpointId,
+        reason: DisabledReason,
+        now: Millis,
+    ) -> Result<(), WriteError> {
+        let request = WriteRequest {
+            write: Write::DisableEndpoint {
+                endpoint_id: endpoint,
+                reason,
+                now,
+            },
+            idempotency: None,
+        };
+        self.writer.write(request).await?;
+        self.directory.update_endpoint(endpoint, |e| {
+            e.disabled = Some(Disabled { reason, at: now });
+        });
+        self.drop_parked(endpoint);
+        Ok(())
     }
 
     /// Commits an ingest (an event with its deliveries) and schedules its
