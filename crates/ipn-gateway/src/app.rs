@@ -125,7 +125,7 @@ impl Database {
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            ipn_storage::postgres::parse_url(url)?;
+            crate::storage::postgres::check_url(url)?;
             return Ok(Self::Postgres(url.to_owned()));
         }
         bail!("database URL {url:?} is neither sqlite://FILE nor postgres://user@host:port/db");

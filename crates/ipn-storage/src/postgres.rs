@@ -376,6 +376,23 @@ fn open_reader(config: &Config) -> Result<Conn, StoreError> {
     Ok(conn)
 }
 
+/// Text as PostgreSQL can hold it: its `text` cannot hold U+0000, so a
+/// NUL in a caller's text (a name, a URL, a platform's object id, a search)
+/// is written and compared as U+FFFD. Without this the same input that
+/// SQLite stores would fail the statement. Borrowed when there is no NUL.
+pub fn text(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains('\0') {
+        value.replace('\0', "\u{FFFD}").into()
+    } else {
+        value.into()
+    }
+}
+
+/// [`text`] for an optional value.
+pub fn opt_text(value: Option<&str>) -> Option<std::borrow::Cow<'_, str>> {
+    value.map(text)
+}
+
 /// A text column parsed into a typed value; the error names the column.
 pub fn parse_column<T, E: Display>(
     row: &Row,
@@ -616,6 +633,12 @@ mod tests {
             .with(|conn| Ok(conn.query_one("SELECT pg_backend_pid()", &[])?.get(0)))
             .unwrap();
         assert_ne!(again, pid);
+    }
+
+    #[test]
+    fn text_without_nul_is_borrowed_and_nul_becomes_a_replacement_character() {
+        assert!(matches!(text("abc"), std::borrow::Cow::Borrowed("abc")));
+        assert_eq!(text("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
     }
 
     #[test]

@@ -219,8 +219,7 @@ pub(crate) mod testing {
         )
         .unwrap();
         body(&sqlite);
-        if let Some(database) = ipn_storage::postgres::test_database_if_reachable(test) {
-            let postgres = super::postgres::Postgres::open(database.url(), key).unwrap();
+        if let Some((postgres, _database)) = super::postgres::test_store(test, key) {
             body(&postgres);
         }
     }

@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use ipn_core::id::{CheckoutSessionId, MerchantId, PaymentId, SubscriptionId};
 use ipn_core::money::{Currency, Money};
 use ipn_core::payment::Custom;
-use ipn_storage::postgres::{Conn, parse_column};
+use ipn_storage::postgres::{Conn, opt_text, parse_column, text};
 
 use crate::clock::{Millis, from_millis};
 use crate::model::{CheckoutSession, PaidBy};
@@ -20,14 +20,14 @@ pub(super) fn create(tx: &Conn, s: &CheckoutSession) -> Result<(), StoreError> {
         &[
             &s.id.to_string(),
             &s.merchant_id.to_string(),
-            &s.invoice,
+            &opt_text(s.invoice.as_deref()),
             &s.amount.minor(),
             &s.amount.currency().code(),
             &serde_json::to_string(&s.items)?,
-            &s.custom.as_ref().map(Custom::as_str),
-            &s.customer_email,
-            &s.success_url,
-            &s.cancel_url,
+            &opt_text(s.custom.as_ref().map(Custom::as_str)),
+            &opt_text(s.customer_email.as_deref()),
+            &text(&s.success_url),
+            &text(&s.cancel_url),
             &crate::clock::to_millis(s.created_at),
             &crate::clock::to_millis(s.expires_at),
             &s.plan.as_ref().map(serde_json::to_string).transpose()?,

@@ -2,8 +2,7 @@
 //! date, content and status, on a read client.
 
 use ipn_core::id::{EndpointId, MerchantId};
-use ipn_storage::postgres::Conn;
-use ipn_storage::postgres::Row;
+use ipn_storage::postgres::{Conn, Row, opt_text, text};
 
 use super::to_u32;
 use crate::clock::Millis;
@@ -62,11 +61,11 @@ pub(super) fn events(
         &sql,
         &[
             &filter.merchant.map(|m| m.to_string()),
-            &filter.event_type,
+            &opt_text(filter.event_type.as_deref()),
             &filter.delivery,
             &filter.from,
             &filter.until,
-            &filter.search,
+            &opt_text(filter.search.as_deref()),
             &quoted,
             &filter.before_seq,
             &(i64::from(filter.limit) + 1),
@@ -117,7 +116,7 @@ pub(super) fn deliveries(conn: &Conn, event_id: &str) -> Result<Vec<DeliveryRow>
                 CASE WHEN status = 'pending' AND round_attempts > 0 THEN 'retrying' ELSE status END,
                 attempts, next_attempt_at FROM deliveries
          WHERE event_id = $1 ORDER BY id",
-        &[&event_id],
+        &[&text(event_id)],
     )?
     .iter()
     .map(|row| {
@@ -223,8 +222,8 @@ fn filtered(
             sql,
             &[
                 &f.merchant.map(|m| m.to_string()),
-                &f.status,
-                &f.search,
+                &opt_text(f.status.as_deref()),
+                &opt_text(f.search.as_deref()),
                 &f.before,
                 &(i64::from(f.limit) + 1),
             ],
@@ -240,7 +239,7 @@ pub(super) fn children(conn: &Conn, payment_id: &str) -> Result<Vec<ObjectRow>, 
     conn.query(
         "SELECT position, merchant_id, object, method FROM payments
          WHERE parent_id = $1 ORDER BY position",
-        &[&payment_id],
+        &[&text(payment_id)],
     )?
     .iter()
     .map(object_row)
@@ -255,7 +254,7 @@ pub(super) fn payment_merchant(
     Ok(conn
         .query_opt(
             "SELECT merchant_id FROM payments WHERE id = $1",
-            &[&payment_id],
+            &[&text(payment_id)],
         )?
         .map(|row| row.try_get(0))
         .transpose()?)
@@ -271,7 +270,7 @@ pub(super) fn subscriptions(
         "SELECT position, merchant_id, object, method FROM subscriptions
          WHERE ($1::text IS NULL OR merchant_id = $1)
            AND ($2::text IS NULL OR status = $2)
-           AND ($3::text IS NULL OR id = $3 OR object::jsonb ->> 'invoice' = $3)
+           AND ($3::text IS NULL OR id = $3 OR object::json ->> 'invoice' = $3)
            AND ($4::bigint IS NULL OR position < $4)
          ORDER BY position DESC LIMIT $5",
         f,
@@ -286,7 +285,7 @@ pub(super) fn subscription_merchant(
     Ok(conn
         .query_opt(
             "SELECT merchant_id FROM subscriptions WHERE id = $1",
-            &[&subscription_id],
+            &[&text(subscription_id)],
         )?
         .map(|row| row.try_get(0))
         .transpose()?)
@@ -303,7 +302,7 @@ pub(super) fn subscription_payments(
         "SELECT position, merchant_id, object, method FROM payments
          WHERE subscription_id = $2 AND merchant_id = $1
          ORDER BY created_at, position",
-        &[&merchant, &subscription_id],
+        &[&text(merchant), &text(subscription_id)],
     )?
     .iter()
     .map(object_row)
@@ -322,7 +321,7 @@ pub(super) fn object_events(
         .query(
             "SELECT id, body FROM events WHERE merchant_id = $1 AND object_id = $2
              ORDER BY sequence DESC LIMIT $3",
-            &[&merchant, &object_id, &(i64::from(limit) + 1)],
+            &[&text(merchant), &text(object_id), &(i64::from(limit) + 1)],
         )?
         .iter()
         .map(|row| {

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use ipn_core::id::{EndpointId, EventId};
-use ipn_storage::postgres::Row;
-use ipn_storage::postgres::{Conn, parse_column};
+use ipn_storage::postgres::{Conn, Row, opt_text, parse_column};
 
 use super::to_u32;
 use crate::clock::{Millis, from_millis};
@@ -129,8 +128,8 @@ pub(super) fn record_attempt(tx: &Conn, done: &AttemptDone) -> Result<(), StoreE
             },
             &a.response_status.map(i32::from),
             &i64::try_from(a.duration_ms)?,
-            &a.error,
-            &a.response_body,
+            &opt_text(a.error.as_deref()),
+            &opt_text(a.response_body.as_deref()),
         ],
     )?;
     let failing_since = match done.health {

@@ -5,8 +5,7 @@ use anyhow::{Context as _, anyhow};
 use ipn_core::Dialect;
 use ipn_core::id::{EndpointId, MerchantId};
 use ipn_core::standard::WebhookSecret;
-use ipn_storage::postgres::Row;
-use ipn_storage::postgres::{Conn, parse_column};
+use ipn_storage::postgres::{Conn, Row, parse_column, text};
 
 use crate::clock::Millis;
 use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, Merchant};
@@ -39,8 +38,8 @@ pub(super) fn create_merchant(tx: &Conn, m: &Merchant) -> Result<(), StoreError>
          VALUES ($1, $2, $3, $4, $5)",
         &[
             &m.id.to_string(),
-            &m.name,
-            &m.receiver_email,
+            &text(&m.name),
+            &text(&m.receiver_email),
             &m.api_key_hash,
             &m.created_at,
         ],
@@ -111,11 +110,11 @@ pub(super) fn save(tx: &Conn, key: &EncryptionKey, e: &Endpoint) -> Result<(), S
         &[
             &id,
             &e.merchant_id.to_string(),
-            &e.url,
+            &text(&e.url),
             &e.dialect.as_str(),
             &events,
             &e.ordered,
-            &e.description,
+            &text(&e.description),
             &secret,
             &previous_secret,
             &e.previous_secret.as_ref().map(|(_, at)| *at),

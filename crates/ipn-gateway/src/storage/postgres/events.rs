@@ -13,8 +13,7 @@ use std::sync::Arc;
 
 use ipn_core::event::EventType;
 use ipn_core::id::{EventId, MerchantId};
-use ipn_storage::postgres::Row;
-use ipn_storage::postgres::{Conn, parse_column};
+use ipn_storage::postgres::{Conn, Row, opt_text, parse_column, text};
 
 use crate::model::DeliveryFilter;
 use crate::storage::{EventQuery, Ingested, NewEvent, Scheduled, StoreError, StoredEvent};
@@ -31,7 +30,7 @@ pub(super) fn insert(tx: &Conn, new: &NewEvent) -> Result<Ingested, StoreError> 
                  ON CONFLICT (merchant_id, object_id)
                  DO UPDATE SET last = object_sequences.last + 1
                  RETURNING last",
-                &[&merchant, object],
+                &[&merchant, &text(object)],
             )?
             .try_get(0)?,
         None => 1,
@@ -55,7 +54,7 @@ pub(super) fn insert(tx: &Conn, new: &NewEvent) -> Result<Ingested, StoreError> 
             &event_id,
             &merchant,
             &event.event_type.as_str(),
-            &new.object_id,
+            &opt_text(new.object_id.as_deref()),
             &sequence,
             &created_at,
             &&body[..],
@@ -136,14 +135,12 @@ pub(super) fn list(
         want as i64
     };
     let merchant = query.merchant_id.map(|id| id.to_string());
+    let event_type = opt_text(query.event_type.as_deref());
     let delivery = query.delivery.map(DeliveryFilter::as_str);
     let mut page: Vec<i64> = Vec::new();
     let mut after = query.after_seq;
     'scan: loop {
-        let rows = conn.query(
-            &scan,
-            &[&merchant, &after, &query.event_type, &delivery, &chunk],
-        )?;
+        let rows = conn.query(&scan, &[&merchant, &after, &event_type, &delivery, &chunk])?;
         for row in &rows {
             let seq: i64 = row.try_get(0)?;
             after = seq;
@@ -180,7 +177,7 @@ pub(super) fn of_object(
     conn.query(
         "SELECT seq, id, merchant_id, body FROM events
          WHERE merchant_id = $1 AND object_id = $2 ORDER BY sequence",
-        &[&merchant.to_string(), &object_id],
+        &[&merchant.to_string(), &text(object_id)],
     )?
     .iter()
     .map(event_from_row)

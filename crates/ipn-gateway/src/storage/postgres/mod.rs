@@ -80,6 +80,11 @@ impl Postgres {
     }
 }
 
+/// Refuses a URL that does not parse, before anything connects.
+pub fn check_url(url: &str) -> Result<(), StoreError> {
+    ipn_storage::postgres::parse_url(url).map(drop)
+}
+
 /// Applies the schema to the database at `url` and says how many
 /// migrations ran. Needs no key: the gateway's first start with a key makes
 /// its secrets.
@@ -374,6 +379,18 @@ impl Tx for PgTx<'_> {
 /// A `u32` read from an INTEGER or BIGINT count.
 fn to_u32(value: i64, what: &str) -> Result<u32, StoreError> {
     u32::try_from(value).with_context(|| format!("{what} out of range: {value}"))
+}
+
+/// A store on a fresh database, and the database (dropped after the
+/// store); `None`, said by name, when no server is reachable.
+#[cfg(test)]
+pub(crate) fn test_store(
+    test: &str,
+    key: EncryptionKey,
+) -> Option<(Postgres, ipn_storage::postgres::TestDatabase)> {
+    let database = ipn_storage::postgres::test_database_if_reachable(test)?;
+    let store = Postgres::open(database.url(), key).unwrap();
+    Some((store, database))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use ipn_core::id::{MerchantId, PaymentId};
-use ipn_storage::postgres::Conn;
+use ipn_storage::postgres::{Conn, opt_text};
 
 use crate::model::StoredPayment;
 use crate::storage::StoreError;
@@ -44,7 +44,7 @@ pub(super) fn save(tx: &Conn, row: &StoredPayment) -> Result<(), StoreError> {
             &p.id.to_string(),
             &p.merchant_id.to_string(),
             &p.parent_id.map(|id| id.to_string()),
-            &p.invoice,
+            &opt_text(p.invoice.as_deref()),
             &p.status.as_str(),
             &serde_json::to_string(&row.method)?,
             &serde_json::to_string(p)?,
