@@ -184,8 +184,10 @@ pub fn migrate(conn: &Conn, migrations: &[Migration]) -> Result<usize, StoreErro
         conn.batch_execute("BEGIN")?;
         let result = (|| {
             conn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+            // No notice at every start that the table already exists.
             conn.batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                "SET LOCAL client_min_messages = warning;
+                 CREATE TABLE IF NOT EXISTS schema_migrations (
                      name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
             )?;
             let done: bool = conn
