@@ -15,7 +15,7 @@ pub struct Args {
     /// Address to listen on
     #[arg(long, env = "IPN_LISTEN", default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
-    /// Where to keep the data: sqlite://FILE
+    /// Where to keep the data: sqlite://FILE, or postgres://user@host:port/db
     #[arg(long, env = "IPN_DATABASE_URL", default_value = "sqlite://gateway.db")]
     database_url: String,
     /// The key that manages merchants: at least 32 random characters (`openssl rand -hex 24`)
@@ -64,7 +64,7 @@ pub struct Args {
 // --encryption-key encrypts the secrets a database holds.
 #[derive(Debug, clap::Args)]
 pub struct MigrateArgs {
-    /// The database to migrate: sqlite://FILE
+    /// The database to migrate: sqlite://FILE, or postgres://user@host:port/db
     #[arg(long, env = "IPN_DATABASE_URL", default_value = "sqlite://gateway.db")]
     database_url: String,
 }

@@ -18,6 +18,7 @@ use crate::http::{AppState, hash_key};
 use crate::metrics::Metrics;
 use crate::secrets::EncryptionKey;
 use crate::storage::Store;
+use crate::storage::postgres::Postgres;
 use crate::storage::sqlite::{Durability, Sqlite};
 
 /// Everything the gateway needs to start.
@@ -31,6 +32,8 @@ pub struct Config {
     pub network: NetworkPolicy,
     pub test_clock: bool,
     pub delivery: DeliveryConfig,
+    /// SQLite's; PostgreSQL keeps its own `synchronous_commit` (on by
+    /// default: a commit is on disk before the gateway answers).
     pub durability: Durability,
     /// How endpoint host names are resolved (tests substitute their own).
     pub resolver: Arc<dyn HostResolver>,
@@ -101,13 +104,16 @@ pub fn check_admin_key(key: &str) -> anyhow::Result<()> {
 }
 
 /// Where the gateway keeps its data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     Sqlite(PathBuf),
+    /// A `postgres://user@host:port/db` URL.
+    Postgres(String),
 }
 
 impl Database {
-    /// Reads `sqlite://FILE` (or `sqlite:FILE`).
+    /// Reads `sqlite://FILE` (or `sqlite:FILE`), or
+    /// `postgres://user@host:port/db` (or `postgresql://…`).
     pub fn parse(url: &str) -> anyhow::Result<Self> {
         if let Some(path) = url
             .strip_prefix("sqlite://")
@@ -119,9 +125,10 @@ impl Database {
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            bail!("database URL {url:?}: this build stores to SQLite only; use sqlite://FILE");
+            crate::storage::postgres::check_url(url)?;
+            return Ok(Self::Postgres(url.to_owned()));
         }
-        bail!("database URL {url:?} is not sqlite://FILE");
+        bail!("database URL {url:?} is neither sqlite://FILE nor postgres://user@host:port/db");
     }
 
     fn open(&self, durability: Durability, key: EncryptionKey) -> anyhow::Result<Arc<dyn Store>> {
@@ -133,6 +140,27 @@ impl Database {
                 }
                 Ok(Arc::new(Sqlite::open(path, durability, key)?))
             }
+            Self::Postgres(url) => Ok(Arc::new(Postgres::open(url, key)?)),
+        }
+    }
+}
+
+/// The URL without its password, which may be in it.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(url) => {
+                let shown = match url::Url::parse(url) {
+                    Ok(mut parsed) if parsed.password().is_some() => {
+                        let _ = parsed.set_password(Some("***"));
+                        parsed.to_string()
+                    }
+                    Ok(_) => url.clone(),
+                    Err(_) => "(unparsed)".to_owned(),
+                };
+                f.debug_tuple("Postgres").field(&shown).finish()
+            }
         }
     }
 }
@@ -143,6 +171,7 @@ impl Database {
 pub fn migrate(database: &Database) -> anyhow::Result<usize> {
     match database {
         Database::Sqlite(path) => crate::storage::sqlite::migrate(path),
+        Database::Postgres(url) => crate::storage::postgres::migrate(url),
     }
 }
 

@@ -323,35 +323,33 @@ mod tests {
 
     #[test]
     fn a_failing_request_rolls_back_alone_and_the_rest_of_the_batch_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::storage::sqlite::Sqlite::open(
-            &dir.path().join("t.db"),
-            crate::storage::sqlite::Durability::Normal,
-            crate::EncryptionKey::generate().unwrap(),
-        )
-        .unwrap();
-        let first = merchant("a");
-        let mut clash = merchant("b");
-        clash.id = first.id; // same primary key: this insert fails
-        let results = commit(
-            &store,
-            &[
-                request(Write::CreateMerchant(first)),
-                request(Write::CreateMerchant(clash)),
-                request(Write::CreateMerchant(merchant("c"))),
-            ],
-        )
-        .unwrap();
-        assert!(results[0].is_ok());
-        assert!(results[1].is_err());
-        assert!(results[2].is_ok());
-        let names: Vec<String> = store
-            .merchants()
-            .unwrap()
-            .into_iter()
-            .map(|m| m.name)
-            .collect();
-        assert_eq!(names.len(), 2);
-        assert!(names.contains(&"a".to_owned()) && names.contains(&"c".to_owned()));
+        crate::storage::testing::each_store(
+            "a_failing_request_rolls_back_alone_and_the_rest_of_the_batch_commits",
+            |store| {
+                let first = merchant("a");
+                let mut clash = merchant("b");
+                clash.id = first.id; // same primary key: this insert fails
+                let results = commit(
+                    store,
+                    &[
+                        request(Write::CreateMerchant(first)),
+                        request(Write::CreateMerchant(clash)),
+                        request(Write::CreateMerchant(merchant("c"))),
+                    ],
+                )
+                .unwrap();
+                assert!(results[0].is_ok());
+                assert!(results[1].is_err());
+                assert!(results[2].is_ok());
+                let names: Vec<String> = store
+                    .merchants()
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| m.name)
+                    .collect();
+                assert_eq!(names.len(), 2);
+                assert!(names.contains(&"a".to_owned()) && names.contains(&"c".to_owned()));
+            },
+        );
     }
 }

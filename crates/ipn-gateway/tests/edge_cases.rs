@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{TestGateway, TestMerchant};
+use common::{ADMIN_KEY, TestGateway, TestMerchant};
 use ipn_core::paypal::request_body;
 use ipn_gateway::delivery::ssrf::NetworkPolicy;
 use ipn_testkit::{Receiver, Reply};
@@ -274,4 +274,37 @@ async fn a_retry_due_in_advanced_time_runs_after_a_restart() {
         2,
         "the retry ran after the restart"
     );
+}
+
+/// PostgreSQL's text cannot hold U+0000, which SQLite's can: text that
+/// holds one is still taken, stored and searched, on either database.
+#[tokio::test]
+async fn text_holding_a_nul_is_taken_and_searched_like_any_other() {
+    let gw = TestGateway::start().await;
+    let (status, body) = gw
+        .post(
+            ADMIN_KEY,
+            "/v1/merchants",
+            json!({"name": "shop\u{0}", "receiver_email": "shop@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let shop = gw.merchant("shop").await;
+    let (status, body) = gw
+        .post(
+            &shop.key,
+            "/v1/endpoints",
+            json!({"url": "http://127.0.0.1:9/", "description": "d\u{0}"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    gw.ingest(&shop, "invoice.paid", json!({"id": "in\u{0}1"}))
+        .await;
+    let second = gw
+        .ingest(&shop, "invoice.paid", json!({"id": "in\u{0}1"}))
+        .await;
+    assert_eq!(second["sequence"], 2, "one object: {second}");
+    let (status, body) = gw.get(&shop.key, "/v1/events?type=invoice.paid%00").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"], json!([]));
 }

@@ -6,61 +6,22 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{ADMIN_KEY, TestGateway, encryption_key, verify_signed};
+use common::{ADMIN_KEY, Data, SqlValue, TestGateway, encryption_key, verify_signed};
 use ipn_core::id::{EndpointId, MerchantId};
-use ipn_gateway::{Config, Database, EncryptionKey, Gateway};
+use ipn_gateway::{Config, EncryptionKey, Gateway};
 use ipn_testkit::Receiver;
-use rusqlite::{Connection, OpenFlags};
 use serde_json::json;
 use time::OffsetDateTime;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn read_only(dir: &Path) -> Connection {
-    Connection::open_with_flags(dir.join("gateway.db"), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
-}
-
-/// An endpoint's stored `secret` and `previous_secret` columns.
-fn stored_secrets(dir: &Path, endpoint_id: &str) -> (String, Option<String>) {
-    read_only(dir)
-        .query_row(
-            "SELECT secret, previous_secret FROM endpoints WHERE id = ?1",
-            [endpoint_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap()
-}
-
-/// The gateway's own stored secrets, by name, as stored.
-fn own_secrets(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let conn = read_only(dir);
-    let mut stmt = conn
-        .prepare("SELECT name, CAST(value AS BLOB) FROM secrets ORDER BY name")
-        .unwrap();
-    stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap()
-}
-
-/// Whether `needle` lies anywhere in the database's files (main and WAL),
-/// as a copy of them would hold it.
-fn files_contain(dir: &Path, needle: &[u8]) -> bool {
-    ["gateway.db", "gateway.db-wal"].iter().any(|name| {
-        std::fs::read(dir.join(name))
-            .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-            .unwrap_or(false)
-    })
-}
-
-/// Starts a gateway on `dir` with `key`; the error if it refuses.
-async fn start_with_key(dir: &Path, key: EncryptionKey) -> anyhow::Result<Gateway> {
-    let mut config = Config::new(Database::Sqlite(dir.join("gateway.db")), ADMIN_KEY, key);
+/// Starts a gateway on `data` with `key`; the error if it refuses.
+async fn start_with_key(data: &Data, key: EncryptionKey) -> anyhow::Result<Gateway> {
+    let mut config = Config::new(data.database(), ADMIN_KEY, key);
     config.test_clock = true;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     Gateway::start(config, listener).await
@@ -82,10 +43,10 @@ async fn endpoint_secrets_are_stored_encrypted_and_still_sign_after_a_restart() 
     let first = endpoint.secret.clone();
     let second = gw.rotate_secret(&shop, &endpoint).await;
 
-    let (secret, previous) = stored_secrets(gw.dir.path(), &endpoint.id);
+    let (secret, previous) = gw.data.endpoint_secrets(&endpoint.id);
     assert_sealed(&secret);
     assert_sealed(previous.as_deref().expect("the rotated-out secret is kept"));
-    let own = own_secrets(gw.dir.path());
+    let own = gw.data.own_secrets();
     assert!(!own.is_empty());
     for (name, value) in &own {
         assert!(
@@ -104,11 +65,11 @@ async fn endpoint_secrets_are_stored_encrypted_and_still_sign_after_a_restart() 
     verify_signed(&got[0], &second);
     verify_signed(&got[0], &first);
 
-    let TestGateway { gateway, dir, .. } = gw;
+    let TestGateway { gateway, data, .. } = gw;
     gateway.shutdown().await.unwrap();
     for plain in [&first, &second] {
         assert!(
-            !files_contain(dir.path(), plain.as_bytes()),
+            !data.contains(plain.as_bytes()),
             "a secret lies in plain text in the database's files"
         );
     }
@@ -116,12 +77,12 @@ async fn endpoint_secrets_are_stored_encrypted_and_still_sign_after_a_restart() 
 
 #[tokio::test]
 async fn another_key_is_refused_at_start_even_on_an_empty_database() {
-    let dir = tempfile::tempdir().unwrap();
-    let gateway = start_with_key(dir.path(), encryption_key()).await.unwrap();
+    let data = Data::new();
+    let gateway = start_with_key(&data, encryption_key()).await.unwrap();
     gateway.shutdown().await.unwrap();
 
     let other = EncryptionKey::generate().unwrap();
-    let error = start_with_key(dir.path(), other).await.unwrap_err();
+    let error = start_with_key(&data, other).await.unwrap_err();
     let message = format!("{error:#}");
     assert!(
         message.contains("the encryption key does not match this database"),
@@ -129,20 +90,20 @@ async fn another_key_is_refused_at_start_even_on_an_empty_database() {
     );
 
     // With an endpoint stored, too; and the right key still opens it.
-    let gw = TestGateway::start_in(dir, |_| {}).await;
+    let gw = TestGateway::start_in(data, |_| {}).await;
     let shop = gw.merchant("shop").await;
     let endpoint = gw
         .endpoint(&shop, json!({"url": "http://127.0.0.1:9/hook"}))
         .await;
-    let TestGateway { gateway, dir, .. } = gw;
+    let TestGateway { gateway, data, .. } = gw;
     gateway.shutdown().await.unwrap();
     let other = EncryptionKey::generate().unwrap();
-    let error = start_with_key(dir.path(), other).await.unwrap_err();
+    let error = start_with_key(&data, other).await.unwrap_err();
     assert!(
         format!("{error:#}").contains("the encryption key does not match this database"),
         "{error:#}"
     );
-    let gw = TestGateway::start_in(dir, |_| {}).await;
+    let gw = TestGateway::start_in(data, |_| {}).await;
     let (status, body) = gw
         .get(&shop.key, &format!("/v1/endpoints/{}", endpoint.id))
         .await;
@@ -159,9 +120,8 @@ struct PlainDatabase {
     previous: String,
 }
 
-fn plain_database(dir: &Path, url: &str) -> PlainDatabase {
-    let path = dir.join("gateway.db");
-    ipn_gateway::migrate(&Database::Sqlite(path.clone())).unwrap();
+fn plain_database(data: &Data, url: &str) -> PlainDatabase {
+    ipn_gateway::migrate(&data.database()).unwrap();
     let now = OffsetDateTime::now_utc();
     let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap();
     let merchant_id = MerchantId::generate(now).to_string();
@@ -169,34 +129,31 @@ fn plain_database(dir: &Path, url: &str) -> PlainDatabase {
     let endpoint_id = EndpointId::generate(now).to_string();
     let secret = format!("whsec_{}", STANDARD.encode([0x5a; 32]));
     let previous = format!("whsec_{}", STANDARD.encode([0xa5; 32]));
-    let conn = Connection::open(&path).unwrap();
-    conn.execute(
+    data.execute(
         "INSERT INTO merchants (id, name, receiver_email, api_key_hash, created_at)
-         VALUES (?1, 'shop', 'shop@example.com', ?2, ?3)",
-        rusqlite::params![
-            merchant_id,
-            ipn_gateway::api::hash_key(&merchant_key),
-            now_ms
+         VALUES ($1, 'shop', 'shop@example.com', $2, $3)",
+        &[
+            SqlValue::Text(&merchant_id),
+            SqlValue::Text(&ipn_gateway::api::hash_key(&merchant_key)),
+            SqlValue::Int(now_ms),
         ],
-    )
-    .unwrap();
-    conn.execute(
+    );
+    data.execute(
         "INSERT INTO endpoints
            (id, merchant_id, url, dialect, events, ordered, description, secret,
             previous_secret, previous_secret_expires, disabled_reason, disabled_at,
             failing_since, created_at)
-         VALUES (?1, ?2, ?3, 'standard', '[]', 0, '', ?4, ?5, ?6, NULL, NULL, NULL, ?7)",
-        rusqlite::params![
-            endpoint_id,
-            merchant_id,
-            url,
-            secret,
-            previous,
-            now_ms + 12 * 3600 * 1000,
-            now_ms
+         VALUES ($1, $2, $3, 'standard', '[]', false, '', $4, $5, $6, NULL, NULL, NULL, $7)",
+        &[
+            SqlValue::Text(&endpoint_id),
+            SqlValue::Text(&merchant_id),
+            SqlValue::Text(url),
+            SqlValue::Text(&secret),
+            SqlValue::Text(&previous),
+            SqlValue::Int(now_ms + 12 * 3600 * 1000),
+            SqlValue::Int(now_ms),
         ],
-    )
-    .unwrap();
+    );
     PlainDatabase {
         merchant_key,
         endpoint_id,
@@ -208,23 +165,30 @@ fn plain_database(dir: &Path, url: &str) -> PlainDatabase {
 #[tokio::test]
 async fn plain_secrets_are_encrypted_on_the_first_start_with_a_key_and_still_sign() {
     let receiver = Receiver::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let plain = plain_database(dir.path(), &receiver.url("/hook"));
-    let (secret, previous) = stored_secrets(dir.path(), &plain.endpoint_id);
+    let data = Data::new();
+    let plain = plain_database(&data, &receiver.url("/hook"));
+    let (secret, previous) = data.endpoint_secrets(&plain.endpoint_id);
     assert_eq!(
         (secret, previous),
         (plain.secret.clone(), Some(plain.previous.clone()))
     );
-    let own_before = own_secrets(dir.path());
-    assert_eq!(own_before.len(), 1, "the idempotency hash key");
-    let idempotency_hash_key = own_before[0].1.clone();
-    assert!(files_contain(dir.path(), plain.secret.as_bytes()));
+    // SQLite's migration makes the idempotency hash key, in plain text
+    // until the first start; on PostgreSQL the first start makes it sealed.
+    let own_before: Vec<Vec<u8>> = data.own_secrets().into_iter().map(|(_, v)| v).collect();
+    let made_by_migration = usize::from(!data.is_postgres());
+    assert_eq!(
+        own_before.len(),
+        made_by_migration,
+        "the idempotency hash key"
+    );
+    assert!(data.contains(plain.secret.as_bytes()));
 
-    let gw = TestGateway::start_in(dir, |_| {}).await;
-    let (secret, previous) = stored_secrets(gw.dir.path(), &plain.endpoint_id);
+    let gw = TestGateway::start_in(data, |_| {}).await;
+    let (secret, previous) = gw.data.endpoint_secrets(&plain.endpoint_id);
     assert_sealed(&secret);
     assert_sealed(previous.as_deref().unwrap());
-    let own = own_secrets(gw.dir.path());
+    let own = gw.data.own_secrets();
+    assert!(!own.is_empty(), "the idempotency hash key");
     for (name, value) in &own {
         assert!(
             value.starts_with(b"enc1:"),
@@ -248,20 +212,20 @@ async fn plain_secrets_are_encrypted_on_the_first_start_with_a_key_and_still_sig
     // A second start does nothing more: the stored values stay as they are.
     let gw = gw.restart(|_| {}).await;
     assert_eq!(
-        stored_secrets(gw.dir.path(), &plain.endpoint_id),
+        gw.data.endpoint_secrets(&plain.endpoint_id),
         (secret, previous)
     );
-    assert_eq!(own_secrets(gw.dir.path()), own);
+    assert_eq!(gw.data.own_secrets(), own);
 
-    let TestGateway { gateway, dir, .. } = gw;
+    let TestGateway { gateway, data, .. } = gw;
     gateway.shutdown().await.unwrap();
-    for needle in [
-        plain.secret.as_bytes(),
-        plain.previous.as_bytes(),
-        &idempotency_hash_key,
-    ] {
+    let needles = [plain.secret.as_bytes(), plain.previous.as_bytes()];
+    for needle in needles
+        .into_iter()
+        .chain(own_before.iter().map(Vec::as_slice))
+    {
         assert!(
-            !files_contain(dir.path(), needle),
+            !data.contains(needle),
             "a secret stayed in plain text in the database's files"
         );
     }

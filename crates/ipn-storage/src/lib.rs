@@ -3,6 +3,10 @@
 //!
 //! - `migrations`: a service's schema changes as `.sql` files, one change
 //!   per file, applied in order and recorded.
+//! - `postgres`: the same for PostgreSQL (`tokio-postgres` clients behind
+//!   synchronous calls, driven by one background runtime), a migration
+//!   runner that several processes can start at once, and fresh databases
+//!   for tests.
 //! - `sqlite`: opening a SQLite file (WAL, the pragmas both services use),
 //!   the pool of read connections, and a batch applied in one transaction
 //!   where a failing item rolls back alone.
@@ -13,6 +17,7 @@
 //! holds none.
 
 pub mod migrations;
+pub mod postgres;
 pub mod sqlite;
 pub mod writer;
 

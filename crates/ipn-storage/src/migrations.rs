@@ -1,5 +1,6 @@
 //! Schema changes as `.sql` files: one change per file, in a folder per
-//! service and database (`migrations/sqlite/0001_initial.sql`), named in
+//! service and database (`migrations/sqlite/0001_initial.sql`,
+//! `migrations/postgres/0001_initial.sql`), named in
 //! the order they apply. A database records the name of each change it has
 //! had, so a file must never be renamed or edited once released: a new
 //! change is a new file.

@@ -224,8 +224,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use crate::storage::Store as _;
-    use crate::storage::sqlite::{Durability, Sqlite};
+    use crate::storage::Store;
     use crate::writes::{Write, WriteRequest, Written, commit};
 
     fn session(now: OffsetDateTime) -> CheckoutSession {
@@ -271,102 +270,102 @@ mod tests {
             write,
             idempotency: None,
         };
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(
-            &dir.path().join("t.db"),
-            Durability::Normal,
-            crate::EncryptionKey::generate().unwrap(),
-        )
-        .unwrap();
-        let now = OffsetDateTime::now_utc();
-        let open = session(now);
-        let merchant = Merchant {
-            id: open.merchant_id,
-            name: "shop".to_owned(),
-            receiver_email: "shop@example.com".to_owned(),
-            api_key_hash: "hash".to_owned(),
-            created_at: 0,
-        };
-        let pay = |payment_id: PaymentId| {
-            let payment = Payment {
-                id: payment_id,
-                parent_id: None,
-                status: PaymentStatus::Pending,
-                previous_status: None,
-                amount: open.amount.minor(),
-                fee: 0,
-                currency: open.amount.currency(),
-                refunded_amount: 0,
-                merchant_id: open.merchant_id,
-                receiver_email: merchant.receiver_email.clone(),
-                payer: Payer {
-                    email: "ann@example.com".to_owned(),
-                    name: None,
-                    id: None,
-                },
-                invoice: open.invoice.clone(),
-                custom: None,
-                items: Vec::new(),
-                subscription_id: None,
-                pending_reason: None,
-                reason_code: None,
-                created_at: now,
-            };
-            request(Write::CheckoutPayment(Box::new(CheckoutPayment {
-                session_id: open.id,
-                payment: PaymentWrite {
-                    merchant_id: open.merchant_id,
-                    payment_id,
-                    change: PaymentChange::Create {
-                        payment: Box::new(payment),
-                        method: PaymentMethod::Card {
-                            brand: CardBrand::Visa,
-                            last4: "4242".to_owned(),
-                            behaviour: CardBehaviour::Completes,
+        crate::storage::testing::each_store(
+            "the_writer_pays_a_session_once_within_one_batch",
+            |store: &dyn Store| {
+                let now = OffsetDateTime::now_utc();
+                let open = session(now);
+                let merchant = Merchant {
+                    id: open.merchant_id,
+                    name: "shop".to_owned(),
+                    receiver_email: "shop@example.com".to_owned(),
+                    api_key_hash: "hash".to_owned(),
+                    created_at: 0,
+                };
+                let pay = |payment_id: PaymentId| {
+                    let payment = Payment {
+                        id: payment_id,
+                        parent_id: None,
+                        status: PaymentStatus::Pending,
+                        previous_status: None,
+                        amount: open.amount.minor(),
+                        fee: 0,
+                        currency: open.amount.currency(),
+                        refunded_amount: 0,
+                        merchant_id: open.merchant_id,
+                        receiver_email: merchant.receiver_email.clone(),
+                        payer: Payer {
+                            email: "ann@example.com".to_owned(),
+                            name: None,
+                            id: None,
                         },
-                        initial: InitialStatus::Completed,
-                        disputed: false,
+                        invoice: open.invoice.clone(),
+                        custom: None,
+                        items: Vec::new(),
+                        subscription_id: None,
+                        pending_reason: None,
+                        reason_code: None,
+                        created_at: now,
+                    };
+                    request(Write::CheckoutPayment(Box::new(CheckoutPayment {
+                        session_id: open.id,
+                        payment: PaymentWrite {
+                            merchant_id: open.merchant_id,
+                            payment_id,
+                            change: PaymentChange::Create {
+                                payment: Box::new(payment),
+                                method: PaymentMethod::Card {
+                                    brand: CardBrand::Visa,
+                                    last4: "4242".to_owned(),
+                                    behaviour: CardBehaviour::Completes,
+                                },
+                                initial: InitialStatus::Completed,
+                                disputed: false,
+                            },
+                            subscribers: Vec::new(),
+                            now,
+                            respond,
+                        },
+                    })))
+                };
+                commit(
+                    store,
+                    &[
+                        request(Write::CreateMerchant(merchant.clone())),
+                        request(Write::CreateCheckoutSession(Box::new(open.clone()))),
+                    ],
+                )
+                .unwrap();
+                let (first, second) = (PaymentId::generate(now), PaymentId::generate(now));
+                let results = commit(store, &[pay(first), pay(second)]).unwrap();
+                assert!(matches!(results[0], Ok(Written::Payment(_))), "{results:?}");
+                assert!(
+                    matches!(
+                        results[1],
+                        Ok(Written::CheckoutRefused(CheckoutRefusal::Paid(PaidBy::Payment(id)))) if id == first
+                    ),
+                    "{results:?}"
+                );
+                let stored = store.checkout_session(open.id).unwrap().unwrap();
+                assert_eq!(stored.payment_id, Some(first));
+                assert_eq!(stored.status(now), SessionStatus::Paid);
+                assert!(store.payment(open.merchant_id, second).unwrap().is_none());
+                // Everything else read back as written.
+                assert_eq!(
+                    CheckoutSession {
+                        payment_id: None,
+                        paid_at: None,
+                        ..stored
                     },
-                    subscribers: Vec::new(),
-                    now,
-                    respond,
-                },
-            })))
-        };
-        commit(
-            &store,
-            &[
-                request(Write::CreateMerchant(merchant.clone())),
-                request(Write::CreateCheckoutSession(Box::new(open.clone()))),
-            ],
-        )
-        .unwrap();
-        let (first, second) = (PaymentId::generate(now), PaymentId::generate(now));
-        let results = commit(&store, &[pay(first), pay(second)]).unwrap();
-        assert!(matches!(results[0], Ok(Written::Payment(_))), "{results:?}");
-        assert!(
-            matches!(
-                results[1],
-                Ok(Written::CheckoutRefused(CheckoutRefusal::Paid(PaidBy::Payment(id)))) if id == first
-            ),
-            "{results:?}"
-        );
-        let stored = store.checkout_session(open.id).unwrap().unwrap();
-        assert_eq!(stored.payment_id, Some(first));
-        assert_eq!(stored.status(now), SessionStatus::Paid);
-        assert!(store.payment(open.merchant_id, second).unwrap().is_none());
-        // Everything else read back as written.
-        assert_eq!(
-            CheckoutSession {
-                payment_id: None,
-                paid_at: None,
-                ..stored
+                    CheckoutSession {
+                        created_at: crate::clock::from_millis(crate::clock::to_millis(now)),
+                        expires_at: crate::clock::from_millis(crate::clock::to_millis(
+                            open.expires_at
+                        )),
+                        ..open
+                    }
+                );
             },
-            CheckoutSession {
-                created_at: crate::clock::from_millis(crate::clock::to_millis(now)),
-                expires_at: crate::clock::from_millis(crate::clock::to_millis(open.expires_at)),
-                ..open
-            }
         );
     }
 
@@ -385,109 +384,108 @@ mod tests {
             write,
             idempotency: None,
         };
-        let dir = tempfile::tempdir().unwrap();
-        let store = Sqlite::open(
-            &dir.path().join("t.db"),
-            Durability::Normal,
-            crate::EncryptionKey::generate().unwrap(),
-        )
-        .unwrap();
-        let now = OffsetDateTime::now_utc();
-        let plan = Plan::new(Interval::Month, 1, 0, Some(12)).unwrap();
-        let open = CheckoutSession {
-            plan: Some(plan),
-            ..session(now)
-        };
-        let merchant = Merchant {
-            id: open.merchant_id,
-            name: "shop".to_owned(),
-            receiver_email: "shop@example.com".to_owned(),
-            api_key_hash: "hash".to_owned(),
-            created_at: 0,
-        };
-        let subscribe = |subscription_id: SubscriptionId| {
-            let subscription = Subscription {
-                id: subscription_id,
-                status: SubscriptionStatus::Active,
-                previous_status: None,
-                merchant_id: open.merchant_id,
-                receiver_email: merchant.receiver_email.clone(),
-                payer: Payer {
-                    email: "ann@example.com".to_owned(),
-                    name: None,
-                    id: None,
-                },
-                amount: open.amount.minor(),
-                currency: open.amount.currency(),
-                interval: plan.interval(),
-                interval_count: plan.interval_count(),
-                trial_days: plan.trial_days(),
-                total_cycles: plan.total_cycles(),
-                cycles_paid: 0,
-                paid_through: None,
-                cancel_at_period_end: false,
-                invoice: open.invoice.clone(),
-                custom: None,
-                created_at: now,
-            };
-            request(Write::CheckoutSubscription(Box::new(
-                CheckoutSubscription {
-                    session_id: open.id,
-                    subscription: SubscriptionWrite {
+        crate::storage::testing::each_store(
+            "the_writer_starts_one_subscription_per_session_within_one_batch",
+            |store: &dyn Store| {
+                let now = OffsetDateTime::now_utc();
+                let plan = Plan::new(Interval::Month, 1, 0, Some(12)).unwrap();
+                let open = CheckoutSession {
+                    plan: Some(plan),
+                    ..session(now)
+                };
+                let merchant = Merchant {
+                    id: open.merchant_id,
+                    name: "shop".to_owned(),
+                    receiver_email: "shop@example.com".to_owned(),
+                    api_key_hash: "hash".to_owned(),
+                    created_at: 0,
+                };
+                let subscribe = |subscription_id: SubscriptionId| {
+                    let subscription = Subscription {
+                        id: subscription_id,
+                        status: SubscriptionStatus::Active,
+                        previous_status: None,
                         merchant_id: open.merchant_id,
-                        subscription_id,
-                        change: SubscriptionChange::Create {
-                            subscription: Box::new(subscription),
-                            method: PaymentMethod::Card {
-                                brand: CardBrand::Visa,
-                                last4: "4242".to_owned(),
-                                behaviour: CardBehaviour::Completes,
+                        receiver_email: merchant.receiver_email.clone(),
+                        payer: Payer {
+                            email: "ann@example.com".to_owned(),
+                            name: None,
+                            id: None,
+                        },
+                        amount: open.amount.minor(),
+                        currency: open.amount.currency(),
+                        interval: plan.interval(),
+                        interval_count: plan.interval_count(),
+                        trial_days: plan.trial_days(),
+                        total_cycles: plan.total_cycles(),
+                        cycles_paid: 0,
+                        paid_through: None,
+                        cancel_at_period_end: false,
+                        invoice: open.invoice.clone(),
+                        custom: None,
+                        created_at: now,
+                    };
+                    request(Write::CheckoutSubscription(Box::new(
+                        CheckoutSubscription {
+                            session_id: open.id,
+                            subscription: SubscriptionWrite {
+                                merchant_id: open.merchant_id,
+                                subscription_id,
+                                change: SubscriptionChange::Create {
+                                    subscription: Box::new(subscription),
+                                    method: PaymentMethod::Card {
+                                        brand: CardBrand::Visa,
+                                        last4: "4242".to_owned(),
+                                        behaviour: CardBehaviour::Completes,
+                                    },
+                                },
+                                subscribers: Vec::new(),
+                                now,
+                                respond: None,
                             },
                         },
-                        subscribers: Vec::new(),
-                        now,
-                        respond: None,
-                    },
-                },
-            )))
-        };
-        commit(
-            &store,
-            &[
-                request(Write::CreateMerchant(merchant.clone())),
-                request(Write::CreateCheckoutSession(Box::new(open.clone()))),
-            ],
-        )
-        .unwrap();
-        let (first, second) = (SubscriptionId::generate(now), SubscriptionId::generate(now));
-        let results = commit(&store, &[subscribe(first), subscribe(second)]).unwrap();
-        assert!(
-            matches!(&results[0], Ok(Written::Subscription(done)) if done.row.subscription.id == first),
-            "{results:?}"
-        );
-        assert!(
-            matches!(
-                results[1],
-                Ok(Written::CheckoutRefused(CheckoutRefusal::Paid(PaidBy::Subscription(id)))) if id == first
-            ),
-            "{results:?}"
-        );
-        let stored = store.checkout_session(open.id).unwrap().unwrap();
-        assert_eq!(stored.subscription_id, Some(first));
-        assert_eq!(stored.payment_id, None);
-        assert_eq!(stored.status(now), SessionStatus::Paid);
-        assert_eq!(stored.plan, Some(plan), "the plan reads back as written");
-        let started = store
-            .subscription(open.merchant_id, first)
-            .unwrap()
-            .unwrap();
-        assert_eq!(started.subscription.status, SubscriptionStatus::Active);
-        assert_eq!(started.subscription.cycles_paid, 1);
-        assert!(
-            store
-                .subscription(open.merchant_id, second)
-                .unwrap()
-                .is_none()
+                    )))
+                };
+                commit(
+                    store,
+                    &[
+                        request(Write::CreateMerchant(merchant.clone())),
+                        request(Write::CreateCheckoutSession(Box::new(open.clone()))),
+                    ],
+                )
+                .unwrap();
+                let (first, second) =
+                    (SubscriptionId::generate(now), SubscriptionId::generate(now));
+                let results = commit(store, &[subscribe(first), subscribe(second)]).unwrap();
+                assert!(
+                    matches!(&results[0], Ok(Written::Subscription(done)) if done.row.subscription.id == first),
+                    "{results:?}"
+                );
+                assert!(
+                    matches!(
+                        results[1],
+                        Ok(Written::CheckoutRefused(CheckoutRefusal::Paid(PaidBy::Subscription(id)))) if id == first
+                    ),
+                    "{results:?}"
+                );
+                let stored = store.checkout_session(open.id).unwrap().unwrap();
+                assert_eq!(stored.subscription_id, Some(first));
+                assert_eq!(stored.payment_id, None);
+                assert_eq!(stored.status(now), SessionStatus::Paid);
+                assert_eq!(stored.plan, Some(plan), "the plan reads back as written");
+                let started = store
+                    .subscription(open.merchant_id, first)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(started.subscription.status, SubscriptionStatus::Active);
+                assert_eq!(started.subscription.cycles_paid, 1);
+                assert!(
+                    store
+                        .subscription(open.merchant_id, second)
+                        .unwrap()
+                        .is_none()
+                );
+            },
         );
     }
 

@@ -1,6 +1,6 @@
 //! Storage: what the gateway keeps, behind two interfaces in the gateway's
-//! own words that name no database type, so that a second database is one
-//! new module beside `sqlite/`.
+//! own words that name no database type: `sqlite/` (one file, the
+//! default) and `postgres/` implement them, with the same behaviour.
 //!
 //! - [`Store`]: typed reads, on read connections that never wait for a
 //!   commit, and [`Store::write_batch`], which runs a batch of writes in ONE
@@ -18,7 +18,9 @@
 //! with it (`secrets.rs`): it seals as it writes and opens as it reads.
 
 pub mod dashboard;
+pub mod postgres;
 mod rows;
+mod sealed;
 pub mod sqlite;
 
 use ipn_core::id::{CheckoutSessionId, EndpointId, EventId, MerchantId, PaymentId, SubscriptionId};
@@ -116,7 +118,7 @@ pub trait Store: DashboardReads + Send + Sync + 'static {
 /// The reads and writes of one transaction of the writer. Reads see the
 /// transaction's own writes; a payment, subscription or session read here
 /// cannot change under the caller before the transaction ends (on SQLite the
-/// one writer guarantees it; a database with several writers locks the row).
+/// one writer guarantees it; PostgreSQL locks the row, `FOR UPDATE`).
 pub trait Tx {
     /// The answer kept for an Idempotency-Key, if the key was used.
     fn idempotent_response(
@@ -195,4 +197,30 @@ pub trait Tx {
         by: PaidBy,
         at: Millis,
     ) -> Result<bool, StoreError>;
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Unit tests of storage that run on both databases.
+
+    use super::Store;
+    use crate::secrets::EncryptionKey;
+
+    /// Runs `body` on a store on a fresh SQLite file, then on one on a
+    /// fresh PostgreSQL database when a server is reachable (else it says
+    /// by name that the PostgreSQL half of `test` was skipped).
+    pub(crate) fn each_store(test: &str, body: impl Fn(&dyn Store)) {
+        let key = EncryptionKey::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = super::sqlite::Sqlite::open(
+            &dir.path().join("t.db"),
+            super::sqlite::Durability::Normal,
+            key.clone(),
+        )
+        .unwrap();
+        body(&sqlite);
+        if let Some((postgres, _database)) = super::postgres::test_store(test, key) {
+            body(&postgres);
+        }
+    }
 }

@@ -1,13 +1,21 @@
-//! A real gateway for each test: port 0, a fresh SQLite file, the test clock.
+//! A real gateway for each test: port 0, a fresh database, the test clock.
+//! The database is a SQLite file, or with `IPN_TEST_DATABASE=postgres` a
+//! fresh PostgreSQL database on the machine's server (`data.rs`): the same
+//! tests run on both.
 #![allow(dead_code)] // each test file uses a different part
+
+mod data;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ipn_core::standard::{Signer, Verifier, WebhookHeaders, WebhookSecret};
 use ipn_gateway::delivery::ssrf::{NetworkPolicy, StaticResolver};
-use ipn_gateway::{Config, Database, EncryptionKey, Gateway};
+use ipn_gateway::{Config, EncryptionKey, Gateway};
 use ipn_testkit::Recorded;
+
+#[allow(unused_imports)] // secrets_at_rest.rs writes through it
+pub use data::{Data, SqlValue};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -24,7 +32,8 @@ pub struct TestGateway {
     pub gateway: Gateway,
     pub url: String,
     pub resolver: Arc<StaticResolver>,
-    pub dir: tempfile::TempDir,
+    /// Where its data is, kept across a restart.
+    pub data: Data,
     client: reqwest::Client,
 }
 
@@ -45,18 +54,13 @@ impl TestGateway {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self::start_in(dir, adjust).await
+        Self::start_in(Data::new(), adjust).await
     }
 
-    /// Starts on an existing data directory (to restart a gateway).
-    pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
+    /// Starts on existing data (to restart a gateway).
+    pub async fn start_in(data: Data, adjust: impl FnOnce(&mut Config)) -> Self {
         let resolver = Arc::new(StaticResolver::default());
-        let mut config = Config::new(
-            Database::Sqlite(dir.path().join("gateway.db")),
-            ADMIN_KEY,
-            encryption_key(),
-        );
+        let mut config = Config::new(data.database(), ADMIN_KEY, encryption_key());
         config.test_clock = true;
         config.network = NetworkPolicy::allow_private();
         config.resolver = resolver.clone();
@@ -68,17 +72,17 @@ impl TestGateway {
             gateway,
             url,
             resolver,
-            dir,
+            data,
             client: reqwest::Client::new(),
         }
     }
 
     /// Shuts this gateway down cleanly and starts a new one on the same data
-    /// directory (a fresh resolver; `adjust` as for [`TestGateway::start_with`]).
+    /// (a fresh resolver; `adjust` as for [`TestGateway::start_with`]).
     pub async fn restart(self, adjust: impl FnOnce(&mut Config)) -> Self {
-        let Self { gateway, dir, .. } = self;
+        let Self { gateway, data, .. } = self;
         gateway.shutdown().await.expect("clean shutdown");
-        Self::start_in(dir, adjust).await
+        Self::start_in(data, adjust).await
     }
 
     /// A request without any Authorization header, for the caller to finish.
@@ -363,38 +367,12 @@ impl TestGateway {
     /// Row counts of every table, read beside the running gateway: equal
     /// counts before and after show that refused requests stored nothing.
     pub fn table_counts(&self) -> std::collections::BTreeMap<String, i64> {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.dir.path().join("gateway.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        let tables: Vec<String> = conn
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            )
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        tables
-            .into_iter()
-            .map(|table| (table.clone(), self.count_rows(&format!("\"{table}\""))))
-            .collect()
+        self.data.table_counts()
     }
 
     /// How many rows a table of the gateway's database holds, read beside
-    /// the running gateway (WAL readers never block it): to check that a
-    /// refused request stored nothing.
+    /// the running gateway: to check that a refused request stored nothing.
     pub fn count_rows(&self, table: &str) -> i64 {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.dir.path().join("gateway.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
-            row.get(0)
-        })
-        .unwrap()
+        self.data.count_rows(table)
     }
 }

@@ -7,11 +7,11 @@ use ipn_core::standard::WebhookSecret;
 use ipn_storage::sqlite::{conversion, parse_column};
 use rusqlite::{Connection, Row, params};
 
-use super::secrets::endpoint_place;
 use crate::clock::Millis;
 use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, Merchant};
 use crate::secrets::EncryptionKey;
 use crate::storage::StoreError;
+use crate::storage::sealed::endpoint_place;
 
 pub(super) fn merchants(conn: &Connection) -> Result<Vec<Merchant>, StoreError> {
     let mut stmt = conn.prepare_cached(

@@ -7,21 +7,7 @@ use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use crate::secrets::{self, EncryptionKey};
 use crate::storage::StoreError;
-
-/// The `secrets` row holding a known text sealed with the database's key:
-/// every start opens it, so a wrong key is refused even on an empty database.
-const KEY_CHECK: &str = "key_check";
-const KEY_CHECK_TEXT: &[u8] = b"the ipn gateway's encryption key";
-
-/// Where a sealed endpoint secret belongs (its associated data).
-pub(super) fn endpoint_place(column: &str, id: &str) -> String {
-    format!("endpoints.{column} {id}")
-}
-
-/// Where one of the gateway's own sealed secrets belongs.
-fn secret_place(name: &str) -> String {
-    format!("secrets.{name}")
-}
+use crate::storage::sealed::{KEY_CHECK, check_key, endpoint_place, key_check, secret_place};
 
 /// Checks `key` against the database's key check. A database without one
 /// (new, or written by a release that stored secrets in plain text) gets
@@ -60,15 +46,10 @@ fn seal_plaintext(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, S
         )
         .optional()?;
     let first = match check {
-        Some(check) => match key.open(&check, &secret_place(KEY_CHECK)) {
-            Ok(text) if text == KEY_CHECK_TEXT => false,
-            _ => {
-                return Err(anyhow!(
-                    "the encryption key does not match this database: give the key it was \
-                     first started with"
-                ));
-            }
-        },
+        Some(check) => {
+            check_key(key, &check)?;
+            false
+        }
         None => true,
     };
     let seal = |value: &[u8], place: &str| {
@@ -124,7 +105,7 @@ fn seal_plaintext(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, S
         )?;
     }
     if first {
-        let check = seal(KEY_CHECK_TEXT, &secret_place(KEY_CHECK))?;
+        let check = key_check(key)?;
         tx.execute(
             "INSERT INTO secrets (name, value) VALUES (?1, ?2)",
             params![KEY_CHECK, check],

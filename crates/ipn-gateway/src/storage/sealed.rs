@@ -1,0 +1,42 @@
+//! What every store seals the same way: where each sealed value belongs
+//! (its associated data: a value moved to another row or column does not
+//! open), and the key check that refuses a wrong key at start, even on an
+//! empty database. The cipher is `crate::secrets`; the SQL is each store's.
+
+use anyhow::anyhow;
+
+use crate::secrets::EncryptionKey;
+use crate::storage::StoreError;
+
+/// The `secrets` row holding a known text sealed with the database's key.
+pub(crate) const KEY_CHECK: &str = "key_check";
+const KEY_CHECK_TEXT: &[u8] = b"the ipn gateway's encryption key";
+
+/// The gateway's own secrets: each 32 random bytes, made once.
+pub(crate) const OWN_SECRETS: &[&str] = &["idempotency_hash_key"];
+
+/// Where a sealed endpoint secret belongs.
+pub(crate) fn endpoint_place(column: &str, id: &str) -> String {
+    format!("endpoints.{column} {id}")
+}
+
+/// Where one of the gateway's own sealed secrets belongs.
+pub(crate) fn secret_place(name: &str) -> String {
+    format!("secrets.{name}")
+}
+
+/// The key check to store with a database's first key.
+pub(crate) fn key_check(key: &EncryptionKey) -> Result<String, StoreError> {
+    Ok(key.seal(KEY_CHECK_TEXT, &secret_place(KEY_CHECK))?)
+}
+
+/// Refuses a key that did not seal this database's key check.
+pub(crate) fn check_key(key: &EncryptionKey, stored: &str) -> Result<(), StoreError> {
+    match key.open(stored, &secret_place(KEY_CHECK)) {
+        Ok(text) if text == KEY_CHECK_TEXT => Ok(()),
+        _ => Err(anyhow!(
+            "the encryption key does not match this database: give the key it was \
+             first started with"
+        )),
+    }
+}
