@@ -116,6 +116,12 @@ pub struct Args {
     /// commit) or normal [default: full]
     #[arg(long, value_enum)]
     sync: Option<Sync>,
+    /// delivery: run the gateway on this PostgreSQL server
+    /// (postgres://user@host:port/db, a user that may create databases): a
+    /// fresh database is made on it for the run and dropped after, and
+    /// commits stay synchronous [default: a fresh SQLite file]
+    #[arg(long, env = "IPN_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
     /// retries: seconds from a failed first attempt to its retry; long enough
     /// to ingest every event and stop the gateway before the first falls due
     /// [default: 200 µs per event in a release build, 1 ms in a debug build,
@@ -228,8 +234,17 @@ fn delivery_settings(args: &Args) -> anyhow::Result<delivery::Settings> {
             .unwrap_or(Duration::from_secs(if args.quick { 2 } else { 3 })),
         timeout: args.timeout.unwrap_or(Duration::from_secs(120)),
         durability: durability(args),
+        postgres: args.database_url.clone(),
         show_progress: show_progress(),
     };
+    if let Some(url) = &settings.postgres
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        bail!("--database-url {url:?}: give a postgres://user@host:port/db URL");
+    }
+    if settings.postgres.is_some() && args.sync.is_some() {
+        bail!("--sync is SQLite's; PostgreSQL commits stay synchronous");
+    }
     if settings.rate as f64 * settings.latency_run.as_secs_f64() < 1.0 {
         bail!("--rate × --latency-seconds must make at least one event");
     }

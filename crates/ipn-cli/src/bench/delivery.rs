@@ -40,6 +40,8 @@ pub struct Settings {
     pub baseline: Duration,
     pub timeout: Duration,
     pub durability: Durability,
+    /// A PostgreSQL server to run the gateway on instead of SQLite.
+    pub postgres: Option<String>,
     pub show_progress: bool,
 }
 
@@ -98,7 +100,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Figures> {
     receiver.forget();
 
     let dir = tempfile::tempdir().context("creating a temporary directory for the database")?;
-    let (gateway, admin_key) = in_process::start(settings.durability, dir.path()).await?;
+    let database = match &settings.postgres {
+        Some(url) => in_process::Store::postgres(url).await?,
+        None => in_process::Store::Sqlite(dir.path().join("gateway.db"), settings.durability),
+    };
+    let (gateway, admin_key) = in_process::start(&database).await?;
     let api = Api::new(gateway.addr(), &admin_key)?;
     let result = through_gateway(settings, &api, &receiver, one_hop_per_s).await;
     in_process::stop(gateway).await;

@@ -184,7 +184,8 @@ async fn measure(
         None => None,
     };
     let dir = tempfile::tempdir().context("creating a temporary directory for the database")?;
-    let (gateway, admin_key) = in_process::start(settings.durability, dir.path()).await?;
+    let store = in_process::Store::Sqlite(dir.path().join("gateway.db"), settings.durability);
+    let (gateway, admin_key) = in_process::start(&store).await?;
     let result = deliver(
         settings,
         &gateway,
