@@ -144,6 +144,87 @@ pub(super) fn record_attempt(tx: &Conn, done: &AttemptDone) -> Result<(), StoreE
     Ok(())
 }
 
+/// Records attempts' outcomes, as [`record_attempt`] does each, in one
+/// statement (a delivery at most once), then the endpoints' health, in
+/// order, for the few attempts that change it.
+pub(super) fn record_attempts(tx: &Conn, done: &[&AttemptDone]) -> Result<(), StoreError> {
+    let mut ids = Vec::with_capacity(done.len());
+    let mut numbers = Vec::with_capacity(done.len());
+    let mut statuses = Vec::with_capacity(done.len());
+    let mut answers = Vec::with_capacity(done.len());
+    let mut durations = Vec::with_capacity(done.len());
+    let mut errors = Vec::with_capacity(done.len());
+    let mut bodies = Vec::with_capacity(done.len());
+    let mut attempted = Vec::with_capacity(done.len());
+    let mut next_statuses = Vec::with_capacity(done.len());
+    let mut next_ats = Vec::with_capacity(done.len());
+    for attempt in done {
+        let a = &attempt.attempt;
+        let (status, next_at) = match attempt.next {
+            DeliveryNext::Delivered => (DeliveryStatus::Delivered, None),
+            DeliveryNext::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
+            DeliveryNext::Failed => (DeliveryStatus::Failed, None),
+        };
+        ids.push(attempt.delivery_id);
+        numbers.push(i32::try_from(a.number)?);
+        statuses.push(match a.status {
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Failed => "failed",
+        });
+        answers.push(a.response_status.map(i32::from));
+        durations.push(i64::try_from(a.duration_ms)?);
+        errors.push(opt_text(a.error.as_deref()));
+        bodies.push(opt_text(a.response_body.as_deref()));
+        attempted.push(crate::clock::to_millis(a.attempted_at));
+        next_statuses.push(status.as_str());
+        next_ats.push(next_at);
+    }
+    // As in `record_attempt`: a delivery resent meanwhile stays pending, one
+    // failed meanwhile stays failed unless this attempt delivered it.
+    tx.execute(
+        "WITH input AS (
+             SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::bigint[],
+                                  $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[])
+                 AS i (delivery_id, number, status, response_status, duration_ms, error,
+                       response_body, attempted_at, next_status, next_at)),
+         attempt AS (
+             INSERT INTO attempts (delivery_id, number, status, response_status, duration_ms,
+                                   error, response_body, attempted_at)
+             SELECT delivery_id, number, status, response_status, duration_ms, error,
+                    response_body, attempted_at
+             FROM input)
+         UPDATE deliveries d SET status = i.next_status, next_attempt_at = i.next_at,
+                attempts = d.attempts + 1, round_attempts = d.round_attempts + 1,
+                last_attempt_at = i.attempted_at
+         FROM input i
+         WHERE d.id = i.delivery_id AND (d.status = 'pending' OR i.next_status = 'delivered')",
+        &[
+            &ids,
+            &numbers,
+            &statuses,
+            &answers,
+            &durations,
+            &errors,
+            &bodies,
+            &attempted,
+            &next_statuses,
+            &next_ats,
+        ],
+    )?;
+    for attempt in done {
+        let failing_since = match attempt.health {
+            EndpointHealth::Unchanged => continue,
+            EndpointHealth::Healthy => None,
+            EndpointHealth::FailingSince(at) => Some(at),
+        };
+        tx.execute(
+            "UPDATE endpoints SET failing_since = $2 WHERE id = $1",
+            &[&attempt.attempt.endpoint_id.to_string(), &failing_since],
+        )?;
+    }
+    Ok(())
+}
+
 /// An event's attempts, to every endpoint, in the order made.
 pub(super) fn attempts(conn: &Conn, event_id: EventId) -> Result<Vec<Attempt>, StoreError> {
     conn.query(

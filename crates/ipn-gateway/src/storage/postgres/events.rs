@@ -91,6 +91,160 @@ pub(super) fn insert(tx: &Conn, new: &NewEvent) -> Result<Ingested, StoreError> 
     })
 }
 
+/// Records events in order with their deliveries, as [`insert`] does each,
+/// in three statements however many there are: the objects' counters, the
+/// events, the deliveries.
+pub(super) fn insert_many(tx: &Conn, new: &[&NewEvent]) -> Result<Vec<Ingested>, StoreError> {
+    // Each object's counter moves once by its number of events here; its
+    // events take the numbers below the new value, in order.
+    let key = |event: &NewEvent| {
+        event
+            .object_id
+            .as_deref()
+            .map(|object| (event.merchant_id.to_string(), text(object).into_owned()))
+    };
+    let mut counts: HashMap<(String, String), i64> = HashMap::new();
+    for event in new {
+        if let Some(key) = key(event) {
+            *counts.entry(key).or_default() += 1;
+        }
+    }
+    let mut next: HashMap<(String, String), i64> = HashMap::with_capacity(counts.len());
+    if !counts.is_empty() {
+        let (mut merchants, mut objects, mut added) = (Vec::new(), Vec::new(), Vec::new());
+        for ((merchant, object), count) in &counts {
+            merchants.push(merchant.as_str());
+            objects.push(object.as_str());
+            added.push(*count);
+        }
+        let rows = tx.query(
+            "INSERT INTO object_sequences (merchant_id, object_id, last)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+             ON CONFLICT (merchant_id, object_id)
+             DO UPDATE SET last = object_sequences.last + excluded.last
+             RETURNING merchant_id, object_id, last",
+            &[&merchants, &objects, &added],
+        )?;
+        for row in &rows {
+            let key: (String, String) = (row.try_get(0)?, row.try_get(1)?);
+            let count = counts
+                .get(&key)
+                .ok_or_else(|| anyhow::anyhow!("a counter came back that was not moved"))?;
+            let last: i64 = row.try_get(2)?;
+            next.insert(key, last - count + 1);
+        }
+    }
+    let mut ingested = Vec::with_capacity(new.len());
+    let mut columns = EventColumns::default();
+    let (mut delivery_events, mut delivery_endpoints, mut delivery_due) =
+        (Vec::new(), Vec::new(), Vec::new());
+    for event in new {
+        let sequence = match key(event) {
+            Some(key) => {
+                let slot = next
+                    .get_mut(&key)
+                    .ok_or_else(|| anyhow::anyhow!("no counter for object {}", key.1))?;
+                *slot += 1;
+                *slot - 1
+            }
+            None => 1,
+        };
+        let mut stored = event.event.clone();
+        stored.sequence = u64::try_from(sequence)?;
+        let body: Arc<[u8]> = serde_json::to_vec(&stored)?.into();
+        let created_at = crate::clock::to_millis(stored.created_at);
+        let event_id = stored.id.to_string();
+        for endpoint in &event.endpoint_ids {
+            delivery_events.push(event_id.clone());
+            delivery_endpoints.push(endpoint.to_string());
+            delivery_due.push(created_at);
+        }
+        columns.push(event, &event_id, sequence, created_at, &body);
+        ingested.push(Ingested {
+            event_id: stored.id,
+            body,
+            deliveries: Vec::with_capacity(event.endpoint_ids.len()),
+        });
+    }
+    tx.execute(
+        "INSERT INTO events (id, merchant_id, type, object_id, sequence, created_at, body)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                              $6::bigint[], $7::bytea[])",
+        &[
+            &columns.ids,
+            &columns.merchants,
+            &columns.types,
+            &columns.objects,
+            &columns.sequences,
+            &columns.created,
+            &columns.bodies,
+        ],
+    )?;
+    if delivery_events.is_empty() {
+        return Ok(ingested);
+    }
+    let rows = tx.query(
+        "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, round_attempts,
+                                 next_attempt_at)
+         SELECT event_id, endpoint_id, 'pending', 0, 0, due
+         FROM unnest($1::text[], $2::text[], $3::bigint[]) AS d (event_id, endpoint_id, due)
+         RETURNING id, event_id, endpoint_id",
+        &[&delivery_events, &delivery_endpoints, &delivery_due],
+    )?;
+    let mut ids: HashMap<(&str, &str), i64> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        ids.insert((row.try_get(1)?, row.try_get(2)?), row.try_get(0)?);
+    }
+    for (event, done) in new.iter().zip(&mut ingested) {
+        let event_id = done.event_id.to_string();
+        let object_id = event.object_id.as_deref().map(Arc::<str>::from);
+        for endpoint_id in &event.endpoint_ids {
+            let delivery_id = *ids
+                .get(&(event_id.as_str(), endpoint_id.to_string().as_str()))
+                .ok_or_else(|| anyhow::anyhow!("no delivery made for {endpoint_id}"))?;
+            done.deliveries.push(Scheduled {
+                delivery_id,
+                event_id: done.event_id,
+                endpoint_id: *endpoint_id,
+                due: delivery_due_of(event),
+                round_attempts: 0,
+                attempts: 0,
+                object_id: object_id.clone(),
+            });
+        }
+    }
+    Ok(ingested)
+}
+
+/// When an event's deliveries are first due: at its creation.
+fn delivery_due_of(event: &NewEvent) -> i64 {
+    crate::clock::to_millis(event.event.created_at)
+}
+
+/// The events of one statement, a column each.
+#[derive(Default)]
+struct EventColumns<'a> {
+    ids: Vec<String>,
+    merchants: Vec<String>,
+    types: Vec<&'a str>,
+    objects: Vec<Option<std::borrow::Cow<'a, str>>>,
+    sequences: Vec<i64>,
+    created: Vec<i64>,
+    bodies: Vec<Vec<u8>>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn push(&mut self, event: &'a NewEvent, id: &str, sequence: i64, created: i64, body: &[u8]) {
+        self.ids.push(id.to_owned());
+        self.merchants.push(event.merchant_id.to_string());
+        self.types.push(event.event.event_type.as_str());
+        self.objects.push(opt_text(event.object_id.as_deref()));
+        self.sequences.push(sequence);
+        self.created.push(created);
+        self.bodies.push(body.to_vec());
+    }
+}
+
 pub(super) fn event(conn: &Conn, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
     conn.query_opt(
         "SELECT seq, id, merchant_id, body FROM events WHERE id = $1",
