@@ -137,7 +137,7 @@ impl Up {
                 .with_context(|| format!("writing {}", ebook.display()))?;
         }
         let mut config = ipn_merchant::Config::new(
-            dir.join("shop.db"),
+            ipn_merchant::Database::Sqlite(dir.join("shop.db")),
             gateway_url.clone(),
             Hidden::new(credentials.merchant_api_key.clone()),
             WebhookSecret::parse(&credentials.endpoint_secret)

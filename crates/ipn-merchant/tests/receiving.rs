@@ -395,7 +395,7 @@ async fn stored_messages_survive_a_restart() {
     merchant.shutdown().await.unwrap();
 
     let config = ipn_merchant::Config::new(
-        &database,
+        ipn_merchant::Database::Sqlite(database.clone()),
         "http://127.0.0.1:9",
         ipn_merchant::GatewayKey::new("k"),
         WebhookSecret::parse(SECRET).unwrap(),

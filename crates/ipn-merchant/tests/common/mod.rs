@@ -219,7 +219,7 @@ impl TestMerchant {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("shop.db");
         let mut config = Config::new(
-            &database,
+            ipn_merchant::Database::Sqlite(database.clone()),
             gateway_url,
             GatewayKey::new(key),
             WebhookSecret::parse(secret).unwrap(),
