@@ -484,10 +484,17 @@ impl Drop for TestDatabase {
 
 /// The URL of database `name` on the server of `url`, created first if
 /// it is missing (by the user `url` names, connected to `url`'s own
-/// database): how `ipn up` gives each service a database of its own on one
-/// server. Two processes creating it at once both succeed.
+/// database, or to `postgres` when that one does not exist either): how
+/// `ipn up` gives each service a database of its own on one server. Two
+/// processes creating it at once both succeed.
 pub fn ensure_database(url: &str, name: &str) -> Result<String, StoreError> {
-    let conn = connect(&parse_url(url)?)?;
+    let conn = match connect(&parse_url(url)?) {
+        Ok(conn) => conn,
+        Err(error) if has_code(&error, "3D000") => {
+            connect(&parse_url(&with_database(url, "postgres")?)?)?
+        }
+        Err(error) => return Err(error),
+    };
     let exists: bool = conn
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
@@ -496,18 +503,9 @@ pub fn ensure_database(url: &str, name: &str) -> Result<String, StoreError> {
         .try_get(0)?;
     if !exists {
         let created = conn.batch_execute(&format!("CREATE DATABASE {}", quote_identifier(name)));
-        let raced = |error: &StoreError| {
-            error.chain().any(|cause| {
-                cause
-                    .downcast_ref::<tokio_postgres::Error>()
-                    .and_then(tokio_postgres::Error::as_db_error)
-                    .is_some_and(|db| {
-                        // duplicate_database, or the catalog's unique index
-                        // when two creations overlap.
-                        matches!(db.code().code(), "42P04" | "23505")
-                    })
-            })
-        };
+        // duplicate_database, or the catalog's unique index when two
+        // creations overlap.
+        let raced = |error: &StoreError| has_code(error, "42P04") || has_code(error, "23505");
         if let Err(error) = created
             && !raced(&error)
         {
@@ -515,6 +513,16 @@ pub fn ensure_database(url: &str, name: &str) -> Result<String, StoreError> {
         }
     }
     with_database(url, &percent_encode(name))
+}
+
+/// Whether PostgreSQL answered `error` with SQLSTATE `code`.
+fn has_code(error: &StoreError, code: &str) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::as_db_error)
+            .is_some_and(|db| db.code().code() == code)
+    })
 }
 
 /// `text` as one segment of a URL's path.
@@ -755,6 +763,10 @@ mod tests {
         conn.batch_execute("CREATE TABLE kept (n BIGINT)").unwrap();
         drop(conn);
         let again = ensure_database(database.url(), &name).unwrap();
+        // From a database that does not exist, through `postgres`.
+        let nowhere =
+            with_database(database.url(), &format!("{}_nowhere", database.name())).unwrap();
+        assert_eq!(ensure_database(&nowhere, &name).unwrap(), again);
         let conn = connect(&parse_url(&again).unwrap()).unwrap();
         conn.batch_execute("SELECT n FROM kept").unwrap();
         drop(conn);
