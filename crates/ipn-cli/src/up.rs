@@ -87,8 +87,9 @@ impl Databases {
         };
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             bail!(
-                "--database-url: ipn up keeps SQLite files in --data-dir by itself; \
-                 give a postgres://user@host:port/db URL to use PostgreSQL instead"
+                "--database-url (IPN_DATABASE_URL): ipn up keeps its SQLite files in \
+                 --data-dir by itself; give a postgres://user@host:port/db URL to use \
+                 PostgreSQL instead, or none"
             );
         }
         let base = ipn_storage::postgres::database_name(url).context("--database-url")?;
@@ -146,17 +147,17 @@ pub struct Up {
 impl Up {
     pub async fn start(args: &Args) -> anyhow::Result<Self> {
         let dir = &args.data_dir;
+        let url = args.database_url.clone();
+        let data_dir = dir.clone();
+        let databases =
+            tokio::task::spawn_blocking(move || Databases::open(&data_dir, url.as_deref()))
+                .await??;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let gateway_listener = bind(args.gateway_port, "--gateway-port").await?;
         let shop_listener = bind(args.shop_port, "--shop-port").await?;
         let gateway_url = format!("http://{}", gateway_listener.local_addr()?);
         let shop_url = format!("http://{}", shop_listener.local_addr()?);
 
-        let url = args.database_url.clone();
-        let data_dir = dir.clone();
-        let databases =
-            tokio::task::spawn_blocking(move || Databases::open(&data_dir, url.as_deref()))
-                .await??;
         let saved = read_credentials(dir)?;
         // A key saved by an older version may be shorter than the gateway
         // now takes: the gateway keeps only its hash in memory, so a new
