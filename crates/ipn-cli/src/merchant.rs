@@ -16,7 +16,8 @@ pub struct Args {
     /// Address to listen on
     #[arg(long, env = "IPN_LISTEN", default_value = "127.0.0.1:7701")]
     listen: SocketAddr,
-    /// Where to keep the inbox: sqlite://FILE
+    /// Where to keep the inbox and the shop's data: sqlite://FILE, or
+    /// postgres://user@host:port/db
     #[arg(long, env = "IPN_DATABASE_URL", default_value = "sqlite://shop.db")]
     database_url: String,
     /// The gateway's base URL (PayPal postbacks, checkout sessions)
@@ -54,7 +55,8 @@ pub struct Args {
     #[arg(long, env = "IPN_SMTP_URL", hide_env_values = true)]
     smtp_url: Option<String>,
     /// Where emails are written as .eml files when there is no --smtp-url
-    /// (default: a `mail` folder beside the database)
+    /// (default: a `mail` folder beside the SQLite file, or in the working
+    /// directory on PostgreSQL)
     #[arg(long, env = "IPN_MAIL_DIR")]
     mail_dir: Option<PathBuf>,
     /// The sender of customer emails
@@ -68,7 +70,8 @@ pub struct Args {
     #[arg(long, env = "IPN_SHOP_NAME", default_value = "ipn demo shop")]
     shop_name: String,
     /// The folder the catalog's digital products (their `download` files)
-    /// are served from (default: a `downloads` folder beside the database)
+    /// are served from (default: a `downloads` folder beside the SQLite file,
+    /// or in the working directory on PostgreSQL)
     #[arg(long, env = "IPN_DOWNLOADS_DIR")]
     downloads_dir: Option<PathBuf>,
     /// This shop's merchant id at the gateway (mer_…): subscription notices
@@ -113,11 +116,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Fatal> {
         Some(path) => Catalog::load(path).context("--catalog")?,
         None => Catalog::demo(),
     };
-    let beside = |name: &str| {
-        database
-            .parent()
-            .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
-    };
+    let beside = |name: &str| Config::beside_database(&database, name);
     let mail_dir = args.mail_dir.clone().unwrap_or_else(|| beside("mail"));
     let downloads_dir = args
         .downloads_dir

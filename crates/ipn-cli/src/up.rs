@@ -8,7 +8,10 @@
 //! id and API key, the endpoint's id and secret, the shop's admin password,
 //! and `encryption.key`, the key that encrypts the secrets in `gateway.db`
 //! (made on the first run, also on a data directory from a release without
-//! it, whose secrets the gateway then encrypts; reused after).
+//! it, whose secrets the gateway then encrypts; reused after). With
+//! `--database-url postgres://…/DB` the two databases are `DB_gateway` and
+//! `DB_shop` on that server instead (made if missing); everything else
+//! stays in the data directory.
 //! The first run creates the merchant and its endpoint through the
 //! gateway's own API, as a platform would; later runs check them and point
 //! the endpoint at the shop's current port.
@@ -20,7 +23,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use ipn_core::standard::WebhookSecret;
 use ipn_gateway::delivery::ssrf::NetworkPolicy;
-use ipn_gateway::{Database, EncryptionKey, Gateway};
+use ipn_gateway::{EncryptionKey, Gateway};
 use ipn_merchant::clock::Clock;
 use ipn_merchant::{Catalog, Hidden, Merchant};
 use serde::{Deserialize, Serialize};
@@ -47,6 +50,62 @@ pub struct Args {
     /// they are written to DATA_DIR/mail and shown on the shop's /admin page
     #[arg(long, env = "IPN_SMTP_URL", hide_env_values = true)]
     smtp_url: Option<String>,
+    /// Keep both services' data in PostgreSQL instead of SQLite files in
+    /// DATA_DIR: postgres://user@host:port/DB gives the gateway the database
+    /// DB_gateway and the shop DB_shop on that server, each created if
+    /// missing (by that user); credentials, keys, mail and
+    /// downloads stay in DATA_DIR
+    #[arg(
+        long,
+        env = "IPN_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "postgres://user@host:port/DB"
+    )]
+    database_url: Option<String>,
+}
+
+/// Where each service keeps its data.
+#[derive(Debug)]
+struct Databases {
+    gateway: ipn_gateway::Database,
+    shop: ipn_merchant::Database,
+    /// Said in the banner: SQLite files in the data directory, or which
+    /// databases on which server.
+    shown: String,
+}
+
+impl Databases {
+    /// SQLite files in `dir`, or a database for each service on the
+    /// PostgreSQL server of `url`, made if missing.
+    fn open(dir: &Path, url: Option<&str>) -> anyhow::Result<Self> {
+        let Some(url) = url else {
+            return Ok(Self {
+                gateway: ipn_gateway::Database::Sqlite(dir.join("gateway.db")),
+                shop: ipn_merchant::Database::Sqlite(dir.join("shop.db")),
+                shown: format!("gateway.db and shop.db in {}", dir.display()),
+            });
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!(
+                "--database-url (IPN_DATABASE_URL): ipn up keeps its SQLite files in \
+                 --data-dir by itself; give a postgres://user@host:port/db URL to use \
+                 PostgreSQL instead, or none"
+            );
+        }
+        let base = ipn_storage::postgres::database_name(url).context("--database-url")?;
+        let make = |service: &str| {
+            let name = format!("{base}_{service}");
+            ipn_storage::postgres::ensure_database(url, &name)
+                .with_context(|| format!("--database-url: the database {name}"))
+        };
+        // Shown as given, its password hidden.
+        let server = ipn_merchant::Database::Postgres(url.to_owned());
+        Ok(Self {
+            gateway: ipn_gateway::Database::parse(&make("gateway")?)?,
+            shop: ipn_merchant::Database::Postgres(make("shop")?),
+            shown: format!("PostgreSQL: {base}_gateway and {base}_shop beside {server}"),
+        })
+    }
 }
 
 /// `DATA_DIR/credentials.json`. Scripts read its field names: keep them
@@ -81,11 +140,18 @@ pub struct Up {
     pub credentials: Credentials,
     pub data_dir: PathBuf,
     pub mail_dir: Option<PathBuf>,
+    /// Where the two databases are, as the banner says it.
+    pub databases: String,
 }
 
 impl Up {
     pub async fn start(args: &Args) -> anyhow::Result<Self> {
         let dir = &args.data_dir;
+        let url = args.database_url.clone();
+        let data_dir = dir.clone();
+        let databases =
+            tokio::task::spawn_blocking(move || Databases::open(&data_dir, url.as_deref()))
+                .await??;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let gateway_listener = bind(args.gateway_port, "--gateway-port").await?;
         let shop_listener = bind(args.shop_port, "--shop-port").await?;
@@ -102,7 +168,7 @@ impl Up {
             .filter(|key| ipn_gateway::check_admin_key(key).is_ok())
             .unwrap_or_else(|| random_token(40));
         let mut gateway_config = ipn_gateway::Config::new(
-            Database::Sqlite(dir.join("gateway.db")),
+            databases.gateway.clone(),
             admin_key.clone(),
             encryption_key(dir)?,
         );
@@ -114,8 +180,8 @@ impl Up {
             .await
             .with_context(|| {
                 format!(
-                    "starting the gateway on {} with the key in {}",
-                    dir.join("gateway.db").display(),
+                    "starting the gateway on {:?} with the key in {}",
+                    databases.gateway,
                     dir.join(KEY_FILE).display()
                 )
             })?;
@@ -137,7 +203,7 @@ impl Up {
                 .with_context(|| format!("writing {}", ebook.display()))?;
         }
         let mut config = ipn_merchant::Config::new(
-            dir.join("shop.db"),
+            databases.shop.clone(),
             gateway_url.clone(),
             Hidden::new(credentials.merchant_api_key.clone()),
             WebhookSecret::parse(&credentials.endpoint_secret)
@@ -162,6 +228,7 @@ impl Up {
             credentials,
             data_dir: dir.clone(),
             mail_dir,
+            databases: databases.shown,
         })
     }
 
@@ -201,6 +268,7 @@ impl Up {
             text.push_str(&format!("  {name:<9} {url:<34} {what}\n"));
         }
         text.push_str(&format!("  {:<9} {mail}\n", "emails"));
+        text.push_str(&format!("  {:<9} {}\n", "data", self.databases));
         text.push_str(&format!(
             "  {:<9} {}\n",
             "keys",

@@ -58,6 +58,61 @@ fn credentials(data_dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(data_dir.join("credentials.json")).unwrap()).unwrap()
 }
 
+/// An order for the e-book at the shop, paid at the gateway with the
+/// merchant's key; its id.
+async fn buy_the_ebook(credentials: &Value) -> String {
+    let shop = credentials["shop_url"].as_str().unwrap();
+    let gateway = credentials["gateway_url"].as_str().unwrap();
+    let client = reqwest::Client::new();
+    let order: Value = client
+        .post(format!("{shop}/api/orders"))
+        .json(&json!({"items": [{"sku": "ebook", "quantity": 1}], "customer_email": "ann@example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = order["id"].as_str().expect("an order").to_owned();
+    let paid = client
+        .post(format!("{gateway}/v1/payments"))
+        .bearer_auth(credentials["merchant_api_key"].as_str().unwrap())
+        .json(&json!({
+            "amount": order["total"]["amount"], "currency": "USD", "invoice": id,
+            "payer": {"email": "ann@example.com", "name": "Ann Smith"},
+            "payment_method": {"card_number": "4242 4242 4242 4242"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 201);
+    id
+}
+
+/// Waits until the order is paid with its two emails sent; returns it.
+async fn paid_with_emails_sent(shop: &str, id: &str) -> Value {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let order: Value = client
+            .get(format!("{shop}/api/orders/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sent = order["emails"].as_array().is_some_and(|emails| {
+            emails.len() == 2 && emails.iter().all(|e| e["status"] == "sent")
+        });
+        if order["status"] == "paid" && sent {
+            return order;
+        }
+        assert!(Instant::now() < deadline, "not paid: {order:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn ipn_up_runs_the_whole_flow_and_keeps_its_setup() {
     let dir = tempfile::tempdir().unwrap();
@@ -89,53 +144,10 @@ async fn ipn_up_runs_the_whole_flow_and_keeps_its_setup() {
         assert_eq!(mode & 0o777, 0o600, "the keys are the owner's alone");
     }
     let shop = first["shop_url"].as_str().unwrap().to_owned();
-    let gateway = first["gateway_url"].as_str().unwrap().to_owned();
     let client = reqwest::Client::new();
-
-    // An order for the e-book, paid at the gateway with the merchant's key.
-    let order: Value = client
-        .post(format!("{shop}/api/orders"))
-        .json(&json!({"items": [{"sku": "ebook", "quantity": 1}], "customer_email": "ann@example.com"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = order["id"].as_str().expect("an order").to_owned();
-    let paid = client
-        .post(format!("{gateway}/v1/payments"))
-        .bearer_auth(first["merchant_api_key"].as_str().unwrap())
-        .json(&json!({
-            "amount": order["total"]["amount"], "currency": "USD", "invoice": id,
-            "payer": {"email": "ann@example.com", "name": "Ann Smith"},
-            "payment_method": {"card_number": "4242 4242 4242 4242"},
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paid.status(), 201);
-
+    let id = buy_the_ebook(&first).await;
     // Paid, with the email written to the mail folder and a working link.
-    let deadline = Instant::now() + WAIT;
-    let order = loop {
-        let order: Value = client
-            .get(format!("{shop}/api/orders/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let sent = order["emails"].as_array().is_some_and(|emails| {
-            emails.len() == 2 && emails.iter().all(|e| e["status"] == "sent")
-        });
-        if order["status"] == "paid" && sent {
-            break order;
-        }
-        assert!(Instant::now() < deadline, "not paid: {order:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let order = paid_with_emails_sent(&shop, &id).await;
     assert_eq!(order["downloads"][0]["state"], "active", "{order:#}");
     let mails: Vec<_> = std::fs::read_dir(data.join("mail"))
         .unwrap()
@@ -348,5 +360,82 @@ async fn ipn_up_starts_on_a_data_directory_from_before_encryption_and_encrypts_i
         |a| a["data"][0]["status"] == "succeeded",
     )
     .await;
+    assert_eq!(common::terminate(&mut child), Some(0));
+}
+
+/// The databases `ipn up --database-url` made beside a test's own, dropped
+/// with it.
+struct MadeBeside {
+    admin: String,
+    names: Vec<String>,
+}
+
+impl Drop for MadeBeside {
+    fn drop(&mut self) {
+        use ipn_storage::postgres::{connect, parse_url};
+        let conn = connect(&parse_url(&self.admin).unwrap()).unwrap();
+        for name in &self.names {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// `ipn up --database-url postgres://…/DB`: the same flow with both
+/// services on PostgreSQL, each in a database of its own made on the first
+/// run (DB_gateway, DB_shop), and the next run on the same databases.
+#[tokio::test]
+async fn ipn_up_runs_on_postgres_with_a_database_for_each_service() {
+    use ipn_storage::postgres::{connect, parse_url};
+    let Some(server) = ipn_storage::postgres::test_database_if_reachable("ipn_up_on_postgres")
+    else {
+        return;
+    };
+    let made = MadeBeside {
+        admin: ipn_storage::postgres::test_server_url(),
+        names: ["gateway", "shop"]
+            .map(|service| format!("{}_{service}", server.name()))
+            .to_vec(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ipn-data");
+    let args = ["--database-url", server.url()];
+    let mut child = common::start_up_with(&data, &args);
+    let first = credentials(&data);
+    let shop = first["shop_url"].as_str().unwrap().to_owned();
+    let id = buy_the_ebook(&first).await;
+    let order = paid_with_emails_sent(&shop, &id).await;
+    assert_eq!(order["downloads"][0]["state"], "active", "{order:#}");
+    assert_eq!(common::terminate(&mut child), Some(0), "a clean stop");
+
+    assert!(!data.join("gateway.db").exists() && !data.join("shop.db").exists());
+    let count = |database: &str, table: &str| -> i64 {
+        let url = server.url().replace(server.name(), database);
+        connect(&parse_url(&url).unwrap())
+            .unwrap()
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(
+        count(&made.names[0], "payments"),
+        1,
+        "the gateway's database"
+    );
+    assert_eq!(count(&made.names[1], "orders"), 1, "the shop's database");
+
+    // The next run finds both databases and reuses the setup.
+    let mut child = common::start_up_with(&data, &args);
+    let second = credentials(&data);
+    assert_eq!(second["merchant_api_key"], first["merchant_api_key"]);
+    let shop = second["shop_url"].as_str().unwrap();
+    let again: Value = reqwest::Client::new()
+        .get(format!("{shop}/api/orders/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["status"], "paid", "the shop's data is kept");
     assert_eq!(common::terminate(&mut child), Some(0));
 }

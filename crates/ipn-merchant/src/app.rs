@@ -1,5 +1,5 @@
-//! Wiring: validate the configuration, open the inbox (running its
-//! migrations), start the writer and the HTTP server; stop them in order.
+//! Wiring: validate the configuration, open the database (SQLite or
+//! PostgreSQL, running its migrations), start the writer and the HTTP server; stop them in order.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -45,8 +45,8 @@ impl Merchant {
             .unwrap_or_else(|| format!("http://{}", reachable(addr)))
             .trim_end_matches('/')
             .to_owned();
-        let path = config.database.clone();
-        let store = tokio::task::spawn_blocking(move || crate::storage::open(&path)).await??;
+        let database = config.database.clone();
+        let store = tokio::task::spawn_blocking(move || crate::storage::open(&database)).await??;
         let reader = Reader::new(Arc::clone(&store));
         let key = SigningKey::from_bytes(reader.read(|r| r.download_key()).await?);
         let catalog = Arc::new(config.catalog.clone());
@@ -154,7 +154,7 @@ impl Merchant {
             },
         ));
         warn_missing_downloads(&config);
-        tracing::info!(%addr, database = %config.database.display(), "merchant started");
+        tracing::info!(%addr, database = %config.database, "merchant started");
         Ok(Self {
             addr,
             shutdown,

@@ -12,6 +12,7 @@ use ipn_core::standard::{PublicKey, Verifier, VerifyKey, WebhookSecret};
 use crate::catalog::Catalog;
 use crate::clock::Clock;
 use crate::mail::Transport;
+use crate::storage::Database;
 use crate::verify::postback::Postback;
 
 /// The largest request body a receiver reads: the gateway's largest
@@ -21,8 +22,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
 /// Everything the merchant server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The SQLite file of the inbox (created if missing).
-    pub database: PathBuf,
+    /// Where the inbox and everything else is kept: a SQLite file (created
+    /// if missing) or a PostgreSQL database.
+    pub database: Database,
     /// Secrets whose `v1` signatures `/webhooks` accepts: the endpoint's
     /// current one, plus the previous one while a rotation is under way.
     pub webhook_secrets: Vec<WebhookSecret>,
@@ -104,22 +106,16 @@ impl Default for OrderLimit {
 impl Config {
     /// A merchant server on `database` that accepts messages signed with
     /// `webhook_secret`, with the default body limit, in test mode, writing
-    /// emails to a `mail` folder beside the database and serving downloads
-    /// from a `downloads` folder there.
+    /// emails to a `mail` folder and serving downloads from a `downloads`
+    /// folder, both beside a SQLite file (see [`Config::beside_database`]).
     pub fn new(
-        database: impl Into<PathBuf>,
+        database: Database,
         gateway_url: impl Into<String>,
         gateway_key: GatewayKey,
         webhook_secret: WebhookSecret,
     ) -> Self {
-        let database: PathBuf = database.into();
-        let beside = |name: &str| {
-            database
-                .parent()
-                .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
-        };
-        let mail_dir = beside("mail");
-        let downloads_dir = beside("downloads");
+        let mail_dir = Self::beside_database(&database, "mail");
+        let downloads_dir = Self::beside_database(&database, "downloads");
         Self {
             database,
             webhook_secrets: vec![webhook_secret],
@@ -145,6 +141,14 @@ impl Config {
             order_limit: OrderLimit::default(),
             http_limits: ipn_web::Limits::default(),
         }
+    }
+
+    /// The folder `name` beside the SQLite file, or in the working
+    /// directory on PostgreSQL: where the merchant's files go by default.
+    pub fn beside_database(database: &Database, name: &str) -> PathBuf {
+        database
+            .folder()
+            .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
     }
 
     /// Checks every setting once, naming the one that is wrong; returns the
@@ -240,16 +244,10 @@ impl fmt::Debug for Hidden {
     }
 }
 
-/// Reads `sqlite://FILE` (or `sqlite:FILE`) into the file's path.
-pub fn parse_database_url(url: &str) -> anyhow::Result<PathBuf> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .with_context(|| format!("database URL {url:?} is not sqlite://FILE"))?;
-    if path.is_empty() {
-        bail!("database URL {url:?} names no file: use sqlite://FILE");
-    }
-    Ok(PathBuf::from(path))
+/// Reads `sqlite://FILE` (or `sqlite:FILE`), or
+/// `postgres://user@host:port/db` (or `postgresql://…`).
+pub fn parse_database_url(url: &str) -> anyhow::Result<Database> {
+    Database::parse(url)
 }
 
 #[cfg(test)]
@@ -258,7 +256,7 @@ mod tests {
 
     fn config() -> Config {
         Config::new(
-            "shop.db",
+            Database::Sqlite("shop.db".into()),
             "http://127.0.0.1:7700",
             GatewayKey::new("key"),
             WebhookSecret::generate(),
@@ -266,18 +264,51 @@ mod tests {
     }
 
     #[test]
-    fn database_urls_name_a_file() {
+    fn database_urls_name_a_file_or_a_postgres_database() {
         assert_eq!(
             parse_database_url("sqlite://shop.db").unwrap(),
-            PathBuf::from("shop.db")
+            Database::Sqlite("shop.db".into())
         );
         assert_eq!(
             parse_database_url("sqlite:/tmp/x.db").unwrap(),
-            PathBuf::from("/tmp/x.db")
+            Database::Sqlite("/tmp/x.db".into())
         );
-        for bad in ["", "sqlite://", "postgres://x", "shop.db"] {
-            assert!(parse_database_url(bad).is_err(), "{bad:?}");
+        for url in ["postgres://u@h:5432/shop", "postgresql://u:pw@h/shop"] {
+            assert_eq!(
+                parse_database_url(url).unwrap(),
+                Database::Postgres(url.into())
+            );
         }
+        for bad in [
+            "",
+            "sqlite://",
+            "mysql://u:pw@h/x",
+            "shop.db",
+            "postgres://h:x/db",
+        ] {
+            let error = format!("{:#}", parse_database_url(bad).unwrap_err());
+            assert!(!error.contains("pw"), "{bad:?}: {error}");
+        }
+        let shown = Database::Postgres("postgres://u:secret@h/shop".into());
+        assert_eq!(shown.to_string(), "postgres://u:***@h/shop");
+        assert!(!format!("{shown:?}").contains("secret"));
+    }
+
+    #[test]
+    fn files_go_beside_a_sqlite_file_or_in_the_working_directory() {
+        let beside = |database: &Database| Config::beside_database(database, "mail");
+        assert_eq!(
+            beside(&Database::Sqlite("/data/shop.db".into())),
+            PathBuf::from("/data/mail")
+        );
+        assert_eq!(
+            beside(&Database::Sqlite("shop.db".into())),
+            PathBuf::from("mail")
+        );
+        assert_eq!(
+            beside(&Database::Postgres("postgres://u@h/shop".into())),
+            PathBuf::from("mail")
+        );
     }
 
     #[test]

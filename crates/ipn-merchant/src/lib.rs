@@ -23,8 +23,8 @@
 //!   gateway's checkout; `pages/`: the catalog, order and admin pages;
 //!   `catalog`: the products on sale, checked at start.
 //! - `storage/`: every SQL statement, behind an interface in the merchant's
-//!   own words (`sqlite/` implements it); `model`: the plain types that
-//!   storage and the rest share; `clock`: the shop's time.
+//!   own words (`sqlite/` and `postgres/` implement it); `model`: the plain
+//!   types that storage and the rest share; `clock`: the shop's time.
 
 pub mod app;
 pub mod catalog;
@@ -45,3 +45,4 @@ pub mod writer;
 pub use app::Merchant;
 pub use catalog::{Catalog, CatalogError, Product};
 pub use config::{Config, GatewayKey, Hidden, OrderLimit, parse_database_url};
+pub use storage::Database;

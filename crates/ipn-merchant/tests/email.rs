@@ -32,20 +32,23 @@ async fn start(maildev: &MailDev) -> Stack {
 impl Stack {
     /// The order's emails as stored: kind, status, attempts, last error.
     fn outbox(&self, order: &str) -> Vec<(String, String, i64, Option<String>)> {
-        let conn = rusqlite::Connection::open(&self.shop.database).unwrap();
-        let mut statement = conn
-            .prepare(
+        self.shop
+            .data
+            .rows(
                 "SELECT kind, status, attempts, last_error FROM emails
-                 WHERE order_id = ?1 ORDER BY id",
+                 WHERE order_id = $1 ORDER BY id",
+                &[order.into()],
             )
-            .unwrap();
-        statement
-            .query_map([order], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            .into_iter()
+            .map(|row| {
+                (
+                    row[0].text(),
+                    row[1].text(),
+                    row[2].int(),
+                    row[3].opt_text(),
+                )
             })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+            .collect()
     }
 }
 
@@ -90,7 +93,7 @@ fn download_link(text: &str, shop: &str) -> String {
 async fn emails_reach_a_real_smtp_server_once_each() {
     let maildev = MailDev::start().await.unwrap();
     let stack = start(&maildev).await;
-    let downloads = stack.shop.dir.path().join("downloads");
+    let downloads = stack.shop.data.dir.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
     std::fs::write(downloads.join(EBOOK_FILE), b"%PDF the book").unwrap();
 

@@ -737,11 +737,8 @@ async fn a_message_that_fails_waits_is_retried_and_can_be_sent_back_from_admin()
     let (order, total) = stack.order(json!([{"sku": "mug", "quantity": 1}])).await;
     // Something about this shop makes recording a payment fail (here a
     // trigger; in life, a bug or a bad row): not a storage failure.
-    let conn = rusqlite::Connection::open(&stack.shop.database).unwrap();
-    conn.execute_batch(
-        "CREATE TRIGGER boom BEFORE INSERT ON payments BEGIN SELECT RAISE(ABORT, 'boom'); END",
-    )
-    .unwrap();
+    let data = &stack.shop.data;
+    data.fail_inserts("payments", "boom");
     stack.pay(&order, total, card(VISA)).await;
     let rows = stack
         .shop
@@ -759,15 +756,12 @@ async fn a_message_that_fails_waits_is_retried_and_can_be_sent_back_from_admin()
     assert_eq!(body["status"], "created");
 
     // Fixed: the retry applies it.
-    conn.execute_batch("DROP TRIGGER boom").unwrap();
+    data.allow_inserts("payments");
     stack.settled(&order, "paid", 1).await;
 
     // A message set aside as failed goes back to the handler from /admin.
     let (second, total) = stack.order(json!([{"sku": "mug", "quantity": 1}])).await;
-    conn.execute_batch(
-        "CREATE TRIGGER boom BEFORE INSERT ON payments BEGIN SELECT RAISE(ABORT, 'boom'); END",
-    )
-    .unwrap();
+    data.fail_inserts("payments", "boom");
     stack.pay(&second, total, card(VISA)).await;
     let rows = stack
         .shop
@@ -776,9 +770,11 @@ async fn a_message_that_fails_waits_is_retried_and_can_be_sent_back_from_admin()
         })
         .await;
     let id = rows[1].id;
-    conn.execute("UPDATE inbox SET status = 'failed' WHERE id = ?1", [id])
-        .unwrap();
-    conn.execute_batch("DROP TRIGGER boom").unwrap();
+    data.execute(
+        "UPDATE inbox SET status = 'failed' WHERE id = $1",
+        &[id.into()],
+    );
+    data.allow_inserts("payments");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -65,15 +65,15 @@ impl Stack {
 
     /// The ids of the order's open flags, as the admin page links them.
     fn open_flags(&self, order: &str) -> Vec<i64> {
-        let conn = rusqlite::Connection::open(&self.shop.database).unwrap();
-        let mut statement = conn
-            .prepare("SELECT id FROM flags WHERE order_id = ?1 AND resolved_at IS NULL")
-            .unwrap();
-        statement
-            .query_map([order], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        self.shop
+            .data
+            .rows(
+                "SELECT id FROM flags WHERE order_id = $1 AND resolved_at IS NULL",
+                &[order.into()],
+            )
+            .iter()
+            .map(|row| row[0].int())
+            .collect()
     }
 
     /// Resolves a flag from /admin, as the operator's browser would.

@@ -62,29 +62,7 @@ fn shot(
 
 /// Row counts of every table of the shop's database.
 fn table_counts(stack: &Stack) -> BTreeMap<String, i64> {
-    let conn = rusqlite::Connection::open_with_flags(
-        &stack.shop.database,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    tables
-        .into_iter()
-        .map(|table| {
-            let count = conn
-                .query_row(&format!("SELECT COUNT(*) FROM \"{table}\""), [], |row| {
-                    row.get(0)
-                })
-                .unwrap();
-            (table, count)
-        })
-        .collect()
+    stack.shop.data.table_counts()
 }
 
 /// `/webhooks`: each body under every kind of bad signature.

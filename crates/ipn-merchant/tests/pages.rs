@@ -102,13 +102,14 @@ impl Site {
             checkout.starts_with(&format!("{}/checkout/cs_", self.gw.url)),
             "{checkout}"
         );
-        let conn = rusqlite::Connection::open(&self.shop.database).unwrap();
-        conn.query_row(
-            "SELECT id FROM orders WHERE checkout_url = ?1",
-            [&checkout],
-            |row| row.get(0),
-        )
-        .expect("the order was stored with its checkout")
+        let rows = self.shop.data.rows(
+            "SELECT id FROM orders WHERE checkout_url = $1",
+            &[checkout.as_str().into()],
+        );
+        let row = rows
+            .first()
+            .expect("the order was stored with its checkout");
+        row[0].text()
     }
 
     /// Fetches `path` until its text contains `needle`.
@@ -351,7 +352,7 @@ async fn admin_needs_the_password_and_is_off_without_one() {
     assert_eq!(admin.status, StatusCode::OK, "{}", admin.text);
     assert_html(&admin);
     assert!(admin.text.contains("<h2>Orders</h2>"), "{}", admin.text);
-    let mail_dir = stack.shop.dir.path().join("mail");
+    let mail_dir = stack.shop.data.dir.path().join("mail");
     assert!(
         admin.text.contains(&mail_dir.display().to_string()),
         "where the .eml files are: {}",

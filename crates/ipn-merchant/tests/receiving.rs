@@ -386,16 +386,11 @@ async fn stored_messages_survive_a_restart() {
     let headers = signed(SECRET, "evt_kept", unix_now(), BODY);
     let (status, _) = shop.post("/webhooks", &refs(&headers), BODY).await;
     assert_eq!(status, StatusCode::OK);
-    let TestMerchant {
-        merchant,
-        database,
-        dir,
-        ..
-    } = shop;
+    let TestMerchant { merchant, data, .. } = shop;
     merchant.shutdown().await.unwrap();
 
     let config = ipn_merchant::Config::new(
-        &database,
+        data.shop_database(),
         "http://127.0.0.1:9",
         ipn_merchant::GatewayKey::new("k"),
         WebhookSecret::parse(SECRET).unwrap(),
@@ -417,16 +412,13 @@ async fn stored_messages_survive_a_restart() {
     );
     again.shutdown().await.unwrap();
 
-    let conn = rusqlite::Connection::open(&database).unwrap();
-    let ids: Vec<String> = conn
-        .prepare("SELECT webhook_id FROM inbox")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let ids: Vec<String> = data
+        .rows("SELECT webhook_id FROM inbox", &[])
+        .iter()
+        .map(|row| row[0].text())
+        .collect();
     assert_eq!(ids, ["evt_kept"]);
-    drop(dir);
+    drop(data);
 }
 
 #[tokio::test]

@@ -269,13 +269,9 @@ async fn a_gateway_that_refuses_gets_502_and_no_order() {
     assert_nothing_stored(&shop);
 }
 
-/// The checkout sessions the gateway holds, read from its file.
+/// The checkout sessions the gateway holds, read from its database.
 fn sessions_at(gw: &TestGateway) -> i64 {
-    let conn = rusqlite::Connection::open(gw.dir.path().join("gateway.db")).unwrap();
-    conn.query_row("SELECT count(*) FROM checkout_sessions", [], |row| {
-        row.get(0)
-    })
-    .unwrap()
+    gw.data.count("checkout_sessions")
 }
 
 #[tokio::test]

@@ -63,13 +63,14 @@ async fn order_is(stack: &Stack, order: &str, status: &str) -> Value {
 
 /// How many flags the order has, resolved or not.
 fn flags(stack: &Stack, order: &str) -> i64 {
-    let conn = rusqlite::Connection::open(&stack.shop.database).unwrap();
-    conn.query_row(
-        "SELECT COUNT(*) FROM flags WHERE order_id = ?1",
-        [order],
-        |row| row.get(0),
-    )
-    .unwrap()
+    stack
+        .shop
+        .data
+        .value(
+            "SELECT COUNT(*) FROM flags WHERE order_id = $1",
+            &[order.into()],
+        )
+        .int()
 }
 
 /// Waits until the order's subscription is `status` with `emails` emails.
@@ -255,14 +256,14 @@ async fn a_subscription_that_does_not_match_its_order_flags_it() {
     let other = subscribe("elsewhere-42".to_owned(), 700).await;
     let sub = stack.subscription(&other, "active", 1).await;
     assert_eq!(sub["order_id"], Value::Null);
-    let conn = rusqlite::Connection::open(&stack.shop.database).unwrap();
-    let flagged_other: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM flags WHERE reason LIKE '%' || ?1 || '%'",
-            [&other],
-            |row| row.get(0),
+    let flagged_other = stack
+        .shop
+        .data
+        .value(
+            "SELECT COUNT(*) FROM flags WHERE reason LIKE '%' || $1 || '%'",
+            &[other.as_str().into()],
         )
-        .unwrap();
+        .int();
     assert_eq!(flagged_other, 0);
 }
 

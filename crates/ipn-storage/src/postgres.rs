@@ -167,6 +167,33 @@ fn lost(conn: &Conn, error: &StoreError) -> bool {
         })
 }
 
+/// Whether a failure is the database's (the connection, the server, a
+/// lock, a serialization conflict) rather than the work's own: a
+/// constraint the work broke (class 23), a value that does not fit (class
+/// 22), a trigger's refusal (`RAISE EXCEPTION`, P0001), a row that does not
+/// read as the type asked for, or anything that is not PostgreSQL's. The
+/// counterpart of SQLite's constraint and type-mismatch codes: work that
+/// fails on its own can be rolled back to a savepoint and the transaction
+/// goes on; a database failure gives the whole transaction up.
+pub fn is_database_failure(error: &StoreError) -> bool {
+    error.chain().any(|cause| {
+        let Some(error) = cause.downcast_ref::<tokio_postgres::Error>() else {
+            return false;
+        };
+        match error.as_db_error() {
+            Some(db) => {
+                let code = db.code().code();
+                !(code.starts_with("22") || code.starts_with("23") || code == "P0001")
+            }
+            None => {
+                error.is_closed()
+                    || std::error::Error::source(error)
+                        .is_some_and(|source| source.is::<std::io::Error>())
+            }
+        }
+    })
+}
+
 fn first_line(sql: &str) -> &str {
     sql.trim().lines().next().unwrap_or_default()
 }
@@ -455,6 +482,77 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The URL of database `name` on the server of `url`, created first if
+/// it is missing (by the user `url` names, connected to `url`'s own
+/// database, or to `postgres` when that one does not exist either): how
+/// `ipn up` gives each service a database of its own on one server. Two
+/// processes creating it at once both succeed.
+pub fn ensure_database(url: &str, name: &str) -> Result<String, StoreError> {
+    let conn = match connect(&parse_url(url)?) {
+        Ok(conn) => conn,
+        Err(error) if has_code(&error, "3D000") => {
+            connect(&parse_url(&with_database(url, "postgres")?)?)?
+        }
+        Err(error) => return Err(error),
+    };
+    let exists: bool = conn
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+            &[&name],
+        )?
+        .try_get(0)?;
+    if !exists {
+        let created = conn.batch_execute(&format!("CREATE DATABASE {}", quote_identifier(name)));
+        // duplicate_database, or the catalog's unique index when two
+        // creations overlap.
+        let raced = |error: &StoreError| has_code(error, "42P04") || has_code(error, "23505");
+        if let Err(error) = created
+            && !raced(&error)
+        {
+            return Err(error.context(format!("creating the database {name}")));
+        }
+    }
+    with_database(url, &percent_encode(name))
+}
+
+/// Whether PostgreSQL answered `error` with SQLSTATE `code`.
+fn has_code(error: &StoreError, code: &str) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::as_db_error)
+            .is_some_and(|db| db.code().code() == code)
+    })
+}
+
+/// `text` as one segment of a URL's path.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(byte).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// The database `url` names (PostgreSQL's default when it names none: the
+/// user's name).
+pub fn database_name(url: &str) -> Result<String, StoreError> {
+    let config = parse_url(url)?;
+    config
+        .get_dbname()
+        .or_else(|| config.get_user())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("the PostgreSQL URL names neither a database nor a user"))
+}
+
+/// `name` as an SQL identifier, quoted.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> Result<String, StoreError> {
     let (base, query) = match url.split_once('?') {
@@ -641,6 +739,90 @@ mod tests {
     fn text_without_nul_is_borrowed_and_nul_becomes_a_replacement_character() {
         assert!(matches!(text("abc"), std::borrow::Cow::Borrowed("abc")));
         assert_eq!(text("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+    }
+
+    #[test]
+    fn a_missing_database_is_created_once_and_kept() {
+        let Some((database, _config)) = database("a_missing_database_is_created") else {
+            return;
+        };
+        let name = format!("{}_x y", database.name());
+        let urls: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| ensure_database(database.url(), &name).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(urls.iter().all(|url| url.ends_with("_x%20y")), "{urls:?}");
+        let conn = connect(&parse_url(&urls[0]).unwrap()).unwrap();
+        let current: String = conn
+            .query_one("SELECT current_database()::text", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(current, name);
+        conn.batch_execute("CREATE TABLE kept (n BIGINT)").unwrap();
+        drop(conn);
+        let again = ensure_database(database.url(), &name).unwrap();
+        // From a database that does not exist, through `postgres`.
+        let nowhere =
+            with_database(database.url(), &format!("{}_nowhere", database.name())).unwrap();
+        assert_eq!(ensure_database(&nowhere, &name).unwrap(), again);
+        let conn = connect(&parse_url(&again).unwrap()).unwrap();
+        conn.batch_execute("SELECT n FROM kept").unwrap();
+        drop(conn);
+        connect(&parse_url(database.url()).unwrap())
+            .unwrap()
+            .batch_execute(&format!(
+                "DROP DATABASE {} WITH (FORCE)",
+                quote_identifier(&name)
+            ))
+            .unwrap();
+    }
+
+    #[test]
+    fn only_the_works_own_failures_are_its_own() {
+        let Some((_database, config)) = database("only_the_works_own_failures") else {
+            return;
+        };
+        let conn = connect(&config).unwrap();
+        migrate(&conn, SCHEMA).unwrap();
+        conn.execute("INSERT INTO a (v) VALUES ('x')", &[]).unwrap();
+        let duplicate = conn
+            .execute("INSERT INTO a (v) VALUES ('x')", &[])
+            .unwrap_err();
+        assert!(!is_database_failure(&duplicate), "{duplicate:#}");
+        let too_big = conn.execute("SELECT 1 / 0", &[]).unwrap_err();
+        assert!(!is_database_failure(&too_big), "{too_big:#}");
+        let raised = conn
+            .batch_execute("DO $$ BEGIN RAISE EXCEPTION 'boom'; END $$")
+            .unwrap_err();
+        assert!(!is_database_failure(&raised), "{raised:#}");
+        let misread = conn
+            .query_one("SELECT 'x'::text", &[])
+            .and_then(|row| Ok(row.try_get::<_, i64>(0)?))
+            .unwrap_err();
+        assert!(!is_database_failure(&misread), "{misread:#}");
+        assert!(!is_database_failure(&anyhow!(
+            "a message that does not parse"
+        )));
+        let missing = conn.execute("SELECT * FROM nowhere", &[]).unwrap_err();
+        assert!(is_database_failure(&missing), "{missing:#}");
+        let pid: i32 = conn
+            .query_one("SELECT pg_backend_pid()", &[])
+            .unwrap()
+            .get(0);
+        connect(&config)
+            .unwrap()
+            .execute("SELECT pg_terminate_backend($1, 5000)", &[&pid])
+            .unwrap();
+        let lost = conn.batch_execute("SELECT 1").unwrap_err();
+        assert!(is_database_failure(&lost), "{lost:#}");
+    }
+
+    #[test]
+    fn a_url_names_its_database_or_its_user() {
+        assert_eq!(database_name("postgres://u@h:1/shop").unwrap(), "shop");
+        assert_eq!(database_name("postgresql://ann@h").unwrap(), "ann");
     }
 
     #[test]

@@ -92,7 +92,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Figures> {
     );
 
     let mut config = Config::new(
-        &database,
+        ipn_merchant::Database::Sqlite(database.clone()),
         // Never called: no PayPal message to post back, reconciliation off.
         "http://127.0.0.1:9",
         GatewayKey::new("unused"),
@@ -210,7 +210,7 @@ fn make_orders(
     }
     // Before the merchant starts, so not through its writer: the shop's
     // set-up, as if its customers had gone to the checkout.
-    let store = ipn_merchant::storage::open(database)?;
+    let store = ipn_merchant::storage::open(&ipn_merchant::Database::Sqlite(database.to_owned()))?;
     store.write_with(|tx| {
         for order in &orders {
             tx.insert_order(order)?;

@@ -8,6 +8,11 @@ use std::process::{Child, Command, Stdio};
 /// Starts `ipn up` on free ports with `data_dir`; returns once its banner
 /// is printed (its output is drained after, so it never blocks on a pipe).
 pub fn start_up(data_dir: &Path) -> Child {
+    start_up_with(data_dir, &[])
+}
+
+/// [`start_up`] with more arguments.
+pub fn start_up_with(data_dir: &Path, args: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ipn"))
         .args([
             "up",
@@ -18,6 +23,7 @@ pub fn start_up(data_dir: &Path) -> Child {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(args)
         .env("IPN_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

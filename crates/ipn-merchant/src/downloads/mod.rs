@@ -190,21 +190,18 @@ fn is_plain_file_name(file: &str) -> bool {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::sync::Arc;
-
     use time::Duration;
     use time::macros::datetime;
 
     use super::*;
+    use crate::storage::testing::{TestStore, each_store};
     use crate::storage::{Line, Order, Store};
 
     const NOW: OffsetDateTime = datetime!(2026-11-25 12:00 UTC);
 
-    /// A fresh database with two orders, `ord_1` and `ord_2`, to grant
-    /// downloads of; kept while the folder is.
-    pub(crate) fn shop() -> (tempfile::TempDir, Arc<dyn Store>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::storage::open(&dir.path().join("shop.db")).unwrap();
+    /// Puts two orders, `ord_1` and `ord_2`, to grant downloads of in a
+    /// fresh database.
+    pub(crate) fn shop(store: &TestStore) {
         store
             .write_with(|tx| {
                 for id in ["ord_1", "ord_2"] {
@@ -213,7 +210,6 @@ pub(crate) mod tests {
                 Ok(())
             })
             .unwrap();
-        (dir, store)
     }
 
     fn order(id: &str) -> Order {
@@ -269,170 +265,185 @@ pub(crate) mod tests {
 
     #[test]
     fn a_grant_is_made_once_per_order_and_sku() {
-        let (_dir, store) = shop();
-        let store = &*store;
-        let policy = Policy::default();
-        let first = grant_one(store, "ord_1", "book", &policy);
-        assert!(first.id.starts_with("dl_"), "{}", first.id);
-        assert_eq!(first.expires_at, NOW + Duration::days(7));
-        assert_eq!((first.uses, first.max_uses), (0, 5));
-        assert_eq!(first.state(NOW), GrantState::Active);
+        each_store("a_grant_is_made_once_per_order_and_sku", |store| {
+            shop(store);
+            let policy = Policy::default();
+            let first = grant_one(store, "ord_1", "book", &policy);
+            assert!(first.id.starts_with("dl_"), "{}", first.id);
+            assert_eq!(first.expires_at, NOW + Duration::days(7));
+            assert_eq!((first.uses, first.max_uses), (0, 5));
+            assert_eq!(first.state(NOW), GrantState::Active);
 
-        // A replayed IPN, later and under another policy: the same grant.
-        assert!(take_one(store, &first.id, NOW));
-        let other = Policy {
-            expires_after: Duration::days(1),
-            max_uses: 1,
-        };
-        let again = store
-            .write_with(|tx| {
-                grant(
-                    tx,
-                    &request("ord_1", "book"),
-                    &other,
-                    NOW + Duration::hours(1),
-                )
-            })
-            .unwrap();
-        assert_eq!(
-            again,
-            Grant {
-                uses: 1,
-                ..first.clone()
-            }
-        );
+            // A replayed IPN, later and under another policy: the same grant.
+            assert!(take_one(store, &first.id, NOW));
+            let other = Policy {
+                expires_after: Duration::days(1),
+                max_uses: 1,
+            };
+            let again = store
+                .write_with(|tx| {
+                    grant(
+                        tx,
+                        &request("ord_1", "book"),
+                        &other,
+                        NOW + Duration::hours(1),
+                    )
+                })
+                .unwrap();
+            assert_eq!(
+                again,
+                Grant {
+                    uses: 1,
+                    ..first.clone()
+                }
+            );
 
-        let second_line = grant_one(store, "ord_1", "song", &policy);
-        let other_order = grant_one(store, "ord_2", "book", &policy);
-        assert_ne!(second_line.id, first.id);
-        assert_ne!(other_order.id, first.id);
-        let ids: Vec<_> = store
-            .read_with(|r| r.order_downloads("ord_1"))
-            .unwrap()
-            .into_iter()
-            .map(|g| g.id)
-            .collect();
-        assert_eq!(ids, [first.id, second_line.id]);
+            let second_line = grant_one(store, "ord_1", "song", &policy);
+            let other_order = grant_one(store, "ord_2", "book", &policy);
+            assert_ne!(second_line.id, first.id);
+            assert_ne!(other_order.id, first.id);
+            let ids: Vec<_> = store
+                .read_with(|r| r.order_downloads("ord_1"))
+                .unwrap()
+                .into_iter()
+                .map(|g| g.id)
+                .collect();
+            assert_eq!(ids, [first.id, second_line.id]);
+        });
     }
 
     #[test]
     fn a_file_name_that_could_leave_the_directory_is_refused() {
-        let (_dir, store) = shop();
-        for file in [
-            "",
-            ".",
-            "..",
-            "../x",
-            "a/b",
-            "a\\b",
-            "/etc/passwd",
-            "a\0b",
-            "a\nb",
-        ] {
-            let request = GrantRequest {
-                file,
-                ..request("ord_1", "book")
-            };
-            let granted = store.write_with(|tx| grant(tx, &request, &Policy::default(), NOW));
-            assert!(granted.is_err(), "{file:?} was granted");
-        }
-        assert!(is_plain_file_name("v1..2 final.zip"));
+        each_store(
+            "a_file_name_that_could_leave_the_directory_is_refused",
+            |store| {
+                shop(store);
+                for file in [
+                    "",
+                    ".",
+                    "..",
+                    "../x",
+                    "a/b",
+                    "a\\b",
+                    "/etc/passwd",
+                    "a\0b",
+                    "a\nb",
+                ] {
+                    let request = GrantRequest {
+                        file,
+                        ..request("ord_1", "book")
+                    };
+                    let granted =
+                        store.write_with(|tx| grant(tx, &request, &Policy::default(), NOW));
+                    assert!(granted.is_err(), "{file:?} was granted");
+                }
+                assert!(is_plain_file_name("v1..2 final.zip"));
+            },
+        );
     }
 
     #[test]
     fn a_grant_expires_at_its_expiry_to_the_millisecond() {
-        let (_dir, store) = shop();
-        let store = &*store;
-        let grant = grant_one(store, "ord_1", "book", &Policy::default());
-        let end = grant.expires_at;
-        let just_before = end - Duration::milliseconds(1);
-        assert_eq!(grant.state(just_before), GrantState::Active);
-        assert_eq!(grant.state(end), GrantState::Expired);
-        assert_eq!(grant.state(end + Duration::days(1)), GrantState::Expired);
-        // Taking a use agrees with `state` on both sides of the line.
-        assert!(!take_one(store, &grant.id, end));
-        assert!(take_one(store, &grant.id, just_before));
+        each_store(
+            "a_grant_expires_at_its_expiry_to_the_millisecond",
+            |store| {
+                shop(store);
+                let grant = grant_one(store, "ord_1", "book", &Policy::default());
+                let end = grant.expires_at;
+                let just_before = end - Duration::milliseconds(1);
+                assert_eq!(grant.state(just_before), GrantState::Active);
+                assert_eq!(grant.state(end), GrantState::Expired);
+                assert_eq!(grant.state(end + Duration::days(1)), GrantState::Expired);
+                // Taking a use agrees with `state` on both sides of the line.
+                assert!(!take_one(store, &grant.id, end));
+                assert!(take_one(store, &grant.id, just_before));
+            },
+        );
     }
 
     #[test]
     fn uses_run_out_at_the_limit() {
-        let (_dir, store) = shop();
-        let store = &*store;
-        let policy = Policy {
-            max_uses: 2,
-            ..Policy::default()
-        };
-        let grant = grant_one(store, "ord_1", "book", &policy);
-        assert!(take_one(store, &grant.id, NOW));
-        assert!(take_one(store, &grant.id, NOW));
-        let third = store.write_with(|tx| take(tx, &grant.id, NOW)).unwrap();
-        let Take::Refused(spent) = third else {
-            panic!("{third:?}")
-        };
-        assert_eq!(spent.uses, 2);
-        assert_eq!(spent.state(NOW), GrantState::UsedUp);
+        each_store("uses_run_out_at_the_limit", |store| {
+            shop(store);
+            let policy = Policy {
+                max_uses: 2,
+                ..Policy::default()
+            };
+            let grant = grant_one(store, "ord_1", "book", &policy);
+            assert!(take_one(store, &grant.id, NOW));
+            assert!(take_one(store, &grant.id, NOW));
+            let third = store.write_with(|tx| take(tx, &grant.id, NOW)).unwrap();
+            let Take::Refused(spent) = third else {
+                panic!("{third:?}")
+            };
+            assert_eq!(spent.uses, 2);
+            assert_eq!(spent.state(NOW), GrantState::UsedUp);
 
-        assert!(get(store, "dl_nope").is_none());
-        let none = store.write_with(|tx| take(tx, "dl_nope", NOW)).unwrap();
-        assert_eq!(none, Take::NotFound);
+            assert!(get(store, "dl_nope").is_none());
+            let none = store.write_with(|tx| take(tx, "dl_nope", NOW)).unwrap();
+            assert_eq!(none, Take::NotFound);
+        });
     }
 
     #[test]
     fn revoking_wins_over_other_states() {
-        let (_dir, store) = shop();
-        let store = &*store;
-        let policy = Policy::default();
-        let book = grant_one(store, "ord_1", "book", &policy);
-        grant_one(store, "ord_1", "song", &policy);
-        let untouched = grant_one(store, "ord_2", "book", &policy);
-        store
-            .write_with(|tx| tx.revoke_downloads("ord_1", "refunded", millis(NOW)))
-            .unwrap();
+        each_store("revoking_wins_over_other_states", |store| {
+            shop(store);
+            let policy = Policy::default();
+            let book = grant_one(store, "ord_1", "book", &policy);
+            grant_one(store, "ord_1", "song", &policy);
+            let untouched = grant_one(store, "ord_2", "book", &policy);
+            store
+                .write_with(|tx| tx.revoke_downloads("ord_1", "refunded", millis(NOW)))
+                .unwrap();
 
-        let revoked = get(store, &book.id).unwrap();
-        assert_eq!(revoked.revoked_at, Some(NOW));
-        let refunded = GrantState::Revoked {
-            reason: "refunded".into(),
-        };
-        // Revocation is what the customer hears, even once expired.
-        assert_eq!(revoked.state(NOW), refunded);
-        assert_eq!(revoked.state(NOW + Duration::days(30)), refunded);
-        assert!(!take_one(store, &book.id, NOW));
-        let other = get(store, &untouched.id).unwrap();
-        assert_eq!(other.state(NOW), GrantState::Active);
+            let revoked = get(store, &book.id).unwrap();
+            assert_eq!(revoked.revoked_at, Some(NOW));
+            let refunded = GrantState::Revoked {
+                reason: "refunded".into(),
+            };
+            // Revocation is what the customer hears, even once expired.
+            assert_eq!(revoked.state(NOW), refunded);
+            assert_eq!(revoked.state(NOW + Duration::days(30)), refunded);
+            assert!(!take_one(store, &book.id, NOW));
+            let other = get(store, &untouched.id).unwrap();
+            assert_eq!(other.state(NOW), GrantState::Active);
+        });
     }
 
     #[test]
     fn a_restore_lifts_only_revocations_for_its_reason() {
-        let (_dir, store) = shop();
-        let store = &*store;
-        let grant = grant_one(store, "ord_1", "book", &Policy::default());
-        store
-            .write_with(|tx| {
-                assert_eq!(tx.revoke_downloads("ord_1", "reversed", millis(NOW))?, 1);
-                assert_eq!(tx.restore_downloads("ord_1", "refunded")?, 0);
-                assert_eq!(tx.restore_downloads("ord_1", "reversed")?, 1);
-                assert_eq!(tx.restore_downloads("ord_1", "reversed")?, 0);
-                Ok(())
-            })
-            .unwrap();
-        let restored = get(store, &grant.id).unwrap();
-        assert_eq!(restored, grant);
-        assert_eq!(restored.state(NOW), GrantState::Active);
-        assert!(take_one(store, &grant.id, NOW));
+        each_store("a_restore_lifts_only_revocations_for_its_reason", |store| {
+            shop(store);
+            let grant = grant_one(store, "ord_1", "book", &Policy::default());
+            store
+                .write_with(|tx| {
+                    assert_eq!(tx.revoke_downloads("ord_1", "reversed", millis(NOW))?, 1);
+                    assert_eq!(tx.restore_downloads("ord_1", "refunded")?, 0);
+                    assert_eq!(tx.restore_downloads("ord_1", "reversed")?, 1);
+                    assert_eq!(tx.restore_downloads("ord_1", "reversed")?, 0);
+                    Ok(())
+                })
+                .unwrap();
+            let restored = get(store, &grant.id).unwrap();
+            assert_eq!(restored, grant);
+            assert_eq!(restored.state(NOW), GrantState::Active);
+            assert!(take_one(store, &grant.id, NOW));
+        });
     }
 
     #[test]
     fn the_path_holds_the_token() {
-        let (_dir, store) = shop();
-        let store = &*store;
-        let key = SigningKey::from_bytes(store.read_with(|r| r.download_key()).unwrap());
-        let grant = grant_one(store, "ord_1", "book", &Policy::default());
-        let token = grant.token(&key);
-        assert_eq!(path(&token), format!("/downloads/{token}"));
-        assert_eq!(
-            token::verify(&key, &token).as_deref(),
-            Some(grant.id.as_str())
-        );
+        each_store("the_path_holds_the_token", |store| {
+            shop(store);
+            let key = SigningKey::from_bytes(store.read_with(|r| r.download_key()).unwrap());
+            let grant = grant_one(store, "ord_1", "book", &Policy::default());
+            let token = grant.token(&key);
+            assert_eq!(path(&token), format!("/downloads/{token}"));
+            assert_eq!(
+                token::verify(&key, &token).as_deref(),
+                Some(grant.id.as_str())
+            );
+        });
     }
 }

@@ -372,7 +372,7 @@ mod tests {
         files: PathBuf,
         key: SigningKey,
         client: reqwest::Client,
-        _tmp: (tempfile::TempDir, tempfile::TempDir),
+        _tmp: (tempfile::TempDir, crate::storage::testing::TestStore),
     }
 
     impl Shop {
@@ -381,7 +381,9 @@ mod tests {
             let files = tmp.path().join("files");
             std::fs::create_dir(&files).unwrap();
             std::fs::write(files.join("book.pdf"), BOOK).unwrap();
-            let (dir, store) = super::super::tests::shop();
+            let database = crate::storage::testing::TestStore::sqlite();
+            super::super::tests::shop(&database);
+            let store = database.shared();
             let key = SigningKey::from_bytes(store.read_with(|r| r.download_key()).unwrap());
             let (writer, _thread) = crate::writer::start(Arc::clone(&store), None).unwrap();
             let reader = Reader::new(Arc::clone(&store));
@@ -396,7 +398,7 @@ mod tests {
                 files,
                 key,
                 client: reqwest::Client::new(),
-                _tmp: (tmp, dir),
+                _tmp: (tmp, database),
             }
         }
 

@@ -376,7 +376,9 @@ mod tests {
 
     impl Outbox {
         fn new(dir: &Path) -> Self {
-            let store = crate::storage::open(&dir.join("shop.db")).unwrap();
+            let store =
+                crate::storage::open(&crate::storage::Database::Sqlite(dir.join("shop.db")))
+                    .unwrap();
             let (writer, _thread) = crate::writer::start(Arc::clone(&store), None).unwrap();
             Self {
                 reader: Reader::new(Arc::clone(&store)),

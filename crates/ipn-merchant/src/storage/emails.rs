@@ -81,3 +81,147 @@ pub trait EmailWrites {
     /// changes, and the answer says whether it did.
     fn mark_failed(&self, attempt: &FailedAttempt) -> Result<bool, StoreError>;
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::{EmailKind, EmailStatus, Rendered};
+    use crate::storage::Store;
+    use crate::storage::testing::each_store;
+
+    pub(crate) fn email(key: &str, order: Option<&str>, created_at: i64) -> NewEmail {
+        NewEmail {
+            dedupe_key: key.to_owned(),
+            kind: EmailKind::OrderPaid,
+            to: "ada@example.com".to_owned(),
+            order_id: order.map(str::to_owned),
+            subscription_id: None,
+            rendered: Rendered {
+                subject: format!("Subject of {key}"),
+                text: format!("Text of {key}\n"),
+                html: format!("<p>HTML of {key}</p>"),
+            },
+            created_at,
+        }
+    }
+
+    /// Queues `emails` in one transaction; whether each was new.
+    pub(crate) fn queue(store: &dyn Store, emails: &[NewEmail]) -> Vec<bool> {
+        store
+            .write_with(|tx| emails.iter().map(|email| tx.enqueue(email)).collect())
+            .unwrap()
+    }
+
+    #[test]
+    fn enqueue_dedupes_by_key() {
+        each_store("enqueue_dedupes_by_key", |store| {
+            let first = [
+                email("ord_1/paid", Some("ord_1"), 10),
+                email("ord_2/paid", None, 11),
+            ];
+            assert_eq!(queue(store, &first), [true, true]);
+            let mut again = email("ord_1/paid", Some("ord_1"), 20);
+            again.rendered.subject = "another subject".into();
+            assert_eq!(queue(store, &[again]), [false]);
+
+            let rows = store.read_with(|r| r.order_emails("ord_1")).unwrap();
+            assert_eq!(rows.len(), 1);
+            let row = &rows[0];
+            assert_eq!(row.subject, "Subject of ord_1/paid", "the first one stays");
+            assert_eq!(row.kind, EmailKind::OrderPaid);
+            assert_eq!(row.status, EmailStatus::Queued);
+            assert_eq!((row.attempts, row.created_at, row.sent_at), (0, 10, None));
+            let recent = |n| store.read_with(move |r| r.recent_emails(n)).unwrap();
+            assert_eq!(recent(10).len(), 2);
+            assert_eq!(recent(1)[0].order_id, None, "newest first");
+            assert!(store.read_with(|r| r.email_queued("ord_2/paid")).unwrap());
+        });
+    }
+
+    #[test]
+    fn a_rolled_back_transaction_queues_nothing() {
+        each_store("a_rolled_back_transaction_queues_nothing", |store| {
+            let failed = store.write(&mut |tx| {
+                assert!(tx.enqueue(&email("k", Some("ord_1"), 1))?);
+                anyhow::bail!("the state change failed")
+            });
+            assert!(failed.is_err());
+            assert!(store.read_with(|r| r.recent_emails(10)).unwrap().is_empty());
+        });
+    }
+
+    fn failed(
+        id: i64,
+        attempts: u32,
+        next_try_at: i64,
+        error: &str,
+        give_up: bool,
+    ) -> FailedAttempt {
+        FailedAttempt {
+            id,
+            attempts,
+            next_try_at,
+            error: error.to_owned(),
+            give_up,
+        }
+    }
+
+    #[test]
+    fn due_rows_come_oldest_first_and_marks_settle_them() {
+        each_store(
+            "due_rows_come_oldest_first_and_marks_settle_them",
+            |store| {
+                queue(
+                    store,
+                    &[
+                        email("a", None, 100),
+                        email("b", None, 100),
+                        email("c", None, 100),
+                    ],
+                );
+                let due = |now| store.read_with(move |r| r.emails_due(now, 10)).unwrap();
+                // New emails are due at once, whatever their `created_at`.
+                let due_now = due(1);
+                let keys: Vec<&str> = due_now.rows.iter().map(|r| r.dedupe_key.as_str()).collect();
+                assert_eq!(keys, ["a", "b", "c"]);
+
+                let [a, b, c] = [0, 1, 2].map(|i| due_now.rows[i].id);
+                store
+                    .write_with(|tx| {
+                        assert!(tx.mark_sent(a, 1, 150)?);
+                        assert!(!tx.mark_sent(a, 1, 160)?, "sent once");
+                        assert!(tx.mark_failed(&failed(b, 1, 500, "connection refused", false))?);
+                        assert!(tx.mark_failed(&failed(c, 10, 900, "550 no such user", true))?);
+                        Ok(())
+                    })
+                    .unwrap();
+
+                let waiting = due(200);
+                assert!(waiting.rows.is_empty());
+                assert_eq!(waiting.next_at, Some(500));
+                let later = due(500);
+                assert_eq!(later.rows.len(), 1);
+                assert_eq!((later.rows[0].id, later.rows[0].attempts), (b, 1));
+
+                let rows = store.read_with(|r| r.recent_emails(10)).unwrap();
+                let by_id = |id| rows.iter().find(|r| r.id == id).unwrap();
+                assert_eq!(by_id(a).status, EmailStatus::Sent);
+                assert_eq!(by_id(a).sent_at, Some(150));
+                assert_eq!(by_id(b).last_error.as_deref(), Some("connection refused"));
+                assert_eq!(by_id(c).status, EmailStatus::Failed);
+                let again = store.write_with(|tx| tx.mark_sent(c, 11, 1000)).unwrap();
+                assert!(!again, "failed stays failed");
+                assert_eq!(due(i64::MAX).rows.len(), 1);
+            },
+        );
+    }
+
+    #[test]
+    fn nothing_queued_means_nothing_to_wake_for() {
+        each_store("nothing_queued_means_nothing_to_wake_for", |store| {
+            let waiting = store.read_with(|r| r.emails_due(0, 10)).unwrap();
+            assert!(waiting.rows.is_empty());
+            assert_eq!(waiting.next_at, None);
+        });
+    }
+}

@@ -236,3 +236,212 @@ pub trait CursorWrites {
     /// Moves reconciliation's cursor to `after`.
     fn save_reconcile_cursor(&self, after: &str, now: i64) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Store;
+    use crate::storage::testing::{TestStore, each_store};
+
+    fn message(dialect: Dialect, webhook_id: Option<&str>, body: &[u8]) -> NewMessage {
+        NewMessage {
+            dialect,
+            webhook_id: webhook_id.map(str::to_owned),
+            headers: vec![("webhook-id".into(), "evt_1".into())],
+            body: body.to_vec(),
+            status: match dialect {
+                Dialect::Standard => InboxStatus::Received,
+                Dialect::Paypal => InboxStatus::Unverified,
+            },
+            received_at: 1,
+        }
+    }
+
+    fn insert(store: &dyn Store, messages: &[NewMessage]) -> Vec<Stored> {
+        store
+            .write_with(|tx| {
+                messages
+                    .iter()
+                    .map(|message| tx.insert_message(message))
+                    .collect()
+            })
+            .unwrap()
+    }
+
+    fn record(store: &dyn Store, outcome: Verification) -> bool {
+        store.write_with(|tx| tx.record_postback(&outcome)).unwrap()
+    }
+
+    #[test]
+    fn a_webhook_id_is_stored_once_and_none_never_collides() {
+        each_store("a_webhook_id_is_stored_once", |store| {
+            let stored = insert(
+                store,
+                &[
+                    message(Dialect::Standard, Some("evt_1"), b"a"),
+                    message(Dialect::Standard, Some("evt_1"), b"b"),
+                    message(Dialect::Standard, None, b"c"),
+                    message(Dialect::Standard, None, b"c"),
+                ],
+            );
+            let Stored::New(id) = stored[0] else {
+                panic!("{stored:?}")
+            };
+            assert_eq!(stored[1], Stored::Duplicate(id));
+            assert!(matches!(stored[2], Stored::New(_)));
+            assert!(matches!(stored[3], Stored::New(_)));
+            let waiting = store.read_with(|r| r.waiting(0, 10)).unwrap();
+            let bodies: Vec<&[u8]> = waiting.iter().map(|w| w.body.as_slice()).collect();
+            assert_eq!(bodies, [b"a".as_slice(), b"c", b"c"]);
+        });
+    }
+
+    #[test]
+    fn a_duplicate_in_a_later_transaction_finds_the_earlier_row() {
+        each_store("a_duplicate_in_a_later_transaction", |store| {
+            let first = insert(store, &[message(Dialect::Standard, Some("evt_1"), b"a")]);
+            let again = insert(store, &[message(Dialect::Standard, Some("evt_1"), b"b")]);
+            let Stored::New(id) = first[0] else {
+                panic!("{first:?}")
+            };
+            assert_eq!(again, [Stored::Duplicate(id)]);
+        });
+    }
+
+    fn paypal_inbox(store: &TestStore) -> Vec<i64> {
+        insert(
+            store,
+            &[b"a=1", b"a=2", b"a=3"].map(|body| message(Dialect::Paypal, None, body)),
+        )
+        .into_iter()
+        .map(|stored| match stored {
+            Stored::New(id) => id,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn due_postbacks_come_oldest_first_and_backoff_defers_them() {
+        each_store("due_postbacks_come_oldest_first", |store| {
+            let ids = paypal_inbox(store);
+            let due = |now, max| store.read_with(|r| r.postbacks_due(now, max)).unwrap();
+            let got: Vec<i64> = due(100, 10).rows.iter().map(|r| r.id).collect();
+            assert_eq!(got, ids);
+            assert_eq!(due(100, 2).rows.len(), 2);
+
+            for (id, at) in [(ids[0], 500), (ids[1], 300)] {
+                assert!(record(
+                    store,
+                    Verification::Failed {
+                        id,
+                        attempts: 1,
+                        next_try_at: at,
+                        error: "refused".into(),
+                    }
+                ));
+            }
+            assert!(record(
+                store,
+                Verification::Answered {
+                    id: ids[2],
+                    answer: Answer::Invalid,
+                    at: 100,
+                }
+            ));
+            let waiting = due(100, 10);
+            assert!(waiting.rows.is_empty());
+            assert_eq!(waiting.next_at, Some(300));
+            let later = due(300, 10);
+            assert_eq!(later.rows.len(), 1);
+            assert_eq!(later.rows[0].id, ids[1]);
+            assert_eq!(later.rows[0].attempts, 1);
+        });
+    }
+
+    #[test]
+    fn a_postback_answer_settles_a_row_once() {
+        each_store("a_postback_answer_settles_a_row_once", |store| {
+            let ids = paypal_inbox(store);
+            let verified = Verification::Answered {
+                id: ids[0],
+                answer: Answer::Verified,
+                at: 42,
+            };
+            assert!(record(store, verified.clone()));
+            assert!(!record(store, verified), "already settled");
+            assert!(!record(
+                store,
+                Verification::Answered {
+                    id: ids[0],
+                    answer: Answer::Invalid,
+                    at: 43,
+                }
+            ));
+            let row = store.texts(&format!(
+                "SELECT status, verification, CAST(verified_at AS TEXT) FROM inbox
+                 WHERE id = {}",
+                ids[0]
+            ));
+            let some = |text: &str| Some(text.to_owned());
+            assert_eq!(row, [[some("verified"), some("VERIFIED"), some("42")]]);
+            let ready = store.read_with(|r| r.waiting(0, 10)).unwrap();
+            assert_eq!(ready.len(), 1, "verified: ready for the handler");
+            assert_eq!((ready[0].id, ready[0].dialect), (ids[0], Dialect::Paypal));
+        });
+    }
+
+    #[test]
+    fn no_waiting_row_means_nothing_to_wake_for() {
+        each_store("no_waiting_row_means_nothing_to_wake_for", |store| {
+            let waiting = store.read_with(|r| r.postbacks_due(0, 10)).unwrap();
+            assert!(waiting.rows.is_empty());
+            assert_eq!(waiting.next_at, None);
+        });
+    }
+
+    #[test]
+    fn a_failed_message_waits_for_its_retry_and_can_be_sent_back() {
+        each_store("a_failed_message_waits_for_its_retry", |store| {
+            let stored = insert(
+                store,
+                &[
+                    message(Dialect::Standard, Some("evt_1"), b"a"),
+                    message(Dialect::Standard, Some("evt_2"), b"b"),
+                ],
+            );
+            let [Stored::New(first), Stored::New(second)] = stored[..] else {
+                panic!("{stored:?}")
+            };
+            store
+                .write_with(|tx| {
+                    tx.record_failure(first, 1, "boom\0", 500)?;
+                    let handled = Handled {
+                        event_type: Some("payment.succeeded"),
+                        order_id: Some("ord_1"),
+                        ..Handled::default()
+                    };
+                    tx.mark_handled(second, Outcome::Failed, &handled, 7)
+                })
+                .unwrap();
+            let ids = |now| -> Vec<i64> {
+                store
+                    .read_with(move |r| r.waiting(now, 10))
+                    .unwrap()
+                    .iter()
+                    .map(|w| w.id)
+                    .collect()
+            };
+            assert_eq!(ids(499), [] as [i64; 0]);
+            assert_eq!(ids(500), [first]);
+            assert_eq!(store.read_with(|r| r.next_retry()).unwrap(), Some(500));
+            assert_eq!(store.read_with(|r| r.waiting_count()).unwrap(), 1);
+            assert_eq!(store.read_with(|r| r.last_handled_at()).unwrap(), Some(7));
+            let sent_back = store
+                .write_with(|tx| Ok((tx.requeue(second)?, tx.requeue(first)?)))
+                .unwrap();
+            assert_eq!(sent_back, (true, false), "only a failed one goes back");
+            assert_eq!(ids(0), [second]);
+        });
+    }
+}

@@ -85,3 +85,116 @@ pub trait SubscriptionWrites {
     /// Ties it to the order that bought it.
     fn set_subscription_order(&self, id: &str, order_id: &str) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::testing::each_store;
+
+    #[test]
+    fn what_was_heard_keeps_the_latest_or_the_first() {
+        each_store("what_was_heard_keeps_the_latest_or_the_first", |store| {
+            store
+                .write_with(|tx| {
+                    tx.ensure_subscription("sub_1", Some("ann@example.com"), None, 10)?;
+                    tx.ensure_subscription("sub_1", Some("bob@example.com"), Some("mer_1"), 11)?;
+                    tx.subscription_paid("sub_1", 300)?;
+                    tx.subscription_paid("sub_1", 200)?;
+                    tx.subscription_failed("sub_1", 250)?;
+                    tx.subscription_canceled("sub_1", 400)?;
+                    tx.subscription_canceled("sub_1", 500)?;
+                    tx.subscription_signed_up("sub_1", 100)?;
+                    tx.subscription_signed_up("sub_1", 150)?;
+                    tx.settle_subscription(
+                        "sub_1",
+                        SubscriptionStatus::Canceled,
+                        2,
+                        Some(900),
+                        12,
+                    )?;
+                    tx.settle_subscription("sub_1", SubscriptionStatus::Canceled, 2, Some(800), 13)
+                })
+                .unwrap();
+            let row = store
+                .read_with(|r| r.subscription("sub_1"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.customer_email.as_deref(), Some("ann@example.com"));
+            assert_eq!(row.status, SubscriptionStatus::Canceled);
+            assert_eq!((row.paid_through, row.cycles_paid), (Some(900), 2));
+            assert_eq!(
+                (row.signed_up_at, row.created_at, row.updated_at),
+                (Some(100), 10, 13)
+            );
+            let facts = store
+                .read_with(|r| r.subscription_facts("sub_1"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (facts.last_payment_at, facts.last_failure_at),
+                (Some(300), Some(250))
+            );
+            assert!(facts.canceled && !facts.expired && !facts.link_decided);
+            assert!(
+                store
+                    .read_with(|r| r.subscription("sub_2"))
+                    .unwrap()
+                    .is_none()
+            );
+        });
+    }
+
+    #[test]
+    fn paid_through_only_moves_later_and_a_missing_one_is_kept_missing() {
+        each_store("paid_through_only_moves_later", |store| {
+            let object: Subscription = serde_json::from_value(serde_json::json!({
+                "id": "sub_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+                "status": "active",
+                "merchant_id": "mer_01ARZ3NDEKTSV4RRFFQ69G5FAV",
+                "receiver_email": "shop@example.com",
+                "payer": {"email": "ann@example.com"},
+                "amount": 999,
+                "currency": "USD",
+                "interval": "month",
+                "interval_count": 1,
+                "created_at": "2026-01-01T00:00:00Z",
+            }))
+            .unwrap();
+            let paid_through = |store: &dyn crate::storage::Store| {
+                store
+                    .read_with(|r| r.subscription("sub_1"))
+                    .unwrap()
+                    .unwrap()
+                    .paid_through
+            };
+            store
+                .write_with(|tx| {
+                    tx.ensure_subscription("sub_1", None, None, 1)?;
+                    tx.save_subscription_object("sub_1", &object, None)
+                })
+                .unwrap();
+            assert_eq!(paid_through(store), None);
+            store
+                .write_with(|tx| {
+                    tx.save_subscription_object("sub_1", &object, Some(700))?;
+                    tx.save_subscription_object("sub_1", &object, Some(600))?;
+                    tx.save_subscription_object("sub_1", &object, None)?;
+                    tx.decide_subscription_link("sub_1")?;
+                    tx.set_subscription_order("sub_1", "ord_1")
+                })
+                .unwrap();
+            assert_eq!(paid_through(store), Some(700));
+            let facts = store
+                .read_with(|r| r.subscription_facts("sub_1"))
+                .unwrap()
+                .unwrap();
+            assert!(facts.link_decided);
+            assert_eq!(facts.object.as_ref(), Some(&object));
+            let row = store
+                .read_with(|r| r.subscription("sub_1"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.order_id.as_deref(), Some("ord_1"));
+        });
+    }
+}

@@ -254,3 +254,88 @@ pub fn subscription<R: Reads + ?Sized>(
     };
     Ok(Some((row, reads.subscription_emails(id)?)))
 }
+
+#[cfg(test)]
+mod tests {
+    use ipn_core::money::Currency;
+
+    use super::*;
+    use crate::storage::orders::tests::order;
+    use crate::storage::testing::each_store;
+
+    #[test]
+    fn orders_page_newest_first_without_gaps_or_repeats() {
+        each_store(
+            "orders_page_newest_first_without_gaps_or_repeats",
+            |store| {
+                store
+                    .write_with(|tx| {
+                        for (id, at) in [("ord_a", 1), ("ord_b", 2), ("ord_c", 2), ("ord_d", 3)] {
+                            let order = Order {
+                                total: Money::new(100, Currency::USD),
+                                lines: Vec::new(),
+                                created_at: at,
+                                ..order(id, id)
+                            };
+                            tx.insert_order(&order)?;
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+                let page = |before: Option<&'static str>| {
+                    store.read_with(move |r| r.orders_page(before, 2)).unwrap()
+                };
+                let ids = |page: &OrderPage| -> Vec<String> {
+                    page.orders.iter().map(|o| o.id.clone()).collect()
+                };
+                let first = page(None);
+                assert_eq!(ids(&first), ["ord_d", "ord_c"]);
+                assert_eq!(first.next_before.as_deref(), Some("ord_c"));
+                let second = page(Some("ord_c"));
+                assert_eq!(ids(&second), ["ord_b", "ord_a"]);
+                assert_eq!(second.next_before, None);
+                assert_eq!(second.orders[0].total.to_string(), "1.00 USD");
+                assert!(page(Some("ord_nope")).orders.is_empty());
+            },
+        );
+    }
+
+    #[test]
+    fn listings_show_messages_newest_first_or_by_order() {
+        each_store("listings_show_messages_newest_first_or_by_order", |store| {
+            store.execute(
+                "INSERT INTO inbox (id, received_at, dialect, headers, body, status, order_id,
+                     outcome, verification)
+                 VALUES (1, 10, 'paypal', '{}', '', 'processed', 'ord_a', 'applied', 'VERIFIED'),
+                        (2, 11, 'standard', '{}', '', 'received', NULL, NULL, NULL);",
+            );
+            let mine = store.read_with(|r| r.order_messages("ord_a")).unwrap();
+            assert_eq!(mine.len(), 1);
+            assert_eq!(mine[0].verification.as_deref(), Some("VERIFIED"));
+            assert_eq!(mine[0].outcome.as_deref(), Some("applied"));
+            let latest = store.read_with(|r| r.recent_messages(10)).unwrap();
+            assert_eq!(latest.iter().map(|m| m.id).collect::<Vec<_>>(), [2, 1]);
+            assert_eq!(store.read_with(|r| r.waiting_count()).unwrap(), 1);
+        });
+    }
+
+    #[test]
+    fn an_email_reads_with_its_bodies() {
+        each_store("an_email_reads_with_its_bodies", |store| {
+            store.execute(
+                "INSERT INTO emails (id, dedupe_key, kind, to_address, order_id, subject,
+                     text_body, html_body, status, attempts, next_try_at, created_at, sent_at)
+                 VALUES (4, 'k', 'download_link', 'ann@example.com', 'ord_a', 'Your download',
+                     'Get it: http://shop/downloads/x', '<p>Get it</p>', 'sent', 1, 0, 10, 11);",
+            );
+            let got = store.read_with(|r| r.email(4)).unwrap().unwrap();
+            assert_eq!(got.kind, "download_link");
+            assert_eq!(got.status, "sent");
+            assert_eq!(got.order_id.as_deref(), Some("ord_a"));
+            assert_eq!(got.text_body, "Get it: http://shop/downloads/x");
+            assert_eq!(got.html_body, "<p>Get it</p>");
+            assert_eq!(got.sent_at, Some(11));
+            assert_eq!(store.read_with(|r| r.email(5)).unwrap(), None);
+        });
+    }
+}

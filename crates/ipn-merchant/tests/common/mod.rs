@@ -1,16 +1,19 @@
 //! A real gateway and a real merchant server for each test: both on port 0,
-//! each with a fresh SQLite file. The inbox is read straight from the
-//! merchant's file, as an operator would.
+//! each with a fresh database of its own (a SQLite file, or with
+//! `IPN_TEST_DATABASE=postgres` a PostgreSQL database: `data.rs`). The
+//! inbox is read straight from the merchant's database, as an operator
+//! would.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod data;
 pub mod stack;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+pub use data::Data;
 use ipn_core::standard::WebhookSecret;
 use ipn_gateway::delivery::ssrf::NetworkPolicy;
-use ipn_gateway::{Database, EncryptionKey, Gateway};
+use ipn_gateway::{EncryptionKey, Gateway};
 use ipn_merchant::{Config, GatewayKey, Merchant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -24,7 +27,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestGateway {
     pub gateway: Gateway,
     pub url: String,
-    pub dir: tempfile::TempDir,
+    pub data: Data,
     client: reqwest::Client,
 }
 
@@ -38,9 +41,9 @@ impl TestGateway {
     /// A gateway on the test clock (which follows real time until advanced),
     /// with loopback endpoints allowed.
     pub async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let data = Data::new("gateway.db");
         let mut config = ipn_gateway::Config::new(
-            Database::Sqlite(dir.path().join("gateway.db")),
+            data.gateway_database(),
             ADMIN_KEY,
             EncryptionKey::generate().unwrap(),
         );
@@ -52,7 +55,7 @@ impl TestGateway {
         Self {
             gateway,
             url,
-            dir,
+            data,
             client: reqwest::Client::new(),
         }
     }
@@ -156,8 +159,8 @@ impl Bound {
 pub struct TestMerchant {
     pub merchant: Merchant,
     pub url: String,
-    pub database: PathBuf,
-    pub dir: tempfile::TempDir,
+    /// Its database, and its folder (mail, downloads).
+    pub data: Data,
     client: reqwest::Client,
 }
 
@@ -216,15 +219,16 @@ impl TestMerchant {
         secret: &str,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let database = dir.path().join("shop.db");
+        let data = Data::new("shop.db");
         let mut config = Config::new(
-            &database,
+            data.shop_database(),
             gateway_url,
             GatewayKey::new(key),
             WebhookSecret::parse(secret).unwrap(),
         );
-        config.mail_dir = dir.path().join("mail");
+        // In its folder on either database.
+        config.mail_dir = data.dir.path().join("mail");
+        config.downloads_dir = Some(data.dir.path().join("downloads"));
         // Tests that want reconciliation turn it on: it would otherwise
         // hand the shop copies of events the test means to deliver itself.
         config.reconcile_every = None;
@@ -234,8 +238,7 @@ impl TestMerchant {
         Self {
             url: merchant.url(),
             merchant,
-            database,
-            dir,
+            data,
             client: reqwest::Client::new(),
         }
     }
@@ -287,46 +290,36 @@ impl TestMerchant {
         (status, response.json().await.unwrap())
     }
 
-    /// How many rows `table` holds, read from the database file.
+    /// How many rows `table` holds, read from the database.
     pub fn count(&self, table: &str) -> i64 {
-        let conn = rusqlite::Connection::open(&self.database).unwrap();
-        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-            row.get(0)
-        })
-        .unwrap()
+        self.data.count(table)
     }
 
-    /// Every inbox row, in arrival order, read from the database file.
+    /// Every inbox row, in arrival order, read from the database.
     pub fn inbox(&self) -> Vec<InboxRow> {
-        let conn = rusqlite::Connection::open(&self.database).unwrap();
-        let mut statement = conn
-            .prepare(
+        self.data
+            .rows(
                 "SELECT id, dialect, webhook_id, headers, body, status, verification,
                      verified_at, postback_attempts, postback_error, outcome, outcome_detail
                  FROM inbox ORDER BY id",
+                &[],
             )
-            .unwrap();
-        statement
-            .query_map([], |row| {
-                let headers: String = row.get(3)?;
-                Ok(InboxRow {
-                    id: row.get(0)?,
-                    dialect: row.get(1)?,
-                    webhook_id: row.get(2)?,
-                    headers: serde_json::from_str(&headers).unwrap(),
-                    body: row.get(4)?,
-                    status: row.get(5)?,
-                    verification: row.get(6)?,
-                    verified_at: row.get(7)?,
-                    postback_attempts: row.get(8)?,
-                    postback_error: row.get(9)?,
-                    outcome: row.get(10)?,
-                    outcome_detail: row.get(11)?,
-                })
+            .into_iter()
+            .map(|row| InboxRow {
+                id: row[0].int(),
+                dialect: row[1].text(),
+                webhook_id: row[2].opt_text(),
+                headers: serde_json::from_str(&row[3].text()).unwrap(),
+                body: row[4].bytes(),
+                status: row[5].text(),
+                verification: row[6].opt_text(),
+                verified_at: row[7].opt_int(),
+                postback_attempts: row[8].int(),
+                postback_error: row[9].opt_text(),
+                outcome: row[10].opt_text(),
+                outcome_detail: row[11].opt_text(),
             })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+            .collect()
     }
 
     /// Waits up to `wait` until the inbox satisfies `done`; returns it.

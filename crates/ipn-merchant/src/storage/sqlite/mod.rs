@@ -164,15 +164,6 @@ pub(crate) mod tests {
         (dir, store)
     }
 
-    /// Runs raw SQL on the writer's connection (a test's own fixture).
-    pub(crate) fn try_execute(store: &Sqlite, sql: &str) -> rusqlite::Result<()> {
-        store.writer().execute_batch(sql)
-    }
-
-    pub(crate) fn execute(store: &Sqlite, sql: &str) {
-        try_execute(store, sql).unwrap();
-    }
-
     /// What `EXPLAIN QUERY PLAN` says of `sql`.
     pub(crate) fn plan(store: &Sqlite, sql: &str) -> Vec<String> {
         store
@@ -202,30 +193,5 @@ pub(crate) mod tests {
             ipn_storage::sqlite::migrate(&mut conn, MIGRATIONS).unwrap(),
             0
         );
-    }
-
-    #[test]
-    fn an_attempt_that_fails_on_its_own_is_undone_alone() {
-        let (_dir, sqlite) = store();
-        let store: &dyn Store = &sqlite;
-        store
-            .write(&mut |tx| {
-                tx.save_reconcile_cursor("evt_1", 1)?;
-                let failed = tx.attempt(&mut |tx| {
-                    tx.save_reconcile_cursor("evt_2", 2)?;
-                    anyhow::bail!("this message is broken")
-                })?;
-                assert!(failed.is_err());
-                // A constraint the work breaks is its own failure too.
-                let order = orders::tests::order("ord_1", "cs_1");
-                tx.insert_order(&order)?;
-                let again = tx.attempt(&mut |tx| tx.insert_order(&order))?;
-                assert!(again.is_err());
-                Ok(())
-            })
-            .unwrap();
-        let cursor = store.read_with(|r| r.reconcile_cursor()).unwrap();
-        assert_eq!(cursor.as_deref(), Some("evt_1"));
-        assert!(store.read_with(|r| r.order("ord_1")).unwrap().is_some());
     }
 }
