@@ -315,7 +315,15 @@ async fn retry_after_is_honoured_and_410_disables_the_endpoint() {
         a.iter().any(|x| x["response_status"] == 410)
     })
     .await;
-    let (_, endpoint) = gw.get(&shop.key, &format!("/v1/endpoints/{}", ep.id)).await;
+    // The attempt is recorded, then the endpoint disabled: two commits.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let endpoint = loop {
+        let (_, endpoint) = gw.get(&shop.key, &format!("/v1/endpoints/{}", ep.id)).await;
+        if endpoint["status"] == "disabled" || tokio::time::Instant::now() > deadline {
+            break endpoint;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(endpoint["status"], "disabled");
     assert_eq!(endpoint["disabled_reason"], "gone");
     // The merchant's other endpoint is told.
