@@ -9,7 +9,6 @@
 //! only after its write committed, which is what lets the API promise
 //! durability before it answers.
 
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -164,132 +163,22 @@ pub enum Written {
 /// Applies a batch in one transaction of `store`, one result per request, in
 /// order: a failing request rolls back alone (its result is the error); a
 /// failing commit fails the whole batch.
-///
-/// Runs of ingests and of attempt results (the bulk of a busy gateway's
-/// writes) are each applied as one group ([`Tx::insert_events`],
-/// [`Tx::record_attempts`]), which a database can write with one statement
-/// per table. A group that fails rolls back whole and its requests are
-/// applied again one by one, in a second transaction, so one bad request
-/// still fails alone.
 pub fn commit(
     store: &dyn Store,
     batch: &[WriteRequest],
 ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-    let groups = groups(batch);
-    let mut results = apply_groups(store, batch, &groups)?;
-    let failed: Vec<Range<usize>> = groups
-        .into_iter()
-        .filter(|group| group.len() > 1 && results[group.start].is_err())
-        .flat_map(|group| group.map(|index| index..index + 1))
-        .collect();
-    if !failed.is_empty() {
-        let mut again = apply_groups(store, batch, &failed)?;
-        for single in failed {
-            let index = single.start;
-            results[index] = std::mem::replace(&mut again[index], Err(anyhow!("moved")));
-        }
-    }
-    Ok(results)
-}
-
-/// Most requests in one group.
-const MAX_GROUP: usize = 512;
-
-/// The batch cut into groups: runs of ingests, runs of attempt results (a
-/// delivery at most once in a run), and every other request alone.
-/// Requests with an Idempotency-Key are alone too: each keeps its answer.
-fn groups(batch: &[WriteRequest]) -> Vec<Range<usize>> {
-    let mut groups: Vec<Range<usize>> = Vec::new();
-    let mut deliveries = std::collections::HashSet::new();
-    for (index, request) in batch.iter().enumerate() {
-        let joins = match groups.last() {
-            Some(last) if last.len() < MAX_GROUP && request.idempotency.is_none() => {
-                let previous = &batch[last.end - 1];
-                previous.idempotency.is_none()
-                    && match (&previous.write, &request.write) {
-                        (Write::Ingest(_), Write::Ingest(_)) => true,
-                        (Write::AttemptDone(_), Write::AttemptDone(done)) => {
-                            !deliveries.contains(&done.delivery_id)
-                        }
-                        _ => false,
-                    }
-            }
-            _ => false,
-        };
-        if let (true, Some(last)) = (joins, groups.last_mut()) {
-            last.end = index + 1;
-        } else {
-            deliveries.clear();
-            groups.push(index..index + 1);
-        }
-        if let Write::AttemptDone(done) = &request.write {
-            deliveries.insert(done.delivery_id);
-        }
-    }
-    groups
-}
-
-/// Applies each group as one item of a batch; every request of a group
-/// gets its group's outcome.
-fn apply_groups(
-    store: &dyn Store,
-    batch: &[WriteRequest],
-    groups: &[Range<usize>],
-) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
     let mut written: Vec<Option<Written>> = batch.iter().map(|_| None).collect();
-    let outcomes = store.write_batch(groups.len(), &mut |tx, index| {
-        let group = groups[index].clone();
-        let applied = apply_group(tx, &batch[group.clone()])?;
-        for (slot, done) in written[group].iter_mut().zip(applied) {
-            *slot = Some(done);
-        }
+    let results = store.write_batch(batch.len(), &mut |tx, index| {
+        written[index] = Some(apply_one(tx, &batch[index])?);
         Ok(())
     })?;
-    let mut results: Vec<Result<Written, StoreError>> = batch
-        .iter()
-        .map(|_| Err(anyhow!("not in this transaction")))
-        .collect();
-    for (group, outcome) in groups.iter().zip(outcomes) {
-        for index in group.clone() {
-            results[index] = match &outcome {
-                Ok(()) => written[index]
-                    .take()
-                    .ok_or_else(|| anyhow!("a committed write has no result")),
-                Err(error) => Err(anyhow!("{error:#}")),
-            };
-        }
-    }
-    Ok(results)
-}
-
-/// One group's writes through the transaction.
-fn apply_group(tx: &dyn Tx, group: &[WriteRequest]) -> Result<Vec<Written>, StoreError> {
-    if group.len() == 1 {
-        return Ok(vec![apply_one(tx, &group[0])?]);
-    }
-    if let Write::Ingest(_) = &group[0].write {
-        let events: Vec<&NewEvent> = group
-            .iter()
-            .filter_map(|request| match &request.write {
-                Write::Ingest(new) => Some(new),
-                _ => None,
-            })
-            .collect();
-        return Ok(tx
-            .insert_events(&events)?
-            .into_iter()
-            .map(Written::Ingested)
-            .collect());
-    }
-    let attempts: Vec<&AttemptDone> = group
-        .iter()
-        .filter_map(|request| match &request.write {
-            Write::AttemptDone(done) => Some(done),
-            _ => None,
+    Ok(results
+        .into_iter()
+        .zip(written)
+        .map(|(result, written)| {
+            result.and_then(|()| written.ok_or_else(|| anyhow!("a committed write has no result")))
         })
-        .collect();
-    tx.record_attempts(&attempts)?;
-    Ok(group.iter().map(|_| Written::Done).collect())
+        .collect())
 }
 
 /// A request: the first answer if its Idempotency-Key was used, else its
@@ -413,7 +302,7 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
-    use ipn_core::id::{EventId, MerchantId};
+    use ipn_core::id::MerchantId;
 
     fn merchant(key: &str) -> Merchant {
         Merchant {
@@ -460,87 +349,6 @@ mod tests {
                     .collect();
                 assert_eq!(names.len(), 2);
                 assert!(names.contains(&"a".to_owned()) && names.contains(&"c".to_owned()));
-            },
-        );
-    }
-
-    fn event(merchant: MerchantId, object: &str, n: u64) -> NewEvent {
-        let now = OffsetDateTime::now_utc();
-        let data = format!(r#"{{"id":"{object}","n":{n}}}"#);
-        let event_type = ipn_core::event::EventType::parse_lenient("bench.tick").unwrap();
-        let raw = serde_json::value::RawValue::from_string(data).unwrap();
-        let event = ipn_core::event::Event {
-            id: EventId::generate(now),
-            data: ipn_core::event::EventData::parse_new(&event_type, raw).unwrap(),
-            event_type,
-            created_at: now,
-            livemode: false,
-            sequence: 0,
-        };
-        NewEvent {
-            merchant_id: merchant,
-            object_id: crate::fanout::root_object(&event.data),
-            event,
-            endpoint_ids: Vec::new(),
-        }
-    }
-
-    fn sequence(written: &Result<Written, StoreError>) -> u64 {
-        match written {
-            Ok(Written::Ingested(ingested)) => {
-                let event: serde_json::Value = serde_json::from_slice(&ingested.body).unwrap();
-                event["sequence"].as_u64().unwrap()
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_run_of_ingests_numbers_each_object_in_order_and_a_bad_one_fails_alone() {
-        crate::storage::testing::each_store(
-            "a_run_of_ingests_numbers_each_object_in_order_and_a_bad_one_fails_alone",
-            |store| {
-                let shop = merchant("a");
-                let id = shop.id;
-                commit(store, &[request(Write::CreateMerchant(shop))]).unwrap();
-                let mut bad = event(id, "x", 9);
-                bad.endpoint_ids = vec![EndpointId::generate(OffsetDateTime::now_utc())];
-                let batch = [
-                    request(Write::Ingest(event(id, "x", 1))),
-                    request(Write::Ingest(event(id, "y", 1))),
-                    request(Write::Ingest(event(id, "x", 2))),
-                    request(Write::Remember),
-                    request(Write::Ingest(event(id, "x", 3))),
-                    // A delivery to an endpoint that does not exist breaks
-                    // a foreign key: this one fails, its neighbours commit.
-                    request(Write::Ingest(bad)),
-                    request(Write::Ingest(event(id, "y", 2))),
-                ];
-                let results = commit(store, &batch).unwrap();
-                assert!(results[5].is_err(), "{results:?}");
-                let numbers: Vec<u64> = [0, 1, 2, 4, 6]
-                    .iter()
-                    .map(|&i| sequence(&results[i]))
-                    .collect();
-                assert_eq!(numbers[0], 1);
-                assert_eq!(numbers[1], 1);
-                assert_eq!(numbers[2], 2);
-                // The run after the Remember failed whole and went again one
-                // by one, still numbering each object without a gap.
-                assert_eq!(numbers[3], 3);
-                assert_eq!(numbers[4], 2);
-                for (object, expected) in [("x", vec![1, 2, 3]), ("y", vec![1, 2])] {
-                    let stored: Vec<u64> = store
-                        .object_events(id, object)
-                        .unwrap()
-                        .iter()
-                        .map(|e| {
-                            let e: serde_json::Value = serde_json::from_slice(&e.body).unwrap();
-                            e["sequence"].as_u64().unwrap()
-                        })
-                        .collect();
-                    assert_eq!(stored, expected, "{object}");
-                }
             },
         );
     }

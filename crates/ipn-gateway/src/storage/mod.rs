@@ -149,19 +149,8 @@ pub trait Tx {
     /// Records an event with one pending delivery per endpoint, due at its
     /// creation. Its `sequence` is one more than the last of its object's.
     fn insert_event(&self, new: &NewEvent) -> Result<Ingested, StoreError>;
-    /// [`Tx::insert_event`] for several events, in order, all or none; a
-    /// database may write them with a few statements instead of a few each.
-    fn insert_events(&self, new: &[&NewEvent]) -> Result<Vec<Ingested>, StoreError> {
-        new.iter().map(|event| self.insert_event(event)).collect()
-    }
     /// Records an attempt's outcome and moves its delivery on.
     fn record_attempt(&self, done: &AttemptDone) -> Result<(), StoreError>;
-    /// [`Tx::record_attempt`] for several attempts, in order, all or none,
-    /// at most one per delivery.
-    fn record_attempts(&self, done: &[&AttemptDone]) -> Result<(), StoreError> {
-        done.iter()
-            .try_for_each(|attempt| self.record_attempt(attempt))
-    }
     /// Puts the event's deliveries to these endpoints back to pending, due
     /// `now`, creating those that never existed.
     fn resend(

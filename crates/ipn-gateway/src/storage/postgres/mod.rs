@@ -305,16 +305,8 @@ impl Tx for PgTx<'_> {
         events::insert(self.conn, new)
     }
 
-    fn insert_events(&self, new: &[&NewEvent]) -> Result<Vec<Ingested>, StoreError> {
-        events::insert_many(self.conn, new)
-    }
-
     fn record_attempt(&self, done: &AttemptDone) -> Result<(), StoreError> {
         deliveries::record_attempt(self.conn, done)
-    }
-
-    fn record_attempts(&self, done: &[&AttemptDone]) -> Result<(), StoreError> {
-        deliveries::record_attempts(self.conn, done)
     }
 
     fn resend(
