@@ -4,7 +4,10 @@
 //! empty database. The cipher is `crate::secrets`; the SQL is each store's.
 
 use anyhow::anyhow;
+use ipn_core::id::EndpointId;
+use ipn_core::standard::WebhookSecret;
 
+use crate::model::Endpoint;
 use crate::secrets::EncryptionKey;
 use crate::storage::StoreError;
 
@@ -18,6 +21,44 @@ pub(crate) const OWN_SECRETS: &[&str] = &["idempotency_hash_key"];
 /// Where a sealed endpoint secret belongs.
 pub(crate) fn endpoint_place(column: &str, id: &str) -> String {
     format!("endpoints.{column} {id}")
+}
+
+/// An endpoint's secrets sealed for their row and column: the current one,
+/// and the rotated-out one while it overlaps.
+pub(crate) fn seal_endpoint_secrets(
+    key: &EncryptionKey,
+    endpoint: &Endpoint,
+) -> Result<(String, Option<String>), StoreError> {
+    let id = endpoint.id.to_string();
+    let secret = key.seal(
+        endpoint.secret.reveal().as_bytes(),
+        &endpoint_place("secret", &id),
+    )?;
+    let previous = match &endpoint.previous_secret {
+        Some((previous, _)) => Some(key.seal(
+            previous.reveal().as_bytes(),
+            &endpoint_place("previous_secret", &id),
+        )?),
+        None => None,
+    };
+    Ok((secret, previous))
+}
+
+/// An endpoint's secret, opened from its column. The key was checked at
+/// start, so a value that does not open was changed or moved.
+pub(crate) fn open_endpoint_secret(
+    key: &EncryptionKey,
+    sealed: &str,
+    column: &str,
+    id: EndpointId,
+) -> Result<WebhookSecret, StoreError> {
+    let place = endpoint_place(column, &id.to_string());
+    let opened = key
+        .open(sealed, &place)
+        .map_err(|e| anyhow!("{place}: {e}"))?;
+    let text =
+        String::from_utf8(opened).map_err(|_| anyhow!("{place}: not UTF-8 once decrypted"))?;
+    WebhookSecret::parse(&text).map_err(|e| anyhow!("{place}: {e}"))
 }
 
 /// Where one of the gateway's own sealed secrets belongs.

@@ -4,14 +4,13 @@
 use anyhow::{Context as _, anyhow};
 use ipn_core::Dialect;
 use ipn_core::id::{EndpointId, MerchantId};
-use ipn_core::standard::WebhookSecret;
 use ipn_storage::postgres::{Conn, Row, parse_column, text};
 
 use crate::clock::Millis;
 use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, Merchant};
 use crate::secrets::EncryptionKey;
 use crate::storage::StoreError;
-use crate::storage::sealed::endpoint_place;
+use crate::storage::sealed::{open_endpoint_secret, seal_endpoint_secrets};
 
 pub(super) fn merchants(conn: &Conn) -> Result<Vec<Merchant>, StoreError> {
     conn.query(
@@ -85,14 +84,7 @@ pub(super) fn disable(
 pub(super) fn save(tx: &Conn, key: &EncryptionKey, e: &Endpoint) -> Result<(), StoreError> {
     let events = serde_json::to_string(&e.filter.entries())?;
     let id = e.id.to_string();
-    let secret = key.seal(e.secret.reveal().as_bytes(), &endpoint_place("secret", &id))?;
-    let previous_secret = match &e.previous_secret {
-        Some((previous, _)) => Some(key.seal(
-            previous.reveal().as_bytes(),
-            &endpoint_place("previous_secret", &id),
-        )?),
-        None => None,
-    };
+    let (secret, previous_secret) = seal_endpoint_secrets(key, e)?;
     tx.execute(
         "INSERT INTO endpoints
            (id, merchant_id, url, dialect, events, ordered, description, secret,
@@ -163,21 +155,4 @@ fn endpoint_from_row(row: &Row, key: &EncryptionKey) -> Result<Endpoint, StoreEr
         failing_since: row.try_get(12)?,
         created_at: row.try_get(13)?,
     })
-}
-
-/// An endpoint's secret, opened from its column. The key was checked at
-/// start, so a value that does not open was changed or moved.
-fn open_endpoint_secret(
-    key: &EncryptionKey,
-    sealed: &str,
-    column: &str,
-    id: EndpointId,
-) -> Result<WebhookSecret, StoreError> {
-    let place = endpoint_place(column, &id.to_string());
-    let opened = key
-        .open(sealed, &place)
-        .map_err(|e| anyhow!("{place}: {e}"))?;
-    let text =
-        String::from_utf8(opened).map_err(|_| anyhow!("{place}: not UTF-8 once decrypted"))?;
-    WebhookSecret::parse(&text).map_err(|e| anyhow!("{place}: {e}"))
 }

@@ -3,7 +3,6 @@
 
 use ipn_core::Dialect;
 use ipn_core::id::{EndpointId, MerchantId};
-use ipn_core::standard::WebhookSecret;
 use ipn_storage::sqlite::{conversion, parse_column};
 use rusqlite::{Connection, Row, params};
 
@@ -11,7 +10,7 @@ use crate::clock::Millis;
 use crate::model::{Disabled, DisabledReason, Endpoint, EventFilter, Merchant};
 use crate::secrets::EncryptionKey;
 use crate::storage::StoreError;
-use crate::storage::sealed::endpoint_place;
+use crate::storage::sealed::{open_endpoint_secret, seal_endpoint_secrets};
 
 pub(super) fn merchants(conn: &Connection) -> Result<Vec<Merchant>, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -80,14 +79,7 @@ pub(super) fn disable(
 pub(super) fn save(tx: &Connection, key: &EncryptionKey, e: &Endpoint) -> Result<(), StoreError> {
     let events = serde_json::to_string(&e.filter.entries())?;
     let id = e.id.to_string();
-    let secret = key.seal(e.secret.reveal().as_bytes(), &endpoint_place("secret", &id))?;
-    let previous_secret = match &e.previous_secret {
-        Some((previous, _)) => Some(key.seal(
-            previous.reveal().as_bytes(),
-            &endpoint_place("previous_secret", &id),
-        )?),
-        None => None,
-    };
+    let (secret, previous_secret) = seal_endpoint_secrets(key, e)?;
     tx.prepare_cached(
         "INSERT OR REPLACE INTO endpoints
            (id, merchant_id, url, dialect, events, ordered, description, secret,
@@ -124,10 +116,12 @@ fn endpoint_from_row(row: &Row<'_>, key: &EncryptionKey) -> rusqlite::Result<End
     let entries: Vec<String> = serde_json::from_str(row.get_ref(4)?.as_str()?)
         .map_err(|e| conversion(4, e.to_string()))?;
     let filter = EventFilter::parse(&entries, dialect).map_err(|e| conversion(4, e.to_string()))?;
-    let secret = open_endpoint_secret(key, row.get_ref(7)?.as_str()?, "secret", id, 7)?;
+    let secret = open_endpoint_secret(key, row.get_ref(7)?.as_str()?, "secret", id)
+        .map_err(|e| conversion(7, format!("{e:#}")))?;
     let previous_secret = match row.get_ref(8)?.as_str_or_null()? {
         Some(text) => Some((
-            open_endpoint_secret(key, text, "previous_secret", id, 8)?,
+            open_endpoint_secret(key, text, "previous_secret", id)
+                .map_err(|e| conversion(8, format!("{e:#}")))?,
             row.get::<_, Option<Millis>>(9)?.unwrap_or(0),
         )),
         None => None,
@@ -154,22 +148,4 @@ fn endpoint_from_row(row: &Row<'_>, key: &EncryptionKey) -> rusqlite::Result<End
         failing_since: row.get(12)?,
         created_at: row.get(13)?,
     })
-}
-
-/// An endpoint's secret, opened from its column. The key was checked at
-/// start, so a value that does not open was changed or moved.
-fn open_endpoint_secret(
-    key: &EncryptionKey,
-    sealed: &str,
-    column: &str,
-    id: EndpointId,
-    index: usize,
-) -> rusqlite::Result<WebhookSecret> {
-    let place = endpoint_place(column, &id.to_string());
-    let opened = key
-        .open(sealed, &place)
-        .map_err(|e| conversion(index, format!("{place}: {e}")))?;
-    let text = String::from_utf8(opened)
-        .map_err(|_| conversion(index, format!("{place}: not UTF-8 once decrypted")))?;
-    WebhookSecret::parse(&text).map_err(|e| conversion(index, format!("{place}: {e}")))
 }
