@@ -3,7 +3,7 @@
 //! open), and the key check that refuses a wrong key at start, even on an
 //! empty database. The cipher is `crate::secrets`; the SQL is each store's.
 
-use anyhow::anyhow;
+use anyhow::{Context as _, anyhow};
 use ipn_core::id::EndpointId;
 use ipn_core::standard::WebhookSecret;
 
@@ -59,6 +59,24 @@ pub(crate) fn open_endpoint_secret(
     let text =
         String::from_utf8(opened).map_err(|_| anyhow!("{place}: not UTF-8 once decrypted"))?;
     WebhookSecret::parse(&text).map_err(|e| anyhow!("{place}: {e}"))
+}
+
+/// Seals a value a store kept in plain text (from before the database had
+/// a key). A value already sealed where plain text is expected was not
+/// written by the gateway: an error, never sealed twice.
+pub(crate) fn seal_plain(
+    key: &EncryptionKey,
+    value: &[u8],
+    place: &str,
+) -> Result<String, StoreError> {
+    if crate::secrets::is_sealed(value) {
+        return Err(anyhow!(
+            "{place} is already encrypted where plain text was expected: the database \
+             was changed outside the gateway"
+        ));
+    }
+    key.seal(value, place)
+        .with_context(|| format!("encrypting {place}"))
 }
 
 /// Where one of the gateway's own sealed secrets belongs.

@@ -7,10 +7,10 @@ use anyhow::{Context as _, anyhow};
 use ipn_storage::postgres::Conn;
 use ring::rand::{SecureRandom as _, SystemRandom};
 
-use crate::secrets::{self, EncryptionKey};
+use crate::secrets::EncryptionKey;
 use crate::storage::StoreError;
 use crate::storage::sealed::{
-    KEY_CHECK, OWN_SECRETS, check_key, endpoint_place, key_check, secret_place,
+    KEY_CHECK, OWN_SECRETS, check_key, endpoint_place, key_check, seal_plain, secret_place,
 };
 
 /// Serializes the first start of several processes on one new database:
@@ -49,16 +49,7 @@ fn seal(conn: &Conn, key: &EncryptionKey) -> Result<usize, StoreError> {
         }
         None => true,
     };
-    let seal = |value: &[u8], place: &str| {
-        if secrets::is_sealed(value) {
-            return Err(anyhow!(
-                "{place} is already encrypted where plain text was expected: the database \
-                 was changed outside the gateway"
-            ));
-        }
-        key.seal(value, place)
-            .with_context(|| format!("encrypting {place}"))
-    };
+    let seal = |value: &[u8], place: &str| seal_plain(key, value, place);
     let mut sealed = 0;
     if first {
         let rows = conn.query("SELECT id, secret, previous_secret FROM endpoints", &[])?;

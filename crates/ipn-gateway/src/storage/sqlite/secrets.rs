@@ -2,12 +2,14 @@
 //! sign is stored sealed with the encryption key (`crate::secrets`), and a
 //! wrong key is refused at start, even on an empty database.
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
-use crate::secrets::{self, EncryptionKey};
+use crate::secrets::EncryptionKey;
 use crate::storage::StoreError;
-use crate::storage::sealed::{KEY_CHECK, check_key, endpoint_place, key_check, secret_place};
+use crate::storage::sealed::{
+    KEY_CHECK, check_key, endpoint_place, key_check, seal_plain, secret_place,
+};
 
 /// Checks `key` against the database's key check. A database without one
 /// (new, or written by a release that stored secrets in plain text) gets
@@ -52,17 +54,7 @@ fn seal_plaintext(conn: &mut Connection, key: &EncryptionKey) -> Result<usize, S
         }
         None => true,
     };
-    let seal = |value: &[u8], place: &str| {
-        if secrets::is_sealed(value) {
-            // Sealed where plain text is expected: not written by the gateway.
-            return Err(anyhow!(
-                "{place} is already encrypted where plain text was expected: the database \
-                 was changed outside the gateway"
-            ));
-        }
-        key.seal(value, place)
-            .with_context(|| format!("encrypting {place}"))
-    };
+    let seal = |value: &[u8], place: &str| seal_plain(key, value, place);
     let mut sealed = 0;
     if first {
         let endpoints = tx
